@@ -1,0 +1,151 @@
+"""Fan-out: turn one update into delivery rows, one task per batch.
+
+The audience is streamed in pages (keyset pagination on contact points), rows are bulk-inserted a
+batch at a time and each batch is handed to the queue as soon as it is committed, so memory stays flat
+whatever the audience size and the first deliveries start while later pages are still being read.
+Re-running a fan-out is safe: rows are unique per (update, channel, address) and inserts skip
+existing ones; a batch with nothing left to claim is a no-op for the deliverer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from channels.base import ChannelKind
+from dispatcher.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
+from dispatcher.publish import get_update
+from dispatcher.runtime import Runtime
+from dispatcher.store.schema import contact_points, deliveries, incidents, subscribers, updates
+from dispatcher.task_queue import BatchRef, TaskQueue
+
+BROADCAST_ADDRESS = "public"
+
+
+@dataclass
+class FanoutSummary:
+    update_id: int
+    rows: dict[ChannelKind, int] = field(default_factory=dict)
+    batches: dict[ChannelKind, int] = field(default_factory=dict)
+
+
+def _insert_ignoring_existing(conn: Connection) -> Insert:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(deliveries).on_conflict_do_nothing(
+        index_elements=["update_id", "channel", "address"]
+    )
+
+
+def _audience_page(
+    conn: Connection, channel: ChannelKind, update: Update, incident: Incident, after: int, size: int
+) -> list[Any]:
+    query = (
+        select(
+            contact_points.c.id,
+            contact_points.c.address,
+            contact_points.c.opted_out,
+            contact_points.c.subscriber_id,
+            subscribers.c.locale,
+            subscribers.c.components,
+        )
+        .join(subscribers, subscribers.c.id == contact_points.c.subscriber_id)
+        .where(contact_points.c.channel == channel.value, contact_points.c.id > after)
+        .where(subscribers.c.min_severity_rank <= Severity(incident.severity).rank)
+        .order_by(contact_points.c.id)
+        .limit(size)
+    )
+    if update.audience is Audience.INTERNAL:
+        query = query.where(subscribers.c.internal.is_(True))
+    return list(conn.execute(query))
+
+
+def _audience(rt: Runtime, channel: ChannelKind, update: Update, incident: Incident) -> Iterator[Any]:
+    """Contact points owed this update on ``channel``, filtered by the subscribers' preferences."""
+    affected = set(incident.components)
+    after = 0
+    while True:
+        with rt.engine.connect() as conn:
+            page = _audience_page(conn, channel, update, incident, after, rt.settings.fanout_page_size)
+        if not page:
+            return
+        for row in page:
+            followed = row.components or []
+            if followed and affected and not affected.intersection(followed):
+                continue
+            yield row
+        after = page[-1].id
+
+
+def _row(update_id: int, channel: ChannelKind, batch: int, now: datetime, *, address: str,
+         subscriber_id: int | None, contact_point_id: int | None, locale: str,
+         opted_out: bool) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "channel": channel.value,
+        "address": address,
+        "subscriber_id": subscriber_id,
+        "contact_point_id": contact_point_id,
+        "locale": locale,
+        "batch": batch,
+        "state": (DeliveryState.SUPPRESSED if opted_out else DeliveryState.QUEUED).value,
+        "attempts": 0,
+        "last_error": "opted out" if opted_out else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _flush(rt: Runtime, queue: TaskQueue, ref: BatchRef, rows: list[dict[str, Any]]) -> None:
+    with rt.engine.begin() as conn:
+        conn.execute(_insert_ignoring_existing(conn), rows)
+    queue.submit_batch(ref)
+
+
+def _fan_out_channel(rt: Runtime, queue: TaskQueue, update: Update, incident: Incident,
+                     channel: ChannelKind, summary: FanoutSummary) -> None:
+    now = rt.clock.now()
+    if channel.is_broadcast:
+        row = _row(update.id, channel, 0, now, address=BROADCAST_ADDRESS, subscriber_id=None,
+                   contact_point_id=None, locale="en", opted_out=False)
+        _flush(rt, queue, BatchRef(update.id, channel, 0), [row])
+        summary.rows[channel], summary.batches[channel] = 1, 1
+        return
+    size = rt.batch_size(channel)
+    batch, count, pending = 0, 0, []
+    for cp in _audience(rt, channel, update, incident):
+        pending.append(_row(update.id, channel, batch, now, address=cp.address, subscriber_id=cp.subscriber_id,
+                            contact_point_id=cp.id, locale=cp.locale, opted_out=cp.opted_out))
+        if len(pending) == size:
+            _flush(rt, queue, BatchRef(update.id, channel, batch), pending)
+            count += len(pending)
+            batch, pending = batch + 1, []
+    if pending:
+        _flush(rt, queue, BatchRef(update.id, channel, batch), pending)
+        count += len(pending)
+        batch += 1
+    summary.rows[channel], summary.batches[channel] = count, batch
+
+
+def fan_out(rt: Runtime, update_id: int, queue: TaskQueue) -> FanoutSummary:
+    """Write the delivery rows of ``update_id`` and submit one deliver task per batch."""
+    upd = get_update(rt, update_id)
+    summary = FanoutSummary(update_id)
+    if upd.state is UpdateState.FANNED_OUT:
+        return summary
+    with rt.engine.connect() as conn:
+        inc_row = conn.execute(select(incidents).where(incidents.c.id == upd.incident_id)).mappings().one()
+    incident = Incident.model_validate(dict(inc_row))
+    for channel in upd.channels:
+        _fan_out_channel(rt, queue, upd, incident, channel, summary)
+    with rt.engine.begin() as conn:
+        conn.execute(
+            update(updates)
+            .where(updates.c.id == update_id)
+            .values(state=UpdateState.FANNED_OUT.value, fanned_out_at=rt.clock.now())
+        )
+    return summary

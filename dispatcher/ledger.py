@@ -1,0 +1,146 @@
+"""Writing outcomes to the ledger of deliveries, and reading it back per update.
+
+Writes are grouped: rows that share an outcome (and, for SendGrid, one provider message id per
+request) are finished by one UPDATE, so a 1,000-recipient batch costs a handful of statements.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from channels.base import ChannelKind
+from dispatcher.models import DeliveryState
+from dispatcher.store.schema import deliveries, delivery_attempts
+from dispatcher.task_queue import BatchRef
+
+
+def _in_flight(ids: Sequence[int]) -> Any:
+    return deliveries.c.id.in_(ids) & (deliveries.c.state == DeliveryState.SENDING.value)
+
+
+def mark_sent(conn: Connection, provider: str, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+    """Finish rows as sent; ``sent`` holds (delivery id, provider message id)."""
+    by_message: dict[str | None, list[int]] = defaultdict(list)
+    for delivery_id, message_id in sent:
+        by_message[message_id].append(delivery_id)
+    shared = {m: ids for m, ids in by_message.items() if len(ids) > 1}
+    for message_id, ids in shared.items():
+        conn.execute(
+            update(deliveries)
+            .where(_in_flight(ids))
+            .values(state=DeliveryState.SENT.value, provider=provider, provider_message_id=message_id,
+                    sent_at=now, updated_at=now, lease_until=None, last_error=None, next_attempt_at=None)
+        )
+    singles = [
+        {"b_id": ids[0], "b_message_id": m} for m, ids in by_message.items() if len(ids) == 1
+    ]
+    if singles:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
+            .where(deliveries.c.state == DeliveryState.SENDING.value)
+            .values(state=DeliveryState.SENT.value, provider=provider,
+                    provider_message_id=bindparam("b_message_id"), sent_at=now, updated_at=now,
+                    lease_until=None, last_error=None, next_attempt_at=None),
+            singles,
+        )
+
+
+def mark_failed(conn: Connection, provider: str | None, failed: Sequence[tuple[int, str]],
+                now: datetime, state: DeliveryState = DeliveryState.FAILED) -> None:
+    if not failed:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .where(deliveries.c.state == DeliveryState.SENDING.value)
+        .values(state=state.value, provider=provider, last_error=bindparam("b_error"),
+                updated_at=now, lease_until=None, next_attempt_at=None),
+        [{"b_id": i, "b_error": e[:2000]} for i, e in failed],
+    )
+
+
+def mark_retry(conn: Connection, provider: str | None, retry: Sequence[tuple[int, str, float]],
+               now: datetime) -> None:
+    """Put rows back in the queue, owed again after their delay (seconds)."""
+    if not retry:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .where(deliveries.c.state == DeliveryState.SENDING.value)
+        .values(state=DeliveryState.QUEUED.value, provider=provider, last_error=bindparam("b_error"),
+                next_attempt_at=bindparam("b_at"), updated_at=now, lease_until=None),
+        [{"b_id": i, "b_error": e[:2000], "b_at": now + timedelta(seconds=d)} for i, e, d in retry],
+    )
+
+
+@dataclass
+class AttemptRecord:
+    ref: BatchRef
+    provider: str
+    size: int
+    outcome: str
+    started_at: datetime
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+def log_attempt(conn: Connection, record: AttemptRecord, finished_at: datetime) -> None:
+    conn.execute(
+        insert(delivery_attempts).values(
+            update_id=record.ref.update_id, channel=record.ref.channel.value, batch=record.ref.batch,
+            provider=record.provider, size=record.size, outcome=record.outcome, sent=record.sent,
+            retrying=record.retrying, failed=record.failed,
+            error=(record.error or "")[:2000] or None,
+            started_at=record.started_at, finished_at=finished_at,
+        )
+    )
+
+
+@dataclass
+class ChannelStatus:
+    channel: ChannelKind
+    counts: dict[DeliveryState, int] = field(default_factory=dict)
+
+    @property
+    def owed(self) -> int:
+        return self.counts.get(DeliveryState.QUEUED, 0) + self.counts.get(DeliveryState.SENDING, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, state: DeliveryState) -> int:
+        return self.counts.get(state, 0)
+
+
+def update_status(conn: Connection, update_id: int) -> list[ChannelStatus]:
+    """Per channel: how many rows are in each state for ``update_id``."""
+    rows = conn.execute(
+        select(deliveries.c.channel, deliveries.c.state, func.count())
+        .where(deliveries.c.update_id == update_id)
+        .group_by(deliveries.c.channel, deliveries.c.state)
+    )
+    result: dict[ChannelKind, ChannelStatus] = {}
+    for channel, state, count in rows:
+        kind = ChannelKind(channel)
+        result.setdefault(kind, ChannelStatus(kind)).counts[DeliveryState(state)] = int(count)
+    return [result[k] for k in ChannelKind if k in result]
+
+
+def providers_used(conn: Connection, update_id: int) -> dict[tuple[ChannelKind, str], int]:
+    rows = conn.execute(
+        select(deliveries.c.channel, deliveries.c.provider, func.count())
+        .where(deliveries.c.update_id == update_id, deliveries.c.state == DeliveryState.SENT.value)
+        .group_by(deliveries.c.channel, deliveries.c.provider)
+    )
+    return {(ChannelKind(c), p or "?"): int(n) for c, p, n in rows}

@@ -1,0 +1,35 @@
+"""Rendered messages, cached per update × channel × locale (an update never changes once published)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from channels.base import ChannelKind, Message
+from dispatcher.models import Incident
+from dispatcher.publish import get_update
+from dispatcher.rendering import RenderContext
+from dispatcher.runtime import Runtime
+from dispatcher.store.schema import incidents
+
+CACHE_LIMIT = 512
+
+
+def render_context(rt: Runtime, update_id: int) -> RenderContext:
+    update = get_update(rt, update_id)
+    with rt.engine.connect() as conn:
+        row = conn.execute(select(incidents).where(incidents.c.id == update.incident_id)).mappings().one()
+    incident = Incident.model_validate(dict(row))
+    return RenderContext.from_models(
+        incident, update, rt.settings.organisation, rt.settings.status_page_url
+    ).model_copy(update={"incident_status": update.status})
+
+
+def render_for(rt: Runtime, update_id: int, channel: ChannelKind, locale: str) -> Message:
+    key = (update_id, channel, locale)
+    cached = rt.render_cache.get(key)
+    if cached is None:
+        if len(rt.render_cache) >= CACHE_LIMIT:
+            rt.render_cache.clear()
+        cached = rt.renderer.render(channel, render_context(rt, update_id), locale)
+        rt.render_cache[key] = cached
+    return cached

@@ -1,0 +1,175 @@
+"""The domain's nouns (see DESIGN.md "Words"), as pydantic models.
+
+These are what the CLI and the API accept and show; the store maps them to tables.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from channels.base import ChannelKind
+
+__all__ = [
+    "Audience",
+    "ChannelKind",
+    "ContactPoint",
+    "Delivery",
+    "DeliveryState",
+    "Incident",
+    "IncidentDraft",
+    "IncidentStatus",
+    "Severity",
+    "Subscriber",
+    "Update",
+    "UpdateDraft",
+    "UpdateState",
+]
+
+
+class IncidentStatus(enum.StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class Severity(enum.StrEnum):
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class Audience(enum.StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+
+
+class UpdateState(enum.StrEnum):
+    """Where an update is in its own life: persisted, then its delivery rows written."""
+
+    PENDING = "pending"
+    FANNED_OUT = "fanned_out"
+
+
+class DeliveryState(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    SUPERSEDED = "superseded"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (DeliveryState.QUEUED, DeliveryState.SENDING)
+
+
+class Incident(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    components: list[str]
+    opened_at: datetime
+    updated_at: datetime
+
+
+class IncidentDraft(BaseModel):
+    """What opening an incident takes."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=3, max_length=200)
+    severity: Severity = Severity.MAJOR
+    components: list[str] = Field(default_factory=list)
+
+    @field_validator("components")
+    @classmethod
+    def _clean_components(cls, value: list[str]) -> list[str]:
+        cleaned = [c.strip() for c in value if c.strip()]
+        return list(dict.fromkeys(cleaned))
+
+
+class UpdateDraft(BaseModel):
+    """What publishing an update takes. Validated before anything is written."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    incident_id: int
+    status: IncidentStatus
+    message: str = Field(min_length=1, max_length=4000)
+    next_update_at: datetime | None = None
+    audience: Audience = Audience.PUBLIC
+    channels: list[ChannelKind] | None = None
+    """Restrict to these channels; None means every configured channel the audience uses."""
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Update(BaseModel):
+    """A published statement about an incident. Immutable: nothing changes it once published."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    id: int
+    incident_id: int
+    status: IncidentStatus
+    message: str
+    next_update_at: datetime | None
+    audience: Audience
+    channels: list[ChannelKind]
+    idempotency_key: str | None
+    state: UpdateState
+    published_at: datetime
+
+
+class ContactPoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    channel: ChannelKind
+    address: str
+    secret: str | None = Field(default=None, repr=False)
+    opted_out: bool = False
+
+
+class Subscriber(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int | None = None
+    external_id: str | None = None
+    name: str | None = None
+    locale: str = "en"
+    components: list[str] = Field(default_factory=list)
+    """Components this subscriber follows; empty means all."""
+    min_severity: Severity = Severity.MINOR
+    internal: bool = False
+    """Staff and support: they get internal updates as well as public ones."""
+    contact_points: list[ContactPoint] = Field(default_factory=list)
+
+
+class Delivery(BaseModel):
+    """One (update, channel, address) row of the ledger."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    update_id: int
+    channel: ChannelKind
+    address: str
+    subscriber_id: int | None
+    state: DeliveryState
+    attempts: int
+    provider: str | None
+    provider_message_id: str | None
+    last_error: str | None
+    batch: int
+    next_attempt_at: datetime | None
+    updated_at: datetime

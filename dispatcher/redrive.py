@@ -1,0 +1,56 @@
+"""Find work the database says is owed and hand it to the queue again.
+
+Run by a periodic tick (Celery beat in production, a timer in the embedded runner): updates never fanned
+out, batches whose retry time has come, and rows claimed by a worker whose lease ran out. Submitting a
+batch twice is harmless: rows are claimed atomically, so the second task finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select
+
+from channels.base import ChannelKind
+from dispatcher.models import DeliveryState, UpdateState
+from dispatcher.runtime import Runtime
+from dispatcher.store.schema import deliveries, updates
+from dispatcher.task_queue import BatchRef, TaskQueue
+
+
+@dataclass(frozen=True)
+class Redriven:
+    updates: int
+    batches: int
+
+
+def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redriven:
+    """Submit what is owed now. Fresh work younger than ``stale_after`` seconds is left to its task."""
+    now = rt.clock.now()
+    stale = now - timedelta(seconds=stale_after)
+    with rt.engine.connect() as conn:
+        pending = conn.execute(
+            select(updates.c.id).where(
+                updates.c.state == UpdateState.PENDING.value, updates.c.published_at <= stale
+            ).order_by(updates.c.id)
+        ).scalars().all()
+        due = conn.execute(
+            select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
+            .where(
+                or_(
+                    and_(deliveries.c.state == DeliveryState.QUEUED.value,
+                         deliveries.c.next_attempt_at <= now),
+                    and_(deliveries.c.state == DeliveryState.QUEUED.value,
+                         deliveries.c.next_attempt_at.is_(None), deliveries.c.updated_at <= stale),
+                    and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
+                )
+            )
+            .distinct()
+            .order_by(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
+        ).all()
+    for update_id in pending:
+        queue.submit_fanout(update_id)
+    for update_id, channel, batch in due:
+        queue.submit_batch(BatchRef(update_id, ChannelKind(channel), batch))
+    return Redriven(len(pending), len(due))

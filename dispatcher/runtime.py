@@ -1,0 +1,69 @@
+"""Everything a dispatcher function needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from channels import registry
+from channels.base import Adapter, ChannelKind, Message
+from dispatcher.clock import Clock, SystemClock
+from dispatcher.errors import ConfigurationError, NotInitialised
+from dispatcher.rendering import Renderer
+from dispatcher.settings import Settings
+from dispatcher.store.engine import get_engine, is_initialised
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    renderer: Renderer
+    clock: Clock = field(default_factory=SystemClock)
+    render_cache: dict[tuple[int, ChannelKind, str], Message] = field(default_factory=dict)
+    _adapters: dict[str, Adapter] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def adapter(self, provider: str) -> Adapter:
+        """The adapter for ``provider``, created on first use and kept (it may pool connections)."""
+        with self._lock:
+            if provider not in self._adapters:
+                try:
+                    self._adapters[provider] = registry.create(
+                        provider, self.settings.provider_options(provider)
+                    )
+                except (registry.UnknownProvider, registry.InvalidProviderOptions) as exc:
+                    raise ConfigurationError(str(exc)) from None
+            return self._adapters[provider]
+
+    def providers_for(self, channel: ChannelKind) -> list[str]:
+        return list(self.settings.channels[channel].providers)
+
+    def batch_size(self, channel: ChannelKind) -> int:
+        """The configured batch size, never above what the primary provider takes in one call."""
+        configured = self.settings.channels[channel].batch_size
+        limits = [registry.adapter_class(p).capabilities.max_batch for p in self.providers_for(channel)]
+        ceiling = min(limits) if limits else 1000
+        return min(configured, ceiling) if configured else ceiling
+
+    def close(self) -> None:
+        with self._lock:
+            for adapter in self._adapters.values():
+                adapter.close()
+            self._adapters.clear()
+
+
+def build_runtime(settings: Settings | None = None, clock: Clock | None = None,
+                  require_schema: bool = True) -> Runtime:
+    settings = settings or Settings()
+    engine = get_engine(settings.database_url)
+    if require_schema and not is_initialised(settings.database_url):
+        raise NotInitialised("the database has no Tocsin schema yet: run `tocsin init` first")
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        renderer=Renderer(settings.templates_dir),
+        clock=clock or SystemClock(),
+    )

@@ -1,0 +1,138 @@
+"""Typed configuration: ``TOCSIN_*`` environment variables, then ``tocsin.toml``, then defaults.
+
+``REDIS_URL`` and ``DATABASE_URL`` are also read without the prefix, as most platforms set them so.
+Every secret is a ``SecretStr`` and never appears in logs or ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from channels.base import ChannelKind
+
+CONFIG_FILE_ENV = "TOCSIN_CONFIG"
+DEFAULT_CONFIG_FILE = "tocsin.toml"
+
+
+class ChannelSettings(BaseModel):
+    """One channel: its providers in failover order (primary first) and how big a batch may be."""
+
+    providers: list[str] = Field(default_factory=lambda: ["outbox"], min_length=1)
+    batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    """At most this many deliveries per provider call; default: the adapter's own maximum."""
+    enabled: bool = True
+
+
+class RetrySettings(BaseModel):
+    """How transient failures are retried (see ``dispatcher.retry_policy``)."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    initial_backoff: float = Field(default=1.0, gt=0)
+    max_backoff: float = Field(default=600.0, gt=0)
+    in_process_wait: float = Field(default=5.0, ge=0)
+    """Waits up to this long are slept inside the worker; longer ones go back to the queue."""
+    lease_seconds: float = Field(default=300.0, gt=0)
+    """A claimed batch not finished within this time is owed again (its worker is presumed dead)."""
+
+
+def _default_channels() -> dict[ChannelKind, ChannelSettings]:
+    return {kind: ChannelSettings() for kind in (ChannelKind.EMAIL, ChannelKind.SMS,
+                                                  ChannelKind.WEBHOOK, ChannelKind.SOCIAL)}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TOCSIN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default="sqlite:///tocsin.db",
+        validation_alias=AliasChoices("TOCSIN_DATABASE_URL", "DATABASE_URL", "database_url"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("TOCSIN_REDIS_URL", "REDIS_URL", "redis_url")
+    )
+    organisation: str = "Example Corp"
+    status_page_url: str | None = None
+    templates_dir: Path | None = None
+    """A folder whose templates override the packaged ones (same relative paths)."""
+    default_region: str = "US"
+    """Region for phone numbers written without a leading + in imports."""
+    channels: dict[ChannelKind, ChannelSettings] = Field(default_factory=_default_channels)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Options per provider, e.g. ``[providers.sendgrid] api_key = "…"``."""
+    fanout_page_size: int = Field(default=2000, ge=1, le=100_000)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    webhook_secret: SecretStr | None = None
+    """Signing secret for webhook endpoints that have none of their own."""
+    outbox_dir: Path = Path("outbox")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must be a sqlite:/// path or a postgresql:// URL")
+        if value.startswith("postgres:"):
+            value = "postgresql" + value[len("postgres") :]
+        if value.startswith("postgresql:"):
+            value = "postgresql+psycopg:" + value[len("postgresql:") :]
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _every_channel_configured(
+        cls, value: dict[ChannelKind, ChannelSettings]
+    ) -> dict[ChannelKind, ChannelSettings]:
+        """Configuring one channel must not drop the defaults of the others."""
+        return {**_default_channels(), **value}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "redis+socket://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    def provider_options(self, name: str) -> dict[str, Any]:
+        """Options for one provider, with Tocsin-wide defaults filled in."""
+        options = dict(self.providers.get(name, {}))
+        if name == "outbox":
+            options.setdefault("directory", str(self.outbox_dir))
+        if name == "webhook" and self.webhook_secret is not None:
+            options.setdefault("default_secret", self.webhook_secret.get_secret_value())
+        return options
+
+    def enabled_channels(self) -> list[ChannelKind]:
+        return [kind for kind, cfg in self.channels.items() if cfg.enabled]
+
+
+def config_file_path() -> Path:
+    return Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
