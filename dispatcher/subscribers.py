@@ -6,6 +6,7 @@ import base64
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select, tuple_
 
@@ -54,7 +55,7 @@ def find_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Confli
     return sorted(conflicts, key=lambda c: c.index)
 
 
-def _insert_chunk(conn: Connection, chunk: Sequence[Subscriber], now: object) -> None:
+def _insert_chunk(conn: Connection, chunk: Sequence[Subscriber], now: datetime) -> None:
     ids = conn.execute(
         insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True),
         [
@@ -85,17 +86,21 @@ def _insert_chunk(conn: Connection, chunk: Sequence[Subscriber], now: object) ->
         conn.execute(insert(contact_points), rows)
 
 
+def insert_subscribers(conn: Connection, items: Sequence[Subscriber], now: datetime) -> None:
+    """Bulk-insert subscribers and their contact points on ``conn`` (the caller owns the transaction)."""
+    for start in range(0, len(items), CHUNK):
+        _insert_chunk(conn, items[start : start + CHUNK], now)
+
+
 def add_subscribers(rt: Runtime, batch: Iterable[Subscriber]) -> int:
     """Insert all of ``batch`` in one transaction, or nothing if any conflicts with what is stored."""
     items = list(batch)
-    now = rt.clock.now()
     with rt.engine.begin() as conn:
         conflicts = find_conflicts(conn, items)
         if conflicts:
             first = conflicts[0]
             raise InvalidInput(f"subscriber #{first.index + 1}: {first.reason}")
-        for start in range(0, len(items), CHUNK):
-            _insert_chunk(conn, items[start : start + CHUNK], now)
+        insert_subscribers(conn, items, rt.clock.now())
     return len(items)
 
 

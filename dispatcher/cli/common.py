@@ -1,0 +1,84 @@
+"""What every command shares: settings, the runtime, one-line errors, durations."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import NoReturn, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from dispatcher.errors import TocsinError
+from dispatcher.runtime import Runtime, build_runtime
+from dispatcher.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "input"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Expected errors become one clear line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except TocsinError as exc:
+            fail(str(exc))
+        except ValidationError as exc:
+            fail(describe_validation(exc))
+        except OperationalError as exc:
+            fail(f"database unreachable or locked: {str(exc.orig).splitlines()[0]}")
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {exc.filename}" if getattr(exc, "filename", None) else str(exc))
+
+    return wrapper
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fail(f"configuration: {describe_validation(exc)}")
+    except ValueError as exc:  # a broken tocsin.toml
+        fail(f"configuration: {exc}")
+
+
+def runtime(settings: Settings | None = None) -> Runtime:
+    return build_runtime(settings or load_settings())
+
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``45m``, ``2h``, ``1h30m``, ``1d``; a bare number is minutes."""
+    value = text.strip().lower()
+    if value.isdigit():
+        return timedelta(minutes=int(value))
+    match = _DURATION.match(value)
+    if not value or match is None or not any(match.groups()):
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1h30m")
+    d, h, m, s = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=d, hours=h, minutes=m, seconds=s)

@@ -1,0 +1,34 @@
+"""Rich tables shown by several commands."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from dispatcher.ledger import ChannelStatus
+from dispatcher.models import DeliveryState, Update
+
+
+def status_table(update: Update, statuses: list[ChannelStatus],
+                 providers: dict[tuple[str, str], int] | None = None) -> Table:
+    table = Table(title=f"Update {update.id} (incident {update.incident_id}, {update.status.value})")
+    table.add_column("channel")
+    table.add_column("owed", justify="right")
+    table.add_column("sent", justify="right", style="green")
+    table.add_column("failed", justify="right", style="red")
+    table.add_column("suppressed", justify="right")
+    table.add_column("providers")
+    for st in statuses:
+        carried = ", ".join(
+            f"{p} {n}" for (c, p), n in sorted((providers or {}).items()) if c == st.channel.value
+        )
+        table.add_row(
+            st.channel.value,
+            str(st.owed),
+            str(st.count(DeliveryState.SENT)),
+            str(st.count(DeliveryState.FAILED)),
+            str(st.count(DeliveryState.SUPPRESSED) + st.count(DeliveryState.SUPERSEDED)),
+            carried or "-",
+        )
+    if not statuses:
+        table.caption = "no delivery rows yet (fan-out pending)"
+    return table

@@ -1,0 +1,51 @@
+"""The ``tocsin.toml`` that ``tocsin init`` writes: every setting at its default, commented."""
+
+CONFIG_TEMPLATE = """\
+# Tocsin configuration. Environment variables override this file: TOCSIN_<NAME>, nested with "__"
+# (e.g. TOCSIN_CHANNELS__EMAIL__PROVIDERS='["sendgrid","smtp"]'); DATABASE_URL and REDIS_URL also work.
+
+organisation = "Example Corp"
+# status_page_url = "https://status.example.com"
+
+# SQLite file by default; PostgreSQL in production: "postgresql://user:pass@host/tocsin"
+database_url = "sqlite:///tocsin.db"
+# With no redis_url, Tocsin runs the embedded runner in-process: no server needed.
+# redis_url = "redis://localhost:6379/0"
+
+outbox_dir = "outbox"
+default_region = "US"          # for phone numbers imported without a leading +
+# templates_dir = "my-templates" # overrides packaged templates file by file
+
+# Providers per channel, in failover order: primary first. "outbox" writes files (dry run).
+[channels.email]
+providers = ["outbox"]          # e.g. ["sendgrid", "smtp"]
+[channels.sms]
+providers = ["outbox"]
+[channels.webhook]
+providers = ["outbox"]          # "webhook" to POST signed requests to subscribers' endpoints
+[channels.social]
+providers = ["outbox"]
+
+[retry]
+max_attempts = 8
+initial_backoff = 1.0           # seconds; doubles per attempt, with jitter, never before Retry-After
+max_backoff = 600.0
+lease_seconds = 300.0           # a claimed batch not finished by then is owed again
+
+# [providers.sendgrid]
+# api_key = "SG.xxxxx"           # or TOCSIN_PROVIDERS__SENDGRID__API_KEY
+# from_email = "status@example.com"
+# from_name = "Example Corp Status"
+# base_url = "https://api.sendgrid.com"   # EU: https://api.eu.sendgrid.com
+
+# [providers.smtp]
+# host = "smtp.example.com"
+# port = 587
+# username = "status"
+# password = "…"
+# from_email = "status@example.com"
+
+# [providers.webhook]
+# timeout = 10
+# concurrency = 64
+"""

@@ -1,0 +1,30 @@
+"""What an update owes and has delivered, per channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dispatcher.ledger import ChannelStatus, providers_used, update_status
+from dispatcher.models import Update
+from dispatcher.publish import get_update
+from dispatcher.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    update: Update
+    channels: list[ChannelStatus]
+    providers: dict[tuple[str, str], int]
+    """(channel, provider) -> rows that provider carried."""
+
+    @property
+    def owed(self) -> int:
+        return sum(c.owed for c in self.channels)
+
+
+def report(rt: Runtime, update_id: int) -> UpdateReport:
+    update = get_update(rt, update_id)
+    with rt.engine.connect() as conn:
+        channels = update_status(conn, update_id)
+        providers = {(c.value, p): n for (c, p), n in providers_used(conn, update_id).items()}
+    return UpdateReport(update, channels, providers)
