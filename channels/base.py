@@ -159,7 +159,7 @@ class AdapterBase:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Adapter:
-        adapter: Adapter = cls(cls.Options.model_validate(dict(options)))  # type: ignore[call-arg]
+        adapter: Adapter = cls(cls.Options.model_validate(dict(options)))  # type: ignore[call-arg, assignment]
         return adapter
 
     def close(self) -> None:

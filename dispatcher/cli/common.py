@@ -33,6 +33,8 @@ def describe_validation(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "input"
+        if where.isupper():  # a setting named by its environment alias: show the setting's name
+            where = where.removeprefix("TOCSIN_").lower()
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 

@@ -1,0 +1,230 @@
+"""SendGrid email adapter (v3 Mail Send through the official ``sendgrid`` SDK).
+
+One HTTP request carries up to 1,000 recipients, one personalization each, so recipients never see each
+other and every personalization's ``custom_args`` carries the Tocsin delivery id (SendGrid echoes
+``custom_args`` back in its Event Webhook, which is how events are matched to ledger rows).
+
+SendGrid has no idempotency key: a timeout after SendGrid accepted a request becomes a duplicate when the
+batch is retried. That is the at-least-once price; ``custom_args`` lets the event webhook spot it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from channels.base import (
+    AdapterBase,
+    Capabilities,
+    ChannelError,
+    ChannelKind,
+    Message,
+    PermanentError,
+    ProviderUnavailable,
+    Recipient,
+    Result,
+    TransientError,
+)
+
+MAX_RECIPIENTS_PER_REQUEST = 1000
+
+
+def _looks_like_email(value: str) -> str:
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or any(ch.isspace() for ch in value):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+class SendGridOptions(BaseModel):
+    """Settings of the SendGrid adapter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr
+    base_url: str = "https://api.sendgrid.com"
+    """API host; ``https://api.eu.sendgrid.com`` for EU data residency, an emulator URL in tests."""
+    from_email: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    categories: list[str] = Field(default_factory=list, max_length=10)
+    timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for SendGrid (connect, and each socket read)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("from_email", "reply_to")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else _looks_like_email(value)
+
+
+class SendGridAdapter(AdapterBase):
+    """Email through SendGrid. See the module docstring."""
+
+    name: ClassVar[str] = "sendgrid"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        kinds=frozenset({ChannelKind.EMAIL}),
+        max_batch=MAX_RECIPIENTS_PER_REQUEST,
+        renders_html=True,
+    )
+    Options: ClassVar[type[BaseModel]] = SendGridOptions
+
+    def __init__(self, options: SendGridOptions) -> None:
+        self.options = options
+        self._sdk = SendGridAPIClient(options.api_key.get_secret_value(), host=options.base_url)
+        # python_http_client passes this to urllib's opener.open(timeout=...); every request client the
+        # SDK derives from this root client inherits it. Without it a hung server blocks forever.
+        self._sdk.client.timeout = options.timeout
+
+    def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
+        """Send ``message`` to every recipient, 1,000 per request.
+
+        A failure of the first request raises (nothing was sent). If a later request of an oversized batch
+        fails, the recipients already accepted are reported sent and the failed ones get per-recipient
+        ``retry``/``failed`` results instead, so nothing is sent twice because of a raise.
+        """
+        if message.kind is not ChannelKind.EMAIL:
+            raise PermanentError(f"sendgrid carries email, not {message.kind}")
+        results: list[Result] = []
+        for start in range(0, len(recipients), MAX_RECIPIENTS_PER_REQUEST):
+            chunk = recipients[start : start + MAX_RECIPIENTS_PER_REQUEST]
+            try:
+                provider_id = self._post(self.request_body(message, chunk))
+            except ChannelError as exc:
+                if not results:
+                    raise
+                results.extend(_results_for_error(chunk, exc))
+                continue
+            results.extend(Result.sent(r.delivery_id, provider_id) for r in chunk)
+        return results
+
+    def request_body(self, message: Message, recipients: Sequence[Recipient]) -> dict[str, Any]:
+        """The v3 Mail Send JSON for one request: one personalization per recipient."""
+        options = self.options
+        sender: dict[str, str] = {"email": options.from_email}
+        if options.from_name:
+            sender["name"] = options.from_name
+        personalizations = []
+        for recipient in recipients:
+            to: dict[str, str] = {"email": recipient.address}
+            if recipient.name:
+                to["name"] = recipient.name
+            personalizations.append(
+                {
+                    "to": [to],
+                    "custom_args": {
+                        "tocsin_delivery_id": str(recipient.delivery_id),
+                        "tocsin_message_id": recipient.message_id,
+                    },
+                }
+            )
+        content = []
+        if message.text:
+            content.append({"type": "text/plain", "value": message.text})
+        if message.html:
+            content.append({"type": "text/html", "value": message.html})
+        body: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": sender,
+            "subject": message.subject,
+            "content": content,
+            "custom_args": {
+                "tocsin_update_id": str(message.update_id),
+                "tocsin_incident_id": str(message.incident_id),
+            },
+        }
+        if options.reply_to:
+            body["reply_to"] = {"email": options.reply_to}
+        if options.categories:
+            body["categories"] = list(options.categories)
+        return body
+
+    def _post(self, body: dict[str, Any]) -> str | None:
+        """POST one request; returns SendGrid's X-Message-Id or raises a typed ChannelError."""
+        try:
+            response = self._sdk.send(body)
+        except HTTPError as exc:
+            raise _map_http_error(exc) from None
+        except (OSError, http.client.HTTPException) as exc:
+            # URLError, socket timeouts, refused/reset connections, a server closing without answering.
+            raise TransientError(f"sendgrid: {type(exc).__name__}: {exc}") from None
+        headers = response.headers
+        message_id = headers.get("X-Message-Id") if headers is not None else None
+        return None if message_id is None else str(message_id)
+
+
+def _results_for_error(recipients: Sequence[Recipient], exc: ChannelError) -> list[Result]:
+    if isinstance(exc, PermanentError):
+        return [Result.failed(r.delivery_id, exc.message) for r in recipients]
+    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+    return [Result.retry(r.delivery_id, exc.message, retry_after) for r in recipients]
+
+
+def _map_http_error(exc: HTTPError) -> ChannelError:
+    status = int(exc.status_code)
+    headers: Mapping[str, str] = exc.headers or {}
+    detail = _error_detail(exc.body)
+    text = f"sendgrid {status}" + (f": {detail}" if detail else "")
+    if status in (401, 403):
+        return ProviderUnavailable(f"{text} (check the API key and its mail.send scope)")
+    if status == 429:
+        return TransientError(text, retry_after=_retry_after(headers))
+    if status >= 500:
+        return TransientError(text, retry_after=_retry_after(headers))
+    if status in (404, 405):
+        return ProviderUnavailable(f"{text} (is base_url right?)")
+    return PermanentError(text)
+
+
+def _error_detail(body: Any) -> str:
+    """``field: message`` for each of SendGrid's errors, or the raw body."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        return str(body)[:500]
+    errors = parsed.get("errors") if isinstance(parsed, dict) else None
+    if not isinstance(errors, list):
+        return str(body)[:500]
+    parts = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        field, message = error.get("field"), error.get("message", "")
+        parts.append(f"{field}: {message}" if field else str(message))
+    return "; ".join(parts)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or else X-RateLimit-Reset (epoch)."""
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,211 @@
+"""Outbound webhook adapter, signed the Standard Webhooks way.
+
+Each recipient is an endpoint URL (``Recipient.address``) with its own ``whsec_…`` secret. The body is the
+rendered ``Message.json_body``; headers:
+
+* ``webhook-id``: ``Recipient.message_id``, stable across retries so receivers can de-duplicate;
+* ``webhook-timestamp``: unix seconds when the request is actually made;
+* ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
+
+A batch is sent concurrently with aiohttp (one session, a pooled connector); ``send`` is synchronous and
+runs its own event loop per call. Endpoint answers map to per-recipient results; this adapter only
+raises for a message it cannot send at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import concurrent.futures
+import email.utils
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from channels.base import (
+    AdapterBase,
+    Capabilities,
+    ChannelKind,
+    Message,
+    PermanentError,
+    Recipient,
+    Result,
+)
+
+SECRET_PREFIX = "whsec_"
+MAX_BATCH = 500
+_READ_LIMIT = 64 * 1024
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret (the prefix is optional)."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("webhook secret must be 'whsec_' followed by base64") from None
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+def sign(key: bytes, webhook_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` header value for one request."""
+    digest = hmac.new(key, f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+class WebhookOptions(BaseModel):
+    """Settings of the webhook adapter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout: float = Field(default=10.0, gt=0)
+    """Seconds for one whole request (connect, send, first bytes of the answer)."""
+    concurrency: int = Field(default=64, ge=1, le=1024)
+    """Requests in flight at once within one batch (and size of the connection pool)."""
+    user_agent: str = "Tocsin-Webhooks/0.1"
+    default_secret: SecretStr | None = None
+    """Signing secret for recipients that have none of their own."""
+
+    @field_validator("default_secret")
+    @classmethod
+    def _valid_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value.get_secret_value())
+        return value
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+
+
+class WebhookAdapter(AdapterBase):
+    """Standard Webhooks deliveries. See the module docstring."""
+
+    name: ClassVar[str] = "webhook"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        kinds=frozenset({ChannelKind.WEBHOOK}),
+        max_batch=MAX_BATCH,
+    )
+    Options: ClassVar[type[BaseModel]] = WebhookOptions
+
+    def __init__(self, options: WebhookOptions) -> None:
+        self.options = options
+        self._default_key = (
+            None if options.default_secret is None else secret_key(options.default_secret.get_secret_value())
+        )
+
+    def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
+        """POST ``message.json_body`` to every recipient concurrently; one result per recipient."""
+        if message.kind is not ChannelKind.WEBHOOK:
+            raise PermanentError(f"webhook adapter carries webhooks, not {message.kind}")
+        if message.json_body is None:
+            raise PermanentError("webhook message has no json_body")
+        if not recipients:
+            return []
+        coroutine = self._send_all(message.json_body, recipients)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        # Called from async code: run the batch on a loop of its own in another thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    async def _send_all(self, body: str, recipients: Sequence[Recipient]) -> list[Result]:
+        options = self.options
+        limit = asyncio.Semaphore(options.concurrency)
+        connector = aiohttp.TCPConnector(limit=options.concurrency)
+        timeout = aiohttp.ClientTimeout(total=options.timeout)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers={"User-Agent": options.user_agent}
+        ) as session:
+
+            async def one(recipient: Recipient) -> Result:
+                try:
+                    key = self._key_for(recipient)
+                except ValueError as exc:
+                    return Result.failed(recipient.delivery_id, str(exc))
+                async with limit:
+                    # Timestamp taken when a slot is free, so queued requests are not signed stale.
+                    return await self._deliver(session, recipient, key, body)
+
+            return list(await asyncio.gather(*(one(r) for r in recipients)))
+
+    def _key_for(self, recipient: Recipient) -> bytes:
+        if recipient.secret:
+            return secret_key(recipient.secret)
+        if self._default_key is None:
+            raise ValueError("no signing secret for this endpoint and no default_secret")
+        return self._default_key
+
+    async def _deliver(
+        self, session: aiohttp.ClientSession, recipient: Recipient, key: bytes, body: str
+    ) -> Result:
+        webhook_id = recipient.message_id
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(key, webhook_id, timestamp, body),
+        }
+        delivery_id = recipient.delivery_id
+        try:
+            answer = await post(session, recipient.address, body.encode(), headers)
+        except aiohttp.InvalidURL as exc:
+            return Result.failed(delivery_id, f"invalid endpoint URL: {exc}")
+        except TimeoutError:
+            return Result.retry(delivery_id, f"timed out after {self.options.timeout:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return Result.retry(delivery_id, f"{type(exc).__name__}: {exc}")
+        return result_for(delivery_id, webhook_id, answer)
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
+) -> _Answer:
+    """Make one request. The only place that touches the network, so a destination guard (SSRF:
+    private networks) can be added here. Redirects are not followed."""
+    async with session.post(url, data=body, headers=dict(headers), allow_redirects=False) as response:
+        await response.content.read(_READ_LIMIT)
+        return _Answer(response.status, response.headers.copy())
+
+
+def result_for(delivery_id: int, webhook_id: str, answer: _Answer) -> Result:
+    """Map an endpoint's answer: 2xx sent; 410 gone; 408/429/5xx retry; other statuses failed."""
+    status = answer.status
+    if 200 <= status < 300:
+        return Result.sent(delivery_id, webhook_id)
+    if status == 410:
+        return Result.failed(delivery_id, "endpoint gone (410): stop sending to it")
+    if status in (408, 429) or status >= 500:
+        return Result.retry(delivery_id, f"endpoint answered {status}", retry_after(answer.headers))
+    if 300 <= status < 400:
+        return Result.failed(delivery_id, f"endpoint answered a redirect ({status}), not followed")
+    return Result.failed(delivery_id, f"endpoint answered {status}")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds (delta-seconds or HTTP date), or None."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

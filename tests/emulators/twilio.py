@@ -1,0 +1,176 @@
+"""Twilio Programmable Messaging emulator: ``POST /2010-04-01/Accounts/{sid}/Messages.json``."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from email.utils import formatdate
+from typing import Any
+
+from aiohttp import web
+
+from tests.emulators.server import DownMode, Emulator, seconds_header
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+_ERRORS: dict[int, tuple[int, str]] = {
+    # HTTP status -> (Twilio error code, message) for injected failures
+    401: (20003, "Authenticate"),
+    404: (20404, "The requested resource was not found"),
+    429: (20429, "Too Many Requests"),
+    500: (20500, "Internal Server Error"),
+    502: (20500, "Bad Gateway"),
+    503: (20503, "Service Unavailable"),
+    504: (20500, "Gateway Timeout"),
+}
+
+
+def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
+    """Twilio's legacy REST error body (no ``type``/``title``, so the SDK raises TwilioRestException)."""
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+class TwilioEmulator(Emulator):
+    """Queues SMS like Twilio does. Each ``received`` item: ``sid``, ``to``, ``from``,
+    ``messaging_service_sid``, ``body``, ``status_callback``, ``account_sid``.
+
+    ``stop_numbers`` answer 21610 (recipient replied STOP), ``landlines`` answer 21614.
+    """
+
+    name = "twilio"
+
+    def __init__(
+        self,
+        *,
+        account_sid: str = "AC" + "0" * 32,
+        auth_token: str = "test-auth-token",
+        stop_numbers: Iterable[str] = (),
+        landlines: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.stop_numbers = set(stop_numbers)
+        self.landlines = set(landlines)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(
+            "/2010-04-01/Accounts/{sid}/Messages.json", self.provider_route(self.create_message)
+        )
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        options = dict(options)
+        for key in ("account_sid", "auth_token"):
+            if key in options:
+                setattr(self, key, str(options.pop(key)))
+        if "stop_numbers" in options:
+            self.stop_numbers = set(options.pop("stop_numbers"))
+        if "landlines" in options:
+            self.landlines = set(options.pop("landlines"))
+        super().configure(options)
+
+    def config_json(self) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "auth_token": self.auth_token,
+            "stop_numbers": sorted(self.stop_numbers),
+            "landlines": sorted(self.landlines),
+        }
+
+    def error_response(self, status: int, retry_after: float | None) -> web.Response:
+        code, message = _ERRORS.get(status, (20500, "Error"))
+        headers: dict[str, str] = {}
+        if status == 429 or retry_after is not None:
+            headers["Retry-After"] = seconds_header(1.0 if retry_after is None else retry_after)
+        return web.json_response(twilio_error(code, message, status), status=status, headers=headers)
+
+    def unavailable_response(self, mode: DownMode) -> web.Response:
+        return self.error_response(401 if mode == "auth" else 503, None)
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return (
+            user == self.account_sid
+            and password == self.auth_token
+            and request.match_info["sid"] == self.account_sid
+        )
+
+    def _fail(self, code: int, message: str, status: int = 400) -> web.Response:
+        self.reject(status, message, code=code)
+        return web.json_response(twilio_error(code, message, status), status=status)
+
+    async def create_message(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            self.reject(401, "bad credentials", code=20003)
+            return web.json_response(twilio_error(20003, "Authenticate", 401), status=401)
+        form = await request.post()
+        to = str(form.get("To", ""))
+        sender = form.get("From")
+        service = form.get("MessagingServiceSid")
+        body = str(form.get("Body", ""))
+        if not to:
+            return self._fail(21604, "A 'To' phone number is required.")
+        if not sender and not service:
+            return self._fail(21603, "A 'From' phone number is required.")
+        if not body and not form.get("MediaUrl"):
+            return self._fail(21602, "Message body is required.")
+        if not E164.match(to):
+            return self._fail(21211, f"The 'To' number {to} is not a valid phone number.")
+        if to in self.stop_numbers:
+            return self._fail(21610, "Attempt to send to unsubscribed recipient")
+        if to in self.landlines:
+            return self._fail(21614, f"'To' number {to} is not a valid mobile number")
+
+        sid = "SM" + secrets.token_hex(16)
+        now = formatdate(usegmt=True)
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+        segments = 1 if len(body) <= 160 else -(-len(body) // 153)
+        message = {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": None if sender is None else str(sender),
+            "messaging_service_sid": None if service is None else str(service),
+            "num_media": "0",
+            "num_segments": str(segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "accepted" if service else "queued",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": to,
+            "uri": uri,
+        }
+        status_callback = form.get("StatusCallback")
+        self.accept(
+            {
+                "sid": sid,
+                "to": to,
+                "from": message["from"],
+                "messaging_service_sid": message["messaging_service_sid"],
+                "body": body,
+                "status_callback": None if status_callback is None else str(status_callback),
+                "account_sid": self.account_sid,
+            }
+        )
+        return web.json_response(message, status=201)
