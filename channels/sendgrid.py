@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -103,14 +104,27 @@ class SendGridAdapter(AdapterBase):
         for start in range(0, len(recipients), MAX_RECIPIENTS_PER_REQUEST):
             chunk = recipients[start : start + MAX_RECIPIENTS_PER_REQUEST]
             try:
-                provider_id = self._post(self.request_body(message, chunk))
+                results.extend(self._send_chunk(message, chunk))
             except ChannelError as exc:
                 if not results:
                     raise
                 results.extend(_results_for_error(chunk, exc))
-                continue
-            results.extend(Result.sent(r.delivery_id, provider_id) for r in chunk)
         return results
+
+    def _send_chunk(self, message: Message, chunk: Sequence[Recipient]) -> list[Result]:
+        """One request. When SendGrid rejects it only because of some addresses, those fail alone and
+        the rest of the chunk is sent again at once: one bad address must not sink a thousand good ones."""
+        try:
+            provider_id = self._post(self.request_body(message, chunk))
+        except RecipientsRejected as exc:
+            bad = [r for i, r in enumerate(chunk) if i in exc.indices]
+            good = [r for i, r in enumerate(chunk) if i not in exc.indices]
+            failed = [Result.failed(r.delivery_id, exc.message) for r in bad]
+            if not good:
+                return failed
+            provider_id = self._post(self.request_body(message, good))
+            return failed + [Result.sent(r.delivery_id, provider_id) for r in good]
+        return [Result.sent(r.delivery_id, provider_id) for r in chunk]
 
     def request_body(self, message: Message, recipients: Sequence[Recipient]) -> dict[str, Any]:
         """The v3 Mail Send JSON for one request: one personalization per recipient."""
@@ -187,7 +201,38 @@ def _map_http_error(exc: HTTPError) -> ChannelError:
         return TransientError(text, retry_after=_retry_after(headers))
     if status in (404, 405):
         return ProviderUnavailable(f"{text} (is base_url right?)")
+    indices = _rejected_personalizations(exc.body) if status == 400 else None
+    if indices:
+        return RecipientsRejected(text, indices)
     return PermanentError(text)
+
+
+class RecipientsRejected(PermanentError):
+    """A 400 whose every error names an address in a personalization: only those recipients are bad."""
+
+    def __init__(self, message: str, indices: set[int]) -> None:
+        super().__init__(message)
+        self.indices = indices
+
+
+_PERSONALIZATION_ADDRESS = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\.\d+\.email$")
+
+
+def _rejected_personalizations(body: Any) -> set[int] | None:
+    """Indices of the personalizations SendGrid blamed, if every error blames an address."""
+    try:
+        errors = json.loads(body).get("errors")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if not isinstance(errors, list) or not errors:
+        return None
+    indices = set()
+    for error in errors:
+        match = _PERSONALIZATION_ADDRESS.match(str(error.get("field") if isinstance(error, dict) else ""))
+        if match is None:
+            return None
+        indices.add(int(match.group(1)))
+    return indices
 
 
 def _error_detail(body: Any) -> str:

@@ -135,15 +135,20 @@ class _Send:
     def _decide(
         self, retry: list[tuple[ClaimedRow, str, float | None]]
     ) -> tuple[list[tuple[int, str, float]], list[tuple[int, str]]]:
+        """Rows to requeue (with one shared delay, so the batch stays whole) and rows to give up on."""
         requeue: list[tuple[int, str, float]] = []
         give_up: list[tuple[int, str]] = []
-        for row, error, retry_after in retry:
-            decision = self.policy.after_transient(row.attempts, retry_after)
-            if decision.action is Action.GIVE_UP:
+        if not retry:
+            return requeue, give_up
+        attempts = max(row.attempts for row, _, _ in retry)
+        hints = [after for _, _, after in retry if after is not None]
+        delay = self.policy.backoff(attempts, max(hints) if hints else None)
+        for row, error, _ in retry:
+            if self.policy.after_transient(row.attempts).action is Action.GIVE_UP:
                 give_up.append((row.id, f"gave up after {row.attempts} attempts: {error}"))
             else:
-                requeue.append((row.id, error, decision.delay))
-                self.outcome.note_retry(decision.delay)
+                requeue.append((row.id, error, delay))
+                self.outcome.note_retry(delay)
         return requeue, give_up
 
     def _finish_transient(self, provider: str | None, rows: list[ClaimedRow], error: str,

@@ -36,7 +36,7 @@ class RetryPolicy:
     def __init__(self, settings: RetrySettings) -> None:
         self.settings = settings
         self._wait = tenacity.wait_exponential_jitter(
-            initial=settings.initial_backoff, max=settings.max_backoff, jitter=settings.initial_backoff
+            multiplier=settings.initial_backoff, max=settings.max_backoff, jitter=settings.initial_backoff
         )
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:

@@ -1,0 +1,440 @@
+"""Render one incident update into a ``channels.base.Message`` for one channel and locale.
+
+Templates are Jinja2 files, looked up in this order (first found wins):
+
+1. ``<user_dir>/<locale>/<channel>/<file>``, then the packaged ``<locale>/<channel>/<file>``, first for
+   the full locale (``fr-CA``), then for its language (``fr``);
+2. ``<user_dir>/<channel>/<file>``, then the packaged default (English) ``<channel>/<file>``.
+
+So a user can override any single file, and a subscriber never gets English when a template in their
+language exists. Templates render in a sandbox with ``StrictUndefined`` (a typo is an error, never a
+silent blank); only ``.html`` templates are autoescaped.
+
+Each template sees ``incident`` (id, title, status, severity, components, opened_at), ``update`` (id,
+status, message, next_update_at, published_at), ``organisation``, ``status_page_url`` (or none) and
+``locale``, plus the filters ``utc_hhmm`` ("14:30"), ``utc_datetime`` ("2024-03-01 14:30 UTC"),
+``iso_utc`` ("2024-03-01T14:30:00Z", none stays none) and ``paragraphs`` (HTML paragraphs of a text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from channels.base import ChannelKind, Message
+from dispatcher.models import Incident, IncidentStatus, Severity, Update
+
+__all__ = [
+    "TEMPLATE_FILES",
+    "RenderContext",
+    "Renderer",
+    "TemplateProblem",
+    "locale_candidates",
+    "packaged_templates_dir",
+    "sample_contexts",
+    "validate_templates",
+]
+
+TEMPLATE_FILES: dict[ChannelKind, dict[str, str]] = {
+    ChannelKind.EMAIL: {
+        "subject": "email/subject.txt.j2",
+        "text": "email/body.txt.j2",
+        "html": "email/body.html.j2",
+    },
+    ChannelKind.SMS: {"text": "sms/body.txt.j2"},
+    ChannelKind.SOCIAL: {"text": "social/body.txt.j2"},
+    ChannelKind.WEBHOOK: {"json": "webhook/body.json.j2"},
+    ChannelKind.CHAT: {"text": "chat/body.md.j2"},
+}
+"""Channel kind -> which part of the ``Message`` comes from which template file."""
+
+DEFAULT_LOCALE = "en"
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be used: missing, syntax error, undefined variable, bad output.
+
+    ``str()`` is one line naming the template file and line: ``/path/email/subject.txt.j2:3: ...``.
+    """
+
+    def __init__(self, template: str, line: int | None, reason: str) -> None:
+        self.template = template
+        self.line = line
+        self.reason = " ".join(reason.split())
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {self.reason}")
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RenderContext(BaseModel):
+    """Everything a template may show about one update. Build it with ``from_models`` when you can."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incident_id: int
+    incident_title: str
+    incident_status: IncidentStatus
+    incident_severity: Severity
+    components: tuple[str, ...] = ()
+    opened_at: datetime
+    update_id: int
+    update_status: IncidentStatus
+    message: str
+    next_update_at: datetime | None = None
+    published_at: datetime
+    organisation: str
+    status_page_url: str | None = None
+
+    @field_validator("opened_at", "published_at", "next_update_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _as_utc(value)
+
+    @classmethod
+    def from_models(
+        cls, incident: Incident, update: Update, organisation: str, status_page_url: str | None = None
+    ) -> RenderContext:
+        return cls(
+            incident_id=incident.id,
+            incident_title=incident.title,
+            incident_status=incident.status,
+            incident_severity=incident.severity,
+            components=tuple(incident.components),
+            opened_at=incident.opened_at,
+            update_id=update.id,
+            update_status=update.status,
+            message=update.message,
+            next_update_at=update.next_update_at,
+            published_at=update.published_at,
+            organisation=organisation,
+            status_page_url=status_page_url,
+        )
+
+    def template_vars(self, locale: str) -> dict[str, Any]:
+        """The names a template sees: plain dicts, strings and datetimes only (sandbox-friendly)."""
+        return {
+            "incident": {
+                "id": self.incident_id,
+                "title": self.incident_title,
+                "status": str(self.incident_status.value),
+                "severity": str(self.incident_severity.value),
+                "components": list(self.components),
+                "opened_at": self.opened_at,
+            },
+            "update": {
+                "id": self.update_id,
+                "status": str(self.update_status.value),
+                "message": self.message,
+                "next_update_at": self.next_update_at,
+                "published_at": self.published_at,
+            },
+            "organisation": self.organisation,
+            "status_page_url": self.status_page_url,
+            "locale": locale,
+        }
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+def _utc_hhmm(value: datetime) -> str:
+    return _as_utc(value).strftime("%H:%M")
+
+
+def _utc_datetime(value: datetime) -> str:
+    return _as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _iso_utc(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return _as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def _paragraphs(value: str) -> Markup:
+    """Plain text to HTML: blank lines separate paragraphs, single newlines become <br>. Escapes."""
+    blocks = [b for b in re.split(r"\n\s*\n", value.strip()) if b.strip()]
+    html = "".join(
+        "<p>" + str(Markup("<br>\n").join(escape(line) for line in block.splitlines())) + "</p>\n"
+        for block in blocks
+    )
+    return Markup(html)
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "utc_hhmm": _utc_hhmm,
+    "utc_datetime": _utc_datetime,
+    "iso_utc": _iso_utc,
+    "paragraphs": _paragraphs,
+}
+
+
+# --- locating templates --------------------------------------------------------------------------
+
+
+def packaged_templates_dir() -> Path:
+    """The built-in templates: ``dispatcher/_templates`` in a wheel, else the repo's ``templates/``."""
+    installed = Path(__file__).resolve().parent / "_templates"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def locale_candidates(locale: str) -> list[str]:
+    """Locale folders to try, most specific first: ``fr_ca`` -> ``["fr-CA", "fr"]``.
+
+    Anything that does not look like a locale tag gives ``[]`` (default templates only), so a locale
+    can never point outside the template folders.
+    """
+    if not locale or not _LOCALE_RE.match(locale):
+        return []
+    lang, *rest = locale.replace("_", "-").split("-")
+    lang = lang.lower()
+    subtags = [part.upper() if len(part) == 2 else part for part in rest]
+    full = "-".join([lang, *subtags])
+    return [full, lang] if full != lang else [lang]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _tidy_block(text: str) -> str:
+    """Trailing spaces off every line, at most one blank line in a row, no blank lines at the ends."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    text: str
+    template: Template
+
+
+class Renderer:
+    """Renders updates with the packaged templates, overridden file by file from ``user_dir``."""
+
+    def __init__(self, user_dir: Path | None = None) -> None:
+        if user_dir is not None and not Path(user_dir).is_dir():
+            raise TemplateProblem(str(user_dir), None, "template directory does not exist")
+        self.user_dir = Path(user_dir).resolve() if user_dir is not None else None
+        self.packaged_dir = packaged_templates_dir()
+        self.search_path = [p for p in (self.user_dir, self.packaged_dir) if p is not None]
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader([str(p) for p in self.search_path]),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(
+                enabled_extensions=("html", "html.j2"), default_for_string=False, default=False
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(FILTERS)
+
+    def render(self, kind: ChannelKind, context: RenderContext, locale: str = DEFAULT_LOCALE) -> Message:
+        """Render ``context`` for channel ``kind`` in ``locale``; raises ``TemplateProblem``."""
+        names = TEMPLATE_FILES[ChannelKind(kind)]
+        variables = context.template_vars(locale)
+        parts = {part: self._render_one(name, locale, variables) for part, name in names.items()}
+
+        subject = context.incident_title
+        html: str | None = None
+        json_body: str | None = None
+        if kind == ChannelKind.EMAIL:
+            subject = _one_line(parts["subject"].text)
+            text = _tidy_block(parts["text"].text) + "\n"
+            html = parts["html"].text.strip() + "\n"
+        elif kind == ChannelKind.WEBHOOK:
+            json_body = self._checked_json(parts["json"])
+            text = _one_line(f"{context.incident_title}: {context.message}")
+        elif kind == ChannelKind.CHAT:
+            text = _tidy_block(parts["text"].text)
+        else:  # SMS, social: one paragraph, every run of whitespace a single space
+            text = _one_line(parts["text"].text)
+
+        for part, rendered in parts.items():
+            if part != "json" and not rendered.text.strip():
+                raise TemplateProblem(_filename(rendered.template), None, "rendered an empty text")
+        if not subject:
+            raise TemplateProblem(
+                _filename(parts.get("subject", parts[next(iter(parts))]).template),
+                None,
+                "rendered an empty subject",
+            )
+        return Message(
+            kind=ChannelKind(kind),
+            update_id=context.update_id,
+            incident_id=context.incident_id,
+            subject=subject,
+            text=text,
+            html=html,
+            json_body=json_body,
+        )
+
+    def template_for(self, name: str, locale: str) -> Template:
+        """The template that ``name`` (e.g. ``"sms/body.txt.j2"``) resolves to for ``locale``."""
+        candidates = [f"{loc}/{name}" for loc in locale_candidates(locale)] + [name]
+        try:
+            return self.env.select_template(candidates)
+        except TemplateSyntaxError as exc:
+            raise _syntax_problem(exc, name) from None
+        except TemplateError as exc:
+            raise TemplateProblem(name, None, f"{type(exc).__name__}: {exc}") from None
+
+    def _render_one(self, name: str, locale: str, variables: dict[str, Any]) -> _Rendered:
+        template = self.template_for(name, locale)
+        try:
+            return _Rendered(template.render(variables), template)
+        except TemplateSyntaxError as exc:  # e.g. an imported macro file with a syntax error
+            raise _syntax_problem(exc, name) from None
+        except Exception as exc:
+            filename, line = self._template_frame(exc, template)
+            if isinstance(exc, SecurityError):
+                label = "not allowed in the template sandbox"
+            elif isinstance(exc, UndefinedError):
+                label = "undefined"
+            else:
+                label = type(exc).__name__
+            raise TemplateProblem(filename, line, f"{label}: {exc}") from None
+
+    def _template_frame(self, exc: BaseException, template: Template) -> tuple[str, int | None]:
+        """The deepest traceback frame inside a template file (Jinja rewrites frames to template lines)."""
+        roots = tuple(str(p) for p in self.search_path)
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.startswith(roots) and not frame.filename.endswith(".py"):
+                return frame.filename, frame.lineno
+        return _filename(template), None
+
+    @staticmethod
+    def _checked_json(rendered: _Rendered) -> str:
+        try:
+            document = json.loads(rendered.text)
+        except json.JSONDecodeError as exc:
+            raise TemplateProblem(
+                _filename(rendered.template),
+                None,
+                f"rendered output is not valid JSON: {exc.msg} "
+                f"at output line {exc.lineno} column {exc.colno}",
+            ) from None
+        if not isinstance(document, dict):
+            raise TemplateProblem(_filename(rendered.template), None, "rendered JSON must be an object")
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def _syntax_problem(exc: TemplateSyntaxError, name: str) -> TemplateProblem:
+    return TemplateProblem(exc.filename or exc.name or name, exc.lineno, f"syntax error: {exc.message}")
+
+
+def _filename(template: Template) -> str:
+    return template.filename or template.name or "<template>"
+
+
+# --- checking a template folder ------------------------------------------------------------------
+
+
+def sample_contexts() -> list[RenderContext]:
+    """Contexts that walk every branch a stock template has: an open incident and a resolved one."""
+    opened = datetime(2024, 3, 1, 13, 2, tzinfo=UTC)
+    open_incident = RenderContext(
+        incident_id=42,
+        incident_title="Elevated error rates on the API",
+        incident_status=IncidentStatus.IDENTIFIED,
+        incident_severity=Severity.MAJOR,
+        components=("API", "Dashboard"),
+        opened_at=opened,
+        update_id=7,
+        update_status=IncidentStatus.IDENTIFIED,
+        message="We found the cause <a faulty deploy> & are rolling it back.\n\nNo data was lost.",
+        next_update_at=datetime(2024, 3, 1, 14, 30, tzinfo=UTC),
+        published_at=datetime(2024, 3, 1, 13, 45, tzinfo=UTC),
+        organisation="Example Corp",
+        status_page_url="https://status.example.com",
+    )
+    resolved = open_incident.model_copy(
+        update={
+            "incident_status": IncidentStatus.RESOLVED,
+            "update_status": IncidentStatus.RESOLVED,
+            "components": (),
+            "next_update_at": None,
+            "status_page_url": None,
+            "message": "Résolu: all systems normal.",
+        }
+    )
+    return [open_incident, resolved]
+
+
+def _locale_dirs(roots: Iterable[Path]) -> list[str]:
+    kinds = {kind.value for kind in ChannelKind}
+    found: set[str] = set()
+    for root in roots:
+        for child in root.iterdir() if root.is_dir() else ():
+            if child.is_dir() and child.name not in kinds and _LOCALE_RE.match(child.name):
+                found.add(child.name)
+    return sorted(found)
+
+
+def validate_templates(user_dir: Path | None = None) -> list[TemplateProblem]:
+    """Every problem a template set has, for ``tocsin templates check``; ``[]`` means all good.
+
+    Compiles every ``.j2`` file under ``user_dir``, flags files Tocsin would never use (a misspelt
+    name), and renders every channel in every locale found with sample contexts.
+    """
+    problems: dict[str, TemplateProblem] = {}
+
+    def add(found: TemplateProblem) -> None:
+        problems.setdefault(str(found), found)
+
+    try:
+        renderer = Renderer(user_dir)
+    except TemplateProblem as problem:
+        return [problem]
+
+    known = {name for names in TEMPLATE_FILES.values() for name in names.values()}
+    if renderer.user_dir is not None:
+        for path in sorted(renderer.user_dir.rglob("*.j2")):
+            relative = path.relative_to(renderer.user_dir).as_posix()
+            try:
+                renderer.env.parse(path.read_text(encoding="utf-8"), relative, str(path))
+            except TemplateSyntaxError as exc:
+                add(TemplateProblem(str(path), exc.lineno, f"syntax error: {exc.message}"))
+            except (OSError, UnicodeDecodeError) as exc:
+                add(TemplateProblem(str(path), None, f"cannot read: {exc}"))
+            parts = relative.split("/")
+            unlocalised = "/".join(parts[1:]) if len(parts) == 3 else relative
+            if not path.name.startswith("_") and unlocalised not in known:
+                known_list = ", ".join(sorted(known))
+                add(TemplateProblem(str(path), None, f"not a template Tocsin uses (known: {known_list})"))
+
+    for locale in [DEFAULT_LOCALE, *_locale_dirs(renderer.search_path)]:
+        for kind in TEMPLATE_FILES:
+            for context in sample_contexts():
+                try:
+                    renderer.render(kind, context, locale)
+                except TemplateProblem as problem:
+                    add(problem)
+    return list(problems.values())
