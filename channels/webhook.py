@@ -172,9 +172,7 @@ class WebhookAdapter(AdapterBase):
         return result_for(delivery_id, webhook_id, answer)
 
 
-async def post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
-) -> _Answer:
+async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]) -> _Answer:
     """Make one request. The only place that touches the network, so a destination guard (SSRF:
     private networks) can be added here. Redirects are not followed."""
     async with session.post(url, data=body, headers=dict(headers), allow_redirects=False) as response:

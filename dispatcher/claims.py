@@ -71,21 +71,29 @@ def claim_batch(rt: Runtime, ref: BatchRef) -> list[ClaimedRow]:
             )
         ).all()
         point_ids = [r.contact_point_id for r in rows if r.contact_point_id is not None]
-        points = {
-            p.id: p
-            for p in conn.execute(
-                select(contact_points.c.id, contact_points.c.secret, contact_points.c.opted_out).where(
-                    contact_points.c.id.in_(point_ids)
+        points = (
+            {
+                p.id: p
+                for p in conn.execute(
+                    select(contact_points.c.id, contact_points.c.secret, contact_points.c.opted_out).where(
+                        contact_points.c.id.in_(point_ids)
+                    )
                 )
-            )
-        } if point_ids else {}
+            }
+            if point_ids
+            else {}
+        )
     claimed = []
     for r in sorted(rows, key=lambda r: r.id):
         point = points.get(r.contact_point_id) if r.contact_point_id is not None else None
         claimed.append(
             ClaimedRow(
-                id=r.id, address=r.address, locale=r.locale, contact_point_id=r.contact_point_id,
-                attempts=r.attempts, secret=point.secret if point else None,
+                id=r.id,
+                address=r.address,
+                locale=r.locale,
+                contact_point_id=r.contact_point_id,
+                attempts=r.attempts,
+                secret=point.secret if point else None,
                 opted_out=bool(point.opted_out) if point else False,
             )
         )

@@ -103,8 +103,9 @@ class _Send:
         self._record(provider, rows, results, record)
         return True
 
-    def _record(self, provider: str, rows: list[ClaimedRow], results: list[Result],
-                record: AttemptRecord) -> None:
+    def _record(
+        self, provider: str, rows: list[ClaimedRow], results: list[Result], record: AttemptRecord
+    ) -> None:
         by_id = {r.id: r for r in rows}
         answered = {res.delivery_id for res in results}
         sent, failed, retry = [], [], []
@@ -151,8 +152,14 @@ class _Send:
                 self.outcome.note_retry(delay)
         return requeue, give_up
 
-    def _finish_transient(self, provider: str | None, rows: list[ClaimedRow], error: str,
-                          retry_after: float | None, record: AttemptRecord | None = None) -> None:
+    def _finish_transient(
+        self,
+        provider: str | None,
+        rows: list[ClaimedRow],
+        error: str,
+        retry_after: float | None,
+        record: AttemptRecord | None = None,
+    ) -> None:
         requeue, give_up = self._decide([(r, error, retry_after) for r in rows])
         now = self.rt.clock.now()
         with self.rt.engine.begin() as conn:
@@ -163,7 +170,9 @@ class _Send:
                 log_attempt(conn, record, now)
         self.outcome.failed += len(give_up)
 
-    def _finish_failed(self, provider: str, rows: list[ClaimedRow], error: str, record: AttemptRecord) -> None:
+    def _finish_failed(
+        self, provider: str, rows: list[ClaimedRow], error: str, record: AttemptRecord
+    ) -> None:
         now = self.rt.clock.now()
         with self.rt.engine.begin() as conn:
             mark_failed(conn, provider, [(r.id, error) for r in rows], now)
@@ -186,8 +195,13 @@ def deliver_batch(rt: Runtime, ref: BatchRef, policy: RetryPolicy | None = None)
     opted_out = [r for r in rows if r.opted_out]
     if opted_out:
         with rt.engine.begin() as conn:
-            mark_failed(conn, None, [(r.id, "opted out") for r in opted_out], rt.clock.now(),
-                        state=DeliveryState.SUPPRESSED)
+            mark_failed(
+                conn,
+                None,
+                [(r.id, "opted out") for r in opted_out],
+                rt.clock.now(),
+                state=DeliveryState.SUPPRESSED,
+            )
         outcome.suppressed = len(opted_out)
     by_locale: dict[str, list[ClaimedRow]] = defaultdict(list)
     for row in rows:

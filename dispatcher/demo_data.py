@@ -24,10 +24,14 @@ def sample_subscribers(count: int = 60) -> list[Subscriber]:
                 components=COMPONENTS[i % len(COMPONENTS)],
                 internal=i % 10 == 0,
                 contact_points=[
-                    ContactPoint(channel=ChannelKind.EMAIL,
-                                 address=f"{first.lower()}.{last.lower()}{i + 1}@example.com"),
+                    ContactPoint(
+                        channel=ChannelKind.EMAIL,
+                        address=f"{first.lower()}.{last.lower()}{i + 1}@example.com",
+                    ),
                     ContactPoint(channel=ChannelKind.SMS, address=f"+1202555{100 + i:04d}"),
-                    ContactPoint(channel=ChannelKind.WEBHOOK, address=f"https://hooks.example.com/tocsin/{i + 1}"),
+                    ContactPoint(
+                        channel=ChannelKind.WEBHOOK, address=f"https://hooks.example.com/tocsin/{i + 1}"
+                    ),
                 ],
             )
         )

@@ -71,8 +71,9 @@ class RunStats:
 
 
 class EmbeddedRunner:
-    def __init__(self, rt: Runtime, queue: EmbeddedQueue | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, rt: Runtime, queue: EmbeddedQueue | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.rt = rt
         self.queue = queue or EmbeddedQueue()
         self.policy = RetryPolicy(rt.settings.retry)

@@ -36,9 +36,10 @@ class FanoutSummary:
 
 def _insert_ignoring_existing(conn: Connection) -> Insert:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(deliveries).on_conflict_do_nothing(
+    statement: Insert = dialect.insert(deliveries).on_conflict_do_nothing(
         index_elements=["update_id", "channel", "address"]
     )
+    return statement
 
 
 def _audience_page(
@@ -81,9 +82,18 @@ def _audience(rt: Runtime, channel: ChannelKind, update: Update, incident: Incid
         after = page[-1].id
 
 
-def _row(update_id: int, channel: ChannelKind, batch: int, now: datetime, *, address: str,
-         subscriber_id: int | None, contact_point_id: int | None, locale: str,
-         opted_out: bool) -> dict[str, Any]:
+def _row(
+    update_id: int,
+    channel: ChannelKind,
+    batch: int,
+    now: datetime,
+    *,
+    address: str,
+    subscriber_id: int | None,
+    contact_point_id: int | None,
+    locale: str,
+    opted_out: bool,
+) -> dict[str, Any]:
     return {
         "update_id": update_id,
         "channel": channel.value,
@@ -106,20 +116,46 @@ def _flush(rt: Runtime, queue: TaskQueue, ref: BatchRef, rows: list[dict[str, An
     queue.submit_batch(ref)
 
 
-def _fan_out_channel(rt: Runtime, queue: TaskQueue, update: Update, incident: Incident,
-                     channel: ChannelKind, summary: FanoutSummary) -> None:
+def _fan_out_channel(
+    rt: Runtime,
+    queue: TaskQueue,
+    update: Update,
+    incident: Incident,
+    channel: ChannelKind,
+    summary: FanoutSummary,
+) -> None:
     now = rt.clock.now()
     if channel.is_broadcast:
-        row = _row(update.id, channel, 0, now, address=BROADCAST_ADDRESS, subscriber_id=None,
-                   contact_point_id=None, locale="en", opted_out=False)
+        row = _row(
+            update.id,
+            channel,
+            0,
+            now,
+            address=BROADCAST_ADDRESS,
+            subscriber_id=None,
+            contact_point_id=None,
+            locale="en",
+            opted_out=False,
+        )
         _flush(rt, queue, BatchRef(update.id, channel, 0), [row])
         summary.rows[channel], summary.batches[channel] = 1, 1
         return
     size = rt.batch_size(channel)
     batch, count, pending = 0, 0, []
     for cp in _audience(rt, channel, update, incident):
-        pending.append(_row(update.id, channel, batch, now, address=cp.address, subscriber_id=cp.subscriber_id,
-                            contact_point_id=cp.id, locale=cp.locale, opted_out=cp.opted_out))
+        pending.append(
+            _row(
+                update.id,
+                channel,
+                batch,
+                now,
+                address=cp.address,
+                subscriber_id=cp.subscriber_id,
+                contact_point_id=cp.id,
+                locale=cp.locale,
+                opted_out=cp.opted_out,
+            )
+        )
         if len(pending) == size:
             _flush(rt, queue, BatchRef(update.id, channel, batch), pending)
             count += len(pending)

@@ -14,14 +14,16 @@ def open_incident(rt: Runtime, draft: IncidentDraft) -> Incident:
     now = rt.clock.now()
     with rt.engine.begin() as conn:
         new_id = conn.execute(
-            insert(incidents).values(
+            insert(incidents)
+            .values(
                 title=draft.title,
                 status=IncidentStatus.INVESTIGATING.value,
                 severity=draft.severity.value,
                 components=draft.components,
                 opened_at=now,
                 updated_at=now,
-            ).returning(incidents.c.id)
+            )
+            .returning(incidents.c.id)
         ).scalar_one()
     return get_incident(rt, new_id)
 

@@ -34,40 +34,65 @@ def mark_sent(conn: Connection, provider: str, sent: Sequence[tuple[int, str | N
         conn.execute(
             update(deliveries)
             .where(_in_flight(ids))
-            .values(state=DeliveryState.SENT.value, provider=provider, provider_message_id=message_id,
-                    sent_at=now, updated_at=now, lease_until=None, last_error=None, next_attempt_at=None)
+            .values(
+                state=DeliveryState.SENT.value,
+                provider=provider,
+                provider_message_id=message_id,
+                sent_at=now,
+                updated_at=now,
+                lease_until=None,
+                last_error=None,
+                next_attempt_at=None,
+            )
         )
-    singles = [
-        {"b_id": ids[0], "b_message_id": m} for m, ids in by_message.items() if len(ids) == 1
-    ]
+    singles = [{"b_id": ids[0], "b_message_id": m} for m, ids in by_message.items() if len(ids) == 1]
     if singles:
         conn.execute(
             update(deliveries)
             .where(deliveries.c.id == bindparam("b_id"))
             .where(deliveries.c.state == DeliveryState.SENDING.value)
-            .values(state=DeliveryState.SENT.value, provider=provider,
-                    provider_message_id=bindparam("b_message_id"), sent_at=now, updated_at=now,
-                    lease_until=None, last_error=None, next_attempt_at=None),
+            .values(
+                state=DeliveryState.SENT.value,
+                provider=provider,
+                provider_message_id=bindparam("b_message_id"),
+                sent_at=now,
+                updated_at=now,
+                lease_until=None,
+                last_error=None,
+                next_attempt_at=None,
+            ),
             singles,
         )
 
 
-def mark_failed(conn: Connection, provider: str | None, failed: Sequence[tuple[int, str]],
-                now: datetime, state: DeliveryState = DeliveryState.FAILED) -> None:
+def mark_failed(
+    conn: Connection,
+    provider: str | None,
+    failed: Sequence[tuple[int, str]],
+    now: datetime,
+    state: DeliveryState = DeliveryState.FAILED,
+) -> None:
     if not failed:
         return
     conn.execute(
         update(deliveries)
         .where(deliveries.c.id == bindparam("b_id"))
         .where(deliveries.c.state == DeliveryState.SENDING.value)
-        .values(state=state.value, provider=provider, last_error=bindparam("b_error"),
-                updated_at=now, lease_until=None, next_attempt_at=None),
+        .values(
+            state=state.value,
+            provider=provider,
+            last_error=bindparam("b_error"),
+            updated_at=now,
+            lease_until=None,
+            next_attempt_at=None,
+        ),
         [{"b_id": i, "b_error": e[:2000]} for i, e in failed],
     )
 
 
-def mark_retry(conn: Connection, provider: str | None, retry: Sequence[tuple[int, str, float]],
-               now: datetime) -> None:
+def mark_retry(
+    conn: Connection, provider: str | None, retry: Sequence[tuple[int, str, float]], now: datetime
+) -> None:
     """Put rows back in the queue, owed again after their delay (seconds)."""
     if not retry:
         return
@@ -75,8 +100,14 @@ def mark_retry(conn: Connection, provider: str | None, retry: Sequence[tuple[int
         update(deliveries)
         .where(deliveries.c.id == bindparam("b_id"))
         .where(deliveries.c.state == DeliveryState.SENDING.value)
-        .values(state=DeliveryState.QUEUED.value, provider=provider, last_error=bindparam("b_error"),
-                next_attempt_at=bindparam("b_at"), updated_at=now, lease_until=None),
+        .values(
+            state=DeliveryState.QUEUED.value,
+            provider=provider,
+            last_error=bindparam("b_error"),
+            next_attempt_at=bindparam("b_at"),
+            updated_at=now,
+            lease_until=None,
+        ),
         [{"b_id": i, "b_error": e[:2000], "b_at": now + timedelta(seconds=d)} for i, e, d in retry],
     )
 
@@ -97,11 +128,18 @@ class AttemptRecord:
 def log_attempt(conn: Connection, record: AttemptRecord, finished_at: datetime) -> None:
     conn.execute(
         insert(delivery_attempts).values(
-            update_id=record.ref.update_id, channel=record.ref.channel.value, batch=record.ref.batch,
-            provider=record.provider, size=record.size, outcome=record.outcome, sent=record.sent,
-            retrying=record.retrying, failed=record.failed,
+            update_id=record.ref.update_id,
+            channel=record.ref.channel.value,
+            batch=record.ref.batch,
+            provider=record.provider,
+            size=record.size,
+            outcome=record.outcome,
+            sent=record.sent,
+            retrying=record.retrying,
+            failed=record.failed,
             error=(record.error or "")[:2000] or None,
-            started_at=record.started_at, finished_at=finished_at,
+            started_at=record.started_at,
+            finished_at=finished_at,
         )
     )
 

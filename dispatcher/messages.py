@@ -1,4 +1,4 @@
-"""Rendered messages, cached per update × channel × locale (an update never changes once published)."""
+"""Rendered messages, cached per (update, channel, locale) (an update never changes once published)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,9 @@ def _existing(conn: Connection, key: str) -> Update | None:
 
 def _same_request(update: Update, draft: UpdateDraft) -> bool:
     return (update.incident_id, update.status, update.message) == (
-        draft.incident_id, draft.status, draft.message
+        draft.incident_id,
+        draft.status,
+        draft.message,
     )
 
 

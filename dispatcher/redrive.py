@@ -30,19 +30,27 @@ def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redrive
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after)
     with rt.engine.connect() as conn:
-        pending = conn.execute(
-            select(updates.c.id).where(
-                updates.c.state == UpdateState.PENDING.value, updates.c.published_at <= stale
-            ).order_by(updates.c.id)
-        ).scalars().all()
+        pending = (
+            conn.execute(
+                select(updates.c.id)
+                .where(updates.c.state == UpdateState.PENDING.value, updates.c.published_at <= stale)
+                .order_by(updates.c.id)
+            )
+            .scalars()
+            .all()
+        )
         due = conn.execute(
             select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
             .where(
                 or_(
-                    and_(deliveries.c.state == DeliveryState.QUEUED.value,
-                         deliveries.c.next_attempt_at <= now),
-                    and_(deliveries.c.state == DeliveryState.QUEUED.value,
-                         deliveries.c.next_attempt_at.is_(None), deliveries.c.updated_at <= stale),
+                    and_(
+                        deliveries.c.state == DeliveryState.QUEUED.value, deliveries.c.next_attempt_at <= now
+                    ),
+                    and_(
+                        deliveries.c.state == DeliveryState.QUEUED.value,
+                        deliveries.c.next_attempt_at.is_(None),
+                        deliveries.c.updated_at <= stale,
+                    ),
                     and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
                 )
             )

@@ -55,8 +55,9 @@ class Runtime:
             self._adapters.clear()
 
 
-def build_runtime(settings: Settings | None = None, clock: Clock | None = None,
-                  require_schema: bool = True) -> Runtime:
+def build_runtime(
+    settings: Settings | None = None, clock: Clock | None = None, require_schema: bool = True
+) -> Runtime:
     settings = settings or Settings()
     engine = get_engine(settings.database_url)
     if require_schema and not is_initialised(settings.database_url):

@@ -46,8 +46,10 @@ class RetrySettings(BaseModel):
 
 
 def _default_channels() -> dict[ChannelKind, ChannelSettings]:
-    return {kind: ChannelSettings() for kind in (ChannelKind.EMAIL, ChannelKind.SMS,
-                                                  ChannelKind.WEBHOOK, ChannelKind.SOCIAL)}
+    return {
+        kind: ChannelSettings()
+        for kind in (ChannelKind.EMAIL, ChannelKind.SMS, ChannelKind.WEBHOOK, ChannelKind.SOCIAL)
+    }
 
 
 class Settings(BaseSettings):

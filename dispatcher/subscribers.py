@@ -44,7 +44,9 @@ def find_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Confli
             )
         )
         for channel, address in rows:
-            conflicts.append(Conflict(wanted[(channel, address)], f"{channel} {address} is already subscribed"))
+            conflicts.append(
+                Conflict(wanted[(channel, address)], f"{channel} {address} is already subscribed")
+            )
     external = {s.external_id: i for i, s in enumerate(batch) if s.external_id}
     ids = list(external)
     for start in range(0, len(ids), 500):
@@ -56,21 +58,25 @@ def find_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Confli
 
 
 def _insert_chunk(conn: Connection, chunk: Sequence[Subscriber], now: datetime) -> None:
-    ids = conn.execute(
-        insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True),
-        [
-            {
-                "external_id": s.external_id,
-                "name": s.name,
-                "locale": s.locale,
-                "components": s.components,
-                "min_severity_rank": s.min_severity.rank,
-                "internal": s.internal,
-                "created_at": now,
-            }
-            for s in chunk
-        ],
-    ).scalars().all()
+    ids = (
+        conn.execute(
+            insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "external_id": s.external_id,
+                    "name": s.name,
+                    "locale": s.locale,
+                    "components": s.components,
+                    "min_severity_rank": s.min_severity.rank,
+                    "internal": s.internal,
+                    "created_at": now,
+                }
+                for s in chunk
+            ],
+        )
+        .scalars()
+        .all()
+    )
     rows = [
         {
             "subscriber_id": sid,
@@ -115,27 +121,45 @@ def iter_subscribers(rt: Runtime, limit: int | None = None) -> Iterator[Subscrib
     served = 0
     with rt.engine.connect() as conn:
         while limit is None or served < limit:
-            page = conn.execute(
-                select(subscribers).where(subscribers.c.id > last_id).order_by(subscribers.c.id).limit(500)
-            ).mappings().all()
+            page = (
+                conn.execute(
+                    select(subscribers)
+                    .where(subscribers.c.id > last_id)
+                    .order_by(subscribers.c.id)
+                    .limit(500)
+                )
+                .mappings()
+                .all()
+            )
             if not page:
                 return
             ids = [r["id"] for r in page]
             points: dict[int, list[ContactPoint]] = {}
             for cp in conn.execute(
-                select(contact_points).where(contact_points.c.subscriber_id.in_(ids)).order_by(contact_points.c.id)
+                select(contact_points)
+                .where(contact_points.c.subscriber_id.in_(ids))
+                .order_by(contact_points.c.id)
             ).mappings():
                 points.setdefault(cp["subscriber_id"], []).append(
-                    ContactPoint(channel=ChannelKind(cp["channel"]), address=cp["address"],
-                                 secret=cp["secret"], opted_out=cp["opted_out"])
+                    ContactPoint(
+                        channel=ChannelKind(cp["channel"]),
+                        address=cp["address"],
+                        secret=cp["secret"],
+                        opted_out=cp["opted_out"],
+                    )
                 )
             for row in page:
                 if limit is not None and served >= limit:
                     return
                 yield Subscriber(
-                    id=row["id"], external_id=row["external_id"], name=row["name"], locale=row["locale"],
-                    components=row["components"], min_severity=list(Severity)[row["min_severity_rank"]],
-                    internal=row["internal"], contact_points=points.get(row["id"], []),
+                    id=row["id"],
+                    external_id=row["external_id"],
+                    name=row["name"],
+                    locale=row["locale"],
+                    components=row["components"],
+                    min_severity=list(Severity)[row["min_severity_rank"]],
+                    internal=row["internal"],
+                    contact_points=points.get(row["id"], []),
                 )
                 served += 1
             last_id = ids[-1]

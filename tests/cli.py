@@ -19,10 +19,20 @@ class Ran:
 
 
 def tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Ran:
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("TOCSIN_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TOCSIN_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     full_env.update({"COLUMNS": "200", "NO_COLOR": "1", "TOCSIN_CONFIG": str(cwd / "tocsin.toml")})
     full_env.update(env or {})
-    proc = subprocess.run([*TOCSIN, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [*TOCSIN, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return Ran(proc.returncode, proc.stdout, proc.stderr)

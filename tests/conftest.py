@@ -25,8 +25,9 @@ from tests.services import (
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test runs in its own empty folder with no Tocsin configuration from the outside."""
     for name in list(os.environ):
-        if name.startswith("TOCSIN_") and not name.startswith("TOCSIN_TEST_") or name in (
-            "DATABASE_URL", "REDIS_URL"
+        if (name.startswith("TOCSIN_") and not name.startswith("TOCSIN_TEST_")) or name in (
+            "DATABASE_URL",
+            "REDIS_URL",
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TOCSIN_CONFIG", str(tmp_path / "tocsin.toml"))
@@ -55,7 +56,7 @@ def pg_databases() -> Iterator[PostgresDatabases]:
     if given:
         try:
             yield PostgresDatabases(given)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it means "not available"
+        except Exception as exc:
             unavailable(f"PostgreSQL at {given} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
         return
     with private_postgres() as url:

@@ -26,8 +26,9 @@ from dispatcher.subscribers import add_subscribers
 from dispatcher.task_queue import BatchRef
 
 
-def person(i: int, *, email: bool = True, sms: bool = False, webhook: str | None = None,
-           **fields: Any) -> Subscriber:
+def person(
+    i: int, *, email: bool = True, sms: bool = False, webhook: str | None = None, **fields: Any
+) -> Subscriber:
     points = []
     if email:
         points.append(ContactPoint(channel=ChannelKind.EMAIL, address=f"person{i}@example.com"))
@@ -44,13 +45,17 @@ def subscribe(rt: Runtime, count: int, **kwargs: Any) -> list[Subscriber]:
     return people
 
 
-def incident(rt: Runtime, severity: Severity = Severity.MAJOR, components: list[str] | None = None) -> Incident:
-    return open_incident(rt, IncidentDraft(title="Checkout failing", severity=severity,
-                                           components=components or ["checkout"]))
+def incident(
+    rt: Runtime, severity: Severity = Severity.MAJOR, components: list[str] | None = None
+) -> Incident:
+    return open_incident(
+        rt, IncidentDraft(title="Checkout failing", severity=severity, components=components or ["checkout"])
+    )
 
 
-def draft(inc: Incident, message: str = "We are investigating failed checkouts. Sorry.",
-          **fields: Any) -> UpdateDraft:
+def draft(
+    inc: Incident, message: str = "We are investigating failed checkouts. Sorry.", **fields: Any
+) -> UpdateDraft:
     fields.setdefault("status", IncidentStatus.INVESTIGATING)
     return UpdateDraft(incident_id=inc.id, message=message, **fields)
 

@@ -120,8 +120,10 @@ def test_client_error_other_than_408_429_fails(receiver):
     receiver.configure({"responses": {"/bad": 400, "/timeout": 408}})
     results = make_adapter().send(
         MESSAGE,
-        [Recipient(1, f"{receiver.base_url}/bad", secret=SECRET),
-         Recipient(2, f"{receiver.base_url}/timeout", secret=SECRET)],
+        [
+            Recipient(1, f"{receiver.base_url}/bad", secret=SECRET),
+            Recipient(2, f"{receiver.base_url}/timeout", secret=SECRET),
+        ],
     )
     assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.RETRY]
 

@@ -9,8 +9,20 @@ import pytest
 
 from tests.cli import tocsin
 
-COMMANDS = [[], ["init"], ["demo"], ["subscribers"], ["subscribers", "import"], ["subscribers", "list"],
-            ["incident"], ["incident", "open"], ["incident", "list"], ["publish"], ["status"], ["worker"]]
+COMMANDS = [
+    [],
+    ["init"],
+    ["demo"],
+    ["subscribers"],
+    ["subscribers", "import"],
+    ["subscribers", "list"],
+    ["incident"],
+    ["incident", "open"],
+    ["incident", "list"],
+    ["publish"],
+    ["status"],
+    ["worker"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "tocsin")
@@ -59,19 +71,38 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
     listed = tocsin("subscribers", "list", cwd=tmp_path)
     assert "+12025550143" in listed.out, "numbers are stored in E.164"
 
-    opened = tocsin("incident", "open", "API errors", "--severity", "critical", "--component", "api",
-                    cwd=tmp_path)
+    opened = tocsin(
+        "incident", "open", "API errors", "--severity", "critical", "--component", "api", cwd=tmp_path
+    )
     assert opened.code == 0 and "opened incident 1" in opened.out
-    published = tocsin("publish", "1", "--status", "investigating", "--message",
-                       "API requests fail. We are sorry and investigating.", "--next-update-in", "30m",
-                       "--idempotency-key", "first", cwd=tmp_path)
+    published = tocsin(
+        "publish",
+        "1",
+        "--status",
+        "investigating",
+        "--message",
+        "API requests fail. We are sorry and investigating.",
+        "--next-update-in",
+        "30m",
+        "--idempotency-key",
+        "first",
+        cwd=tmp_path,
+    )
     assert published.code == 0, published.err
     assert len(list(tmp_path.glob("outbox/update-1/email/*.eml"))) == 3
     assert len(list(tmp_path.glob("outbox/update-1/sms/*.json"))) == 2
 
-    again = tocsin("publish", "1", "--status", "investigating", "--message",
-                   "API requests fail. We are sorry and investigating.", "--idempotency-key", "first",
-                   cwd=tmp_path)
+    again = tocsin(
+        "publish",
+        "1",
+        "--status",
+        "investigating",
+        "--message",
+        "API requests fail. We are sorry and investigating.",
+        "--idempotency-key",
+        "first",
+        cwd=tmp_path,
+    )
     assert "already published as update 1" in again.out
     assert len(list(tmp_path.glob("outbox/update-*/email/*.eml"))) == 3
 

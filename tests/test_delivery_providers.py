@@ -35,17 +35,35 @@ def smtp() -> Iterator[SmtpSink]:
         yield sink
 
 
-def email_runtime(make_runtime: Callable[..., Runtime], sendgrid: SendGridEmulator,
-                  providers: list[str], smtp: SmtpSink | None = None, **extra: Any) -> Runtime:
+def email_runtime(
+    make_runtime: Callable[..., Runtime],
+    sendgrid: SendGridEmulator,
+    providers: list[str],
+    smtp: SmtpSink | None = None,
+    **extra: Any,
+) -> Runtime:
     options: dict[str, dict[str, Any]] = {
-        "sendgrid": {"api_key": API_KEY, "base_url": sendgrid.base_url, "from_email": "status@example.com",
-                     "timeout": 1.0},
+        "sendgrid": {
+            "api_key": API_KEY,
+            "base_url": sendgrid.base_url,
+            "from_email": "status@example.com",
+            "timeout": 1.0,
+        },
     }
     if smtp is not None:
-        options["smtp"] = {"host": smtp.host, "port": smtp.port, "starttls": False,
-                           "from_email": "status@example.com", "timeout": 2}
-    return make_runtime(channels={ChannelKind.EMAIL: ChannelSettings(providers=providers)},
-                        providers=options, retry=extra.pop("retry", FAST_RETRY), **extra)
+        options["smtp"] = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "starttls": False,
+            "from_email": "status@example.com",
+            "timeout": 2,
+        }
+    return make_runtime(
+        channels={ChannelKind.EMAIL: ChannelSettings(providers=providers)},
+        providers=options,
+        retry=extra.pop("retry", FAST_RETRY),
+        **extra,
+    )
 
 
 def ledger(rt: Runtime, update_id: int) -> list[Any]:
@@ -85,7 +103,9 @@ def test_429_is_retried_no_sooner_than_retry_after(
     assert len(sendgrid.received) == 10
     with rt.engine.connect() as conn:
         attempts = conn.execute(
-            select(delivery_attempts.c.outcome, delivery_attempts.c.started_at).order_by(delivery_attempts.c.id)
+            select(delivery_attempts.c.outcome, delivery_attempts.c.started_at).order_by(
+                delivery_attempts.c.id
+            )
         ).all()
     assert [a.outcome for a in attempts] == ["transient", "sent"]
     assert (attempts[1].started_at - attempts[0].started_at).total_seconds() >= 1.0
@@ -111,8 +131,14 @@ def test_one_address_sendgrid_rejects_fails_alone_and_the_rest_are_sent(
 ) -> None:
     rt = email_runtime(make_runtime, sendgrid, ["sendgrid"])
     subscribe(rt, 4)
-    add_subscribers(rt, [Subscriber(name="Typo", contact_points=[
-        ContactPoint(channel=ChannelKind.EMAIL, address="typo@@example")])])
+    add_subscribers(
+        rt,
+        [
+            Subscriber(
+                name="Typo", contact_points=[ContactPoint(channel=ChannelKind.EMAIL, address="typo@@example")]
+            )
+        ],
+    )
 
     published = publish_and_deliver(rt, draft(incident(rt), channels=[ChannelKind.EMAIL]), wait=2)
 
@@ -125,8 +151,12 @@ def test_one_address_sendgrid_rejects_fails_alone_and_the_rest_are_sent(
 def test_transient_failures_give_up_after_max_attempts_and_keep_the_last_error(
     make_runtime: Callable[..., Runtime], sendgrid: SendGridEmulator
 ) -> None:
-    rt = email_runtime(make_runtime, sendgrid, ["sendgrid"], retry=RetrySettings(
-        initial_backoff=0.05, max_backoff=0.1, max_attempts=3))
+    rt = email_runtime(
+        make_runtime,
+        sendgrid,
+        ["sendgrid"],
+        retry=RetrySettings(initial_backoff=0.05, max_backoff=0.1, max_attempts=3),
+    )
     subscribe(rt, 2)
     sendgrid.set_faults(fail_next=[503, 503, 503, 503])
 
@@ -157,8 +187,11 @@ def test_webhooks_are_signed_and_keep_their_id_across_retries(
     make_runtime: Callable[..., Runtime],
 ) -> None:
     with WebhookReceiver(responses={"/hooks/gone": 410}) as receiver:
-        rt = make_runtime(channels={ChannelKind.WEBHOOK: ChannelSettings(providers=["webhook"])},
-                          providers={"webhook": {"timeout": 2}}, retry=FAST_RETRY)
+        rt = make_runtime(
+            channels={ChannelKind.WEBHOOK: ChannelSettings(providers=["webhook"])},
+            providers={"webhook": {"timeout": 2}},
+            retry=FAST_RETRY,
+        )
         subscribe(rt, 6, email=False, webhook=f"{receiver.base_url}/hooks")
         from dispatcher.subscribers import iter_subscribers
 
@@ -175,4 +208,7 @@ def test_webhooks_are_signed_and_keep_their_id_across_retries(
         assert len(ids) == len(set(ids)) == 6
         retried = {r["webhook_id"] for r in receiver.rejected if "webhook_id" in r}
         assert retried <= set(ids), "a retried webhook keeps its webhook-id"
-        assert receiver.received[0]["body"]["type"] == "incident.update" or "incident" in receiver.received[0]["body"]
+        assert (
+            receiver.received[0]["body"]["type"] == "incident.update"
+            or "incident" in receiver.received[0]["body"]
+        )

@@ -69,12 +69,14 @@ def tweepy_client(base_url: str, **credentials: str) -> tweepy.Client:
 
 def mail(*emails: str, subject: str | None = "Outage", content=None) -> dict:
     body = {
-        "personalizations": [{"to": [{"email": e}], "custom_args": {"tocsin_delivery_id": str(i)}}
-                             for i, e in enumerate(emails)],
-        "from": {"email": "status@example.com"},
-        "content": content if content is not None else [
-            {"type": "text/plain", "value": "down"}, {"type": "text/html", "value": "<b>down</b>"}
+        "personalizations": [
+            {"to": [{"email": e}], "custom_args": {"tocsin_delivery_id": str(i)}}
+            for i, e in enumerate(emails)
         ],
+        "from": {"email": "status@example.com"},
+        "content": content
+        if content is not None
+        else [{"type": "text/plain", "value": "down"}, {"type": "text/html", "value": "<b>down</b>"}],
     }
     if subject:
         body["subject"] = subject
@@ -96,8 +98,14 @@ def test_sendgrid_accepts_mail_through_the_sdk_and_records_each_recipient():
             ("b@example.com", message_id, "1"),
         ]
         assert emu.received[0]["html"] == "<b>down</b>"
-        assert emu.stats == {"requests": 1, "accepted": 2, "accepted_requests": 1, "rejected": {},
-                             "hung": 0, "dropped": 0}
+        assert emu.stats == {
+            "requests": 1,
+            "accepted": 2,
+            "accepted_requests": 1,
+            "rejected": {},
+            "hung": 0,
+            "dropped": 0,
+        }
 
 
 def test_sendgrid_validation_errors_have_sendgrids_shape():
@@ -106,8 +114,13 @@ def test_sendgrid_validation_errors_have_sendgrids_shape():
         cases = [
             (mail("bad-address"), "personalizations.0.to.0.email"),
             (mail("a@example.com", subject=None), "subject"),
-            (mail("a@example.com", content=[{"type": "text/html", "value": "h"},
-                                            {"type": "text/plain", "value": "t"}]), "content"),
+            (
+                mail(
+                    "a@example.com",
+                    content=[{"type": "text/html", "value": "h"}, {"type": "text/plain", "value": "t"}],
+                ),
+                "content",
+            ),
             ({**mail("a@example.com"), "from": {"email": "nope"}}, "from.email"),
             (mail(*[f"u{i}@example.com" for i in range(1001)]), "personalizations"),
         ]
@@ -158,21 +171,34 @@ SID = "AC" + "1" * 32
 
 @pytest.fixture
 def twilio():
-    with TwilioEmulator(account_sid=SID, auth_token="tok", stop_numbers=["+15005550009"],
-                        landlines=["+15005550010"]) as emu:
+    with TwilioEmulator(
+        account_sid=SID, auth_token="tok", stop_numbers=["+15005550009"], landlines=["+15005550010"]
+    ) as emu:
         yield emu, TwilioClient(SID, "tok", http_client=TwilioEmulatorHttpClient(emu.base_url))
 
 
 def test_twilio_queues_a_message_through_the_sdk(twilio):
     emu, client = twilio
-    message = client.messages.create(to="+15551234567", from_="+15557654321", body="Checkout is down",
-                                     status_callback="https://example.com/cb")
+    message = client.messages.create(
+        to="+15551234567",
+        from_="+15557654321",
+        body="Checkout is down",
+        status_callback="https://example.com/cb",
+    )
     assert re.fullmatch(r"SM[0-9a-f]{32}", message.sid)
     assert message.status == "queued"
     assert message.to == "+15551234567"
-    assert emu.received == [{"sid": message.sid, "to": "+15551234567", "from": "+15557654321",
-                             "messaging_service_sid": None, "body": "Checkout is down",
-                             "status_callback": "https://example.com/cb", "account_sid": SID}]
+    assert emu.received == [
+        {
+            "sid": message.sid,
+            "to": "+15551234567",
+            "from": "+15557654321",
+            "messaging_service_sid": None,
+            "body": "Checkout is down",
+            "status_callback": "https://example.com/cb",
+            "account_sid": SID,
+        }
+    ]
     service = client.messages.create(to="+15551234567", messaging_service_sid="MG" + "2" * 32, body="x")
     assert service.status == "accepted"
 
@@ -195,11 +221,18 @@ def test_twilio_bad_credentials_and_throttling(twilio):
         wrong.messages.create(to="+15551234567", from_="+15557654321", body="x")
     assert (caught.value.status, caught.value.code) == (401, 20003)
     emu.set_faults(fail_next=[{"status": 429, "retry_after": 2}])
-    raw = httpx.post(f"{emu.base_url}/2010-04-01/Accounts/{SID}/Messages.json", auth=(SID, "tok"),
-                     data={"To": "+15551234567", "From": "+15557654321", "Body": "x"})
+    raw = httpx.post(
+        f"{emu.base_url}/2010-04-01/Accounts/{SID}/Messages.json",
+        auth=(SID, "tok"),
+        data={"To": "+15551234567", "From": "+15557654321", "Body": "x"},
+    )
     assert raw.status_code == 429 and raw.headers["Retry-After"] == "2"
-    assert raw.json() == {"code": 20429, "message": "Too Many Requests",
-                          "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}
+    assert raw.json() == {
+        "code": 20429,
+        "message": "Too Many Requests",
+        "more_info": "https://www.twilio.com/docs/errors/20429",
+        "status": 429,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- X
@@ -254,8 +287,12 @@ def signed(secret: str, msg_id: str, body: str) -> dict[str, str]:
     from datetime import datetime
 
     now = datetime.now(tz=UTC)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, now, body), "content-type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+        "content-type": "application/json",
+    }
 
 
 def test_webhook_receiver_verifies_signatures_and_per_path_answers():
@@ -273,7 +310,8 @@ def test_webhook_receiver_verifies_signatures_and_per_path_answers():
         assert post("/special", other, "m3") == 204
         assert post("/gone", secret, "m4") == 410
         assert [(m["webhook_id"], m["path"], m["body"]) for m in emu.received] == [
-            ("m1", "/hooks/1", {"a": 1}), ("m3", "/special", {"a": 1})
+            ("m1", "/hooks/1", {"a": 1}),
+            ("m3", "/special", {"a": 1}),
         ]
         assert emu.rejected[0]["webhook_id"] == "m2"
         assert emu.stats["rejected"] == {"401": 1, "410": 1}

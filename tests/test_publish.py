@@ -40,9 +40,9 @@ def test_every_subscriber_gets_the_update_once_on_every_channel(rt: Runtime, tmp
     emails = files(tmp_path / "outbox", uid, "email")
     assert len(emails) == 25
     recipients = sorted(email.message_from_bytes(p.read_bytes())["To"] for p in emails)
-    assert recipients == sorted(f"Person {i} <person{i}@example.com>" for i in range(25)) or recipients == sorted(
-        f"person{i}@example.com" for i in range(25)
-    )
+    assert recipients == sorted(
+        f"Person {i} <person{i}@example.com>" for i in range(25)
+    ) or recipients == sorted(f"person{i}@example.com" for i in range(25))
     assert len(files(tmp_path / "outbox", uid, "sms")) == 25
     assert len(files(tmp_path / "outbox", uid, "webhook")) == 25
     social = files(tmp_path / "outbox", uid, "social")
@@ -109,7 +109,9 @@ def test_fan_out_writes_rows_in_batches_and_submits_one_task_per_batch(
     assert summary.rows[ChannelKind.EMAIL] == 20
     assert [ref.batch for ref, _ in queue.batches] == [0, 1, 2]
     with rt.engine.connect() as conn:
-        sizes = dict(conn.execute(select(deliveries.c.batch, func.count()).group_by(deliveries.c.batch)).all())
+        sizes = dict(
+            conn.execute(select(deliveries.c.batch, func.count()).group_by(deliveries.c.batch)).all()
+        )
     assert sizes == {0: 7, 1: 7, 2: 6}
     # Fanning out again changes nothing: the rows are unique per (update, channel, address).
     fan_out(rt, published.update.id, queue)
@@ -117,26 +119,37 @@ def test_fan_out_writes_rows_in_batches_and_submits_one_task_per_batch(
 
 
 def test_audience_follows_preferences(rt: Runtime, tmp_path: Path) -> None:
-    add_subscribers(rt, [
-        person(1, internal=True),
-        person(2, components=["billing"]),
-        person(3, components=["checkout"]),
-        person(4, min_severity=Severity.CRITICAL),
-        person(5),
-    ])
+    add_subscribers(
+        rt,
+        [
+            person(1, internal=True),
+            person(2, components=["billing"]),
+            person(3, components=["checkout"]),
+            person(4, min_severity=Severity.CRITICAL),
+            person(5),
+        ],
+    )
     inc = incident(rt, severity=Severity.MAJOR, components=["checkout"])
 
     public = publish_and_deliver(rt, draft(inc, channels=[ChannelKind.EMAIL]))
     internal = publish_and_deliver(
-        rt, draft(inc, "Staff: rollback in progress", audience=Audience.INTERNAL, channels=[ChannelKind.EMAIL])
+        rt,
+        draft(inc, "Staff: rollback in progress", audience=Audience.INTERNAL, channels=[ChannelKind.EMAIL]),
     )
 
     def addressees(update_id: int) -> set[str]:
         with rt.engine.connect() as conn:
-            return set(conn.execute(
-                select(deliveries.c.address).where(deliveries.c.update_id == update_id)).scalars())
+            return set(
+                conn.execute(
+                    select(deliveries.c.address).where(deliveries.c.update_id == update_id)
+                ).scalars()
+            )
 
-    assert addressees(public.update.id) == {"person1@example.com", "person3@example.com", "person5@example.com"}
+    assert addressees(public.update.id) == {
+        "person1@example.com",
+        "person3@example.com",
+        "person5@example.com",
+    }
     assert addressees(internal.update.id) == {"person1@example.com"}
 
 

@@ -8,7 +8,7 @@ were in flight at that moment can be sent twice.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from channels.base import ChannelKind
 from dispatcher.settings import Settings
@@ -32,7 +32,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=FANOUT_QUEUE,
-        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_queues=[Queue(name) for name in ALL_QUEUES],  # type: ignore[no-untyped-call]
         task_routes={
             "tocsin.fanout": {"queue": FANOUT_QUEUE},
             "tocsin.redrive": {"queue": MAINTENANCE_QUEUE},

@@ -32,15 +32,18 @@ DEMO_MESSAGE = (
 
 @friendly_errors
 def demo(
-    subscribers_count: Annotated[int, typer.Option("--subscribers", min=1, max=100_000,
-                                                   help="How many sample subscribers to load.")] = 60,
+    subscribers_count: Annotated[
+        int, typer.Option("--subscribers", min=1, max=100_000, help="How many sample subscribers to load.")
+    ] = 60,
 ) -> None:
     """Load sample subscribers, open an incident, publish an update and deliver it to ./outbox."""
     started = time.monotonic()
     base = load_settings()
     settings = base.model_copy(
-        update={"redis_url": None,
-                "channels": {kind: ChannelSettings(providers=["outbox"]) for kind in base.channels}}
+        update={
+            "redis_url": None,
+            "channels": {kind: ChannelSettings(providers=["outbox"]) for kind in base.channels},
+        }
     )
     migrate(settings.database_url)
     rt = build_runtime(settings)
@@ -49,14 +52,22 @@ def demo(
         known = set(conn.execute(select(subscribers.c.external_id)).scalars())
     added = add_subscribers(rt, [p for p in people if p.external_id not in known])
     incident = open_incident(
-        rt, IncidentDraft(title="Checkout failing for some customers", severity=Severity.MAJOR,
-                          components=["api", "checkout"])
+        rt,
+        IncidentDraft(
+            title="Checkout failing for some customers",
+            severity=Severity.MAJOR,
+            components=["api", "checkout"],
+        ),
     )
     runner = EmbeddedRunner(rt)
     published = publish(
         rt,
-        UpdateDraft(incident_id=incident.id, status=IncidentStatus.INVESTIGATING, message=DEMO_MESSAGE,
-                    next_update_at=rt.clock.now().replace(microsecond=0) + timedelta(minutes=30)),
+        UpdateDraft(
+            incident_id=incident.id,
+            status=IncidentStatus.INVESTIGATING,
+            message=DEMO_MESSAGE,
+            next_update_at=rt.clock.now().replace(microsecond=0) + timedelta(minutes=30),
+        ),
         runner.queue,
     )
     runner.run_until_idle()
@@ -66,9 +77,15 @@ def demo(
     for column in ("channel", "sent", "failed", "files"):
         table.add_column(column)
     for st in result.channels:
-        table.add_row(st.channel.value, str(st.count(DeliveryState.SENT)), str(st.count(DeliveryState.FAILED)),
-                      str(outbox / st.channel.value))
+        table.add_row(
+            st.channel.value,
+            str(st.count(DeliveryState.SENT)),
+            str(st.count(DeliveryState.FAILED)),
+            str(outbox / st.channel.value),
+        )
     console.print(f"loaded {added} sample subscribers ({subscribers_count - added} already there)")
     console.print(table)
-    console.print(f"done in {time.monotonic() - started:.1f}s; state in {settings.database_url}, "
-                  f"messages under {outbox}")
+    console.print(
+        f"done in {time.monotonic() - started:.1f}s; state in {settings.database_url}, "
+        f"messages under {outbox}"
+    )

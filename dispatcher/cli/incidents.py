@@ -24,7 +24,9 @@ def open_(
     ] = None,
 ) -> None:
     """Open an incident (status: investigating). Then `tocsin publish` tells people about it."""
-    incident = open_incident(runtime(), IncidentDraft(title=title, severity=severity, components=component or []))
+    incident = open_incident(
+        runtime(), IncidentDraft(title=title, severity=severity, components=component or [])
+    )
     console.print(f"opened incident {incident.id}: {incident.title} [{incident.severity.value}]")
 
 
@@ -34,6 +36,12 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
     """List incidents, newest first."""
     table = Table("id", "title", "status", "severity", "components", "opened")
     for inc in list_incidents(runtime(), limit):
-        table.add_row(str(inc.id), inc.title, inc.status.value, inc.severity.value,
-                      ", ".join(inc.components) or "-", inc.opened_at.strftime("%Y-%m-%d %H:%M UTC"))
+        table.add_row(
+            str(inc.id),
+            inc.title,
+            inc.status.value,
+            inc.severity.value,
+            ", ".join(inc.components) or "-",
+            inc.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
     console.print(table)

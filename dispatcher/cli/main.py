@@ -57,7 +57,9 @@ def publish(
     next_update_in: Annotated[
         str | None, typer.Option(help="Promise the next update within this time, e.g. 30m, 1h.")
     ] = None,
-    audience: Annotated[Audience, typer.Option(help="public: subscribers; internal: staff only.")] = Audience.PUBLIC,
+    audience: Annotated[
+        Audience, typer.Option(help="public: subscribers; internal: staff only.")
+    ] = Audience.PUBLIC,
     channel: Annotated[
         list[ChannelKind] | None, typer.Option("--channel", help="Only these channels (repeatable).")
     ] = None,
@@ -74,14 +76,21 @@ def publish(
     if next_update_in:
         next_at = rt.clock.now() + parse_duration(next_update_in)
     draft = UpdateDraft(
-        incident_id=incident, status=status, message=message, next_update_at=next_at,
-        audience=audience, channels=channel, idempotency_key=idempotency_key,
+        incident_id=incident,
+        status=status,
+        message=message,
+        next_update_at=next_at,
+        audience=audience,
+        channels=channel,
+        idempotency_key=idempotency_key,
     )
     if uses_broker(rt.settings):
         published = publish_update(rt, draft, broker_queue())
         verb = "published" if published.created else "already published"
-        console.print(f"{verb} update {published.update.id}; workers are delivering it "
-                      f"(follow with `tocsin status {published.update.id}`)")
+        console.print(
+            f"{verb} update {published.update.id}; workers are delivering it "
+            f"(follow with `tocsin status {published.update.id}`)"
+        )
         return
     runner = EmbeddedRunner(rt)
     published = publish_update(rt, draft, runner.queue)

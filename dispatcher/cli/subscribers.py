@@ -33,8 +33,10 @@ def import_(
         err_console.print(f"{file}:{problem.line}: {problem.column}: {problem.reason}", highlight=False)
     if outcome.problems and not skip_invalid:
         fail(f"{len(outcome.problems)} bad row(s) in {file}; nothing imported (fix them, or --skip-invalid)")
-    console.print(f"imported {outcome.imported} subscriber(s)"
-                  + (f", skipped {outcome.skipped} bad row(s)" if outcome.skipped else ""))
+    console.print(
+        f"imported {outcome.imported} subscriber(s)"
+        + (f", skipped {outcome.skipped} bad row(s)" if outcome.skipped else "")
+    )
 
 
 @app.command("list")
@@ -42,12 +44,29 @@ def import_(
 def list_(limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50) -> None:
     """List subscribers and their contact points."""
     rt = runtime()
-    table = Table("id", "name", "locale", "email", "sms", "webhook", "components", "staff",
-                  title=f"{count_subscribers(rt)} subscriber(s)")
+    table = Table(
+        "id",
+        "name",
+        "locale",
+        "email",
+        "sms",
+        "webhook",
+        "components",
+        "staff",
+        title=f"{count_subscribers(rt)} subscriber(s)",
+    )
     for s in iter_subscribers(rt, limit):
-        by_channel = {cp.channel.value: cp.address + (" (opted out)" if cp.opted_out else "")
-                      for cp in s.contact_points}
-        table.add_row(str(s.id), s.name or "-", s.locale, by_channel.get("email", "-"),
-                      by_channel.get("sms", "-"), by_channel.get("webhook", "-"),
-                      ", ".join(s.components) or "all", "yes" if s.internal else "")
+        by_channel = {
+            cp.channel.value: cp.address + (" (opted out)" if cp.opted_out else "") for cp in s.contact_points
+        }
+        table.add_row(
+            str(s.id),
+            s.name or "-",
+            s.locale,
+            by_channel.get("email", "-"),
+            by_channel.get("sms", "-"),
+            by_channel.get("webhook", "-"),
+            ", ".join(s.components) or "all",
+            "yes" if s.internal else "",
+        )
     console.print(table)

@@ -8,8 +8,9 @@ from dispatcher.ledger import ChannelStatus
 from dispatcher.models import DeliveryState, Update
 
 
-def status_table(update: Update, statuses: list[ChannelStatus],
-                 providers: dict[tuple[str, str], int] | None = None) -> Table:
+def status_table(
+    update: Update, statuses: list[ChannelStatus], providers: dict[tuple[str, str], int] | None = None
+) -> Table:
     table = Table(title=f"Update {update.id} (incident {update.incident_id}, {update.status.value})")
     table.add_column("channel")
     table.add_column("owed", justify="right")

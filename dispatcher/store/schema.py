@@ -97,8 +97,9 @@ contact_points = Table(
     "contact_points",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column(
+        "subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("channel", String(20), nullable=False),
     Column("address", String(500), nullable=False),
     Column("secret", String(200), nullable=True),

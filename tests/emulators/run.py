@@ -1,8 +1,8 @@
 """Run one emulator as its own process; the first stdout line is its base URL once it listens.
 
-    python -m tests.emulators.run sendgrid --port 0 --latency-ms 100
-    python -m tests.emulators.run webhook --port 8099 --no-verify --no-record
-    python -m tests.emulators.run twilio --faults '{"failure_rate": 0.1, "seed": 3}'
+python -m tests.emulators.run sendgrid --port 0 --latency-ms 100
+python -m tests.emulators.run webhook --port 8099 --no-verify --no-record
+python -m tests.emulators.run twilio --faults '{"failure_rate": 0.1, "seed": 3}'
 """
 
 from __future__ import annotations

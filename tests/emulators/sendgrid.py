@@ -115,9 +115,7 @@ class SendGridEmulator(Emulator):
             body = json.loads(raw)
         except ValueError:
             self.reject(400, "invalid JSON")
-            return web.json_response(
-                sendgrid_errors(("Bad Request", None)), status=400
-            )
+            return web.json_response(sendgrid_errors(("Bad Request", None)), status=400)
         errors = validate_mail(body)
         if errors:
             self.reject(400, "; ".join(f"{field}: {message}" for message, field in errors))
@@ -262,8 +260,10 @@ def validate_mail(body: Any) -> list[tuple[str, str | None]]:
         for k, block in enumerate(content):
             if not isinstance(block, dict) or not block.get("type") or not block.get("value"):
                 errors.append(
-                    ("The content value must be a string at least one character in length.",
-                     f"content.{k}.value")
+                    (
+                        "The content value must be a string at least one character in length.",
+                        f"content.{k}.value",
+                    )
                 )
         if "text/plain" in types and types.index("text/plain") != 0:
             errors.append(

@@ -76,10 +76,10 @@ class FaultSpec:
 class FaultConfig:
     """Faults applied to provider requests (never to ``/_emulator/*``). JSON shape, every key optional::
 
-        {"latency_ms": 100, "down": false | true | "unavailable" | "auth",
-         "fail_next": ["hang", "drop", 503, {"status": 429, "retry_after": 2}],
-         "failure_rate": 0.1, "failure_kinds": ["5xx", "429", "hang"], "seed": 7,
-         "hang_seconds": 300, "retry_after": 1}
+    {"latency_ms": 100, "down": false | true | "unavailable" | "auth",
+     "fail_next": ["hang", "drop", 503, {"status": 429, "retry_after": 2}],
+     "failure_rate": 0.1, "failure_kinds": ["5xx", "429", "hang"], "seed": 7,
+     "hang_seconds": 300, "retry_after": 1}
     """
 
     latency_ms: float = 0.0
@@ -93,8 +93,16 @@ class FaultConfig:
     """Retry-After (seconds) of the 429s drawn by ``failure_rate``."""
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"latency_ms", "down", "fail_next", "failure_rate", "failure_kinds", "seed", "hang_seconds",
-         "retry_after"}
+        {
+            "latency_ms",
+            "down",
+            "fail_next",
+            "failure_rate",
+            "failure_kinds",
+            "seed",
+            "hang_seconds",
+            "retry_after",
+        }
     )
 
     def update(self, raw: Mapping[str, Any]) -> bool:

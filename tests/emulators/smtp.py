@@ -101,10 +101,7 @@ class SmtpSink:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
-            ok = (
-                auth_data.login.decode() == self.username
-                and auth_data.password.decode() == self.password
-            )
+            ok = auth_data.login.decode() == self.username and auth_data.password.decode() == self.password
             if ok:
                 return AuthResult(success=True, auth_data=auth_data)
         self.rejected.append(("AUTH", "bad credentials"))

@@ -152,9 +152,7 @@ class XEmulator(Emulator):
         if text in self._texts:
             return self._reject(
                 403,
-                problem(
-                    "Forbidden", "You are not allowed to create a Tweet with duplicate content.", 403
-                ),
+                problem("Forbidden", "You are not allowed to create a Tweet with duplicate content.", 403),
                 "duplicate content",
             )
         reply = body.get("reply") or {}
