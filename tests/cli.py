@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,21 +19,49 @@ class Ran:
     err: str
 
 
-def tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Ran:
-    full_env = {
+def cli_env(cwd: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without any Tocsin settings, plus the folder's config file."""
+    env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("TOCSIN_") and k not in ("DATABASE_URL", "REDIS_URL")
     }
-    full_env.update({"COLUMNS": "200", "NO_COLOR": "1", "TOCSIN_CONFIG": str(cwd / "tocsin.toml")})
-    full_env.update(env or {})
+    env.update({"COLUMNS": "200", "NO_COLOR": "1", "TOCSIN_CONFIG": str(cwd / "tocsin.toml")})
+    env.update(extra or {})
+    return env
+
+
+def tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Ran:
     proc = subprocess.run(
         [*TOCSIN, *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(cwd, env),
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A long-running command (``tocsin worker``), its output in ``cwd/<command>.log``."""
+    log = (cwd / f"{args[0]}.log").open("ab")
+    return subprocess.Popen(
+        [*TOCSIN, *args],
+        cwd=cwd,
+        env=cli_env(cwd, env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """End a process we started, by its pid: politely, then for sure."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

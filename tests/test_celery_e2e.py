@@ -3,9 +3,6 @@ real Redis delivers, PostgreSQL keeps the ledger, and the providers (emulated on
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +11,7 @@ import pytest
 import redis
 
 from dispatcher.subscribers import new_webhook_secret
-from tests.cli import TOCSIN, tocsin
+from tests.cli import start_tocsin, stop, tocsin
 from tests.emulators import SendGridEmulator, WebhookReceiver
 
 API_KEY = "SG.e2e-key"
@@ -82,7 +79,7 @@ def test_an_update_published_from_the_cli_is_delivered_by_a_celery_worker(
     assert imported.code == 0, imported.err
     assert tocsin("incident", "open", "Checkout failing", cwd=tmp_path, env=env).code == 0
 
-    with_worker = _start_worker(tmp_path, env)
+    with_worker = start_tocsin("worker", "--concurrency", "2", "--loglevel", "warning", cwd=tmp_path, env=env)
     try:
         published = tocsin(
             "publish",
@@ -127,7 +124,7 @@ def test_an_update_published_from_the_cli_is_delivered_by_a_celery_worker(
             )
         )
     finally:
-        _stop(with_worker)
+        stop(with_worker)
 
     emails = sorted(m["email"] for m in sendgrid.received)
     assert emails == sorted(f"person{i}@example.com" for i in range(SUBSCRIBERS)), "none lost, none twice"
@@ -144,25 +141,3 @@ def _counts(table: str) -> dict[str, dict[str, str]]:
         if len(cells) >= 4 and cells[0] in ("email", "sms", "webhook", "social"):
             counts[cells[0]] = {"owed": cells[1], "sent": cells[2], "failed": cells[3]}
     return counts
-
-
-def _start_worker(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc_env = {**os.environ, **env, "TOCSIN_CONFIG": str(folder / "tocsin.toml")}
-    log = (folder / "worker.log").open("wb")
-    return subprocess.Popen(
-        [*TOCSIN, "worker", "--concurrency", "2", "--loglevel", "warning"],
-        cwd=folder,
-        env=proc_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

@@ -115,12 +115,26 @@ def test_second_request_failing_reports_per_recipient_retry_not_a_raise(emulator
     assert len(emulator.received) == 1000
 
 
-def test_bad_recipient_address_is_a_permanent_error_naming_the_field(emulator):
+def test_a_bad_recipient_address_fails_alone_naming_the_field(emulator):
     recipients = [*people(2), Recipient(delivery_id=3, address="not-an-address")]
+
+    results = make_adapter(emulator).send(MESSAGE, recipients)
+
+    by_id = {r.delivery_id: r for r in results}
+    assert by_id[3].outcome is Outcome.FAILED
+    assert "personalizations.2.to.0.email" in by_id[3].error
+    assert "400" in by_id[3].error
+    assert [by_id[1].outcome, by_id[2].outcome] == [Outcome.SENT, Outcome.SENT]
+    assert sorted(m["email"] for m in emulator.received) == ["user1@example.com", "user2@example.com"]
+    assert emulator.stats["requests"] == 2
+
+
+def test_a_bad_request_not_about_addresses_is_a_permanent_error(emulator):
     with pytest.raises(PermanentError) as caught:
-        make_adapter(emulator).send(MESSAGE, recipients)
-    assert "personalizations.2.to.0.email" in caught.value.message
-    assert "400" in caught.value.message
+        make_adapter(emulator, from_email="status@example.com").send(
+            Message(kind=ChannelKind.EMAIL, update_id=1, incident_id=1, subject="", text="x"), people(2)
+        )
+    assert "400" in caught.value.message and "subject" in caught.value.message
     assert emulator.received == []
 
 
