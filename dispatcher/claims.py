@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from dispatcher.models import DeliveryState
 from dispatcher.runtime import Runtime
@@ -29,7 +29,7 @@ class ClaimedRow:
     opted_out: bool = False
 
 
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
         and_(
             deliveries.c.state == DeliveryState.QUEUED.value,

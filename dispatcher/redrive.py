@@ -1,8 +1,10 @@
 """Find work the database says is owed and hand it to the queue again.
 
 Run by a periodic tick (Celery beat in production, a timer in the embedded runner): updates never fanned
-out, batches whose retry time has come, and rows claimed by a worker whose lease ran out. Submitting a
-batch twice is harmless: rows are claimed atomically, so the second task finds nothing to do.
+out, batches whose retry time has come, batches whose task was lost, and rows claimed by a worker whose
+lease ran out. Re-driven rows get a fresh ``updated_at``, so a batch still waiting behind a long queue
+is not submitted again on every tick. Submitting a batch twice is harmless anyway: rows are claimed
+atomically, so the second task finds nothing to do.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 
 from channels.base import ChannelKind
 from dispatcher.models import DeliveryState, UpdateState
@@ -26,10 +28,19 @@ class Redriven:
 
 
 def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redriven:
-    """Submit what is owed now. Fresh work younger than ``stale_after`` seconds is left to its task."""
+    """Submit what is owed now and has been left alone for ``stale_after`` seconds."""
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after)
-    with rt.engine.connect() as conn:
+    owed = or_(
+        and_(
+            deliveries.c.state == DeliveryState.QUEUED.value,
+            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+            deliveries.c.updated_at <= stale,
+        ),
+        # Claimed by a worker presumed dead: owed again.
+        and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
+    )
+    with rt.engine.begin() as conn:
         pending = (
             conn.execute(
                 select(updates.c.id)
@@ -39,24 +50,13 @@ def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redrive
             .scalars()
             .all()
         )
-        due = conn.execute(
-            select(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
-            .where(
-                or_(
-                    and_(
-                        deliveries.c.state == DeliveryState.QUEUED.value, deliveries.c.next_attempt_at <= now
-                    ),
-                    and_(
-                        deliveries.c.state == DeliveryState.QUEUED.value,
-                        deliveries.c.next_attempt_at.is_(None),
-                        deliveries.c.updated_at <= stale,
-                    ),
-                    and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
-                )
-            )
-            .distinct()
-            .order_by(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
+        touched = conn.execute(
+            update(deliveries)
+            .where(owed)
+            .values(state=DeliveryState.QUEUED.value, lease_until=None, updated_at=now)
+            .returning(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
         ).all()
+    due = sorted({(u, c, b) for u, c, b in touched})
     for update_id in pending:
         queue.submit_fanout(update_id)
     for update_id, channel, batch in due:

@@ -52,6 +52,8 @@ def deliver(update_id: int, channel: str, batch: int) -> None:
 
 @app.task(name="tocsin.redrive")  # type: ignore[untyped-decorator]
 def redrive() -> None:
-    found = redrive_owed(runtime(), CeleryQueue())
+    # Wait a lease before re-driving fresh work: a batch may sit in a long queue behind a big fan-out.
+    rt = runtime()
+    found = redrive_owed(rt, CeleryQueue(), stale_after=rt.settings.retry.lease_seconds)
     if found.updates or found.batches:
         log.info("re-drove %s updates and %s batches", found.updates, found.batches)
