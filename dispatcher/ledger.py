@@ -24,45 +24,40 @@ def _in_flight(ids: Sequence[int]) -> Any:
     return deliveries.c.id.in_(ids) & (deliveries.c.state == DeliveryState.SENDING.value)
 
 
+def _finish_each(conn: Connection, params: list[dict[str, Any]], **values: Any) -> None:
+    """One UPDATE, executed for many rows: each still in flight gets ``values`` (and its own params)."""
+    if params:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
+            .where(deliveries.c.state == DeliveryState.SENDING.value)
+            .values(lease_until=None, **values),
+            params,
+        )
+
+
 def mark_sent(conn: Connection, provider: str, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
     """Finish rows as sent; ``sent`` holds (delivery id, provider message id)."""
     by_message: dict[str | None, list[int]] = defaultdict(list)
     for delivery_id, message_id in sent:
         by_message[message_id].append(delivery_id)
-    shared = {m: ids for m, ids in by_message.items() if len(ids) > 1}
-    for message_id, ids in shared.items():
-        conn.execute(
-            update(deliveries)
-            .where(_in_flight(ids))
-            .values(
-                state=DeliveryState.SENT.value,
-                provider=provider,
-                provider_message_id=message_id,
-                sent_at=now,
-                updated_at=now,
-                lease_until=None,
-                last_error=None,
-                next_attempt_at=None,
+    done = {
+        "state": DeliveryState.SENT.value,
+        "provider": provider,
+        "sent_at": now,
+        "updated_at": now,
+        "last_error": None,
+        "next_attempt_at": None,
+    }
+    for message_id, ids in by_message.items():
+        if len(ids) > 1:  # one provider id for many rows (SendGrid): one UPDATE … IN
+            conn.execute(
+                update(deliveries)
+                .where(_in_flight(ids))
+                .values(provider_message_id=message_id, lease_until=None, **done)
             )
-        )
     singles = [{"b_id": ids[0], "b_message_id": m} for m, ids in by_message.items() if len(ids) == 1]
-    if singles:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("b_id"))
-            .where(deliveries.c.state == DeliveryState.SENDING.value)
-            .values(
-                state=DeliveryState.SENT.value,
-                provider=provider,
-                provider_message_id=bindparam("b_message_id"),
-                sent_at=now,
-                updated_at=now,
-                lease_until=None,
-                last_error=None,
-                next_attempt_at=None,
-            ),
-            singles,
-        )
+    _finish_each(conn, singles, provider_message_id=bindparam("b_message_id"), **done)
 
 
 def mark_failed(
@@ -72,21 +67,14 @@ def mark_failed(
     now: datetime,
     state: DeliveryState = DeliveryState.FAILED,
 ) -> None:
-    if not failed:
-        return
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
-        .where(deliveries.c.state == DeliveryState.SENDING.value)
-        .values(
-            state=state.value,
-            provider=provider,
-            last_error=bindparam("b_error"),
-            updated_at=now,
-            lease_until=None,
-            next_attempt_at=None,
-        ),
+    _finish_each(
+        conn,
         [{"b_id": i, "b_error": e[:2000]} for i, e in failed],
+        state=state.value,
+        provider=provider,
+        last_error=bindparam("b_error"),
+        updated_at=now,
+        next_attempt_at=None,
     )
 
 
@@ -94,21 +82,14 @@ def mark_retry(
     conn: Connection, provider: str | None, retry: Sequence[tuple[int, str, float]], now: datetime
 ) -> None:
     """Put rows back in the queue, owed again after their delay (seconds)."""
-    if not retry:
-        return
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
-        .where(deliveries.c.state == DeliveryState.SENDING.value)
-        .values(
-            state=DeliveryState.QUEUED.value,
-            provider=provider,
-            last_error=bindparam("b_error"),
-            next_attempt_at=bindparam("b_at"),
-            updated_at=now,
-            lease_until=None,
-        ),
+    _finish_each(
+        conn,
         [{"b_id": i, "b_error": e[:2000], "b_at": now + timedelta(seconds=d)} for i, e, d in retry],
+        state=DeliveryState.QUEUED.value,
+        provider=provider,
+        last_error=bindparam("b_error"),
+        next_attempt_at=bindparam("b_at"),
+        updated_at=now,
     )
 
 
