@@ -67,6 +67,8 @@ class Message:
     html: str | None = None
     json_body: str | None = None
     """For webhooks: the exact JSON document to POST (rendered from the webhook template)."""
+    reply_to_id: str | None = None
+    """For threaded broadcast channels (X): the provider id of the post this one answers."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Outcome(enum.StrEnum):
     SENT = "sent"
     RETRY = "retry"
     FAILED = "failed"
+    OPTED_OUT = "opted_out"
+    """The recipient told the provider to stop (e.g. replied STOP to an SMS): record it, never retry."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,10 @@ class Result:
     @classmethod
     def retry(cls, delivery_id: int, error: str, retry_after: float | None = None) -> Result:
         return cls(delivery_id, Outcome.RETRY, error=error, retry_after=retry_after)
+
+    @classmethod
+    def opted_out(cls, delivery_id: int, error: str) -> Result:
+        return cls(delivery_id, Outcome.OPTED_OUT, error=error)
 
 
 class ChannelError(Exception):

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, update
 
 from channels.base import (
     ChannelError,
+    ChannelKind,
     Message,
     Outcome,
     PermanentError,
@@ -22,11 +26,13 @@ from channels.base import (
 )
 from dispatcher.claims import ClaimedRow, claim_batch
 from dispatcher.errors import ConfigurationError
-from dispatcher.ledger import AttemptRecord, log_attempt, mark_failed, mark_retry, mark_sent
-from dispatcher.messages import render_for
+from dispatcher.ledger import AttemptRecord, log_attempt, mark_failed, mark_retry, mark_sent, mark_waiting
+from dispatcher.messages import message_for, remember_thread
 from dispatcher.models import DeliveryState
+from dispatcher.ordering import IN_ORDER_WAIT_SECONDS, check_order
 from dispatcher.retry_policy import Action, RetryPolicy
 from dispatcher.runtime import Runtime
+from dispatcher.store.schema import contact_points
 from dispatcher.task_queue import BatchRef
 
 
@@ -58,8 +64,13 @@ class _Send:
 
     def run(self, message: Message, rows: list[ClaimedRow]) -> None:
         providers = self.rt.providers_for(self.ref.channel)
+        breaker = self.rt.breaker
         errors: list[str] = []
-        for provider in providers:
+        for position, provider in enumerate(providers):
+            has_fallback = position < len(providers) - 1
+            if has_fallback and not breaker.allows(provider):
+                errors.append(f"{provider}: circuit open")
+                continue
             try:
                 adapter = self.rt.adapter(provider)
             except ConfigurationError as exc:
@@ -69,7 +80,7 @@ class _Send:
             remaining = rows
             while remaining:
                 chunk, remaining = remaining[:size], remaining[size:]
-                if not self._attempt(provider, message, chunk):
+                if not self._attempt(provider, message, chunk, has_fallback):
                     remaining = chunk + remaining
                     break
             if not remaining:
@@ -79,17 +90,23 @@ class _Send:
         # No provider could carry these rows: they stay owed and are retried later.
         self._finish_transient(None, rows, "no provider available (" + "; ".join(errors) + ")", None)
 
-    def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow]) -> bool:
-        """Send ``rows`` through ``provider``. False when the provider is unavailable (try the next)."""
+    def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool) -> bool:
+        """Send ``rows`` through ``provider``. False when the rows should move to the next provider."""
+        breaker = self.rt.breaker
         started = self.rt.clock.now()
         record = AttemptRecord(self.ref, provider, len(rows), "sent", started)
         try:
             results = self.rt.adapter(provider).send(message, _recipients(rows))
         except ProviderUnavailable as exc:
+            breaker.trip(provider)
             record.outcome, record.error = "unavailable", exc.message
             self._log(record)
             return False
         except TransientError as exc:
+            if breaker.record_failure(provider) and has_fallback:
+                record.outcome, record.error = "failover", f"circuit opened: {exc.message}"
+                self._log(record)
+                return False
             record.outcome, record.error = "transient", exc.message
             self._finish_transient(provider, rows, exc.message, exc.retry_after, record)
             return True
@@ -100,15 +117,24 @@ class _Send:
         except ChannelError as exc:  # an adapter's own subclass we don't know: treat as transient
             self._finish_transient(provider, rows, exc.message, None, record)
             return True
-        self._record(provider, rows, results, record)
+        if any(r.outcome is Outcome.SENT for r in results):
+            breaker.record_success(provider)
+        elif any(r.outcome is Outcome.RETRY for r in results):
+            breaker.record_failure(provider)
+        self._record(provider, message, rows, results, record)
         return True
 
     def _record(
-        self, provider: str, rows: list[ClaimedRow], results: list[Result], record: AttemptRecord
+        self,
+        provider: str,
+        message: Message,
+        rows: list[ClaimedRow],
+        results: list[Result],
+        record: AttemptRecord,
     ) -> None:
         by_id = {r.id: r for r in rows}
         answered = {res.delivery_id for res in results}
-        sent, failed, retry = [], [], []
+        sent, failed, retry, opted_out = [], [], [], []
         for res in results:
             row = by_id.get(res.delivery_id)
             if row is None:
@@ -117,6 +143,8 @@ class _Send:
                 sent.append((row.id, res.provider_message_id))
             elif res.outcome is Outcome.FAILED:
                 failed.append((row.id, res.error or "failed"))
+            elif res.outcome is Outcome.OPTED_OUT:
+                opted_out.append(row)
             else:
                 retry.append((row, res.error or "retry", res.retry_after))
         # A row the adapter did not answer for is owed again, never silently dropped.
@@ -125,13 +153,17 @@ class _Send:
         requeue, give_up = self._decide(retry)
         with self.rt.engine.begin() as conn:
             mark_sent(conn, provider, sent, now)
+            if self.ref.channel is ChannelKind.SOCIAL and sent and sent[-1][1]:
+                remember_thread(conn, message.incident_id, str(sent[-1][1]))
             mark_failed(conn, provider, failed + give_up, now)
             mark_retry(conn, provider, requeue, now)
+            record_opt_outs(conn, provider, opted_out, now)
             record.sent, record.failed, record.retrying = len(sent), len(failed) + len(give_up), len(requeue)
             record.outcome = "sent" if not (failed or retry) else "partial"
             log_attempt(conn, record, now)
         self.outcome.sent += len(sent)
         self.outcome.failed += len(failed) + len(give_up)
+        self.outcome.suppressed += len(opted_out)
 
     def _decide(
         self, retry: list[tuple[ClaimedRow, str, float | None]]
@@ -184,6 +216,48 @@ class _Send:
             log_attempt(conn, record, self.rt.clock.now())
 
 
+def record_opt_outs(conn: Connection, provider: str, rows: list[ClaimedRow], now: datetime) -> None:
+    """The recipient told the provider to stop: suppress this row and every later send to them."""
+    if not rows:
+        return
+    mark_failed(
+        conn,
+        provider,
+        [(r.id, "recipient opted out at the provider") for r in rows],
+        now,
+        state=DeliveryState.SUPPRESSED,
+    )
+    points = [r.contact_point_id for r in rows if r.contact_point_id is not None]
+    if points:
+        conn.execute(update(contact_points).where(contact_points.c.id.in_(points)).values(opted_out=True))
+
+
+def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: BatchOutcome) -> list[ClaimedRow]:
+    """Settle the rows that must not be sent now; return the ones to send."""
+    now = rt.clock.now()
+    with rt.engine.begin() as conn:
+        opted_out = [r for r in rows if r.opted_out]
+        mark_failed(conn, None, [(r.id, "opted out") for r in opted_out], now, state=DeliveryState.SUPPRESSED)
+        order = check_order(conn, ref, [r for r in rows if not r.opted_out], now)
+        mark_failed(
+            conn,
+            None,
+            [(r.id, f"superseded by update {newer}") for r, newer in order.superseded],
+            now,
+            state=DeliveryState.SUPERSEDED,
+        )
+        mark_waiting(
+            conn,
+            [(r.id, f"waiting for update {older} to finish") for r, older in order.wait],
+            now,
+            IN_ORDER_WAIT_SECONDS,
+        )
+    outcome.suppressed += len(opted_out) + len(order.superseded)
+    if order.wait:
+        outcome.retry_in = IN_ORDER_WAIT_SECONDS
+    return order.send
+
+
 def deliver_batch(rt: Runtime, ref: BatchRef, policy: RetryPolicy | None = None) -> BatchOutcome:
     """Claim what is owed in batch ``ref`` and send it. Safe to call twice: claimed rows are skipped."""
     policy = policy or RetryPolicy(rt.settings.retry)
@@ -192,22 +266,10 @@ def deliver_batch(rt: Runtime, ref: BatchRef, policy: RetryPolicy | None = None)
     outcome.claimed = len(rows)
     if not rows:
         return outcome
-    opted_out = [r for r in rows if r.opted_out]
-    if opted_out:
-        with rt.engine.begin() as conn:
-            mark_failed(
-                conn,
-                None,
-                [(r.id, "opted out") for r in opted_out],
-                rt.clock.now(),
-                state=DeliveryState.SUPPRESSED,
-            )
-        outcome.suppressed = len(opted_out)
     by_locale: dict[str, list[ClaimedRow]] = defaultdict(list)
-    for row in rows:
-        if not row.opted_out:
-            by_locale[row.locale].append(row)
+    for row in _set_aside(rt, ref, rows, outcome):
+        by_locale[row.locale].append(row)
     sender = _Send(rt, ref, policy, outcome)
     for locale, group in by_locale.items():
-        sender.run(render_for(rt, ref.update_id, ref.channel, locale), group)
+        sender.run(message_for(rt, ref, locale), group)
     return outcome

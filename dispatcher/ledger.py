@@ -93,6 +93,19 @@ def mark_retry(
     )
 
 
+def mark_waiting(conn: Connection, rows: Sequence[tuple[int, str]], now: datetime, delay: float) -> None:
+    """Back to the queue for ``delay`` seconds without counting an attempt (nothing was tried)."""
+    _finish_each(
+        conn,
+        [{"b_id": i, "b_error": why} for i, why in rows],
+        state=DeliveryState.QUEUED.value,
+        last_error=bindparam("b_error"),
+        updated_at=now,
+        next_attempt_at=now + timedelta(seconds=delay),
+        attempts=deliveries.c.attempts - 1,
+    )
+
+
 @dataclass
 class AttemptRecord:
     ref: BatchRef

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import replace
+
+from sqlalchemy import Connection, select, update
 
 from channels.base import ChannelKind, Message
 from dispatcher.models import Incident
@@ -10,6 +12,7 @@ from dispatcher.publish import get_update
 from dispatcher.rendering import RenderContext
 from dispatcher.runtime import Runtime
 from dispatcher.store.schema import incidents
+from dispatcher.task_queue import BatchRef
 
 CACHE_LIMIT = 512
 
@@ -33,3 +36,19 @@ def render_for(rt: Runtime, update_id: int, channel: ChannelKind, locale: str) -
         cached = rt.renderer.render(channel, render_context(rt, update_id), locale)
         rt.render_cache[key] = cached
     return cached
+
+
+def message_for(rt: Runtime, ref: BatchRef, locale: str) -> Message:
+    """The message for a batch. Social posts reply to the incident's previous post: one thread."""
+    message = render_for(rt, ref.update_id, ref.channel, locale)
+    if ref.channel is ChannelKind.SOCIAL:
+        with rt.engine.connect() as conn:
+            thread = conn.execute(
+                select(incidents.c.social_thread_id).where(incidents.c.id == message.incident_id)
+            ).scalar_one_or_none()
+        message = replace(message, reply_to_id=thread)
+    return message
+
+
+def remember_thread(conn: Connection, incident_id: int, post_id: str) -> None:
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(social_thread_id=post_id))

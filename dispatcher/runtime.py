@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from channels import registry
 from channels.base import Adapter, ChannelKind, Message
+from dispatcher.circuit_breaker import CircuitBreaker
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.errors import ConfigurationError, NotInitialised
 from dispatcher.rendering import Renderer
@@ -22,6 +23,7 @@ class Runtime:
     engine: Engine
     renderer: Renderer
     clock: Clock = field(default_factory=SystemClock)
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     render_cache: dict[tuple[int, ChannelKind, str], Message] = field(default_factory=dict)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -42,10 +44,11 @@ class Runtime:
         return list(self.settings.channels[channel].providers)
 
     def batch_size(self, channel: ChannelKind) -> int:
-        """The configured batch size, never above what the primary provider takes in one call."""
+        """The configured batch size, never above what the primary provider takes in one call.
+
+        A fallback with smaller calls (SMTP) gets the batch in several calls."""
         configured = self.settings.channels[channel].batch_size
-        limits = [registry.adapter_class(p).capabilities.max_batch for p in self.providers_for(channel)]
-        ceiling = min(limits) if limits else 1000
+        ceiling = registry.adapter_class(self.providers_for(channel)[0]).capabilities.max_batch
         return min(configured, ceiling) if configured else ceiling
 
     def close(self) -> None:
@@ -67,4 +70,5 @@ def build_runtime(
         engine=engine,
         renderer=Renderer(settings.templates_dir),
         clock=clock or SystemClock(),
+        breaker=CircuitBreaker(settings.circuit_breaker.failures, settings.circuit_breaker.reset_after),
     )

@@ -31,6 +31,15 @@ class ChannelSettings(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=10_000)
     """At most this many deliveries per provider call; default: the adapter's own maximum."""
     enabled: bool = True
+    max_segments: int | None = Field(default=None, ge=1, le=10)
+    """SMS only: texts longer than this many segments are shortened, ending with the status page link."""
+
+
+class CircuitSettings(BaseModel):
+    """When to stop calling a failing provider and move its rows to the next one."""
+
+    failures: int = Field(default=3, ge=1)
+    reset_after: float = Field(default=30.0, gt=0)
 
 
 class RetrySettings(BaseModel):
@@ -78,6 +87,7 @@ class Settings(BaseSettings):
     """Options per provider, e.g. ``[providers.sendgrid] api_key = "…"``."""
     fanout_page_size: int = Field(default=2000, ge=1, le=100_000)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    circuit_breaker: CircuitSettings = Field(default_factory=CircuitSettings)
     webhook_secret: SecretStr | None = None
     """Signing secret for webhook endpoints that have none of their own."""
     outbox_dir: Path = Path("outbox")

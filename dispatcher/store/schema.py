@@ -62,6 +62,8 @@ incidents = Table(
     Column("components", JSON, nullable=False),
     Column("opened_at", Timestamp(), nullable=False),
     Column("updated_at", Timestamp(), nullable=False),
+    # The provider id of the incident's latest social post: the next one replies to it (one thread).
+    Column("social_thread_id", String(64), nullable=True),
 )
 
 updates = Table(
@@ -104,6 +106,8 @@ contact_points = Table(
     Column("address", String(500), nullable=False),
     Column("secret", String(200), nullable=True),
     Column("opted_out", Boolean, nullable=False),
+    Column("opted_out_reason", String(200), nullable=True),
+    Column("opted_out_at", Timestamp(), nullable=True),
     UniqueConstraint("channel", "address", name="uq_contact_points_channel_address"),
 )
 
@@ -128,9 +132,14 @@ deliveries = Table(
     Column("created_at", Timestamp(), nullable=False),
     Column("updated_at", Timestamp(), nullable=False),
     Column("sent_at", Timestamp(), nullable=True),
+    # What the provider said later (status callback, event webhook): delivered, undelivered, bounce…
+    Column("provider_status", String(30), nullable=True),
+    Column("provider_status_at", Timestamp(), nullable=True),
     UniqueConstraint("update_id", "channel", "address", name="uq_deliveries_update_channel_address"),
     Index("ix_deliveries_batch_state", "update_id", "channel", "batch", "state"),
     Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
+    Index("ix_deliveries_channel_address", "channel", "address"),
+    Index("ix_deliveries_provider_message_id", "provider_message_id"),
 )
 
 delivery_attempts = Table(
