@@ -17,6 +17,9 @@ BUILTIN: dict[str, str] = {
     "sendgrid": "channels.sendgrid:SendGridAdapter",
     "smtp": "channels.smtp:SmtpAdapter",
     "webhook": "channels.webhook:WebhookAdapter",
+    "twilio": "channels.twilio:TwilioAdapter",
+    "x": "channels.x:XAdapter",
+    "apprise": "channels.chat:ChatAdapter",
 }
 
 ENTRY_POINT_GROUP = "tocsin.channels"

@@ -6,6 +6,7 @@ when rows must be retried it returns the delay, and the caller schedules the bat
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from dispatcher.ledger import AttemptRecord, log_attempt, mark_failed, mark_retr
 from dispatcher.messages import message_for, remember_thread
 from dispatcher.models import DeliveryState
 from dispatcher.ordering import IN_ORDER_WAIT_SECONDS, check_order
+from dispatcher.rate_limit import BucketSpec
 from dispatcher.retry_policy import Action, RetryPolicy
 from dispatcher.runtime import Runtime
 from dispatcher.store.schema import contact_points
@@ -76,10 +78,13 @@ class _Send:
             except ConfigurationError as exc:
                 errors.append(f"{provider}: {exc}")
                 continue
-            size = adapter.capabilities.max_batch
+            spec = self.rt.rate_spec(provider)
+            size = min(adapter.capabilities.max_batch, spec.burst if spec else adapter.capabilities.max_batch)
             remaining = rows
             while remaining:
                 chunk, remaining = remaining[:size], remaining[size:]
+                if spec is not None and not self._take_tokens(provider, spec, chunk + remaining):
+                    return
                 if not self._attempt(provider, message, chunk, has_fallback):
                     remaining = chunk + remaining
                     break
@@ -89,6 +94,23 @@ class _Send:
             errors.append(f"{provider}: unavailable")
         # No provider could carry these rows: they stay owed and are retried later.
         self._finish_transient(None, rows, "no provider available (" + "; ".join(errors) + ")", None)
+
+    def _take_tokens(self, provider: str, spec: BucketSpec, owed: list[ClaimedRow]) -> bool:
+        """Wait for the provider's rate limit (short waits in place); False when the rows were put
+        back in the queue for a longer wait."""
+        size = min(len(owed), spec.burst)
+        while True:
+            wait = self.rt.limiter.acquire(provider, size, spec=spec)
+            if wait <= 0:
+                return True
+            if wait > self.rt.settings.retry.in_process_wait:
+                with self.rt.engine.begin() as conn:
+                    mark_waiting(
+                        conn, [(r.id, f"rate limit of {provider}") for r in owed], self.rt.clock.now(), wait
+                    )
+                self.outcome.retry_in = min(self.outcome.retry_in or wait, wait)
+                return False
+            time.sleep(wait)
 
     def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool) -> bool:
         """Send ``rows`` through ``provider``. False when the rows should move to the next provider."""

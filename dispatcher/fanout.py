@@ -24,8 +24,6 @@ from dispatcher.runtime import Runtime
 from dispatcher.store.schema import contact_points, deliveries, incidents, subscribers, updates
 from dispatcher.task_queue import BatchRef, TaskQueue
 
-BROADCAST_ADDRESS = "public"
-
 
 @dataclass
 class FanoutSummary:
@@ -126,19 +124,23 @@ def _fan_out_channel(
 ) -> None:
     now = rt.clock.now()
     if channel.is_broadcast:
-        row = _row(
-            update.id,
-            channel,
-            0,
-            now,
-            address=BROADCAST_ADDRESS,
-            subscriber_id=None,
-            contact_point_id=None,
-            locale="en",
-            opted_out=False,
-        )
-        _flush(rt, queue, BatchRef(update.id, channel, 0), [row])
-        summary.rows[channel], summary.batches[channel] = 1, 1
+        rows = [
+            _row(
+                update.id,
+                channel,
+                0,
+                now,
+                address=target,
+                subscriber_id=None,
+                contact_point_id=None,
+                locale="en",
+                opted_out=False,
+            )
+            for target in rt.broadcast_targets(channel)
+        ]
+        if rows:
+            _flush(rt, queue, BatchRef(update.id, channel, 0), rows)
+        summary.rows[channel], summary.batches[channel] = len(rows), 1 if rows else 0
         return
     size = rt.batch_size(channel)
     batch, count, pending = 0, 0, []

@@ -7,6 +7,8 @@ from dataclasses import replace
 from sqlalchemy import Connection, select, update
 
 from channels.base import ChannelKind, Message
+from channels.sms_segments import fit_to_segments
+from channels.x_text import fit_to_weighted
 from dispatcher.models import Incident
 from dispatcher.publish import get_update
 from dispatcher.rendering import RenderContext
@@ -27,13 +29,28 @@ def render_context(rt: Runtime, update_id: int) -> RenderContext:
     ).model_copy(update={"incident_status": update.status})
 
 
+X_LIMIT = 280
+
+
+def _fit(rt: Runtime, channel: ChannelKind, message: Message) -> Message:
+    """Keep short texts within what the channel carries, ending with the status page link if cut."""
+    link = rt.settings.status_page_url
+    if channel is ChannelKind.SMS:
+        limit = rt.settings.channels[ChannelKind.SMS].max_segments
+        if limit:
+            return replace(message, text=fit_to_segments(message.text, limit, link))
+    if channel is ChannelKind.SOCIAL:
+        return replace(message, text=fit_to_weighted(message.text, X_LIMIT, link))
+    return message
+
+
 def render_for(rt: Runtime, update_id: int, channel: ChannelKind, locale: str) -> Message:
     key = (update_id, channel, locale)
     cached = rt.render_cache.get(key)
     if cached is None:
         if len(rt.render_cache) >= CACHE_LIMIT:
             rt.render_cache.clear()
-        cached = rt.renderer.render(channel, render_context(rt, update_id), locale)
+        cached = _fit(rt, channel, rt.renderer.render(channel, render_context(rt, update_id), locale))
         rt.render_cache[key] = cached
     return cached
 

@@ -47,8 +47,8 @@ def _channels_for(rt: Runtime, draft: UpdateDraft) -> list[ChannelKind]:
     if not_enabled:
         raise InvalidInput(f"channels: {', '.join(not_enabled)} not enabled in the configuration")
     if draft.audience is not Audience.PUBLIC:
-        # Broadcast channels (social) reach the whole world: never for internal updates.
-        chosen = [c for c in chosen if not c.is_broadcast]
+        # Social posts reach the whole world: never for internal updates (chat rooms are staff's).
+        chosen = [c for c in chosen if c is not ChannelKind.SOCIAL]
     if not chosen:
         raise InvalidInput("channels: the update would go out on no channel")
     return list(dict.fromkeys(chosen))

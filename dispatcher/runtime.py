@@ -12,6 +12,7 @@ from channels.base import Adapter, ChannelKind, Message
 from dispatcher.circuit_breaker import CircuitBreaker
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.errors import ConfigurationError, NotInitialised
+from dispatcher.rate_limit import BucketSpec, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from dispatcher.rendering import Renderer
 from dispatcher.settings import Settings
 from dispatcher.store.engine import get_engine, is_initialised
@@ -24,6 +25,7 @@ class Runtime:
     renderer: Renderer
     clock: Clock = field(default_factory=SystemClock)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     render_cache: dict[tuple[int, ChannelKind, str], Message] = field(default_factory=dict)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,6 +53,21 @@ class Runtime:
         ceiling = registry.adapter_class(self.providers_for(channel)[0]).capabilities.max_batch
         return min(configured, ceiling) if configured else ceiling
 
+    def broadcast_targets(self, channel: ChannelKind) -> list[str]:
+        """Where a broadcast channel posts: the social account, or each configured chat room by name."""
+        if channel is ChannelKind.CHAT:
+            options = self.settings.providers.get(self.providers_for(channel)[0], {})
+            return sorted(options.get("rooms", {}))
+        return ["public"]
+
+    def rate_spec(self, provider: str) -> BucketSpec | None:
+        """The provider's rate limit: configured, else the adapter's declared default, else none."""
+        configured = self.settings.rate_limits.get(provider)
+        if configured is not None:
+            return BucketSpec(configured.per_second, configured.burst)
+        default = registry.adapter_class(provider).capabilities.rate_limit_per_second
+        return None if default is None else BucketSpec(default, 1)
+
     def close(self) -> None:
         with self._lock:
             for adapter in self._adapters.values():
@@ -71,4 +88,14 @@ def build_runtime(
         renderer=Renderer(settings.templates_dir),
         clock=clock or SystemClock(),
         breaker=CircuitBreaker(settings.circuit_breaker.failures, settings.circuit_breaker.reset_after),
+        limiter=_limiter(settings),
     )
+
+
+def _limiter(settings: Settings) -> RateLimiter:
+    """Shared by every worker process through Redis when there is one; in-process otherwise."""
+    if settings.redis_url is None:
+        return LocalRateLimiter()
+    import redis
+
+    return RedisRateLimiter(redis.Redis.from_url(settings.redis_url))

@@ -35,6 +35,13 @@ class ChannelSettings(BaseModel):
     """SMS only: texts longer than this many segments are shortened, ending with the status page link."""
 
 
+class RateLimitSettings(BaseModel):
+    """A provider account's sending rate, shared by every worker (through Redis when configured)."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1, le=10_000)
+
+
 class CircuitSettings(BaseModel):
     """When to stop calling a failing provider and move its rows to the next one."""
 
@@ -55,10 +62,13 @@ class RetrySettings(BaseModel):
 
 
 def _default_channels() -> dict[ChannelKind, ChannelSettings]:
-    return {
+    defaults = {
         kind: ChannelSettings()
         for kind in (ChannelKind.EMAIL, ChannelKind.SMS, ChannelKind.WEBHOOK, ChannelKind.SOCIAL)
     }
+    # Chat needs rooms to post to ([providers.apprise.rooms]): off until configured.
+    defaults[ChannelKind.CHAT] = ChannelSettings(providers=["apprise"], enabled=False)
+    return defaults
 
 
 class Settings(BaseSettings):
@@ -88,9 +98,16 @@ class Settings(BaseSettings):
     fanout_page_size: int = Field(default=2000, ge=1, le=100_000)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit_breaker: CircuitSettings = Field(default_factory=CircuitSettings)
+    rate_limits: dict[str, RateLimitSettings] = Field(default_factory=dict)
+    """Per provider, e.g. ``[rate_limits.twilio] per_second = 1``; default: the adapter's own."""
     webhook_secret: SecretStr | None = None
     """Signing secret for webhook endpoints that have none of their own."""
     outbox_dir: Path = Path("outbox")
+    public_url: str | None = None
+    """The address providers reach ``tocsin api`` at (e.g. behind a proxy); signed callbacks are checked
+    against it."""
+    sendgrid_event_public_key: SecretStr | None = None
+    """The verification key of SendGrid's signed Event Webhook (base64, as SendGrid shows it)."""
 
     @field_validator("database_url")
     @classmethod

@@ -138,5 +138,20 @@ def worker(
         console.print("stopped")
 
 
+@app.command()
+@friendly_errors
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP endpoints: provider callbacks (Twilio status and STOP, SendGrid events), health."""
+    import uvicorn
+
+    from dispatcher.http.app import create_app
+
+    rt = runtime()
+    uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,297 @@
+"""Twilio SMS adapter (Programmable Messaging through the official ``twilio`` SDK).
+
+Twilio has no batch send: every recipient is one ``POST /2010-04-01/Accounts/{sid}/Messages.json``,
+made in order. How the answers map:
+
+* 201 (``SM…`` sid) -> ``sent``, the sid as provider message id;
+* 400 code 21610 (the recipient replied STOP) -> ``opted_out``: the dispatcher suppresses the address;
+* any other 4xx about the recipient (21211 invalid To, 21614 not a mobile, 21408 region not enabled, ...)
+  -> ``failed`` with ``"twilio <code>: <message>"``;
+* 429 / code 20429, 5xx, timeouts, connection errors -> ``retry``, ``retry_after`` from Retry-After;
+* 401, 403 with an account code (20xxx), 404, a bad From / Messaging Service (21212, 21603, 21701, 21705)
+  -> this provider cannot carry anything (see below);
+* 21602 / 21617 / 21619 (no body, body over 1,600 characters) -> the message itself is bad (see below).
+
+Whole-batch errors are raised only by the **first** call of a batch, when nothing has happened yet:
+a transient answer raises ``TransientError`` (with Retry-After), an unusable provider raises
+``ProviderUnavailable`` (so the dispatcher fails over), a bad message raises ``PermanentError``.
+
+Once some recipient has an answer, a later whole-call problem stops the batch instead of raising: the
+recipient that met it and every one not yet tried get ``retry`` results (a bad message: ``failed``), and
+those already sent keep their ``sent`` results, so a raise never causes a resend. In particular **auth
+failing mid-batch** (a token rotated while we were sending) ends the batch with ``retry`` results for the
+rest; their next attempt starts with a call that gets 401 again, which raises ``ProviderUnavailable`` and
+moves them to the next provider. Throttling and server errors mid-batch also stop the batch rather than
+pressing on: the next 99 calls would most likely meet the same 429 / 503 / timeout, and a hang on each
+would hold the worker for ``timeout`` seconds per recipient.
+
+Twilio has no idempotency key for messages: a timeout after Twilio accepted one becomes a duplicate when
+it is retried. That is the at-least-once price; the status callbacks carry the sid of each copy.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.rest import Client
+
+from channels.base import (
+    AdapterBase,
+    Capabilities,
+    ChannelError,
+    ChannelKind,
+    LengthRule,
+    Message,
+    PermanentError,
+    ProviderUnavailable,
+    Recipient,
+    Result,
+    TransientError,
+)
+
+TWILIO_API = "https://api.twilio.com"
+MAX_BATCH = 100
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+
+OPTED_OUT_CODE = 21610
+"""The recipient replied STOP to this sender; Twilio refuses every message to them until START."""
+
+BAD_MESSAGE_CODES = frozenset({21602, 21617, 21619})
+"""The request's body is wrong whoever it goes to (missing, over 1,600 characters)."""
+
+BAD_SENDER_CODES = frozenset({21212, 21603, 21701, 21705})
+"""The configured From / Messaging Service is wrong whoever it goes to: this provider cannot carry."""
+
+
+class TwilioOptions(BaseModel):
+    """Settings of the Twilio adapter. Exactly one of ``from_number`` and ``messaging_service_sid``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_sid: str
+    auth_token: SecretStr
+    from_number: str | None = None
+    """An E.164 number of the account (``+15551234567``)."""
+    messaging_service_sid: str | None = None
+    """``MG…``: let a Messaging Service pick the sender from its pool (and queue beyond its throughput)."""
+    base_url: str = TWILIO_API
+    """API host; an emulator URL in tests."""
+    status_callback_url: str | None = None
+    """Sent as ``StatusCallback``: Twilio POSTs each message's status changes there."""
+    timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for Twilio (connect, and each socket read) on every call."""
+    max_segments: int | None = Field(default=None, ge=1, le=10)
+    """Informational: the segment budget texts are shortened to before they reach the adapter."""
+
+    @field_validator("account_sid")
+    @classmethod
+    def _account_sid(cls, value: str) -> str:
+        if not ACCOUNT_SID.match(value):
+            raise ValueError("account_sid must be 'AC' followed by 32 hex digits")
+        return value
+
+    @field_validator("from_number")
+    @classmethod
+    def _from_number(cls, value: str | None) -> str | None:
+        if value is not None and not E164.match(value):
+            raise ValueError(f"from_number must be an E.164 number like +15551234567, not {value!r}")
+        return value
+
+    @field_validator("messaging_service_sid")
+    @classmethod
+    def _service_sid(cls, value: str | None) -> str | None:
+        if value is not None and not MESSAGING_SERVICE_SID.match(value):
+            raise ValueError("messaging_service_sid must be 'MG' followed by 32 hex digits")
+        return value
+
+    @field_validator("base_url", "status_callback_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_sender(self) -> TwilioOptions:
+        if (self.from_number is None) == (self.messaging_service_sid is None):
+            raise ValueError("give exactly one of from_number and messaging_service_sid")
+        return self
+
+
+class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no type hints
+    """The SDK's own HTTP client, sending what it addresses to ``https://api.twilio.com`` to ``base_url``.
+
+    It also keeps the last response of each thread, because ``TwilioRestException`` drops the headers
+    (``Retry-After``). The SDK's retries stay off: with ``max_retries=None`` requests' adapters make one
+    attempt, and retry policy lives in the dispatcher alone.
+    """
+
+    def __init__(self, base_url: str = TWILIO_API, timeout: float = 10.0) -> None:
+        super().__init__(pool_connections=True, timeout=timeout, max_retries=None)
+        self.base_url = base_url.rstrip("/")
+        self._local = threading.local()
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
+        if url.startswith(TWILIO_API):
+            url = self.base_url + url[len(TWILIO_API) :]
+        self._local.response = None
+        response: TwilioResponse = super().request(method, url, *args, **kwargs)
+        self._local.response = response
+        return response
+
+    @property
+    def last_response(self) -> TwilioResponse | None:
+        """This thread's last response (None if its last request got none)."""
+        response: TwilioResponse | None = getattr(self._local, "response", None)
+        return response
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+class TwilioAdapter(AdapterBase):
+    """SMS through Twilio. See the module docstring."""
+
+    name: ClassVar[str] = "twilio"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        kinds=frozenset({ChannelKind.SMS}),
+        max_batch=MAX_BATCH,
+        length_rule=LengthRule.SMS_SEGMENTS,
+        rate_limit_per_second=1.0,  # a long code's default; short codes and 10DLC go faster
+    )
+    Options: ClassVar[type[BaseModel]] = TwilioOptions
+
+    def __init__(self, options: TwilioOptions) -> None:
+        self.options = options
+        self._http = RedirectingHttpClient(options.base_url, options.timeout)
+        self._client = Client(
+            options.account_sid, options.auth_token.get_secret_value(), http_client=self._http
+        )
+        # TWILIO_EDGE / TWILIO_REGION in the environment would make the SDK address
+        # api.<edge>.<region>.twilio.com, which base_url would not redirect. Hosts come from options only.
+        self._client.edge = None
+        self._client.region = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
+        """One message per recipient, in order; see the module docstring for what each answer becomes."""
+        if message.kind is not ChannelKind.SMS:
+            raise PermanentError(f"twilio carries sms, not {message.kind}")
+        results: list[Result] = []
+        for index, recipient in enumerate(recipients):
+            try:
+                results.append(self._send_one(message, recipient))
+            except ChannelError as exc:
+                if not results:
+                    raise
+                rest = recipients[index:]
+                if isinstance(exc, PermanentError):
+                    results.extend(Result.failed(r.delivery_id, exc.message) for r in rest)
+                else:
+                    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+                    results.extend(Result.retry(r.delivery_id, exc.message, retry_after) for r in rest)
+                break
+        return results
+
+    def message_params(self, message: Message, recipient: Recipient) -> dict[str, Any]:
+        """Keyword arguments of ``messages.create`` for one recipient."""
+        options = self.options
+        params: dict[str, Any] = {"to": recipient.address, "body": message.text}
+        if options.messaging_service_sid is not None:
+            params["messaging_service_sid"] = options.messaging_service_sid
+        else:
+            params["from_"] = options.from_number
+        if options.status_callback_url is not None:
+            params["status_callback"] = options.status_callback_url
+        return params
+
+    def _send_one(self, message: Message, recipient: Recipient) -> Result:
+        """One API call. Returns the recipient's own result, or raises a ChannelError for a problem that
+        is not about this recipient (and would hit every other one too)."""
+        try:
+            created = self._client.messages.create(**self.message_params(message, recipient))
+        except (TwilioRestException, TwilioServiceException) as exc:
+            return self._map_error(recipient, exc)
+        except requests.RequestException as exc:
+            # Timeouts, refused / reset connections, a server closing without answering. Note: a read
+            # timeout may come after Twilio accepted the message; the retry may then be a duplicate.
+            raise TransientError(f"twilio: {type(exc).__name__}: {exc}") from None
+        except TwilioException as exc:
+            raise TransientError(f"twilio: {type(exc).__name__}: {exc}") from None
+        sid = getattr(created, "sid", None)
+        return Result.sent(recipient.delivery_id, None if sid is None else str(sid))
+
+    def _map_error(self, recipient: Recipient, exc: TwilioException) -> Result:
+        status = int(getattr(exc, "status", 0) or 0)
+        raw_code = getattr(exc, "code", None)
+        code = int(raw_code) if isinstance(raw_code, int | str) and str(raw_code).isdigit() else status
+        response = self._http.last_response
+        detail = _error_message(response, exc)
+        text = f"twilio {code}: {detail}"
+        headers: Mapping[str, str] = (response.headers if response is not None else None) or {}
+        if status == 401 or (status == 403 and 20000 <= code < 21000):
+            raise ProviderUnavailable(f"{text} (check account_sid and auth_token)")
+        if status == 404:
+            raise ProviderUnavailable(f"{text} (is base_url right?)")
+        if status == 429 or code == 20429 or status >= 500:
+            raise TransientError(text, retry_after=_retry_after(headers))
+        if code in BAD_SENDER_CODES:
+            raise ProviderUnavailable(f"{text} (check from_number / messaging_service_sid)")
+        if code in BAD_MESSAGE_CODES:
+            raise PermanentError(text)
+        if code == OPTED_OUT_CODE:
+            return Result.opted_out(recipient.delivery_id, text)
+        return Result.failed(recipient.delivery_id, text)
+
+
+def _error_message(response: TwilioResponse | None, exc: TwilioException) -> str:
+    """Twilio's own ``message`` from the error body, else what the SDK exception carries."""
+    if response is not None and response.status_code >= 400:
+        try:
+            body = json.loads(response.text)
+        except (ValueError, TypeError):
+            body = None
+        if isinstance(body, dict):
+            for key in ("message", "detail", "title"):
+                if body.get(key):
+                    return str(body[key])
+    if isinstance(exc, TwilioServiceException):
+        return str(exc.detail or exc.title)
+    message = str(getattr(exc, "msg", "") or "")
+    return message.removeprefix("Unable to create record: ") or type(exc).__name__
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from Retry-After (seconds or an HTTP date), if given."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

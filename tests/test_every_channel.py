@@ -1,0 +1,130 @@
+"""One update reaches people by email, SMS, X, webhooks and chat, each through its real SDK on the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from channels.base import ChannelKind
+from dispatcher.models import ContactPoint, IncidentStatus, Subscriber
+from dispatcher.runtime import Runtime
+from dispatcher.settings import ChannelSettings
+from dispatcher.store.schema import contact_points, incidents
+from dispatcher.subscribers import add_subscribers
+from tests.emulators import SendGridEmulator, TwilioEmulator, WebhookReceiver, XEmulator
+from tests.helpers import draft, incident, publish_and_deliver, states
+
+SID = "AC" + "1" * 32
+STOP_NUMBER = "+12025550107"
+
+
+@pytest.fixture
+def emulators() -> Iterator[dict[str, Any]]:
+    with (
+        SendGridEmulator(api_key="SG.k") as sendgrid,
+        TwilioEmulator(account_sid=SID, auth_token="tok", stop_numbers=(STOP_NUMBER,)) as twilio,
+        XEmulator() as x,
+        WebhookReceiver(verify=False) as hooks,
+    ):
+        yield {"sendgrid": sendgrid, "twilio": twilio, "x": x, "hooks": hooks}
+
+
+def all_channels(make_runtime: Callable[..., Runtime], emu: dict[str, Any]) -> Runtime:
+    secret = {
+        "consumer_key": "ck",
+        "consumer_secret": "cs",
+        "access_token": "at",
+        "access_token_secret": "as",
+    }
+    return make_runtime(
+        channels={
+            ChannelKind.EMAIL: ChannelSettings(providers=["sendgrid"]),
+            ChannelKind.SMS: ChannelSettings(providers=["twilio"], max_segments=2),
+            ChannelKind.SOCIAL: ChannelSettings(providers=["x"]),
+            ChannelKind.WEBHOOK: ChannelSettings(providers=["webhook"]),
+            ChannelKind.CHAT: ChannelSettings(providers=["apprise"]),
+        },
+        providers={
+            "sendgrid": {
+                "api_key": "SG.k",
+                "base_url": emu["sendgrid"].base_url,
+                "from_email": "status@example.com",
+            },
+            "twilio": {
+                "account_sid": SID,
+                "auth_token": "tok",
+                "from_number": "+12025550199",
+                "base_url": emu["twilio"].base_url,
+                "timeout": 5,
+            },
+            "x": {**secret, "base_url": emu["x"].base_url},
+            "webhook": {"timeout": 5},
+            "apprise": {
+                "rooms": {
+                    "ops": f"json://{emu['hooks'].base_url.removeprefix('http://')}/ops",
+                    "support": f"json://{emu['hooks'].base_url.removeprefix('http://')}/support",
+                }
+            },
+        },
+        rate_limits={"twilio": {"per_second": 50, "burst": 10}},
+        status_page_url="https://status.example.com",
+    )
+
+
+def test_one_update_reaches_every_channel_and_x_posts_form_one_thread(
+    make_runtime: Callable[..., Runtime], emulators: dict[str, Any]
+) -> None:
+    rt = all_channels(make_runtime, emulators)
+    people = [
+        Subscriber(
+            name=f"P{i}",
+            contact_points=[
+                ContactPoint(channel=ChannelKind.EMAIL, address=f"p{i}@example.com"),
+                ContactPoint(channel=ChannelKind.SMS, address=f"+120255501{i:02d}"),
+                ContactPoint(channel=ChannelKind.WEBHOOK, address=f"{emulators['hooks'].base_url}/hooks/{i}"),
+            ],
+        )
+        for i in range(8)
+    ]
+    add_subscribers(rt, people)
+    inc = incident(rt)
+    long_message = "Checkout is failing for about a third of customers. " * 12
+
+    first = publish_and_deliver(rt, draft(inc, long_message))
+    second = publish_and_deliver(
+        rt, draft(inc, "We rolled back the 09:05 deploy; monitoring.", status=IncidentStatus.MONITORING)
+    )
+
+    assert sorted(m["email"] for m in emulators["sendgrid"].received) == sorted(
+        f"p{i}@example.com" for i in range(8) for _ in range(2)
+    )
+    texts = [m["body"] for m in emulators["twilio"].received]
+    assert len(texts) == 14, "7 numbers x 2 updates; the STOP number got nothing after its first refusal"
+    assert all(m["from"] == "+12025550199" for m in emulators["twilio"].received)
+    from channels.sms_segments import count_segments
+
+    assert all(count_segments(t).segments <= 2 for t in texts)
+    assert any(t.endswith("https://status.example.com") for t in texts), "a long text is cut with the link"
+    with rt.engine.connect() as conn:
+        assert conn.execute(
+            select(contact_points.c.opted_out).where(contact_points.c.address == STOP_NUMBER)
+        ).scalar_one()
+    assert states(rt, first.update.id, ChannelKind.SMS) == {"sent": 7, "suppressed": 1}
+
+    posts = emulators["x"].received
+    assert len(posts) == 2
+    assert posts[0]["in_reply_to_tweet_id"] is None
+    assert posts[1]["in_reply_to_tweet_id"] == posts[0]["id"], "all posts about one incident form one thread"
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(incidents.c.social_thread_id)).scalar_one() == posts[1]["id"]
+
+    by_path = {}
+    for m in emulators["hooks"].received:
+        by_path.setdefault(m["path"], []).append(m)
+    assert len(by_path["/ops"]) == len(by_path["/support"]) == 2, "one chat post per room per update"
+    assert sum(1 for p in by_path if p.startswith("/hooks/")) == 8
+    assert states(rt, second.update.id, ChannelKind.CHAT) == {"sent": 2}
+    assert states(rt, second.update.id, ChannelKind.SOCIAL) == {"sent": 1}
