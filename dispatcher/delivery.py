@@ -29,9 +29,11 @@ from dispatcher.claims import ClaimedRow, claim_batch
 from dispatcher.errors import ConfigurationError
 from dispatcher.ledger import AttemptRecord, log_attempt, mark_failed, mark_retry, mark_sent, mark_waiting
 from dispatcher.messages import message_for, remember_thread
+from dispatcher.missed import missed_updates
 from dispatcher.models import DeliveryState
 from dispatcher.ordering import IN_ORDER_WAIT_SECONDS, check_order
 from dispatcher.rate_limit import BucketSpec
+from dispatcher.recipient_cap import over_cap
 from dispatcher.retry_policy import Action, RetryPolicy
 from dispatcher.runtime import Runtime
 from dispatcher.store.schema import contact_points
@@ -106,7 +108,7 @@ class _Send:
             if wait > self.rt.settings.retry.in_process_wait:
                 with self.rt.engine.begin() as conn:
                     mark_waiting(
-                        conn, [(r.id, f"rate limit of {provider}") for r in owed], self.rt.clock.now(), wait
+                        conn, [(r.id, f"rate limit of {provider}", wait) for r in owed], self.rt.clock.now()
                     )
                 self.outcome.retry_in = min(self.outcome.retry_in or wait, wait)
                 return False
@@ -254,9 +256,18 @@ def record_opt_outs(conn: Connection, provider: str, rows: list[ClaimedRow], now
         conn.execute(update(contact_points).where(contact_points.c.id.in_(points)).values(opted_out=True))
 
 
-def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: BatchOutcome) -> list[ClaimedRow]:
-    """Settle the rows that must not be sent now; return the ones to send."""
+@dataclass
+class _ToSend:
+    rows: list[ClaimedRow]
+    missed: dict[int, tuple[int, ...]]
+    """Row id -> earlier updates its address did not get; they ride along with this message."""
+
+
+def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: BatchOutcome) -> _ToSend:
+    """Settle the rows that must not be sent now (opted out, superseded, out of order, over the
+    per-recipient cap); return the ones to send."""
     now = rt.clock.now()
+    channel_settings = rt.settings.channels[ref.channel]
     with rt.engine.begin() as conn:
         opted_out = [r for r in rows if r.opted_out]
         mark_failed(conn, None, [(r.id, "opted out") for r in opted_out], now, state=DeliveryState.SUPPRESSED)
@@ -268,16 +279,25 @@ def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: Batc
             now,
             state=DeliveryState.SUPERSEDED,
         )
-        mark_waiting(
-            conn,
-            [(r.id, f"waiting for update {older} to finish") for r, older in order.wait],
-            now,
-            IN_ORDER_WAIT_SECONDS,
-        )
+        held = over_cap(conn, ref, order.send, channel_settings, now)
+        later = [
+            (r.id, f"waiting for update {older} to finish", IN_ORDER_WAIT_SECONDS) for r, older in order.wait
+        ]
+        later += [
+            (
+                row_id,
+                f"held: over {channel_settings.cap_messages} messages per {channel_settings.cap_window:g}s",
+                max((at - now).total_seconds(), 0.0),
+            )
+            for row_id, at in held.items()
+        ]
+        mark_waiting(conn, later, now)
+        send = [r for r in order.send if r.id not in held]
+        missed = missed_updates(conn, ref, send)
     outcome.suppressed += len(opted_out) + len(order.superseded)
-    if order.wait:
-        outcome.retry_in = IN_ORDER_WAIT_SECONDS
-    return order.send
+    if later:
+        outcome.retry_in = min(delay for _, _, delay in later)
+    return _ToSend(send, missed)
 
 
 def deliver_batch(rt: Runtime, ref: BatchRef, policy: RetryPolicy | None = None) -> BatchOutcome:
@@ -288,10 +308,11 @@ def deliver_batch(rt: Runtime, ref: BatchRef, policy: RetryPolicy | None = None)
     outcome.claimed = len(rows)
     if not rows:
         return outcome
-    by_locale: dict[str, list[ClaimedRow]] = defaultdict(list)
-    for row in _set_aside(rt, ref, rows, outcome):
-        by_locale[row.locale].append(row)
+    to_send = _set_aside(rt, ref, rows, outcome)
+    groups: dict[tuple[str, tuple[int, ...]], list[ClaimedRow]] = defaultdict(list)
+    for row in to_send.rows:
+        groups[(row.locale, to_send.missed.get(row.id, ()))].append(row)
     sender = _Send(rt, ref, policy, outcome)
-    for locale, group in by_locale.items():
-        sender.run(message_for(rt, ref, locale), group)
+    for (locale, earlier), group in groups.items():
+        sender.run(message_for(rt, ref, locale, earlier), group)
     return outcome

@@ -93,15 +93,15 @@ def mark_retry(
     )
 
 
-def mark_waiting(conn: Connection, rows: Sequence[tuple[int, str]], now: datetime, delay: float) -> None:
-    """Back to the queue for ``delay`` seconds without counting an attempt (nothing was tried)."""
+def mark_waiting(conn: Connection, rows: Sequence[tuple[int, str, float]], now: datetime) -> None:
+    """Back to the queue for (row id, why, seconds) without counting an attempt (nothing was tried)."""
     _finish_each(
         conn,
-        [{"b_id": i, "b_error": why} for i, why in rows],
+        [{"b_id": i, "b_error": why, "b_at": now + timedelta(seconds=delay)} for i, why, delay in rows],
         state=DeliveryState.QUEUED.value,
         last_error=bindparam("b_error"),
         updated_at=now,
-        next_attempt_at=now + timedelta(seconds=delay),
+        next_attempt_at=bindparam("b_at"),
         attempts=deliveries.c.attempts - 1,
     )
 

@@ -11,22 +11,38 @@ from channels.sms_segments import fit_to_segments
 from channels.x_text import fit_to_weighted
 from dispatcher.models import Incident
 from dispatcher.publish import get_update
-from dispatcher.rendering import RenderContext
+from dispatcher.rendering import EarlierUpdate, RenderContext
 from dispatcher.runtime import Runtime
-from dispatcher.store.schema import incidents
+from dispatcher.store.schema import incidents, updates
 from dispatcher.task_queue import BatchRef
 
 CACHE_LIMIT = 512
 
 
-def render_context(rt: Runtime, update_id: int) -> RenderContext:
+def render_context(rt: Runtime, update_id: int, earlier: tuple[int, ...] = ()) -> RenderContext:
     update = get_update(rt, update_id)
     with rt.engine.connect() as conn:
         row = conn.execute(select(incidents).where(incidents.c.id == update.incident_id)).mappings().one()
+        carried = (
+            conn.execute(
+                select(updates.c.id, updates.c.status, updates.c.message, updates.c.published_at)
+                .where(updates.c.id.in_(earlier))
+                .order_by(updates.c.id)
+            )
+            .mappings()
+            .all()
+            if earlier
+            else []
+        )
     incident = Incident.model_validate(dict(row))
     return RenderContext.from_models(
         incident, update, rt.settings.organisation, rt.settings.status_page_url
-    ).model_copy(update={"incident_status": update.status})
+    ).model_copy(
+        update={
+            "incident_status": update.status,
+            "earlier": tuple(EarlierUpdate.model_validate(dict(c)) for c in carried),
+        }
+    )
 
 
 X_LIMIT = 280
@@ -44,20 +60,24 @@ def _fit(rt: Runtime, channel: ChannelKind, message: Message) -> Message:
     return message
 
 
-def render_for(rt: Runtime, update_id: int, channel: ChannelKind, locale: str) -> Message:
-    key = (update_id, channel, locale)
+def render_for(
+    rt: Runtime, update_id: int, channel: ChannelKind, locale: str, earlier: tuple[int, ...] = ()
+) -> Message:
+    key = (update_id, channel, locale, earlier)
     cached = rt.render_cache.get(key)
     if cached is None:
         if len(rt.render_cache) >= CACHE_LIMIT:
             rt.render_cache.clear()
-        cached = _fit(rt, channel, rt.renderer.render(channel, render_context(rt, update_id), locale))
+        context = render_context(rt, update_id, earlier)
+        cached = _fit(rt, channel, rt.renderer.render(channel, context, locale))
         rt.render_cache[key] = cached
     return cached
 
 
-def message_for(rt: Runtime, ref: BatchRef, locale: str) -> Message:
-    """The message for a batch. Social posts reply to the incident's previous post: one thread."""
-    message = render_for(rt, ref.update_id, ref.channel, locale)
+def message_for(rt: Runtime, ref: BatchRef, locale: str, earlier: tuple[int, ...] = ()) -> Message:
+    """The message for a batch (carrying any ``earlier`` updates its recipients missed). Social posts
+    reply to the incident's previous post: one thread."""
+    message = render_for(rt, ref.update_id, ref.channel, locale, earlier)
     if ref.channel is ChannelKind.SOCIAL:
         with rt.engine.connect() as conn:
             thread = conn.execute(

@@ -91,6 +91,18 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class EarlierUpdate(BaseModel):
+    """An update of the same incident the recipient did not get (held back or superseded): the next
+    message they do get carries it, so nothing they were owed is silently dropped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    status: IncidentStatus
+    message: str
+    published_at: datetime
+
+
 class RenderContext(BaseModel):
     """Everything a template may show about one update. Build it with ``from_models`` when you can."""
 
@@ -109,6 +121,7 @@ class RenderContext(BaseModel):
     published_at: datetime
     organisation: str
     status_page_url: str | None = None
+    earlier: tuple[EarlierUpdate, ...] = ()
 
     @field_validator("opened_at", "published_at", "next_update_at")
     @classmethod
@@ -155,6 +168,11 @@ class RenderContext(BaseModel):
             },
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
+            "earlier": [
+                {"id": e.id, "status": str(e.status.value), "message": e.message,
+                 "published_at": _as_utc(e.published_at)}
+                for e in self.earlier
+            ],
             "locale": locale,
         }
 

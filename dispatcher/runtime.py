@@ -26,7 +26,7 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
-    render_cache: dict[tuple[int, ChannelKind, str], Message] = field(default_factory=dict)
+    render_cache: dict[tuple[int, ChannelKind, str, tuple[int, ...]], Message] = field(default_factory=dict)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

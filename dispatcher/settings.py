@@ -31,6 +31,10 @@ class ChannelSettings(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=10_000)
     """At most this many deliveries per provider call; default: the adapter's own maximum."""
     enabled: bool = True
+    cap_messages: int | None = Field(default=None, ge=1)
+    """At most this many messages per address on this channel per ``cap_window``; what is held back is
+    merged into the next message, never dropped. Off by default."""
+    cap_window: float = Field(default=3600.0, gt=0)
     max_segments: int | None = Field(default=None, ge=1, le=10)
     """SMS only: texts longer than this many segments are shortened, ending with the status page link."""
 

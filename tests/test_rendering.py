@@ -11,6 +11,7 @@ import pytest
 from channels.base import ChannelKind
 from dispatcher.models import Incident, IncidentStatus, Severity, Update, UpdateState
 from dispatcher.rendering import (
+    EarlierUpdate,
     RenderContext,
     Renderer,
     TemplateProblem,
@@ -116,8 +117,35 @@ def test_webhook_body_is_the_documented_json_document(context: RenderContext) ->
             "next_update_at": "2024-03-01T14:30:00Z",
             "published_at": "2024-03-01T13:45:00Z",
         },
+        "earlier_updates": [],
         "organisation": {"name": "Acme", "status_page_url": "https://status.acme.test"},
     }
+
+
+def test_updates_the_recipient_missed_are_carried_by_the_next_message(context: RenderContext) -> None:
+    missed = EarlierUpdate(
+        id=6,
+        status=IncidentStatus.INVESTIGATING,
+        message="Card payments <fail>.",
+        published_at=datetime(2024, 3, 1, 13, 30, tzinfo=UTC),
+    )
+    with_earlier = context.model_copy(update={"earlier": (missed,)})
+    renderer = Renderer()
+
+    email = renderer.render(ChannelKind.EMAIL, with_earlier)
+    assert "13:30 UTC, Investigating: Card payments <fail>." in email.text
+    assert "Card payments &lt;fail&gt;." in (email.html or "")
+    assert "13:30 Card payments <fail>." in renderer.render(ChannelKind.SMS, with_earlier).text
+    hook = json.loads(renderer.render(ChannelKind.WEBHOOK, with_earlier).json_body or "")
+    assert hook["earlier_updates"] == [
+        {
+            "id": 6,
+            "status": "investigating",
+            "message": "Card payments <fail>.",
+            "published_at": "2024-03-01T13:30:00Z",
+        }
+    ]
+    assert "Avant" in renderer.render(ChannelKind.SMS, with_earlier, "fr").text
 
 
 def test_webhook_without_next_update_has_null(context: RenderContext) -> None:
