@@ -71,6 +71,9 @@ class Message:
     """For threaded broadcast channels (X): the provider id of the post this one answers."""
 
 
+MESSAGE_ID_PREFIX = "tocsin-"
+
+
 @dataclass(frozen=True)
 class Recipient:
     """One owed delivery in a batch: the ledger row id and the address it goes to."""
@@ -84,7 +87,7 @@ class Recipient:
     @property
     def message_id(self) -> str:
         """Stable id for this delivery, the same on every retry (webhook-id, SendGrid custom_args)."""
-        return f"tocsin-{self.delivery_id}"
+        return f"{MESSAGE_ID_PREFIX}{self.delivery_id}"
 
 
 class Outcome(enum.StrEnum):

@@ -3,6 +3,7 @@ entry point group, so a user can add a provider without forking."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
@@ -46,12 +47,14 @@ def _import(target: str) -> AdapterFactory:
     return factory
 
 
+@functools.cache
 def available() -> dict[str, str]:
     """Provider name -> import target, entry points overriding nothing built in."""
     found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
     return {**found, **BUILTIN}
 
 
+@functools.cache
 def adapter_class(name: str) -> AdapterFactory:
     targets = available()
     if name not in targets:

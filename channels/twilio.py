@@ -77,6 +77,9 @@ BAD_SENDER_CODES = frozenset({21212, 21603, 21701, 21705})
 """The configured From / Messaging Service is wrong whoever it goes to: this provider cannot carry."""
 
 
+CALLBACK_DELIVERY_PARAM = "tocsin_delivery_id"
+
+
 class TwilioOptions(BaseModel):
     """Settings of the Twilio adapter. Exactly one of ``from_number`` and ``messaging_service_sid``."""
 
@@ -224,7 +227,12 @@ class TwilioAdapter(AdapterBase):
         else:
             params["from_"] = options.from_number
         if options.status_callback_url is not None:
-            params["status_callback"] = options.status_callback_url
+            # The delivery id rides in the callback URL (signed with it), so the callback finds its
+            # ledger row by primary key.
+            separator = "&" if "?" in options.status_callback_url else "?"
+            params["status_callback"] = (
+                f"{options.status_callback_url}{separator}{CALLBACK_DELIVERY_PARAM}={recipient.delivery_id}"
+            )
         return params
 
     def _send_one(self, message: Message, recipient: Recipient) -> Result:

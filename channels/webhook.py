@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import concurrent.futures
 import email.utils
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +104,13 @@ class WebhookAdapter(AdapterBase):
         self._default_key = (
             None if options.default_secret is None else secret_key(options.default_secret.get_secret_value())
         )
+        self._keys: dict[str, bytes] = {}
+        # One event loop and one pooled session for the adapter's life, on a thread of their own:
+        # connections (and the connector's TLS context) are reused across batches.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = threading.Lock()
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
         """POST ``message.json_body`` to every recipient concurrently; one result per recipient."""
@@ -113,38 +120,66 @@ class WebhookAdapter(AdapterBase):
             raise PermanentError("webhook message has no json_body")
         if not recipients:
             return []
-        coroutine = self._send_all(message.json_body, recipients)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coroutine)
-        # Called from async code: run the batch on a loop of its own in another thread.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, coroutine).result()
+        loop = self._running_loop()
+        future = asyncio.run_coroutine_threadsafe(self._send_all(message.json_body, recipients), loop)
+        return future.result()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="tocsin-webhooks", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        """The pooled session; created on the adapter's loop, the first time it is needed."""
+        if self._session is None or self._session.closed:
+            options = self.options
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=options.concurrency),
+                timeout=aiohttp.ClientTimeout(total=options.timeout),
+                headers={"User-Agent": options.user_agent},
+            )
+        return self._session
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread, session = self._loop, self._thread, self._session
+            self._loop = self._thread = self._session = None
+        if loop is None:
+            return
+        if session is not None:
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=5)
+        loop.close()
 
     async def _send_all(self, body: str, recipients: Sequence[Recipient]) -> list[Result]:
-        options = self.options
-        limit = asyncio.Semaphore(options.concurrency)
-        connector = aiohttp.TCPConnector(limit=options.concurrency)
-        timeout = aiohttp.ClientTimeout(total=options.timeout)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, headers={"User-Agent": options.user_agent}
-        ) as session:
+        session = self._get_session()
+        limit = asyncio.Semaphore(self.options.concurrency)
 
-            async def one(recipient: Recipient) -> Result:
-                try:
-                    key = self._key_for(recipient)
-                except ValueError as exc:
-                    return Result.failed(recipient.delivery_id, str(exc))
-                async with limit:
-                    # Timestamp taken when a slot is free, so queued requests are not signed stale.
-                    return await self._deliver(session, recipient, key, body)
+        async def one(recipient: Recipient) -> Result:
+            try:
+                key = self._key_for(recipient)
+            except ValueError as exc:
+                return Result.failed(recipient.delivery_id, str(exc))
+            async with limit:
+                # Timestamp taken when a slot is free, so queued requests are not signed stale.
+                return await self._deliver(session, recipient, key, body)
 
-            return list(await asyncio.gather(*(one(r) for r in recipients)))
+        return list(await asyncio.gather(*(one(r) for r in recipients)))
 
     def _key_for(self, recipient: Recipient) -> bytes:
         if recipient.secret:
-            return secret_key(recipient.secret)
+            key = self._keys.get(recipient.secret)
+            if key is None:
+                if len(self._keys) > 100_000:
+                    self._keys.clear()
+                key = self._keys[recipient.secret] = secret_key(recipient.secret)
+            return key
         if self._default_key is None:
             raise ValueError("no signing secret for this endpoint and no default_secret")
         return self._default_key

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from dispatcher.models import DeliveryState
 from dispatcher.runtime import Runtime
 from dispatcher.store.schema import contact_points, deliveries
+from dispatcher.store.sql import one_of
 from dispatcher.task_queue import BatchRef
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClaimedRow:
     id: int
     address: str
@@ -53,48 +55,38 @@ def claim_batch(rt: Runtime, ref: BatchRef) -> list[ClaimedRow]:
         .with_for_update(skip_locked=True)
     )
     with rt.engine.begin() as conn:
-        rows = conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(owed.scalar_subquery()))
-            .values(
-                state=DeliveryState.SENDING.value,
-                lease_until=lease,
-                attempts=deliveries.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(
-                deliveries.c.id,
-                deliveries.c.address,
-                deliveries.c.locale,
-                deliveries.c.contact_point_id,
-                deliveries.c.attempts,
-            )
-        ).all()
-        point_ids = [r.contact_point_id for r in rows if r.contact_point_id is not None]
-        points = (
-            {
-                p.id: p
-                for p in conn.execute(
-                    select(contact_points.c.id, contact_points.c.secret, contact_points.c.opted_out).where(
-                        contact_points.c.id.in_(point_ids)
-                    )
+        rows = (
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(owed.scalar_subquery()))
+                .values(
+                    state=DeliveryState.SENDING.value,
+                    lease_until=lease,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
                 )
-            }
-            if point_ids
-            else {}
-        )
-    claimed = []
-    for r in sorted(rows, key=lambda r: r.id):
-        point = points.get(r.contact_point_id) if r.contact_point_id is not None else None
-        claimed.append(
-            ClaimedRow(
-                id=r.id,
-                address=r.address,
-                locale=r.locale,
-                contact_point_id=r.contact_point_id,
-                attempts=r.attempts,
-                secret=point.secret if point else None,
-                opted_out=bool(point.opted_out) if point else False,
+                .returning(
+                    deliveries.c.id,
+                    deliveries.c.address,
+                    deliveries.c.locale,
+                    deliveries.c.contact_point_id,
+                    deliveries.c.attempts,
+                )
             )
+            .tuples()
+            .all()
         )
+        point_ids = [row[3] for row in rows if row[3] is not None]
+        points: dict[int, tuple[str | None, bool]] = {}
+        if point_ids:
+            found = conn.execute(
+                select(contact_points.c.id, contact_points.c.secret, contact_points.c.opted_out).where(
+                    one_of(conn, contact_points.c.id, point_ids)
+                )
+            ).tuples()
+            points = {point_id: (secret, bool(opted_out)) for point_id, secret, opted_out in found}
+    claimed = []
+    for row_id, address, locale, point_id, attempts in sorted(rows, key=itemgetter(0)):
+        secret, opted_out = points.get(point_id, (None, False)) if point_id is not None else (None, False)
+        claimed.append(ClaimedRow(row_id, address, locale, point_id, attempts, secret, opted_out))
     return claimed

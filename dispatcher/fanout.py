@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select, update
 
 from channels.base import ChannelKind
 from dispatcher.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
 from dispatcher.publish import get_update
 from dispatcher.runtime import Runtime
-from dispatcher.store.schema import contact_points, deliveries, incidents, subscribers, updates
+from dispatcher.store.bulk import insert_deliveries, timestamp_value
+from dispatcher.store.schema import contact_points, incidents, subscribers, updates
 from dispatcher.task_queue import BatchRef, TaskQueue
 
 
@@ -30,14 +29,6 @@ class FanoutSummary:
     update_id: int
     rows: dict[ChannelKind, int] = field(default_factory=dict)
     batches: dict[ChannelKind, int] = field(default_factory=dict)
-
-
-def _insert_ignoring_existing(conn: Connection) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement: Insert = dialect.insert(deliveries).on_conflict_do_nothing(
-        index_elements=["update_id", "channel", "address"]
-    )
-    return statement
 
 
 def _audience_page(
@@ -84,33 +75,34 @@ def _row(
     update_id: int,
     channel: ChannelKind,
     batch: int,
-    now: datetime,
-    *,
+    now: Any,
     address: str,
     subscriber_id: int | None,
     contact_point_id: int | None,
     locale: str,
     opted_out: bool,
-) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "channel": channel.value,
-        "address": address,
-        "subscriber_id": subscriber_id,
-        "contact_point_id": contact_point_id,
-        "locale": locale,
-        "batch": batch,
-        "state": (DeliveryState.SUPPRESSED if opted_out else DeliveryState.QUEUED).value,
-        "attempts": 0,
-        "last_error": "opted out" if opted_out else None,
-        "created_at": now,
-        "updated_at": now,
-    }
+) -> tuple[Any, ...]:
+    """One delivery row, in ``DELIVERY_COLUMNS`` order."""
+    state = (DeliveryState.SUPPRESSED if opted_out else DeliveryState.QUEUED).value
+    return (
+        update_id,
+        channel.value,
+        address,
+        subscriber_id,
+        contact_point_id,
+        locale,
+        batch,
+        state,
+        0,
+        "opted out" if opted_out else None,
+        now,
+        now,
+    )
 
 
-def _flush(rt: Runtime, queue: TaskQueue, ref: BatchRef, rows: list[dict[str, Any]]) -> None:
+def _flush(rt: Runtime, queue: TaskQueue, ref: BatchRef, rows: list[tuple[Any, ...]]) -> None:
     with rt.engine.begin() as conn:
-        conn.execute(_insert_ignoring_existing(conn), rows)
+        insert_deliveries(conn, rows)
     queue.submit_batch(ref)
 
 
@@ -122,20 +114,11 @@ def _fan_out_channel(
     channel: ChannelKind,
     summary: FanoutSummary,
 ) -> None:
-    now = rt.clock.now()
+    with rt.engine.connect() as conn:
+        now = timestamp_value(conn, rt.clock.now())
     if channel.is_broadcast:
         rows = [
-            _row(
-                update.id,
-                channel,
-                0,
-                now,
-                address=target,
-                subscriber_id=None,
-                contact_point_id=None,
-                locale="en",
-                opted_out=False,
-            )
+            _row(update.id, channel, 0, now, target, None, None, "en", False)
             for target in rt.broadcast_targets(channel)
         ]
         if rows:
@@ -146,17 +129,7 @@ def _fan_out_channel(
     batch, count, pending = 0, 0, []
     for cp in _audience(rt, channel, update, incident):
         pending.append(
-            _row(
-                update.id,
-                channel,
-                batch,
-                now,
-                address=cp.address,
-                subscriber_id=cp.subscriber_id,
-                contact_point_id=cp.id,
-                locale=cp.locale,
-                opted_out=cp.opted_out,
-            )
+            _row(update.id, channel, batch, now, cp.address, cp.subscriber_id, cp.id, cp.locale, cp.opted_out)
         )
         if len(pending) == size:
             _flush(rt, queue, BatchRef(update.id, channel, batch), pending)

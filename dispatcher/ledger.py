@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, String, bindparam, cast, func, insert, literal, select, update
 
-from channels.base import ChannelKind
+from channels.base import MESSAGE_ID_PREFIX, ChannelKind
 from dispatcher.models import DeliveryState
 from dispatcher.store.schema import deliveries, delivery_attempts
+from dispatcher.store.sql import one_of
 from dispatcher.task_queue import BatchRef
 
 
-def _in_flight(ids: Sequence[int]) -> Any:
-    return deliveries.c.id.in_(ids) & (deliveries.c.state == DeliveryState.SENDING.value)
+def _in_flight(conn: Connection, ids: Sequence[int]) -> Any:
+    return one_of(conn, deliveries.c.id, ids) & (deliveries.c.state == DeliveryState.SENDING.value)
 
 
 def _finish_each(conn: Connection, params: list[dict[str, Any]], **values: Any) -> None:
@@ -37,10 +38,10 @@ def _finish_each(conn: Connection, params: list[dict[str, Any]], **values: Any) 
 
 
 def mark_sent(conn: Connection, provider: str, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
-    """Finish rows as sent; ``sent`` holds (delivery id, provider message id)."""
-    by_message: dict[str | None, list[int]] = defaultdict(list)
-    for delivery_id, message_id in sent:
-        by_message[message_id].append(delivery_id)
+    """Finish rows as sent; ``sent`` holds (delivery id, provider message id).
+
+    Grouped so a batch costs a few statements: rows whose provider id is our own stable message id
+    (webhooks) and rows sharing one provider id (a SendGrid request) are each finished by one UPDATE."""
     done = {
         "state": DeliveryState.SENT.value,
         "provider": provider,
@@ -49,11 +50,24 @@ def mark_sent(conn: Connection, provider: str, sent: Sequence[tuple[int, str | N
         "last_error": None,
         "next_attempt_at": None,
     }
+    own = [row_id for row_id, message_id in sent if message_id == f"{MESSAGE_ID_PREFIX}{row_id}"]
+    if own:
+        derived = literal(MESSAGE_ID_PREFIX) + cast(deliveries.c.id, String)
+        conn.execute(
+            update(deliveries)
+            .where(_in_flight(conn, own))
+            .values(provider_message_id=derived, lease_until=None, **done)
+        )
+    by_message: dict[str | None, list[int]] = defaultdict(list)
+    owned = set(own)
+    for delivery_id, message_id in sent:
+        if delivery_id not in owned:
+            by_message[message_id].append(delivery_id)
     for message_id, ids in by_message.items():
-        if len(ids) > 1:  # one provider id for many rows (SendGrid): one UPDATE … IN
+        if len(ids) > 1:
             conn.execute(
                 update(deliveries)
-                .where(_in_flight(ids))
+                .where(_in_flight(conn, ids))
                 .values(provider_message_id=message_id, lease_until=None, **done)
             )
     singles = [{"b_id": ids[0], "b_message_id": m} for m, ids in by_message.items() if len(ids) == 1]

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 from dispatcher.claims import ClaimedRow
 from dispatcher.models import DeliveryState
 from dispatcher.store.schema import deliveries, updates
+from dispatcher.store.sql import one_of
 from dispatcher.task_queue import BatchRef
 
 MAX_CARRIED = 3
@@ -27,22 +28,22 @@ def missed_updates(conn: Connection, ref: BatchRef, rows: Sequence[ClaimedRow]) 
         select(updates.c.incident_id).where(updates.c.id == ref.update_id)
     ).scalar_one()
     earlier = select(updates.c.id).where(updates.c.incident_id == incident_id, updates.c.id < ref.update_id)
+    if conn.execute(earlier.limit(1)).first() is None:
+        return {}
     last_received: dict[str, int] = defaultdict(int)
     skipped: dict[str, list[int]] = defaultdict(list)
-    addresses = sorted({r.address for r in rows})
-    for start in range(0, len(addresses), 500):
-        found = conn.execute(
-            select(deliveries.c.address, deliveries.c.update_id, deliveries.c.state)
-            .where(deliveries.c.channel == ref.channel.value)
-            .where(deliveries.c.address.in_(addresses[start : start + 500]))
-            .where(deliveries.c.update_id.in_(earlier))
-            .where(deliveries.c.state.in_([DeliveryState.SENT.value, DeliveryState.SUPERSEDED.value]))
-        )
-        for address, update_id, state in found:
-            if state == DeliveryState.SENT.value:
-                last_received[address] = max(last_received[address], update_id)
-            else:
-                skipped[address].append(update_id)
+    found = conn.execute(
+        select(deliveries.c.address, deliveries.c.update_id, deliveries.c.state)
+        .where(deliveries.c.channel == ref.channel.value)
+        .where(one_of(conn, deliveries.c.address, {r.address for r in rows}))
+        .where(deliveries.c.update_id.in_(earlier))
+        .where(deliveries.c.state.in_([DeliveryState.SENT.value, DeliveryState.SUPERSEDED.value]))
+    )
+    for address, update_id, state in found:
+        if state == DeliveryState.SENT.value:
+            last_received[address] = max(last_received[address], update_id)
+        else:
+            skipped[address].append(update_id)
     result: dict[int, tuple[int, ...]] = {}
     for row in rows:
         carried = sorted(u for u in skipped.get(row.address, []) if u > last_received[row.address])

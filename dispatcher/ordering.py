@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 from dispatcher.claims import ClaimedRow
 from dispatcher.models import DeliveryState
 from dispatcher.store.schema import deliveries, updates
+from dispatcher.store.sql import one_of
 from dispatcher.task_queue import BatchRef
 
 IN_ORDER_WAIT_SECONDS = 1.0
@@ -43,21 +44,22 @@ def check_order(conn: Connection, ref: BatchRef, rows: Sequence[ClaimedRow], now
         select(updates.c.incident_id).where(updates.c.id == ref.update_id)
     ).scalar_one()
     siblings = select(updates.c.id).where(updates.c.incident_id == incident_id, updates.c.id != ref.update_id)
+    if conn.execute(siblings.limit(1)).first() is None:  # the incident's only update: nothing to order
+        result.send = list(rows)
+        return result
     newer: dict[str, int] = {}
     older_in_flight: dict[str, int] = {}
-    addresses = sorted({r.address for r in rows})
-    for start in range(0, len(addresses), 500):
-        found = conn.execute(
-            select(deliveries.c.address, deliveries.c.update_id, deliveries.c.state, deliveries.c.lease_until)
-            .where(deliveries.c.channel == ref.channel.value)
-            .where(deliveries.c.address.in_(addresses[start : start + 500]))
-            .where(deliveries.c.update_id.in_(siblings))
-        )
-        for address, update_id, state, lease_until in found:
-            if update_id > ref.update_id:
-                newer[address] = max(newer.get(address, 0), update_id)
-            elif state == DeliveryState.SENDING.value and lease_until is not None and lease_until > now:
-                older_in_flight[address] = update_id
+    found = conn.execute(
+        select(deliveries.c.address, deliveries.c.update_id, deliveries.c.state, deliveries.c.lease_until)
+        .where(deliveries.c.channel == ref.channel.value)
+        .where(one_of(conn, deliveries.c.address, {r.address for r in rows}))
+        .where(deliveries.c.update_id.in_(siblings))
+    )
+    for address, update_id, state, lease_until in found:
+        if update_id > ref.update_id:
+            newer[address] = max(newer.get(address, 0), update_id)
+        elif state == DeliveryState.SENDING.value and lease_until is not None and lease_until > now:
+            older_in_flight[address] = update_id
     for row in rows:
         if row.address in newer:
             result.superseded.append((row, newer[row.address]))

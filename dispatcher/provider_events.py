@@ -23,7 +23,7 @@ def record_provider_status(
     query = update(deliveries)
     if delivery_id is not None:
         query = query.where(deliveries.c.id == delivery_id)
-    else:
+    if provider_message_id is not None:
         query = query.where(deliveries.c.provider_message_id == provider_message_id)
     values: dict[str, object] = {"provider_status": status[:30], "provider_status_at": rt.clock.now()}
     if error:

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, select
 from dispatcher.claims import ClaimedRow
 from dispatcher.models import DeliveryState
 from dispatcher.settings import ChannelSettings
-from dispatcher.store.schema import deliveries
+from dispatcher.store.schema import deliveries, updates
+from dispatcher.store.sql import one_of
 from dispatcher.task_queue import BatchRef
 
 
@@ -28,16 +29,15 @@ def over_cap(
         return {}
     window = timedelta(seconds=cap.cap_window)
     sent: dict[str, list[datetime]] = defaultdict(list)
-    addresses = sorted({r.address for r in rows})
-    for start in range(0, len(addresses), 500):
-        found = conn.execute(
-            select(deliveries.c.address, deliveries.c.sent_at)
-            .where(deliveries.c.channel == ref.channel.value)
-            .where(deliveries.c.address.in_(addresses[start : start + 500]))
-            .where(deliveries.c.state == DeliveryState.SENT.value, deliveries.c.sent_at > now - window)
-        )
-        for address, sent_at in found:
-            sent[address].append(sent_at)
+    found = conn.execute(
+        select(deliveries.c.address, deliveries.c.sent_at)
+        .where(deliveries.c.update_id.in_(select(updates.c.id).where(updates.c.published_at > now - window)))
+        .where(deliveries.c.channel == ref.channel.value)
+        .where(one_of(conn, deliveries.c.address, {r.address for r in rows}))
+        .where(deliveries.c.state == DeliveryState.SENT.value, deliveries.c.sent_at > now - window)
+    )
+    for address, sent_at in found:
+        sent[address].append(sent_at)
     held: dict[int, datetime] = {}
     for row in rows:
         recent = sorted(sent.get(row.address, []), reverse=True)

@@ -84,6 +84,14 @@ def test_a_signed_status_callback_updates_the_ledger_and_a_forged_one_changes_no
     assert twilio_post(client, "/providers/twilio/status", params).status_code == 204
     assert sms_row(rt, update_id, row.address).provider_status == "delivered"
 
+    # As the Twilio adapter sends it: the delivery id in the (signed) callback URL.
+    path = f"/providers/twilio/status?tocsin_delivery_id={row.id}"
+    assert twilio_post(client, path, {**params, "MessageStatus": "undelivered"}).status_code == 204
+    assert sms_row(rt, update_id, row.address).provider_status == "undelivered"
+    wrong_row = f"/providers/twilio/status?tocsin_delivery_id={row.id + 1}"
+    twilio_post(client, wrong_row, {**params, "MessageStatus": "failed"})
+    assert sms_row(rt, update_id, row.address).provider_status == "undelivered", "id and sid must agree"
+
 
 def test_a_stop_reply_opts_the_number_out_and_start_brings_it_back(rt: Runtime, client: TestClient) -> None:
     subscribe(rt, 2, email=False, sms=True)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from channels import sendgrid_events, twilio_callbacks
 from channels.base import ChannelKind
+from channels.twilio import CALLBACK_DELIVERY_PARAM
 from dispatcher.provider_events import record_provider_status, set_opt_out
 from dispatcher.runtime import Runtime
 
@@ -57,8 +58,14 @@ async def twilio_status(request: Request) -> Response:
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     error = f"twilio {event.error_code}" if event.error_code else None
+    delivery = request.query_params.get(CALLBACK_DELIVERY_PARAM, "")
     await run_in_threadpool(
-        record_provider_status, rt, event.status, provider_message_id=event.message_sid, error=error
+        record_provider_status,
+        rt,
+        event.status,
+        provider_message_id=event.message_sid,
+        delivery_id=int(delivery) if delivery.isdigit() else None,
+        error=error,
     )
     if event.error_code == STOP_ERROR and params.get("To"):
         await run_in_threadpool(set_opt_out, rt, ChannelKind.SMS, params["To"], True, "replied STOP")

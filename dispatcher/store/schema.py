@@ -109,6 +109,8 @@ contact_points = Table(
     Column("opted_out_reason", String(200), nullable=True),
     Column("opted_out_at", Timestamp(), nullable=True),
     UniqueConstraint("channel", "address", name="uq_contact_points_channel_address"),
+    # Fan-out pages through one channel's contact points in id order.
+    Index("ix_contact_points_channel_id", "channel", "id"),
 )
 
 deliveries = Table(
@@ -138,8 +140,6 @@ deliveries = Table(
     UniqueConstraint("update_id", "channel", "address", name="uq_deliveries_update_channel_address"),
     Index("ix_deliveries_batch_state", "update_id", "channel", "batch", "state"),
     Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
-    Index("ix_deliveries_channel_address", "channel", "address"),
-    Index("ix_deliveries_provider_message_id", "provider_message_id"),
 )
 
 delivery_attempts = Table(

@@ -29,8 +29,6 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("provider_status_at", dispatcher.store.schema.Timestamp(), nullable=True)
         )
-        batch_op.create_index("ix_deliveries_channel_address", ["channel", "address"], unique=False)
-        batch_op.create_index("ix_deliveries_provider_message_id", ["provider_message_id"], unique=False)
 
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("social_thread_id", sa.String(length=64), nullable=True))
@@ -44,8 +42,6 @@ def downgrade() -> None:
         batch_op.drop_column("social_thread_id")
 
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.drop_index("ix_deliveries_provider_message_id")
-        batch_op.drop_index("ix_deliveries_channel_address")
         batch_op.drop_column("provider_status_at")
         batch_op.drop_column("provider_status")
 
