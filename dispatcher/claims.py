@@ -55,27 +55,23 @@ def claim_batch(rt: Runtime, ref: BatchRef) -> list[ClaimedRow]:
         .with_for_update(skip_locked=True)
     )
     with rt.engine.begin() as conn:
-        rows = (
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(owed.scalar_subquery()))
-                .values(
-                    state=DeliveryState.SENDING.value,
-                    lease_until=lease,
-                    attempts=deliveries.c.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(
-                    deliveries.c.id,
-                    deliveries.c.address,
-                    deliveries.c.locale,
-                    deliveries.c.contact_point_id,
-                    deliveries.c.attempts,
-                )
+        rows = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(owed.scalar_subquery()))
+            .values(
+                state=DeliveryState.SENDING.value,
+                lease_until=lease,
+                attempts=deliveries.c.attempts + 1,
+                updated_at=now,
             )
-            .tuples()
-            .all()
-        )
+            .returning(
+                deliveries.c.id,
+                deliveries.c.address,
+                deliveries.c.locale,
+                deliveries.c.contact_point_id,
+                deliveries.c.attempts,
+            )
+        ).all()
         point_ids = [row[3] for row in rows if row[3] is not None]
         points: dict[int, tuple[str | None, bool]] = {}
         if point_ids:
@@ -83,7 +79,7 @@ def claim_batch(rt: Runtime, ref: BatchRef) -> list[ClaimedRow]:
                 select(contact_points.c.id, contact_points.c.secret, contact_points.c.opted_out).where(
                     one_of(conn, contact_points.c.id, point_ids)
                 )
-            ).tuples()
+            )
             points = {point_id: (secret, bool(opted_out)) for point_id, secret, opted_out in found}
     claimed = []
     for row_id, address, locale, point_id, attempts in sorted(rows, key=itemgetter(0)):

@@ -1,15 +1,19 @@
 """The embedded default: the same dispatcher functions the Celery tasks call, run in this process.
 
-No Redis, no broker file: an in-memory timer queue holds what to run next, and the database, which
-decides what is owed anyway, is polled by a periodic tick so nothing is lost if this process stops.
+No Redis, no broker file: an in-memory timer queue holds what to run next, a few threads deliver batches
+(so a slow channel never holds back the others, and deliveries start while the fan-out is still
+writing rows), and the database, which decides what is owed anyway, is polled by a periodic tick so
+nothing is lost if this process stops.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from dispatcher.delivery import deliver_batch
@@ -18,6 +22,8 @@ from dispatcher.redrive import redrive
 from dispatcher.retry_policy import RetryPolicy
 from dispatcher.runtime import Runtime
 from dispatcher.task_queue import BatchRef
+
+DEFAULT_THREADS = 4
 
 
 @dataclass(order=True)
@@ -29,36 +35,43 @@ class _Job:
 
 
 class EmbeddedQueue:
-    """A ``TaskQueue`` in memory, ordered by due time (monotonic clock)."""
+    """A thread-safe ``TaskQueue`` in memory, ordered by due time (monotonic clock)."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._jobs: list[_Job] = []
         self._seq = itertools.count()
         self._monotonic = monotonic
         self._queued: set[BatchRef] = set()
+        self._lock = threading.Lock()
 
     def submit_fanout(self, update_id: int) -> None:
-        heapq.heappush(self._jobs, _Job(self._monotonic(), next(self._seq), update_id))
+        with self._lock:
+            heapq.heappush(self._jobs, _Job(self._monotonic(), next(self._seq), update_id))
 
     def submit_batch(self, ref: BatchRef, delay: float = 0.0) -> None:
-        if ref in self._queued and delay == 0:
-            return  # already waiting to run; claiming would make the second run a no-op anyway
-        self._queued.add(ref)
-        heapq.heappush(self._jobs, _Job(self._monotonic() + delay, next(self._seq), ref.update_id, ref))
+        with self._lock:
+            if ref in self._queued and delay == 0:
+                return  # already waiting to run; claiming would make the second run a no-op anyway
+            self._queued.add(ref)
+            job = _Job(self._monotonic() + delay, next(self._seq), ref.update_id, ref)
+            heapq.heappush(self._jobs, job)
 
     def pop_due(self) -> _Job | None:
-        if self._jobs and self._jobs[0].due <= self._monotonic():
-            job = heapq.heappop(self._jobs)
-            if job.ref is not None:
-                self._queued.discard(job.ref)
-            return job
-        return None
+        with self._lock:
+            if self._jobs and self._jobs[0].due <= self._monotonic():
+                job = heapq.heappop(self._jobs)
+                if job.ref is not None:
+                    self._queued.discard(job.ref)
+                return job
+            return None
 
     def next_due_in(self) -> float | None:
-        return None if not self._jobs else max(0.0, self._jobs[0].due - self._monotonic())
+        with self._lock:
+            return None if not self._jobs else max(0.0, self._jobs[0].due - self._monotonic())
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        with self._lock:
+            return len(self._jobs)
 
 
 @dataclass
@@ -72,50 +85,84 @@ class RunStats:
 
 class EmbeddedRunner:
     def __init__(
-        self, rt: Runtime, queue: EmbeddedQueue | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        rt: Runtime,
+        queue: EmbeddedQueue | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        threads: int = DEFAULT_THREADS,
     ) -> None:
         self.rt = rt
         self.queue = queue or EmbeddedQueue()
         self.policy = RetryPolicy(rt.settings.retry)
         self.sleep = sleep
+        self.threads = max(1, threads)
         self.stats = RunStats()
+        self._stats_lock = threading.Lock()
 
     def run_job(self, update_id: int, ref: BatchRef | None) -> None:
         if ref is None:
             fan_out(self.rt, update_id, self.queue)
-            self.stats.fanouts += 1
+            with self._stats_lock:
+                self.stats.fanouts += 1
             return
         outcome = deliver_batch(self.rt, ref, self.policy)
-        self.stats.batches += 1
-        self.stats.sent += outcome.sent
-        self.stats.failed += outcome.failed
-        self.stats.suppressed += outcome.suppressed
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.sent += outcome.sent
+            self.stats.failed += outcome.failed
+            self.stats.suppressed += outcome.suppressed
         if outcome.retry_in is not None:
             self.queue.submit_batch(ref, outcome.retry_in)
+
+    def _drain(self, pool: ThreadPoolExecutor, running: set[Future[None]]) -> None:
+        """Start every due job: fan-outs here (they feed the queue), batches on the pool."""
+        while True:
+            if len(running) >= self.threads * 2:
+                self._settle(running, FIRST_COMPLETED)
+            job = self.queue.pop_due()
+            if job is None:
+                return
+            if job.ref is None:
+                self.run_job(job.update_id, None)
+            else:
+                running.add(pool.submit(self.run_job, job.update_id, job.ref))
+
+    @staticmethod
+    def _settle(running: set[Future[None]], how: str, timeout: float | None = None) -> None:
+        done, _ = wait(running, timeout=timeout, return_when=how)
+        for future in done:
+            running.discard(future)
+            future.result()  # an unexpected error in a batch is not swallowed
 
     def run_until_idle(self, wait_up_to: float = 0.0) -> RunStats:
         """Run everything due now; also wait for retries due within ``wait_up_to`` seconds."""
         deadline = time.monotonic() + wait_up_to
-        while True:
-            job = self.queue.pop_due()
-            if job is not None:
-                self.run_job(job.update_id, job.ref)
-                continue
-            wait = self.queue.next_due_in()
-            if wait is None or time.monotonic() + wait > deadline:
-                return self.stats
-            self.sleep(wait)
+        running: set[Future[None]] = set()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="tocsin-deliver") as pool:
+            while True:
+                self._drain(pool, running)
+                if running:
+                    self._settle(running, FIRST_COMPLETED)
+                    continue
+                pause = self.queue.next_due_in()
+                if pause is None or time.monotonic() + pause > deadline:
+                    return self.stats
+                self.sleep(pause)
 
     def serve_forever(self, tick: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
         """The embedded ``tocsin worker``: run what is queued, and every ``tick`` ask the database."""
         next_tick = 0.0
-        while not stop():
-            if time.monotonic() >= next_tick:
-                redrive(self.rt, self.queue, stale_after=0.0)
-                next_tick = time.monotonic() + tick
-            job = self.queue.pop_due()
-            if job is not None:
-                self.run_job(job.update_id, job.ref)
-                continue
-            wait = self.queue.next_due_in()
-            self.sleep(min(wait if wait is not None else tick, max(0.0, next_tick - time.monotonic()), 1.0))
+        running: set[Future[None]] = set()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="tocsin-deliver") as pool:
+            while not stop():
+                if time.monotonic() >= next_tick:
+                    # Work this process queued itself is in memory; a little staleness spares rewriting it.
+                    redrive(self.rt, self.queue, stale_after=2 * tick)
+                    next_tick = time.monotonic() + tick
+                self._drain(pool, running)
+                pause = self.queue.next_due_in()
+                pause = min(pause if pause is not None else tick, max(0.0, next_tick - time.monotonic()), 1.0)
+                if running:
+                    self._settle(running, FIRST_COMPLETED, timeout=pause)
+                else:
+                    self.sleep(pause)

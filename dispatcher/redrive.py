@@ -28,7 +28,10 @@ class Redriven:
 
 
 def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redriven:
-    """Submit what is owed now and has been left alone for ``stale_after`` seconds."""
+    """Submit what is owed now and has been left alone for ``stale_after`` seconds.
+
+    Only updates of the last ``retry.horizon_hours`` are looked at: older news is not worth sending,
+    and the look-up stays an index range on recent updates instead of a scan of the whole ledger."""
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after)
     owed = or_(
@@ -39,6 +42,9 @@ def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redrive
         ),
         # Claimed by a worker presumed dead: owed again.
         and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
+    )
+    recent = select(updates.c.id).where(
+        updates.c.published_at > now - timedelta(hours=rt.settings.retry.horizon_hours)
     )
     with rt.engine.begin() as conn:
         pending = (
@@ -52,7 +58,7 @@ def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redrive
         )
         touched = conn.execute(
             update(deliveries)
-            .where(owed)
+            .where(deliveries.c.update_id.in_(recent), owed)
             .values(state=DeliveryState.QUEUED.value, lease_until=None, updated_at=now)
             .returning(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
         ).all()

@@ -2,9 +2,9 @@
 
 It skips SQLAlchemy's per-row parameter processing (the fan-out of a big audience writes millions of
 rows): values are converted once and handed to the driver as tuples. SQLite takes one
-``INSERT OR IGNORE`` executed for many rows; PostgreSQL one ``INSERT … SELECT FROM unnest(…) ON
-CONFLICT DO NOTHING`` with one array per column. Either way a row that already exists (a re-run
-fan-out) is left alone.
+``INSERT OR IGNORE`` executed for many rows; PostgreSQL a ``COPY``, or, when some rows exist already,
+an ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING``. Either way a row that already exists (a
+re-run fan-out) is left alone.
 """
 
 from __future__ import annotations
@@ -63,11 +63,30 @@ def insert_deliveries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None
         marks = ", ".join("?" * len(DELIVERY_COLUMNS))
         conn.exec_driver_sql(f"INSERT OR IGNORE INTO deliveries ({columns}) VALUES ({marks})", list(rows))
         return
-    # One statement per batch whatever its size: each column travels as one array parameter.
-    columns_of = list(zip(*rows, strict=True))
+    _copy_or_insert(conn, rows, columns)
+
+
+def _copy_or_insert(conn: Connection, rows: Sequence[tuple[Any, ...]], columns: str) -> None:
+    """PostgreSQL: ``COPY`` (fastest) inside a savepoint; if some rows exist already (a re-run
+    fan-out), an ``INSERT … ON CONFLICT DO NOTHING`` fed by one array per column instead."""
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with (
+            driver.transaction(),
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY deliveries ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    except psycopg.errors.UniqueViolation:
+        pass
     arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_TYPES)
     conn.exec_driver_sql(
         f"INSERT INTO deliveries ({columns}) SELECT * FROM unnest({arrays}) "
         "ON CONFLICT (update_id, channel, address) DO NOTHING",
-        tuple(list(column) for column in columns_of),
+        tuple(list(column) for column in zip(*rows, strict=True)),
     )

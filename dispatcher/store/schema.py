@@ -138,8 +138,9 @@ deliveries = Table(
     Column("provider_status", String(30), nullable=True),
     Column("provider_status_at", Timestamp(), nullable=True),
     UniqueConstraint("update_id", "channel", "address", name="uq_deliveries_update_channel_address"),
-    Index("ix_deliveries_batch_state", "update_id", "channel", "batch", "state"),
-    Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
+    # No index on state, attempts or times: a claim or a result then rewrites the row without touching
+    # any index (PostgreSQL "HOT" updates), which is most of what delivering costs the database.
+    Index("ix_deliveries_batch", "update_id", "channel", "batch"),
 )
 
 delivery_attempts = Table(
