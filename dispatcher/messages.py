@@ -48,7 +48,7 @@ def render_context(rt: Runtime, update_id: int, earlier: tuple[int, ...] = ()) -
 X_LIMIT = 280
 
 
-def _fit(rt: Runtime, channel: ChannelKind, message: Message) -> Message:
+def fit_for_channel(rt: Runtime, channel: ChannelKind, message: Message) -> Message:
     """Keep short texts within what the channel carries, ending with the status page link if cut."""
     link = rt.settings.status_page_url
     if channel is ChannelKind.SMS:
@@ -69,7 +69,7 @@ def render_for(
         if len(rt.render_cache) >= CACHE_LIMIT:
             rt.render_cache.clear()
         context = render_context(rt, update_id, earlier)
-        cached = _fit(rt, channel, rt.renderer.render(channel, context, locale))
+        cached = fit_for_channel(rt, channel, rt.renderer.render(channel, context, locale))
         rt.render_cache[key] = cached
     return cached
 

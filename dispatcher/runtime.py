@@ -57,7 +57,8 @@ class Runtime:
         """Where a broadcast channel posts: the social account, or each configured chat room by name."""
         if channel is ChannelKind.CHAT:
             options = self.settings.providers.get(self.providers_for(channel)[0], {})
-            return sorted(options.get("rooms", {}))
+            rooms = options.get("rooms")
+            return sorted(rooms) if rooms else ["default"]
         return ["public"]
 
     def rate_spec(self, provider: str) -> BucketSpec | None:

@@ -162,3 +162,27 @@ def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
     assert ran.code == 1
     assert "database_url" in ran.err
     assert "Traceback" not in ran.err
+
+
+def test_preview_shows_each_channel_with_its_length(tmp_path: Path) -> None:
+    tocsin("init", cwd=tmp_path)
+    tocsin("incident", "open", "Checkout failing", cwd=tmp_path)
+    long_text = "Checkout fails for about a third of customers; we are rolling back. " * 6
+    ran = tocsin(
+        "preview",
+        "1",
+        "--message",
+        long_text,
+        "--next-update-in",
+        "30m",
+        cwd=tmp_path,
+        env={
+            "TOCSIN_CHANNELS__SMS__MAX_SEGMENTS": "2",
+            "TOCSIN_STATUS_PAGE_URL": "https://status.example.com",
+        },
+    )
+    assert ran.code == 0, ran.err
+    assert "sms · 2 segment(s)" in ran.out
+    assert "/280 weighted" in ran.out
+    assert "Subject:" in ran.out
+    assert not list(tmp_path.glob("outbox/**/*.*")), "a preview sends nothing"

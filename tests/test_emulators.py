@@ -235,6 +235,38 @@ def test_twilio_bad_credentials_and_throttling(twilio):
     }
 
 
+def test_twilio_sender_mps_refuses_a_sender_over_its_sliding_second():
+    now = [100.0]
+    with TwilioEmulator(account_sid=SID, auth_token="tok", sender_mps=2, clock=lambda: now[0]) as emu:
+        client = TwilioClient(SID, "tok", http_client=TwilioEmulatorHttpClient(emu.base_url))
+
+        def post(sender: str) -> httpx.Response:
+            return httpx.post(f"{emu.base_url}/2010-04-01/Accounts/{SID}/Messages.json", auth=(SID, "tok"),
+                              data={"To": "+15551234567", "From": sender, "Body": "x"})
+
+        assert [post("+15550000001").status_code for _ in range(2)] == [201, 201]
+        now[0] += 0.5
+        refused = post("+15550000001")
+        assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+        assert refused.json()["code"] == 20429
+        with pytest.raises(TwilioRestException) as caught:  # the SDK sees Twilio's 20429
+            client.messages.create(to="+15551234567", from_="+15550000001", body="x")
+        assert (caught.value.status, caught.value.code) == (429, 20429)
+        assert post("+15550000002").status_code == 201  # each sender has its own window
+        now[0] += 0.5  # the first two leave the window: (100.0, 101.0]
+        assert [post("+15550000001").status_code for _ in range(3)] == [201, 201, 429]
+        assert emu.stats["accepted"] == 5 and emu.stats["rejected"] == {"429": 3}
+        assert emu.rejected[0]["code"] == 20429
+    with EmulatorProcess("twilio", "--sender-mps", "1", "--account-sid", SID, "--auth-token", "tok") as proc:
+        assert proc.client.config()["sender_mps"] == 1
+        sent = [httpx.post(f"{proc.base_url}/2010-04-01/Accounts/{SID}/Messages.json", auth=(SID, "tok"),
+                           data={"To": "+15551234567", "MessagingServiceSid": "MG" + "2" * 32,
+                                 "Body": "x"}).status_code for _ in range(2)]
+        assert sent == [201, 429]
+        proc.client.configure(sender_mps=None)  # off again
+        assert proc.client.config()["sender_mps"] is None
+
+
 # ---------------------------------------------------------------------------------------------- X
 
 OAUTH1 = {"consumer_key": "ck", "consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats"}

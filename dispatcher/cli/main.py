@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import demo as demo_cmd
@@ -16,6 +17,7 @@ from dispatcher.cli.views import status_table
 from dispatcher.config_template import CONFIG_TEMPLATE
 from dispatcher.embedded import EmbeddedRunner
 from dispatcher.models import Audience, IncidentStatus, UpdateDraft
+from dispatcher.preview import preview as render_preview
 from dispatcher.publish import publish as publish_update
 from dispatcher.queues import broker_queue, broker_worker, uses_broker
 from dispatcher.settings import config_file_path
@@ -101,6 +103,28 @@ def publish(
     console.print(status_table(result.update, result.channels, result.providers))
     if result.owed:
         console.print(f"{result.owed} deliveries still owed: `tocsin worker` retries them when due")
+
+
+@app.command()
+@friendly_errors
+def preview(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    message: Annotated[str, typer.Option(help="The text you intend to publish.")],
+    status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")] = (
+        IncidentStatus.INVESTIGATING
+    ),
+    next_update_in: Annotated[str | None, typer.Option(help="Promised next update, e.g. 30m.")] = None,
+    locale: Annotated[str, typer.Option(help="Render as subscribers with this locale see it.")] = "en",
+) -> None:
+    """Show the update as each channel will carry it, with its length (SMS segments, X weighted length)."""
+    rt = runtime()
+    next_at = rt.clock.now() + parse_duration(next_update_in) if next_update_in else None
+    for item in render_preview(rt, incident, status, message, next_at, locale):
+        shown = item.message.json_body or item.message.text
+        title = f"{item.channel.value} · {item.measure}"
+        if item.channel is ChannelKind.EMAIL:
+            shown = f"Subject: {item.message.subject}\n\n{shown}"
+        console.print(Panel(shown, title=title, title_align="left", expand=False), highlight=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 python -m tests.emulators.run sendgrid --port 0 --latency-ms 100
 python -m tests.emulators.run webhook --port 8099 --no-verify --no-record
 python -m tests.emulators.run twilio --faults '{"failure_rate": 0.1, "seed": 3}'
+python -m tests.emulators.run twilio --sender-mps 20
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def build(argv: list[str] | None = None) -> Emulator:
     parser.add_argument("--api-key", default=None, help="sendgrid: expected API key")
     parser.add_argument("--account-sid", default=None, help="twilio: expected account SID")
     parser.add_argument("--auth-token", default=None, help="twilio: expected auth token")
+    parser.add_argument("--sender-mps", type=float, default=None,
+                        help="twilio: at most this many messages per second per sender (429 beyond)")
     parser.add_argument("--secret", default=None, help="webhook: default whsec_ secret")
     parser.add_argument("--no-verify", action="store_true", help="webhook: skip signature checks")
     args = parser.parse_args(argv)
@@ -63,6 +66,8 @@ def build(argv: list[str] | None = None) -> Emulator:
             kwargs["account_sid"] = args.account_sid
         if args.auth_token:
             kwargs["auth_token"] = args.auth_token
+        if args.sender_mps:
+            kwargs["sender_mps"] = args.sender_mps
     if args.kind == "webhook":
         kwargs["secret"] = args.secret
         kwargs["verify"] = not args.no_verify

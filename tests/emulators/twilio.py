@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from typing import Any
 
@@ -42,6 +45,17 @@ class TwilioEmulator(Emulator):
     ``messaging_service_sid``, ``body``, ``status_callback``, ``account_sid``.
 
     ``stop_numbers`` answer 21610 (recipient replied STOP), ``landlines`` answer 21614.
+
+    ``sender_mps`` (off by default; also ``--sender-mps`` and the config key ``sender_mps``, ``null`` or
+    ``0`` turns it off): each sender (``From`` number, or ``MessagingServiceSid`` when there is no
+    ``From``) may create at most that many messages in any sliding one-second window. A message over it is
+    refused with 429, Twilio's error body (code 20429) and ``Retry-After`` (whole seconds until the oldest
+    message of the window leaves it), counted in ``stats["rejected"]["429"]``; it creates nothing and does
+    not count against the window. Real Twilio *queues* messages over a sender's MPS rather than refusing
+    them (and answers 20429 for too many concurrent API requests), so what matters for a client is the
+    same: never more than MPS per second per sender. A sliding window is what "N messages per second"
+    means, and it tolerates the few milliseconds of network jitter a correctly paced client cannot
+    avoid, where a token bucket of burst 1 would refuse a message arriving a microsecond before its slot.
     """
 
     name = "twilio"
@@ -53,6 +67,8 @@ class TwilioEmulator(Emulator):
         auth_token: str = "test-auth-token",
         stop_numbers: Iterable[str] = (),
         landlines: Iterable[str] = (),
+        sender_mps: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -60,6 +76,10 @@ class TwilioEmulator(Emulator):
         self.auth_token = auth_token
         self.stop_numbers = set(stop_numbers)
         self.landlines = set(landlines)
+        self.sender_mps = _mps(sender_mps)
+        self._clock = clock
+        self._windows: dict[str, deque[float]] = {}
+        """Per sender: when each message of the last second was created (clock seconds)."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(
@@ -75,6 +95,9 @@ class TwilioEmulator(Emulator):
             self.stop_numbers = set(options.pop("stop_numbers"))
         if "landlines" in options:
             self.landlines = set(options.pop("landlines"))
+        if "sender_mps" in options:
+            self.sender_mps = _mps(options.pop("sender_mps"))
+            self._windows.clear()
         super().configure(options)
 
     def config_json(self) -> dict[str, Any]:
@@ -83,7 +106,27 @@ class TwilioEmulator(Emulator):
             "auth_token": self.auth_token,
             "stop_numbers": sorted(self.stop_numbers),
             "landlines": sorted(self.landlines),
+            "sender_mps": self.sender_mps,
         }
+
+    def reset(self) -> None:
+        """Also forgets the per-sender windows (``sender_mps`` itself stays)."""
+        super().reset()
+        self._windows.clear()
+
+    def _over_sender_limit(self, sender: str) -> float | None:
+        """None when ``sender`` may create one more message now (and note it), else the seconds until
+        the oldest message of its window leaves it."""
+        if self.sender_mps is None:
+            return None
+        now = self._clock()
+        window = self._windows.setdefault(sender, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) + 1 > self.sender_mps:
+            return window[0] + 1.0 - now
+        window.append(now)
+        return None
 
     def error_response(self, status: int, retry_after: float | None) -> web.Response:
         code, message = _ERRORS.get(status, (20500, "Error"))
@@ -134,6 +177,14 @@ class TwilioEmulator(Emulator):
             return self._fail(21610, "Attempt to send to unsubscribed recipient")
         if to in self.landlines:
             return self._fail(21614, f"'To' number {to} is not a valid mobile number")
+        wait = self._over_sender_limit(str(sender or service))
+        if wait is not None:
+            self.reject(429, f"sender {sender or service} over {self.sender_mps:g} messages/s", code=20429)
+            return web.json_response(
+                twilio_error(20429, "Too Many Requests", 429),
+                status=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
         sid = "SM" + secrets.token_hex(16)
         now = formatdate(usegmt=True)
@@ -174,3 +225,12 @@ class TwilioEmulator(Emulator):
             }
         )
         return web.json_response(message, status=201)
+
+
+def _mps(value: Any) -> float | None:
+    if value in (None, 0, False, ""):
+        return None
+    mps = float(value)
+    if not math.isfinite(mps) or mps < 0:
+        raise ValueError(f"sender_mps must be a number > 0 (or null/0 for off), not {value!r}")
+    return mps
