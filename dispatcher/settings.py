@@ -6,6 +6,7 @@ Every secret is a ``SecretStr`` and never appears in logs or ``repr``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ class Settings(BaseSettings):
 
     def provider_options(self, name: str) -> dict[str, Any]:
         """Options for one provider, with Tocsin-wide defaults filled in."""
-        options = dict(self.providers.get(name, {}))
+        options = {key: _json_if_structured(value) for key, value in self.providers.get(name, {}).items()}
         if name == "outbox":
             options.setdefault("directory", str(self.outbox_dir))
         if name == "webhook" and self.webhook_secret is not None:
@@ -167,6 +168,16 @@ class Settings(BaseSettings):
 
     def enabled_channels(self) -> list[ChannelKind]:
         return [kind for kind, cfg in self.channels.items() if cfg.enabled]
+
+
+def _json_if_structured(value: Any) -> Any:
+    """Options set through the environment arrive as text: ``'{"ops": "slack://…"}'`` means a table."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def config_file_path() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,28 @@ def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert "c2VjcmV0" not in repr(settings)
     assert settings.provider_options("webhook")["default_secret"].startswith("whsec_")
+
+
+def test_config_show_masks_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatcher.config_show import effective_config
+
+    (tmp_path / "tocsin.toml").write_text(
+        '[providers.twilio]\nauth_token = "tw-secret-1"\naccount_sid = "AC123"\n'
+        '[providers.apprise.rooms]\nops = "slack://T1/B2/room-secret-2"\n'
+    )
+    monkeypatch.setenv("TOCSIN_PROVIDERS__SENDGRID__API_KEY", "SG.secret-3")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://tocsin:secret-4@db/tocsin")
+    monkeypatch.setenv("REDIS_URL", "redis://:secret-5@cache:6379/0")
+    monkeypatch.setenv("TOCSIN_WEBHOOK_SECRET", "whsec_c2VjcmV0LTZzZWNyZXQtNnNlY3JldC02")
+    shown = json.dumps(effective_config(Settings()))
+    for secret in ("tw-secret-1", "room-secret-2", "secret-3", "secret-4", "secret-5", "c2VjcmV0"):
+        assert secret not in shown
+    config = effective_config(Settings())
+    assert config["providers"]["twilio"]["account_sid"] == "AC123", "what is not secret stays readable"
+    assert config["database_url"] == "postgresql+psycopg://tocsin:********@db/tocsin"
+    assert config["providers"]["apprise"]["rooms"] == {"ops": "********"}
+
+
+def test_structured_provider_options_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOCSIN_PROVIDERS__APPRISE__ROOMS", '{"ops": "json://127.0.0.1/ops"}')
+    assert Settings().provider_options("apprise")["rooms"] == {"ops": "json://127.0.0.1/ops"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from dispatcher.cli import incidents as incident_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli.common import console, fail, friendly_errors, load_settings, parse_duration, runtime
 from dispatcher.cli.views import status_table
+from dispatcher.config_show import effective_config
 from dispatcher.config_template import CONFIG_TEMPLATE
 from dispatcher.embedded import EmbeddedRunner
 from dispatcher.models import Audience, IncidentStatus, UpdateDraft
@@ -175,6 +177,17 @@ def api(
 
     rt = runtime()
     uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="info")
+
+
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+@friendly_errors
+def config_show() -> None:
+    """Print the effective configuration (file, environment and defaults), secrets masked."""
+    console.print_json(json.dumps(effective_config(load_settings())))
 
 
 def main() -> None:
