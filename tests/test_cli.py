@@ -22,6 +22,10 @@ COMMANDS = [
     ["publish"],
     ["status"],
     ["worker"],
+    ["preview"],
+    ["api"],
+    ["config"],
+    ["config", "show"],
 ]
 
 
