@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     default_region: str = "US"
     """Region for phone numbers written without a leading + in imports."""
     channels: dict[ChannelKind, ChannelSettings] = Field(default_factory=_default_channels)
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     """Options per provider, e.g. ``[providers.sendgrid] api_key = "…"``."""
     fanout_page_size: int = Field(default=2000, ge=1, le=100_000)
     retry: RetrySettings = Field(default_factory=RetrySettings)

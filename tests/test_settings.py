@@ -56,8 +56,10 @@ def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value:
 
 def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOCSIN_WEBHOOK_SECRET", "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
+    monkeypatch.setenv("TOCSIN_PROVIDERS__SENDGRID__API_KEY", "SG.dont-print-me")
     settings = Settings()
     assert "c2VjcmV0" not in repr(settings)
+    assert "dont-print-me" not in repr(settings) + str(settings)
     assert settings.provider_options("webhook")["default_secret"].startswith("whsec_")
 
 
