@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, update
 
@@ -27,7 +27,15 @@ from channels.base import (
 )
 from dispatcher.claims import ClaimedRow, claim_batch
 from dispatcher.errors import ConfigurationError
-from dispatcher.ledger import AttemptRecord, log_attempt, mark_failed, mark_retry, mark_sent, mark_waiting
+from dispatcher.ledger import (
+    AttemptRecord,
+    log_attempt,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    mark_waiting,
+    renew_lease,
+)
 from dispatcher.messages import message_for, remember_thread
 from dispatcher.missed import missed_updates
 from dispatcher.models import DeliveryState
@@ -90,12 +98,20 @@ class _Send:
                 if not self._attempt(provider, message, chunk, has_fallback):
                     remaining = chunk + remaining
                     break
+                if remaining:
+                    self._renew_lease(remaining)
             if not remaining:
                 return
             rows = remaining
             errors.append(f"{provider}: unavailable")
         # No provider could carry these rows: they stay owed and are retried later.
         self._finish_transient(None, rows, "no provider available (" + "; ".join(errors) + ")", None)
+
+    def _renew_lease(self, rows: list[ClaimedRow]) -> None:
+        """A batch sent in several calls (a slow provider, a rate limit) keeps its claim while it works."""
+        until = self.rt.clock.now() + timedelta(seconds=self.rt.settings.retry.lease_seconds)
+        with self.rt.engine.begin() as conn:
+            renew_lease(conn, [r.id for r in rows], until)
 
     def _take_tokens(self, provider: str, spec: BucketSpec, owed: list[ClaimedRow]) -> bool:
         """Wait for the provider's rate limit (short waits in place); False when the rows were put

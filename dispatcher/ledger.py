@@ -120,6 +120,12 @@ def mark_waiting(conn: Connection, rows: Sequence[tuple[int, str, float]], now: 
     )
 
 
+def renew_lease(conn: Connection, ids: Sequence[int], until: datetime) -> None:
+    """The worker is alive and still working through these rows: keep them out of others' hands."""
+    if ids:
+        conn.execute(update(deliveries).where(_in_flight(conn, ids)).values(lease_until=until))
+
+
 @dataclass
 class AttemptRecord:
     ref: BatchRef

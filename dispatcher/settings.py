@@ -62,6 +62,8 @@ class RetrySettings(BaseModel):
     max_backoff: float = Field(default=600.0, gt=0)
     in_process_wait: float = Field(default=5.0, ge=0)
     """Waits up to this long are slept inside the worker; longer ones go back to the queue."""
+    redrive_every: float = Field(default=15.0, gt=0)
+    """Seconds between two looks at what the database still owes (the periodic re-drive)."""
     horizon_hours: float = Field(default=72.0, gt=0)
     """Owed deliveries of updates older than this are no longer re-driven."""
     lease_seconds: float = Field(default=300.0, gt=0)

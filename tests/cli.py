@@ -45,7 +45,8 @@ def tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: fl
 
 
 def start_tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A long-running command (``tocsin worker``), its output in ``cwd/<command>.log``."""
+    """A long-running command (``tocsin worker``), its output in ``cwd/<command>.log``. It leads a
+    process group of its own, so ``kill_group`` ends it with every child it forked."""
     log = (cwd / f"{args[0]}.log").open("ab")
     return subprocess.Popen(
         [*TOCSIN, *args],
@@ -54,7 +55,17 @@ def start_tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> su
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process we started and everything it forked: a worker machine losing power."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -63,5 +74,4 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        kill_group(proc)

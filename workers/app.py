@@ -17,8 +17,6 @@ FANOUT_QUEUE = "fanout"
 MAINTENANCE_QUEUE = "maintenance"
 CHANNEL_QUEUES = [kind.value for kind in ChannelKind]
 ALL_QUEUES = [FANOUT_QUEUE, MAINTENANCE_QUEUE, *CHANNEL_QUEUES]
-REDRIVE_EVERY_SECONDS = 15.0
-
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
@@ -42,7 +40,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         beat_schedule={
-            "redrive-owed-work": {"task": "tocsin.redrive", "schedule": REDRIVE_EVERY_SECONDS},
+            "redrive-owed-work": {"task": "tocsin.redrive", "schedule": settings.retry.redrive_every},
         },
     )
     return app
