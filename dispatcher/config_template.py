@@ -27,9 +27,9 @@ providers = ["outbox"]          # "webhook" to POST signed requests to subscribe
 providers = ["outbox"]
 
 [retry]
-max_attempts = 8
-initial_backoff = 1.0           # seconds; doubles per attempt, with jitter, never before Retry-After
-max_backoff = 600.0
+# Waits before each retry, seconds (Svix's schedule); then the delivery is failed. Never before the
+# provider's Retry-After. A channel may have its own: [channels.sms] retry_schedule = [0, 30, 300]
+schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 lease_seconds = 300.0           # a claimed batch not finished by then is owed again
 
 # [providers.sendgrid]

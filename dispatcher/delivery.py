@@ -316,9 +316,9 @@ def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: Batc
     return _ToSend(send, missed)
 
 
-def deliver_batch(rt: Runtime, ref: BatchRef, policy: RetryPolicy | None = None) -> BatchOutcome:
+def deliver_batch(rt: Runtime, ref: BatchRef) -> BatchOutcome:
     """Claim what is owed in batch ``ref`` and send it. Safe to call twice: claimed rows are skipped."""
-    policy = policy or RetryPolicy(rt.settings.retry)
+    policy = RetryPolicy.for_channel(rt.settings, ref.channel)
     outcome = BatchOutcome(ref)
     rows = claim_batch(rt, ref)
     outcome.claimed = len(rows)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from dispatcher.delivery import deliver_batch
 from dispatcher.fanout import fan_out
 from dispatcher.redrive import redrive
-from dispatcher.retry_policy import RetryPolicy
 from dispatcher.runtime import Runtime
 from dispatcher.task_queue import BatchRef
 
@@ -93,7 +92,6 @@ class EmbeddedRunner:
     ) -> None:
         self.rt = rt
         self.queue = queue or EmbeddedQueue()
-        self.policy = RetryPolicy(rt.settings.retry)
         self.sleep = sleep
         self.threads = max(1, threads)
         self.stats = RunStats()
@@ -105,7 +103,7 @@ class EmbeddedRunner:
             with self._stats_lock:
                 self.stats.fanouts += 1
             return
-        outcome = deliver_batch(self.rt, ref, self.policy)
+        outcome = deliver_batch(self.rt, ref)
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.sent += outcome.sent

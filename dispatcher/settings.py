@@ -25,6 +25,9 @@ CONFIG_FILE_ENV = "TOCSIN_CONFIG"
 DEFAULT_CONFIG_FILE = "tocsin.toml"
 
 
+SVIX_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
 class ChannelSettings(BaseModel):
     """One channel: its providers in failover order (primary first) and how big a batch may be."""
 
@@ -37,6 +40,8 @@ class ChannelSettings(BaseModel):
     merged into the next message, never dropped. Off by default."""
     cap_window: float = Field(default=3600.0, gt=0)
     max_segments: int | None = Field(default=None, ge=1, le=10)
+    retry_schedule: list[float] | None = Field(default=None, max_length=100)
+    """This channel's own retry waits (seconds), instead of ``retry.schedule``."""
     """SMS only: texts longer than this many segments are shortened, ending with the status page link."""
 
 
@@ -57,9 +62,10 @@ class CircuitSettings(BaseModel):
 class RetrySettings(BaseModel):
     """How transient failures are retried (see ``dispatcher.retry_policy``)."""
 
-    max_attempts: int = Field(default=8, ge=1, le=100)
-    initial_backoff: float = Field(default=1.0, gt=0)
-    max_backoff: float = Field(default=600.0, gt=0)
+    schedule: list[float] = Field(default_factory=lambda: list(SVIX_SCHEDULE), max_length=100)
+    """Seconds to wait before each retry; after the last one the delivery is failed. Svix's default."""
+    jitter: float = Field(default=0.1, ge=0, le=1)
+    """Each wait is spread by up to this fraction, so many rows' retries do not land at once."""
     in_process_wait: float = Field(default=5.0, ge=0)
     """Waits up to this long are slept inside the worker; longer ones go back to the queue."""
     redrive_every: float = Field(default=15.0, gt=0)

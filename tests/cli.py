@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,10 +62,8 @@ def start_tocsin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> su
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a process we started and everything it forked: a worker machine losing power."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 

@@ -79,7 +79,7 @@ def test_the_embedded_worker_delivers_what_publish_left_owed(tmp_path: Path) -> 
             f'[channels.email]\nproviders = ["sendgrid"]\n[channels.sms]\nenabled = false\n'
             f"[channels.webhook]\nenabled = false\n[channels.social]\nenabled = false\n"
             f'[providers.sendgrid]\napi_key = "SG.k"\nbase_url = "{sendgrid.base_url}"\n'
-            f'from_email = "status@example.com"\n[retry]\ninitial_backoff = 0.2\nmax_backoff = 0.5\n'
+            f'from_email = "status@example.com"\n[retry]\nschedule = [0.2, 0.5, 0.5]\n'
         )
         tocsin("init", cwd=tmp_path)
         (tmp_path / "people.csv").write_text("email\na@example.com\nb@example.com\n")

@@ -44,7 +44,7 @@ def test_postgres_urls_use_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("TOCSIN_DATABASE_URL", "mysql://x", "database_url"),
         ("REDIS_URL", "http://cache", "redis_url"),
-        ("TOCSIN_RETRY__MAX_ATTEMPTS", "0", "max_attempts"),
+        ("TOCSIN_RETRY__JITTER", "2", "jitter"),
     ],
 )
 def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str, field: str) -> None:

@@ -41,9 +41,7 @@ allow_destinations = ["127.0.0.0/8"]
 [retry]
 lease_seconds = 4
 redrive_every = 1
-initial_backoff = 0.2
-max_backoff = 2
-max_attempts = 50
+schedule = [0.2, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
 {extra}
 """
     )
