@@ -207,7 +207,8 @@ def profiled(b: Bench, pid: int, label: str) -> Iterator[None]:
 
 def webhook_toml(batch: int, concurrency: int) -> str:
     return (f'[channels.webhook]\nproviders = ["webhook"]\nbatch_size = {batch}\n\n'
-            f"[providers.webhook]\nconcurrency = {concurrency}\n")
+            f"[providers.webhook]\nconcurrency = {concurrency}\n"
+            'allow_destinations = ["127.0.0.0/8"]\n')
 
 
 def scenario_webhooks(b: Bench) -> None:

@@ -10,6 +10,14 @@ rendered ``Message.json_body``; headers:
 A batch is sent concurrently with aiohttp (one session, a pooled connector); ``send`` is synchronous and
 runs its own event loop per call. Endpoint answers map to per-recipient results; this adapter only
 raises for a message it cannot send at all.
+
+Endpoint URLs come from subscribers, so every destination passes ``channels.ssrf.DestinationPolicy``
+first: http(s) only, no credentials in the URL, and no loopback, private, link-local or metadata address
+unless ``allow_destinations`` lists it. Host names are resolved and checked by the connector's resolver
+(``CheckingResolver``), which hands aiohttp only the checked addresses: the connection goes to exactly
+the address that was checked (no DNS rebinding between check and connect), while TLS SNI and the Host
+header keep the URL's name. Redirects are not followed. A refused endpoint fails with ``blocked: <why>``,
+permanently, without any request being made.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import binascii
 import email.utils
 import hashlib
 import hmac
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,7 +36,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from yarl import URL
 
 from channels.base import (
     AdapterBase,
@@ -38,6 +49,7 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.ssrf import BlockedDestination, DestinationPolicy, Resolve, system_resolve
 
 SECRET_PREFIX = "whsec_"
 MAX_BATCH = 500
@@ -74,12 +86,22 @@ class WebhookOptions(BaseModel):
     user_agent: str = "Tocsin-Webhooks/0.1"
     default_secret: SecretStr | None = None
     """Signing secret for recipients that have none of their own."""
+    allow_destinations: list[str] = Field(default_factory=list)
+    """CIDR networks (``"10.1.0.0/16"``) and host names (``"hooks.intranet.example"``,
+    ``"*.intranet.example"``) that may be reached although private; empty: only public addresses (tests
+    with local receivers: ``["127.0.0.0/8"]``)."""
 
     @field_validator("default_secret")
     @classmethod
     def _valid_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("allow_destinations")
+    @classmethod
+    def _valid_destinations(cls, value: list[str]) -> list[str]:
+        DestinationPolicy(value)  # raises ValueError naming a bad entry
         return value
 
 
@@ -99,8 +121,9 @@ class WebhookAdapter(AdapterBase):
     )
     Options: ClassVar[type[BaseModel]] = WebhookOptions
 
-    def __init__(self, options: WebhookOptions) -> None:
+    def __init__(self, options: WebhookOptions, *, resolve: Resolve | None = None) -> None:
         self.options = options
+        self.policy = DestinationPolicy(options.allow_destinations, resolve=resolve or system_resolve)
         self._default_key = (
             None if options.default_secret is None else secret_key(options.default_secret.get_secret_value())
         )
@@ -138,9 +161,14 @@ class WebhookAdapter(AdapterBase):
         if self._session is None or self._session.closed:
             options = self.options
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=options.concurrency),
+                connector=aiohttp.TCPConnector(
+                    limit=options.concurrency, resolver=CheckingResolver(self.policy)
+                ),
                 timeout=aiohttp.ClientTimeout(total=options.timeout),
                 headers={"User-Agent": options.user_agent},
+                # No proxy from the environment: through a proxy, the resolver would check the proxy's
+                # address instead of the endpoint's.
+                trust_env=False,
             )
         return self._session
 
@@ -197,7 +225,9 @@ class WebhookAdapter(AdapterBase):
         }
         delivery_id = recipient.delivery_id
         try:
-            answer = await post(session, recipient.address, body.encode(), headers)
+            answer = await post(session, recipient.address, body.encode(), headers, self.policy)
+        except BlockedDestination as exc:
+            return Result.failed(delivery_id, f"blocked: {exc.reason}")
         except aiohttp.InvalidURL as exc:
             return Result.failed(delivery_id, f"invalid endpoint URL: {exc}")
         except TimeoutError:
@@ -207,12 +237,58 @@ class WebhookAdapter(AdapterBase):
         return result_for(delivery_id, webhook_id, answer)
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]) -> _Answer:
-    """Make one request. The only place that touches the network, so a destination guard (SSRF:
-    private networks) can be added here. Redirects are not followed."""
-    async with session.post(url, data=body, headers=dict(headers), allow_redirects=False) as response:
+async def post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    policy: DestinationPolicy,
+) -> _Answer:
+    """Make one request; the only place that touches the network. Redirects are not followed.
+
+    ``policy`` checks the URL here (and a literal IP host, which aiohttp never hands to its resolver);
+    a host name is resolved and checked by the session's ``CheckingResolver`` (the same policy), so the
+    connection is made to a checked address. Raises ``BlockedDestination`` before any request is made."""
+    target = URL(url)  # parsed once: what is checked is exactly what aiohttp connects to
+    policy.check_url(target)
+    async with session.post(target, data=body, headers=dict(headers), allow_redirects=False) as response:
         await response.content.read(_READ_LIMIT)
         return _Answer(response.status, response.headers.copy())
+
+
+class CheckingResolver(AbstractResolver):
+    """An aiohttp resolver that resolves with ``DestinationPolicy.resolve_and_check`` and returns only the
+    checked addresses, so the connector connects to what was checked. Raises ``BlockedDestination``."""
+
+    def __init__(self, policy: DestinationPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        loop = asyncio.get_running_loop()
+        addresses = await loop.run_in_executor(None, self.policy.resolve_and_check, host, port)
+        results: list[ResolveResult] = []
+        for address in addresses:
+            address_family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, address_family):
+                continue
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(address),
+                    port=port,
+                    family=address_family,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                )
+            )
+        if not results:
+            raise OSError(f"{host} has no {family.name} address")
+        return results
+
+    async def close(self) -> None:
+        """Nothing to release: lookups run on the loop's default executor."""
 
 
 def result_for(delivery_id: int, webhook_id: str, answer: _Answer) -> Result:

@@ -57,6 +57,7 @@ base_url = "{sendgrid.base_url}"
 from_email = "status@example.com"
 [providers.webhook]
 timeout = 5
+allow_destinations = ["127.0.0.0/8"]
 """
     )
 

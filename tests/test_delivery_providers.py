@@ -160,7 +160,7 @@ def test_transient_failures_give_up_after_max_attempts_and_keep_the_last_error(
     subscribe(rt, 2)
     sendgrid.set_faults(fail_next=[503, 503, 503, 503])
 
-    published = publish_and_deliver(rt, draft(incident(rt), channels=[ChannelKind.EMAIL]), wait=3)
+    published = publish_and_deliver(rt, draft(incident(rt), channels=[ChannelKind.EMAIL]), wait=15)
 
     assert states(rt, published.update.id) == {"failed": 2}
     assert sendgrid.stats["requests"] == 3

@@ -61,7 +61,7 @@ def all_channels(make_runtime: Callable[..., Runtime], emu: dict[str, Any]) -> R
                 "timeout": 5,
             },
             "x": {**secret, "base_url": emu["x"].base_url},
-            "webhook": {"timeout": 5},
+            "webhook": {"timeout": 5, "allow_destinations": ["127.0.0.0/8"]},
             "apprise": {
                 "rooms": {
                     "ops": f"json://{emu['hooks'].base_url.removeprefix('http://')}/ops",
