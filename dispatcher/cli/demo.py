@@ -70,7 +70,10 @@ def demo(
         ),
         runner.queue,
     )
-    runner.run_until_idle()
+    try:
+        runner.run_until_idle()
+    finally:
+        rt.close()
     result = report(rt, published.update.id)
     outbox = (settings.outbox_dir / f"update-{published.update.id}").resolve()
     table = Table(title=f"Update {published.update.id} of incident {incident.id}: {incident.title}")

@@ -10,6 +10,7 @@ import typer
 from rich.panel import Panel
 
 from channels.base import ChannelKind
+from dispatcher.cli import deliveries as deliveries_cmds
 from dispatcher.cli import demo as demo_cmd
 from dispatcher.cli import incidents as incident_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(subscriber_cmds.app, name="subscribers")
 app.add_typer(incident_cmds.app, name="incident")
+app.add_typer(deliveries_cmds.app, name="deliveries")
 app.command("demo")(demo_cmd.demo)
 
 
@@ -100,7 +102,10 @@ def publish(
     published = publish_update(rt, draft, runner.queue)
     if not published.created:
         console.print(f"already published as update {published.update.id} (idempotency key); nothing sent")
-    runner.run_until_idle(wait_up_to=wait)
+    try:
+        runner.run_until_idle(wait_up_to=wait)
+    finally:
+        rt.close()  # providers' pooled connections
     result = report(rt, published.update.id)
     console.print(status_table(result.update, result.channels, result.providers))
     if result.owed:
