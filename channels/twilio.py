@@ -194,6 +194,9 @@ class TwilioAdapter(AdapterBase):
         # api.<edge>.<region>.twilio.com, which base_url would not redirect. Hosts come from options only.
         self._client.edge = None
         self._client.region = None
+        # The SDK builds its API classes on first use (~100 ms): do it now, not while a rate-limit token
+        # is being spent, or the first message of a worker lands late and bunches with the next one.
+        _ = self._client.messages
 
     def close(self) -> None:
         self._http.close()

@@ -6,6 +6,7 @@ when rows must be retried it returns the delay, and the caller schedules the bat
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -68,6 +69,15 @@ def _recipients(rows: Sequence[ClaimedRow]) -> list[Recipient]:
     return [Recipient(delivery_id=r.id, address=r.address, secret=r.secret) for r in rows]
 
 
+class _Step(enum.Enum):
+    DONE = "done"
+    """The rows' results are recorded: go on with the next chunk."""
+    FAILOVER = "failover"
+    """The provider cannot serve: these rows (and the rest) go to the next provider."""
+    HALT = "halt"
+    """The provider failed the whole call: stop calling it for this batch."""
+
+
 class _Send:
     """One locale group of a batch going through the channel's providers in failover order."""
 
@@ -95,9 +105,15 @@ class _Send:
                 chunk, remaining = remaining[:size], remaining[size:]
                 if spec is not None and not self._take_tokens(provider, spec, chunk + remaining):
                     return
-                if not self._attempt(provider, message, chunk, has_fallback):
+                step = self._attempt(provider, message, chunk, has_fallback)
+                if step is _Step.FAILOVER:
                     remaining = chunk + remaining
                     break
+                if step is _Step.HALT:
+                    # The provider failed the whole call: the rest of the batch waits with this chunk
+                    # instead of hammering it (and spending rate tokens and lease time) call by call.
+                    self._postpone(remaining, f"not tried: {provider} failed the call before")
+                    return
                 if remaining:
                     self._renew_lease(remaining)
             if not remaining:
@@ -106,6 +122,13 @@ class _Send:
             errors.append(f"{provider}: unavailable")
         # No provider could carry these rows: they stay owed and are retried later.
         self._finish_transient(None, rows, "no provider available (" + "; ".join(errors) + ")", None)
+
+    def _postpone(self, rows: list[ClaimedRow], why: str) -> None:
+        """Back to the queue, due with the rows that were tried; not counted as an attempt."""
+        if rows:
+            delay = self.outcome.retry_in if self.outcome.retry_in is not None else 0.0
+            with self.rt.engine.begin() as conn:
+                mark_waiting(conn, [(r.id, why, delay) for r in rows], self.rt.clock.now())
 
     def _renew_lease(self, rows: list[ClaimedRow]) -> None:
         """A batch sent in several calls (a slow provider, a rate limit) keeps its claim while it works."""
@@ -130,8 +153,8 @@ class _Send:
                 return False
             time.sleep(wait)
 
-    def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool) -> bool:
-        """Send ``rows`` through ``provider``. False when the rows should move to the next provider."""
+    def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool) -> _Step:
+        """Send ``rows`` through ``provider`` and record what happened to them."""
         breaker = self.rt.breaker
         started = self.rt.clock.now()
         record = AttemptRecord(self.ref, provider, len(rows), "sent", started)
@@ -141,28 +164,28 @@ class _Send:
             breaker.trip(provider)
             record.outcome, record.error = "unavailable", exc.message
             self._log(record)
-            return False
+            return _Step.FAILOVER
         except TransientError as exc:
             if breaker.record_failure(provider) and has_fallback:
                 record.outcome, record.error = "failover", f"circuit opened: {exc.message}"
                 self._log(record)
-                return False
+                return _Step.FAILOVER
             record.outcome, record.error = "transient", exc.message
             self._finish_transient(provider, rows, exc.message, exc.retry_after, record)
-            return True
+            return _Step.HALT
         except PermanentError as exc:
             record.outcome, record.error, record.failed = "failed", exc.message, len(rows)
             self._finish_failed(provider, rows, exc.message, record)
-            return True
+            return _Step.DONE
         except ChannelError as exc:  # an adapter's own subclass we don't know: treat as transient
             self._finish_transient(provider, rows, exc.message, None, record)
-            return True
+            return _Step.HALT
         if any(r.outcome is Outcome.SENT for r in results):
             breaker.record_success(provider)
         elif any(r.outcome is Outcome.RETRY for r in results):
             breaker.record_failure(provider)
         self._record(provider, message, rows, results, record)
-        return True
+        return _Step.DONE
 
     def _record(
         self,

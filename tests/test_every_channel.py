@@ -11,7 +11,7 @@ from sqlalchemy import select
 from channels.base import ChannelKind
 from dispatcher.models import ContactPoint, IncidentStatus, Subscriber
 from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
+from dispatcher.settings import ChannelSettings, RetrySettings
 from dispatcher.store.schema import contact_points, incidents
 from dispatcher.subscribers import add_subscribers
 from tests.emulators import SendGridEmulator, TwilioEmulator, WebhookReceiver, XEmulator
@@ -128,3 +128,41 @@ def test_one_update_reaches_every_channel_and_x_posts_form_one_thread(
     assert sum(1 for p in by_path if p.startswith("/hooks/")) == 8
     assert states(rt, second.update.id, ChannelKind.CHAT) == {"sent": 2}
     assert states(rt, second.update.id, ChannelKind.SOCIAL) == {"sent": 1}
+
+
+def test_a_provider_failing_the_whole_call_is_not_called_again_for_the_rest_of_the_batch(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    with TwilioEmulator(account_sid=SID, auth_token="tok", down=True) as twilio:
+        rt = make_runtime(
+            channels={ChannelKind.SMS: ChannelSettings(providers=["twilio"])},
+            providers={
+                "twilio": {
+                    "account_sid": SID,
+                    "auth_token": "tok",
+                    "from_number": "+12025550199",
+                    "base_url": twilio.base_url,
+                    "timeout": 5,
+                }
+            },
+            rate_limits={"twilio": {"per_second": 100, "burst": 1}},
+            retry=RetrySettings(schedule=[30]),
+        )
+        add_subscribers(
+            rt,
+            [
+                Subscriber(
+                    contact_points=[ContactPoint(channel=ChannelKind.SMS, address=f"+120255501{i:02d}")]
+                )
+                for i in range(5)
+            ],
+        )
+        published = publish_and_deliver(rt, draft(incident(rt), channels=[ChannelKind.SMS]))
+
+        assert twilio.stats["requests"] == 1, "one failed call, not one per row"
+        assert states(rt, published.update.id) == {"queued": 5}
+        with rt.engine.connect() as conn:
+            from dispatcher.store.schema import deliveries
+
+            attempts = sorted(conn.execute(select(deliveries.c.attempts)).scalars())
+        assert attempts == [0, 0, 0, 0, 1], "only the row that was tried counts an attempt"
