@@ -10,11 +10,9 @@ batch is retried. That is the at-least-once price; ``custom_args`` lets the even
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -34,6 +32,7 @@ from channels.base import (
     Result,
     TransientError,
 )
+from channels.http_hints import base_url, retry_after, seconds_until_epoch
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
 
@@ -63,9 +62,7 @@ class SendGridOptions(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value.rstrip("/")
+        return base_url(value)
 
     @field_validator("from_email", "reply_to")
     @classmethod
@@ -256,20 +253,6 @@ def _error_detail(body: Any) -> str:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from Retry-After (seconds or HTTP date) or else X-RateLimit-Reset (epoch)."""
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
-    reset = headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            return max(0.0, float(reset) - time.time())
-        except ValueError:
-            return None
-    return None
+    """Seconds to wait, from Retry-After or else X-RateLimit-Reset (epoch seconds)."""
+    hint = retry_after(headers)
+    return hint if hint is not None else seconds_until_epoch(headers.get("X-RateLimit-Reset"))

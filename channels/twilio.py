@@ -31,11 +31,9 @@ it is retried. That is the at-least-once price; the status callbacks carry the s
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -59,6 +57,7 @@ from channels.base import (
     Result,
     TransientError,
 )
+from channels.http_hints import retry_after
 
 TWILIO_API = "https://api.twilio.com"
 MAX_BATCH = 100
@@ -267,7 +266,7 @@ class TwilioAdapter(AdapterBase):
         if status == 404:
             raise ProviderUnavailable(f"{text} (is base_url right?)")
         if status == 429 or code == 20429 or status >= 500:
-            raise TransientError(text, retry_after=_retry_after(headers))
+            raise TransientError(text, retry_after=retry_after(headers))
         if code in BAD_SENDER_CODES:
             raise ProviderUnavailable(f"{text} (check from_number / messaging_service_sid)")
         if code in BAD_MESSAGE_CODES:
@@ -292,17 +291,3 @@ def _error_message(response: TwilioResponse | None, exc: TwilioException) -> str
         return str(exc.detail or exc.title)
     message = str(getattr(exc, "msg", "") or "")
     return message.removeprefix("Unable to create record: ") or type(exc).__name__
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from Retry-After (seconds or an HTTP date), if given."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import email.utils
 import hashlib
 import hmac
 import socket
@@ -49,6 +48,7 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.http_hints import retry_after
 from channels.ssrf import BlockedDestination, DestinationPolicy, Resolve, system_resolve
 
 SECRET_PREFIX = "whsec_"
@@ -303,18 +303,3 @@ def result_for(delivery_id: int, webhook_id: str, answer: _Answer) -> Result:
     if 300 <= status < 400:
         return Result.failed(delivery_id, f"endpoint answered a redirect ({status}), not followed")
     return Result.failed(delivery_id, f"endpoint answered {status}")
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Retry-After in seconds (delta-seconds or HTTP date), or None."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None

@@ -45,6 +45,7 @@ from channels.base import (
     Result,
     TransientError,
 )
+from channels.http_hints import base_url
 from channels.x_text import MAX_WEIGHTED_LENGTH, shorten_keeping_last_link
 
 X_API = "https://api.twitter.com"
@@ -68,9 +69,7 @@ class XOptions(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value.rstrip("/")
+        return base_url(value)
 
     @field_validator("consumer_key", "consumer_secret", "access_token", "access_token_secret")
     @classmethod
