@@ -105,6 +105,7 @@ def test_sendgrid_accepts_mail_through_the_sdk_and_records_each_recipient():
             "rejected": {},
             "hung": 0,
             "dropped": 0,
+            "early_retries": 0,
         }
 
 

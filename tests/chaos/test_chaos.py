@@ -183,6 +183,8 @@ def test_providers_failing_a_third_of_the_time_lose_nothing_and_permanent_errors
     assert done
     assert states == {"sent": owed - gone, "failed": gone}, "every owed message arrived; only 410s failed"
     assert stats["rejected"].get("410") == gone, "a permanent error is never retried"
+    assert stats["rejected"].get("429", 0) > 0
+    assert stats["early_retries"] == 0, "no request before its Retry-After"
 
 
 def test_with_the_primary_email_provider_down_the_fallback_carries_everything(

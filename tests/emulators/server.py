@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FaultAction = Literal["status", "hang", "drop"]
 DownMode = Literal["unavailable", "auth"]
 FAILURE_KINDS = ("5xx", "429", "hang", "drop")
+
+
+EARLY_TOLERANCE = 0.05
+"""Seconds of clock slack before a retry counts as earlier than its Retry-After."""
 
 
 @dataclass
@@ -220,6 +225,9 @@ class Emulator:
         self._by_status: Counter[int] = Counter()
         self._hung = 0
         self._dropped = 0
+        # webhook-id -> monotonic time before which the client was told not to come back (Retry-After)
+        self._not_before: dict[str, float] = {}
+        self._early = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -273,6 +281,7 @@ class Emulator:
             "rejected": {str(k): v for k, v in sorted(self._by_status.items())},
             "hung": self._hung,
             "dropped": self._dropped,
+            "early_retries": self._early,
         }
 
     def reset(self) -> None:
@@ -281,7 +290,8 @@ class Emulator:
             self.received.clear()
             self.rejected.clear()
             self._requests = self._accepted = self._accepted_requests = 0
-            self._hung = self._dropped = 0
+            self._hung = self._dropped = self._early = 0
+            self._not_before.clear()
             self._by_status.clear()
             self.faults = self._initial_faults.copy()
             self._rng = random.Random(self.faults.seed)
@@ -299,6 +309,9 @@ class Emulator:
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
             self._requests += 1
+            message_id = request.headers.get("webhook-id")
+            if message_id and time.monotonic() < self._not_before.get(message_id, 0.0) - EARLY_TOLERANCE:
+                self._early += 1  # came back before the Retry-After it was given
             faults = self.faults
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000.0)
@@ -318,6 +331,9 @@ class Emulator:
                     response = web.Response(status=504)
                 else:
                     response = self.error_response(spec.status, spec.retry_after)
+                    told = response.headers.get("Retry-After")
+                    if message_id and told and told.isdigit():
+                        self._not_before[message_id] = time.monotonic() + int(told)
             if spec is not None and spec.action == "drop":
                 self._dropped += 1
                 if request.transport is not None:
