@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from dispatcher.store.engine import get_engine
 from dispatcher.store.schema import deliveries
 from tests.chaos.harness import (
+    FULL,
     RestartablePostgres,
     RestartableRedis,
     load_webhook_subscribers,
@@ -29,6 +30,9 @@ from tests.emulators import SendGridEmulator, WebhookReceiver
 from tests.emulators.smtp import SmtpSink
 
 WORKER = ("worker", "--concurrency", "2", "--loglevel", "warning")
+
+# Loading 50,000 subscribers and sending to them through a slow receiver outlasts the suite's default.
+pytestmark = pytest.mark.timeout(3600 if FULL else 600)
 
 
 def ledger_states(database_url: str) -> dict[str, int]:
