@@ -41,6 +41,11 @@ def ledger_states(database_url: str) -> dict[str, int]:
         return {state: int(n) for state, n in rows}
 
 
+def all_final(states: dict[str, int], owed: int) -> bool:
+    """Every owed row exists and is final (sent or failed): nothing queued or in flight."""
+    return sum(states.values()) == owed and states.keys() <= {"sent", "failed"}
+
+
 def publish(folder: Path, env: dict[str, str]) -> None:
     assert tocsin("incident", "open", "Checkout failing", cwd=folder, env=env).code == 0
     ran = tocsin(
@@ -177,7 +182,7 @@ def test_providers_failing_a_third_of_the_time_lose_nothing_and_permanent_errors
         try:
             publish(tmp_path, env)
             done = wait_for(
-                lambda: ledger_states(env["DATABASE_URL"]).keys() <= {"sent", "failed"}, timeout=300, period=1
+                lambda: all_final(ledger_states(env["DATABASE_URL"]), owed), timeout=300, period=1
             )
         finally:
             stop(worker)
