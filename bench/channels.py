@@ -14,24 +14,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import func, select
 
 from bench.fanout import (
     Bench,
     CeleryTaskQueue,
-    _print,
     figure,
     info,
-    machine_facts,
     new_incident,
+    run_scenarios,
     settings_for,
     wait_sent,
 )
@@ -297,33 +292,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def restore_config(saved: str | None) -> None:
-    """``settings_for`` points TOCSIN_CONFIG at the scenario's file; put back what was there."""
-    if saved is None:
-        os.environ.pop("TOCSIN_CONFIG", None)
-    else:
-        os.environ["TOCSIN_CONFIG"] = saved
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
-    chosen = args.only or list(SCENARIOS)
     runners = {"sms-rate": scenario_sms_rate, "channels": scenario_channels}
-    with contextlib.ExitStack() as stack:
-        work = Path(tempfile.mkdtemp(prefix="tocsin-bench-channels-"))
-        stack.callback(shutil.rmtree, work, True)
-        saved_config = os.environ.get("TOCSIN_CONFIG")
-        stack.callback(restore_config, saved_config)
-        bench = Bench(args, work, stack)
-        for name in chosen:
-            _print(f"== {name}")
-            started = time.monotonic()
-            try:
-                runners[name](bench)
-            except Exception as exc:  # one broken scenario must not hide the others' figures
-                _print(f"FIGURE {name:<34} {'ERROR':>22}   {type(exc).__name__}: {exc}")
-            info(f"{name} took {time.monotonic() - started:.0f} s")
-        machine_facts(bench)
+    run_scenarios(parse(argv), runners, "tocsin-bench-channels-")
 
 
 if __name__ == "__main__":

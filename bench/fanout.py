@@ -513,17 +513,23 @@ def machine_facts(b: Bench) -> None:
         _print(f"  {key:<22} {value}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
-    chosen = args.only or list(SCENARIOS)
-    runners = {"webhooks": scenario_webhooks, "sendgrid": scenario_sendgrid,
-               "latency": scenario_latency, "rss": scenario_rss}
+def restore_config(saved: str | None) -> None:
+    """``settings_for`` points TOCSIN_CONFIG at the scenario's file; put back what was there."""
+    if saved is None:
+        os.environ.pop("TOCSIN_CONFIG", None)
+    else:
+        os.environ["TOCSIN_CONFIG"] = saved
+
+
+def run_scenarios(args: argparse.Namespace, runners: dict[str, Any], prefix: str) -> None:
+    """Run the chosen scenarios in a scratch folder, each on its own (one failing prints an ERROR figure
+    and the others still run), then print the machine's facts."""
     with contextlib.ExitStack() as stack:
-        work = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
+        work = Path(tempfile.mkdtemp(prefix=prefix))
         stack.callback(shutil.rmtree, work, True)
-        saved_config = os.environ.get("TOCSIN_CONFIG")
+        stack.callback(restore_config, os.environ.get("TOCSIN_CONFIG"))
         bench = Bench(args, work, stack)
-        for name in chosen:
+        for name in args.only or list(runners):
             _print(f"== {name}")
             started = time.monotonic()
             try:
@@ -532,8 +538,12 @@ def main(argv: list[str] | None = None) -> None:
                 _print(f"FIGURE {name:<34} {'ERROR':>22}   {type(exc).__name__}: {exc}")
             info(f"{name} took {time.monotonic() - started:.0f} s")
         machine_facts(bench)
-        if saved_config is None:
-            os.environ.pop("TOCSIN_CONFIG", None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    runners = {"webhooks": scenario_webhooks, "sendgrid": scenario_sendgrid,
+               "latency": scenario_latency, "rss": scenario_rss}
+    run_scenarios(parse(argv), runners, "tocsin-bench-")
 
 
 if __name__ == "__main__":

@@ -6,25 +6,21 @@ The core never imports Celery: the Celery queue and worker are found by entry po
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, cast
 
+from dispatcher.errors import ConfigurationError
 from dispatcher.settings import Settings
 from dispatcher.task_queue import TaskQueue
-
-_FALLBACK = {
-    "tocsin.queues": "workers.queue:CeleryQueue",
-    "tocsin.workers": "workers.cli:run_worker",
-}
 
 
 def _load(group: str, name: str = "celery") -> Any:
     for ep in entry_points(group=group, name=name):
         return ep.load()
-    module, _, attr = _FALLBACK[group].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    raise ConfigurationError(
+        f"REDIS_URL is set but no {group} entry point is installed: install Tocsin (pip install -e .)"
+    )
 
 
 def uses_broker(settings: Settings) -> bool:

@@ -6,6 +6,7 @@ TOCSIN_CHAOS_FULL=1 for the full ones. Each prints its tally; each fails if a me
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -41,6 +42,16 @@ def ledger_states(database_url: str) -> dict[str, int]:
         return {state: int(n) for state, n in rows}
 
 
+def deploy(
+    folder: Path, env: dict[str, str], receiver: WebhookReceiver, owed: int
+) -> subprocess.Popen[bytes]:
+    """Config, schema, ``owed`` webhook subscribers on ``receiver``, and a running worker."""
+    write_config(folder)
+    assert tocsin("init", cwd=folder, env=env).code == 0
+    load_webhook_subscribers(folder, env, receiver, owed)
+    return start_tocsin(*WORKER, cwd=folder, env=env)
+
+
 def all_final(states: dict[str, int], owed: int) -> bool:
     """Every owed row exists and is final (sent or failed): nothing queued or in flight."""
     return sum(states.values()) == owed and states.keys() <= {"sent", "failed"}
@@ -70,10 +81,7 @@ def env(postgres_url: str, redis_url: str) -> dict[str, str]:
 def test_killing_workers_with_sigkill_loses_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     owed = size(4000, 50_000)
     with WebhookReceiver(verify=False, record=False, latency_ms=100) as receiver:
-        write_config(tmp_path)
-        assert tocsin("init", cwd=tmp_path, env=env).code == 0
-        load_webhook_subscribers(tmp_path, env, receiver, owed)
-        worker = start_tocsin(*WORKER, cwd=tmp_path, env=env)
+        worker = deploy(tmp_path, env, receiver, owed)
         publish(tmp_path, env)
         kills, seen_at_restart = 0, 0
 
@@ -106,10 +114,7 @@ def test_redis_flushed_then_restarted_mid_fan_out_loses_nothing(tmp_path: Path, 
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": broker.url}
     try:
         with WebhookReceiver(verify=False, record=False, latency_ms=100) as receiver:
-            write_config(tmp_path)
-            assert tocsin("init", cwd=tmp_path, env=env).code == 0
-            load_webhook_subscribers(tmp_path, env, receiver, owed)
-            worker = start_tocsin(*WORKER, cwd=tmp_path, env=env)
+            worker = deploy(tmp_path, env, receiver, owed)
             try:
                 publish(tmp_path, env)
                 assert wait_for(lambda: receiver.stats["unique_ids"] > owed * 0.2, timeout=120)
@@ -138,10 +143,7 @@ def test_postgresql_restarted_mid_fan_out_loses_nothing_and_workers_recover(
     env = {"DATABASE_URL": database.url, "REDIS_URL": redis_url}
     try:
         with WebhookReceiver(verify=False, record=False, latency_ms=100) as receiver:
-            write_config(tmp_path)
-            assert tocsin("init", cwd=tmp_path, env=env).code == 0
-            load_webhook_subscribers(tmp_path, env, receiver, owed)
-            worker = start_tocsin(*WORKER, cwd=tmp_path, env=env)
+            worker = deploy(tmp_path, env, receiver, owed)
             try:
                 publish(tmp_path, env)
                 assert wait_for(lambda: receiver.stats["unique_ids"] > owed * 0.2, timeout=120)
@@ -175,10 +177,7 @@ def test_providers_failing_a_third_of_the_time_lose_nothing_and_permanent_errors
     with WebhookReceiver(
         verify=False, record=False, responses={f"/hooks/{i}": 410 for i in range(gone)}, **faults
     ) as receiver:
-        write_config(tmp_path)
-        assert tocsin("init", cwd=tmp_path, env=env).code == 0
-        load_webhook_subscribers(tmp_path, env, receiver, owed)
-        worker = start_tocsin(*WORKER, cwd=tmp_path, env=env)
+        worker = deploy(tmp_path, env, receiver, owed)
         try:
             publish(tmp_path, env)
             done = wait_for(
