@@ -54,6 +54,11 @@ class Audience(enum.StrEnum):
 class UpdateState(enum.StrEnum):
     """Where an update is in its own life: persisted, then its delivery rows written."""
 
+    SCHEDULED = "scheduled"
+    """Waiting for its ``scheduled_for`` time; the periodic tick publishes it then."""
+    PENDING_APPROVAL = "pending_approval"
+    """Waiting for a second person to approve it (severity policy)."""
+    REJECTED = "rejected"
     PENDING = "pending"
     FANNED_OUT = "fanned_out"
 
@@ -81,6 +86,20 @@ class Incident(BaseModel):
     components: list[str]
     opened_at: datetime
     updated_at: datetime
+    kind: str = "incident"
+    """"incident", or "maintenance" (a scheduled window)."""
+    owner: str | None = None
+    monitoring_since: datetime | None = None
+    resolved_at: datetime | None = None
+    reopened_count: int = 0
+    next_update_at: datetime | None = None
+    """The promise standing now: the next public update is due by then."""
+    promise_reminded_at: datetime | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    maintenance_stage: str | None = None
+    source: str | None = None
+    external_key: str | None = None
 
 
 class IncidentDraft(BaseModel):
@@ -129,6 +148,19 @@ class Update(BaseModel):
     idempotency_key: str | None
     state: UpdateState
     published_at: datetime
+    kind: str = "update"
+    """"update", "holding" (no news yet, sent by Tocsin), "reminder" or "maintenance"."""
+    author: str | None = None
+    severity: str | None = None
+    policy_version: str | None = None
+    internal_note: str | None = None
+    override_reason: str | None = None
+    scheduled_for: datetime | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    rejected_by: str | None = None
+    rejected_reason: str | None = None
+    promise_state: str | None = None
 
 
 class ContactPoint(BaseModel):

@@ -12,6 +12,7 @@ from channels.base import Adapter, ChannelKind, Message
 from dispatcher.circuit_breaker import CircuitBreaker
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.errors import ConfigurationError, NotInitialised
+from dispatcher.policy import LoadedPolicy, load_policy
 from dispatcher.rate_limit import BucketSpec, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from dispatcher.rendering import Renderer
 from dispatcher.settings import Settings
@@ -28,6 +29,7 @@ class Runtime:
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     render_cache: dict[tuple[int, ChannelKind, str, tuple[int, ...]], Message] = field(default_factory=dict)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
+    _policy: LoadedPolicy | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def adapter(self, provider: str) -> Adapter:
@@ -68,6 +70,13 @@ class Runtime:
             return BucketSpec(configured.per_second, configured.burst)
         default = registry.adapter_class(provider).capabilities.rate_limit_per_second
         return None if default is None else BucketSpec(default, 1)
+
+    @property
+    def policy(self) -> LoadedPolicy:
+        """The severity policy and its version, read from ``settings.policy_file`` once per runtime."""
+        if self._policy is None:
+            self._policy = load_policy(self.settings.policy_file)
+        return self._policy
 
     def close(self) -> None:
         with self._lock:

@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     """Signing secret for webhook endpoints that have none of their own."""
     outbox_dir: Path = Path("outbox")
+    policy_file: Path = Path("policy.toml")
+    """The severity policy (see ``dispatcher.policy``); built-in defaults when the file does not exist."""
     public_url: str | None = None
     """The address providers reach ``tocsin api`` at (e.g. behind a proxy); signed callbacks are checked
     against it."""

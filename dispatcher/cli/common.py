@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import NoReturn, ParamSpec, TypeVar
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
+from dispatcher import durations
 from dispatcher.errors import TocsinError
 from dispatcher.runtime import Runtime, build_runtime
 from dispatcher.settings import Settings
@@ -71,16 +71,9 @@ def runtime(settings: Settings | None = None) -> Runtime:
     return build_runtime(settings or load_settings())
 
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``45m``, ``2h``, ``1h30m``, ``1d``; a bare number is minutes."""
-    value = text.strip().lower()
-    if value.isdigit():
-        return timedelta(minutes=int(value))
-    match = _DURATION.match(value)
-    if not value or match is None or not any(match.groups()):
-        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1h30m")
-    d, h, m, s = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 
@@ -64,6 +65,38 @@ incidents = Table(
     Column("updated_at", Timestamp(), nullable=False),
     # The provider id of the incident's latest social post: the next one replies to it (one thread).
     Column("social_thread_id", String(64), nullable=True),
+    # "incident", or "maintenance" (a scheduled window with starts_at/ends_at).
+    Column("kind", String(20), nullable=False, server_default="incident"),
+    Column("owner", String(200), nullable=True),
+    Column("monitoring_since", Timestamp(), nullable=True),
+    Column("resolved_at", Timestamp(), nullable=True),
+    Column("reopened_count", Integer, nullable=False, server_default="0"),
+    # The promise now standing: the next public update is due by then (moved forward by holding messages).
+    Column("next_update_at", Timestamp(), nullable=True),
+    Column("promise_reminded_at", Timestamp(), nullable=True),
+    Column("starts_at", Timestamp(), nullable=True),
+    Column("ends_at", Timestamp(), nullable=True),
+    # Maintenance only: scheduled → reminded → in_progress → completed (or cancelled).
+    Column("maintenance_stage", String(20), nullable=True),
+    # Who opened it from outside (alertmanager, grafana, generic) and their key for it (e.g. groupKey).
+    Column("source", String(30), nullable=True),
+    Column("external_key", String(300), nullable=True),
+    UniqueConstraint("source", "external_key", name="uq_incidents_source_external_key"),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("at", Timestamp(), nullable=False),
+    # opened, status, forced_resolve, reopened, approved, rejected, holding_sent, reminder_sent, …
+    Column("kind", String(30), nullable=False),
+    Column("actor", String(200), nullable=True),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("update_id", Integer, nullable=True),
 )
 
 updates = Table(
@@ -80,6 +113,20 @@ updates = Table(
     Column("state", String(20), nullable=False),
     Column("published_at", Timestamp(), nullable=False),
     Column("fanned_out_at", Timestamp(), nullable=True),
+    # "update" (written by a person or monitoring), "holding" (no news yet), "reminder", "maintenance".
+    Column("kind", String(20), nullable=False, server_default="update"),
+    Column("author", String(200), nullable=True),
+    Column("severity", String(20), nullable=True),
+    Column("policy_version", String(64), nullable=True),
+    Column("internal_note", Text, nullable=True),
+    Column("override_reason", Text, nullable=True),
+    Column("scheduled_for", Timestamp(), nullable=True),
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", Timestamp(), nullable=True),
+    Column("rejected_by", String(200), nullable=True),
+    Column("rejected_reason", Text, nullable=True),
+    # The promise this update made: open until the next public update (kept) or its time passing (broken).
+    Column("promise_state", String(20), nullable=True),
 )
 
 subscribers = Table(
@@ -93,6 +140,15 @@ subscribers = Table(
     Column("min_severity_rank", Integer, nullable=False),
     Column("internal", Boolean, nullable=False),
     Column("created_at", Timestamp(), nullable=False),
+    Column("region", String(50), nullable=True),
+    Column("plan", String(50), nullable=True),
+    Column("tags", JSON, nullable=True),
+    # Channels this subscriber wants (null: every channel they have a contact point on).
+    Column("channels", JSON, nullable=True),
+    # Quiet hours ("22:00" to "07:00" in the subscriber's time zone): non-critical updates wait until the end.
+    Column("quiet_start", String(5), nullable=True),
+    Column("quiet_end", String(5), nullable=True),
+    Column("timezone", String(60), nullable=True),
 )
 
 contact_points = Table(
@@ -108,6 +164,9 @@ contact_points = Table(
     Column("opted_out", Boolean, nullable=False),
     Column("opted_out_reason", String(200), nullable=True),
     Column("opted_out_at", Timestamp(), nullable=True),
+    # Self-service email signups stay unconfirmed (and are never sent updates) until double opt-in.
+    Column("confirmed", Boolean, nullable=False, server_default=true()),
+    Column("confirmed_at", Timestamp(), nullable=True),
     UniqueConstraint("channel", "address", name="uq_contact_points_channel_address"),
     # Fan-out pages through one channel's contact points in id order.
     Index("ix_contact_points_channel_id", "channel", "id"),
@@ -159,4 +218,45 @@ delivery_attempts = Table(
     Column("error", Text, nullable=True),
     Column("started_at", Timestamp(), nullable=False),
     Column("finished_at", Timestamp(), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    # sha256 of the token; the token itself is shown once, at creation.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("revoked_at", Timestamp(), nullable=True),
+    Column("last_used_at", Timestamp(), nullable=True),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_id", Integer, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", String(300), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    UniqueConstraint("token_id", "key", name="uq_idempotency_records_token_id_key"),
+)
+
+ingest_events = Table(
+    "ingest_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(30), nullable=False),
+    # sha256 of what makes a delivery the same (e.g. groupKey + status + alert fingerprints and times).
+    Column("dedupe_key", String(64), nullable=False),
+    Column("incident_id", Integer, nullable=True),
+    Column("received_at", Timestamp(), nullable=False),
+    UniqueConstraint("source", "dedupe_key", name="uq_ingest_events_source_dedupe_key"),
 )
