@@ -131,6 +131,16 @@ class UpdateDraft(BaseModel):
     channels: list[ChannelKind] | None = None
     """Restrict to these channels; None means every configured channel the audience uses."""
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    author: str | None = Field(default=None, max_length=200)
+    """Who wrote it (a person, or "monitoring:alertmanager"); approval needs a different person."""
+    kind: str = Field(default="update", pattern="^(update|holding|reminder|maintenance)$")
+    """"update" is written by someone; the others are written by Tocsin from approved texts."""
+    internal_note: str | None = Field(default=None, max_length=4000)
+    """Shown to the internal audience only; never rendered for the public."""
+    override_reason: str | None = Field(default=None, max_length=1000)
+    """Why guardrail errors are overridden (recorded with the update)."""
+    publish_at: datetime | None = None
+    """Publish later: the update waits in the database and the periodic tick sends it then."""
 
 
 class Update(BaseModel):
