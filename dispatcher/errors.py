@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dispatcher.guardrails import Finding
+
 
 class TocsinError(Exception):
     """An expected failure with a clear, one-line message (no traceback for the user)."""
@@ -21,3 +27,12 @@ class ConfigurationError(TocsinError):
 
 class NotInitialised(TocsinError):
     pass
+
+
+class GuardrailsBlocked(InvalidInput):
+    """A draft has guardrail findings of level ``error`` and no override reason."""
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = list(findings)
+        listed = "; ".join(f"{f.rule}: {f.message}" for f in self.findings if f.level == "error")
+        super().__init__(f"guardrails: {listed} (fix the text, or give an override reason)")

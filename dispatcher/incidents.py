@@ -1,31 +1,20 @@
-"""Open and read incidents."""
+"""Open and read incidents. Status changes, reopening and the timeline are in ``dispatcher.lifecycle``."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from dispatcher.errors import NotFound
-from dispatcher.models import Incident, IncidentDraft, IncidentStatus
+from dispatcher.lifecycle import open_or_reopen
+from dispatcher.models import Incident, IncidentDraft
 from dispatcher.runtime import Runtime
 from dispatcher.store.schema import incidents
 
 
-def open_incident(rt: Runtime, draft: IncidentDraft) -> Incident:
-    now = rt.clock.now()
-    with rt.engine.begin() as conn:
-        new_id = conn.execute(
-            insert(incidents)
-            .values(
-                title=draft.title,
-                status=IncidentStatus.INVESTIGATING.value,
-                severity=draft.severity.value,
-                components=draft.components,
-                opened_at=now,
-                updated_at=now,
-            )
-            .returning(incidents.c.id)
-        ).scalar_one()
-    return get_incident(rt, new_id)
+def open_incident(rt: Runtime, draft: IncidentDraft, actor: str | None = None) -> Incident:
+    """Open an incident (investigating); the same title resolved within the policy's flap window is
+    reopened instead (see ``dispatcher.lifecycle.open_or_reopen``)."""
+    return open_or_reopen(rt, draft, actor=actor).incident
 
 
 def get_incident(rt: Runtime, incident_id: int) -> Incident:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from channels.base import ChannelKind
 from dispatcher.durations import parse_duration
 from dispatcher.errors import ConfigurationError
-from dispatcher.models import Severity
+from dispatcher.models import AUDIENCE_NAME_PATTERN, Severity
 
 
 def _duration(value: Any) -> Any:
@@ -153,6 +153,12 @@ class Policy(BaseModel):
         missing = [s.value for s in Severity if s not in self.severity]
         if missing:
             raise ValueError(f"severity: no policy for {', '.join(missing)}")
+        badly_named = [name for name in self.segments if not AUDIENCE_NAME_PATTERN.match(name)]
+        if badly_named:
+            raise ValueError(
+                f"segments: {', '.join(badly_named)}: a segment name is letters, digits, '.', '_' or '-' "
+                "(at most 50, starting with a letter or digit)"
+            )
         reserved = {"public", "internal"} & set(self.segments)
         if reserved:
             raise ValueError(f"segments: {', '.join(sorted(reserved))} is a built-in audience name")

@@ -1,0 +1,111 @@
+"""Four eyes: public updates of some severities wait for a second, different person.
+
+``publish`` writes such an update as ``pending_approval`` and sends nothing. ``approve`` releases it
+(``dispatcher.publish.go_live``: the incident's status and promises change then, not when it was
+written, because that is when people are told) and submits its fan-out; ``reject`` closes it for good.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select, update
+
+from dispatcher.errors import InvalidInput, NotFound
+from dispatcher.lifecycle import record_event
+from dispatcher.models import Update, UpdateState
+from dispatcher.publish import go_live
+from dispatcher.runtime import Runtime
+from dispatcher.store.schema import updates
+from dispatcher.task_queue import TaskQueue
+
+
+def _load(rt: Runtime, update_id: int) -> Update:
+    with rt.engine.connect() as conn:
+        row = conn.execute(select(updates).where(updates.c.id == update_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no update {update_id}")
+    return Update.model_validate(dict(row))
+
+
+def _who(name: str, what: str) -> str:
+    cleaned = name.strip()
+    if not cleaned:
+        raise InvalidInput(f"{what}: say who you are (--as NAME or $TOCSIN_USER)")
+    return cleaned
+
+
+def _decide(conn: Connection, update_id: int, waiting: tuple[str, ...], **values: object) -> Update:
+    """Record a decision on an update still in a ``waiting`` state (a conditional UPDATE, so of two
+    people deciding at the same moment one wins and the other is told); the decided update."""
+    row = (
+        conn.execute(
+            update(updates)
+            .where(updates.c.id == update_id, updates.c.state.in_(waiting))
+            .values(**values)
+            .returning(*updates.c)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise InvalidInput(f"update {update_id} was approved or rejected meanwhile")
+    return Update.model_validate(dict(row))
+
+
+def approve(rt: Runtime, update_id: int, approver: str, queue: TaskQueue) -> Update:
+    """Approve a waiting update and send it. The approver must not be its author."""
+    approver = _who(approver, "approver")
+    upd = _load(rt, update_id)
+    if upd.state is not UpdateState.PENDING_APPROVAL:
+        raise InvalidInput(f"update {update_id} is {upd.state.value}, not waiting for approval")
+    if upd.author is not None and upd.author.strip().casefold() == approver.casefold():
+        raise InvalidInput(f"update {update_id} was written by {upd.author}: someone else must approve it")
+    now = rt.clock.now()
+    with rt.engine.begin() as conn:
+        claimed = _decide(
+            conn, update_id, (UpdateState.PENDING_APPROVAL.value,), approved_by=approver, approved_at=now
+        )
+        try:
+            released = go_live(conn, rt, claimed, now, actor=approver)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"{exc}; update {update_id} still waits (approve it later, or reject it)"
+            ) from None
+        record_event(conn, upd.incident_id, "approved", now, actor=approver, update_id=update_id)
+    queue.submit_fanout(update_id)
+    return released
+
+
+def reject(rt: Runtime, update_id: int, who: str, reason: str) -> Update:
+    """Reject a waiting (or still scheduled) update: it is never sent. The reason is recorded."""
+    who = _who(who, "rejected by")
+    if not reason.strip():
+        raise InvalidInput("reason: say why the update is rejected")
+    upd = _load(rt, update_id)
+    waiting = (UpdateState.PENDING_APPROVAL.value, UpdateState.SCHEDULED.value)
+    if upd.state.value not in waiting:
+        raise InvalidInput(f"update {update_id} is {upd.state.value}: only waiting updates can be rejected")
+    now = rt.clock.now()
+    with rt.engine.begin() as conn:
+        rejected = _decide(
+            conn,
+            update_id,
+            waiting,
+            state=UpdateState.REJECTED.value,
+            rejected_by=who,
+            rejected_reason=reason.strip(),
+        )
+        record_event(
+            conn, upd.incident_id, "rejected", now, actor=who, reason=reason.strip(), update_id=update_id
+        )
+    return rejected
+
+
+def pending_approvals(rt: Runtime) -> list[Update]:
+    """Updates waiting for a second person, oldest first."""
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            select(updates)
+            .where(updates.c.state == UpdateState.PENDING_APPROVAL.value)
+            .order_by(updates.c.published_at, updates.c.id)
+        ).mappings()
+        return [Update.model_validate(dict(r)) for r in rows]

@@ -1,0 +1,94 @@
+"""``tocsin approve``, ``tocsin reject``, ``tocsin approvals``: the second pair of eyes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dispatcher.approval import approve, pending_approvals, reject
+from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.incidents import AsOption, default_actor
+from dispatcher.cli.views import status_table
+from dispatcher.embedded import EmbeddedRunner
+from dispatcher.models import Update
+from dispatcher.queues import broker_queue, uses_broker
+from dispatcher.runtime import Runtime
+from dispatcher.status import report
+from dispatcher.task_queue import TaskQueue
+
+
+def deliver_now(rt: Runtime, act: Callable[[TaskQueue], Update | None], wait: float) -> Update | None:
+    """Run ``act`` with the right queue. On Redis the workers deliver; embedded, deliver here and now
+    (waiting up to ``wait`` seconds for retries due soon) and print what went out per channel."""
+    if uses_broker(rt.settings):
+        return act(broker_queue())
+    runner = EmbeddedRunner(rt)
+    upd = act(runner.queue)
+    try:
+        runner.run_until_idle(wait_up_to=wait)
+    finally:
+        rt.close()  # providers' pooled connections
+    if upd is not None:
+        result = report(rt, upd.id)
+        console.print(status_table(result.update, result.channels, result.providers))
+        if result.owed:
+            console.print(f"{result.owed} deliveries still owed: `tocsin worker` retries them when due")
+    return upd
+
+
+@friendly_errors
+def approve_(
+    update: Annotated[int, typer.Argument(help="Update id (see `tocsin approvals`).")],
+    as_: AsOption = None,
+    wait: Annotated[
+        float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
+    ] = 10.0,
+) -> None:
+    """Approve an update waiting for a second person, and send it. You cannot approve your own."""
+    rt = runtime()
+    who = as_ or default_actor()
+    approved = deliver_now(rt, lambda queue: approve(rt, update, who, queue), wait)
+    assert approved is not None
+    console.print(f"update {approved.id} approved by {who} and published")
+    if uses_broker(rt.settings):
+        console.print(f"workers are delivering it (follow with `tocsin status {approved.id}`)")
+
+
+@friendly_errors
+def reject_(
+    update: Annotated[int, typer.Argument(help="Update id (see `tocsin approvals`).")],
+    reason: Annotated[str, typer.Option(help="Why it must not go out (recorded).")],
+    as_: AsOption = None,
+) -> None:
+    """Reject an update waiting for approval (or still scheduled): it is never sent."""
+    rejected = reject(runtime(), update, as_ or default_actor(), reason)
+    console.print(f"update {rejected.id} rejected by {rejected.rejected_by}; nothing was sent")
+
+
+@friendly_errors
+def approvals() -> None:
+    """List the updates waiting for a second person's approval."""
+    waiting = pending_approvals(runtime())
+    table = Table("update", "incident", "severity", "status", "author", "written (UTC)", "message")
+    for upd in waiting:
+        table.add_row(
+            str(upd.id),
+            str(upd.incident_id),
+            upd.severity or "-",
+            upd.status.value,
+            upd.author or "-",
+            upd.published_at.strftime("%Y-%m-%d %H:%M"),
+            upd.message,
+        )
+    console.print(table)
+    console.print(f"{len(waiting)} update(s) waiting for approval")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``approve``, ``reject`` and ``approvals`` to the top-level command."""
+    app.command("approve")(approve_)
+    app.command("reject")(reject_)
+    app.command("approvals")(approvals)

@@ -1,0 +1,51 @@
+"""``tocsin policy …``: check the severity policy file and show what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dispatcher.cli.common import console, friendly_errors, load_settings
+from dispatcher.errors import ConfigurationError
+from dispatcher.lifecycle import human
+from dispatcher.policy import LoadedPolicy, load_policy
+
+app = typer.Typer(help="The severity policy (policy.toml).", no_args_is_help=True)
+
+
+def policy_table(loaded: LoadedPolicy) -> Table:
+    source = str(loaded.path) if loaded.path is not None else "built-in defaults"
+    table = Table(title=f"Severity policy {loaded.version} ({source})")
+    for column in ("severity", "channels", "audiences", "cadence", "resolve hold", "approval"):
+        table.add_column(column)
+    for severity, rules in loaded.policy.severity.items():
+        table.add_row(
+            severity.value,
+            ", ".join(c.value for c in rules.channels) if rules.channels is not None else "all enabled",
+            ", ".join(rules.audiences),
+            human(rules.cadence),
+            human(rules.resolve_hold) if rules.resolve_hold else "none",
+            "second person" if rules.needs_approval else "no",
+        )
+    return table
+
+
+@app.command("check")
+@friendly_errors
+def check(
+    file: Annotated[
+        Path | None, typer.Argument(help="The policy file (default: the policy_file setting).")
+    ] = None,
+) -> None:
+    """Validate a policy file (one clear line naming the field if it is wrong) and print it."""
+    path = file if file is not None else load_settings().policy_file
+    if not path.exists():
+        if file is not None:
+            raise ConfigurationError(f"{path}: no such policy file")
+        console.print(f"no policy file at {path}: the built-in policy applies")
+    loaded = load_policy(path)
+    console.print(policy_table(loaded))
+    console.print(f"policy version: {loaded.version}", highlight=False)
