@@ -1,5 +1,7 @@
 """Build RFC 5322 emails for a batch: the shared part is built and serialised once per message, the
-per-recipient headers (To, Message-ID, X-Tocsin-Delivery-Id) are prepended for each recipient.
+per-recipient headers (To, Message-ID, X-Tocsin-Delivery-Id, and the RFC 8058 one-click
+``List-Unsubscribe``/``List-Unsubscribe-Post`` pair when the recipient has an unsubscribe link) are
+prepended for each recipient.
 
 That keeps writing a million ``.eml`` files (outbox) or sending a 100-recipient SMTP batch cheap, and every
 recipient gets their own copy: nobody sees anyone else's address.
@@ -18,6 +20,9 @@ from email.utils import format_datetime
 from channels.base import Message, Recipient
 
 DELIVERY_ID_HEADER = "X-Tocsin-Delivery-Id"
+LIST_UNSUBSCRIBE = "List-Unsubscribe"
+LIST_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
+ONE_CLICK = "List-Unsubscribe=One-Click"
 POLICY = email.policy.SMTP  # CRLF line endings, as on the wire
 
 
@@ -67,10 +72,26 @@ class EmailBuilder:
 
     def build(self, recipient: Recipient) -> bytes:
         """The full message for one recipient; ``BadAddress`` if the address cannot be used."""
-        fixed = (
-            f"Message-ID: {self.message_id(recipient)}\r\n{DELIVERY_ID_HEADER}: {recipient.delivery_id}\r\n"
-        ).encode("ascii")
-        return _to_header(recipient.address, recipient.name) + fixed + self._shared
+        fixed = f"Message-ID: {self.message_id(recipient)}\r\n"
+        if recipient.delivery_id > 0:
+            fixed += f"{DELIVERY_ID_HEADER}: {recipient.delivery_id}\r\n"
+        return (
+            _to_header(recipient.address, recipient.name)
+            + fixed.encode("ascii")
+            + unsubscribe_headers(recipient.unsubscribe_url)
+            + self._shared
+        )
+
+
+def unsubscribe_headers(url: str | None) -> bytes:
+    """RFC 8058 one-click unsubscribe: ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (or nothing).
+
+    The URL goes on its own line unfolded (no spaces to fold at); RFC 5322 allows up to 998 characters."""
+    if not url:
+        return b""
+    if any(c in url for c in "\r\n<> ") or not url.isascii() or len(url) > 900:
+        raise BadAddress(f"unusable unsubscribe URL {url[:80]!r}")
+    return (f"{LIST_UNSUBSCRIBE}: <{url}>\r\n{LIST_UNSUBSCRIBE_POST}: {ONE_CLICK}\r\n").encode("ascii")
 
 
 # Plain ASCII names and addresses (nearly all of them) need no quoting, encoding or folding, so they skip

@@ -32,6 +32,7 @@ from channels.base import (
     Result,
     TransientError,
 )
+from channels.email_mime import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLICK
 from channels.http_hints import base_url, retry_after, seconds_until_epoch
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
@@ -134,15 +135,19 @@ class SendGridAdapter(AdapterBase):
             to: dict[str, str] = {"email": recipient.address}
             if recipient.name:
                 to["name"] = recipient.name
-            personalizations.append(
-                {
-                    "to": [to],
-                    "custom_args": {
-                        "tocsin_delivery_id": str(recipient.delivery_id),
-                        "tocsin_message_id": recipient.message_id,
-                    },
+            personalization: dict[str, Any] = {"to": [to]}
+            if recipient.delivery_id > 0:  # 0 or less: a message outside the ledger (a confirmation)
+                personalization["custom_args"] = {
+                    "tocsin_delivery_id": str(recipient.delivery_id),
+                    "tocsin_message_id": recipient.message_id,
                 }
-            )
+            if recipient.unsubscribe_url:
+                # RFC 8058 one-click unsubscribe, per recipient: SendGrid takes headers per personalization.
+                personalization["headers"] = {
+                    LIST_UNSUBSCRIBE: f"<{recipient.unsubscribe_url}>",
+                    LIST_UNSUBSCRIBE_POST: ONE_CLICK,
+                }
+            personalizations.append(personalization)
         content = []
         if message.text:
             content.append({"type": "text/plain", "value": message.text})

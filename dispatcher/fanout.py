@@ -1,5 +1,10 @@
 """Fan-out: turn one update into delivery rows, one task per batch.
 
+Who is owed the update is ``dispatcher.audiences`` (public, internal, segments; staff first) and each
+subscriber's preferences: channels, components, minimum severity, confirmed contact points only. A
+subscriber in their quiet hours gets the row of a non-critical update with ``next_attempt_at`` at the
+end of the window (``dispatcher.quiet_hours``).
+
 The audience is streamed in pages (keyset pagination on contact points), rows are bulk-inserted a
 batch at a time and each batch is handed to the queue as soon as it is committed, so memory stays flat
 whatever the audience size and the first deliveries start while later pages are still being read.
@@ -10,18 +15,22 @@ existing ones; a batch with nothing left to claim is a no-op for the deliverer.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, select, update
+from sqlalchemy import ColumnElement, Connection, Select, String, Text, bindparam, cast, select, update
 
 from channels.base import ChannelKind
-from dispatcher.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
+from dispatcher.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
+from dispatcher.models import DeliveryState, Incident, Severity, Update, UpdateState
+from dispatcher.policy import Segment
 from dispatcher.publish import get_update
+from dispatcher.quiet_hours import quiet_until
 from dispatcher.runtime import Runtime
 from dispatcher.store.bulk import insert_deliveries, timestamp_value
-from dispatcher.store.schema import contact_points, incidents, subscribers, updates
+from dispatcher.store.schema import Timestamp, contact_points, deliveries, incidents, subscribers, updates
 from dispatcher.task_queue import BatchRef, TaskQueue
 
 
@@ -30,48 +39,130 @@ class FanoutSummary:
     update_id: int
     rows: dict[ChannelKind, int] = field(default_factory=dict)
     batches: dict[ChannelKind, int] = field(default_factory=dict)
+    deferred: dict[ChannelKind, int] = field(default_factory=dict)
+    """Rows written to wait for the end of their subscriber's quiet hours."""
+
+
+@dataclass(frozen=True)
+class _Owed:
+    """One contact point owed the update, and when (None: now)."""
+
+    point_id: int
+    address: str
+    opted_out: bool
+    subscriber_id: int
+    locale: str
+    not_before: datetime | None
+
+
+PREFERENCE_COLUMNS = (
+    # As text: most subscribers follow everything ("[]"), and then nothing needs decoding.
+    cast(subscribers.c.components, Text).label("components"),
+    cast(subscribers.c.channels, Text).label("channels"),
+    subscribers.c.region,
+    subscribers.c.plan,
+    cast(subscribers.c.tags, Text).label("tags"),
+)
+"""The subscriber's columns ``wants`` reads, to select with ``audience_query``."""
+
+
+def audience_query(
+    columns: Sequence[ColumnElement[Any]], channel: ChannelKind, severity: Severity, audience: AudiencePass
+) -> Select[Any]:
+    """``columns`` of the contact points (joined to their subscribers) on ``channel`` that one pass of
+    an update of ``severity`` selects in SQL; ``wants`` then checks each row's preferences.
+
+    Opted-out contact points are kept: they are owed a row, written ``suppressed``."""
+    query = (
+        select(*columns)
+        .select_from(contact_points.join(subscribers, subscribers.c.id == contact_points.c.subscriber_id))
+        .where(contact_points.c.channel == channel.value)
+        # A self-service signup is owed nothing until its owner confirms it (double opt-in).
+        .where(contact_points.c.confirmed.is_(True))
+        .where(subscribers.c.min_severity_rank <= severity.rank)
+    )
+    if audience.internal is not None:
+        query = query.where(subscribers.c.internal.is_(audience.internal))
+    segment = audience.segment
+    if segment is not None and segment.regions:
+        query = query.where(subscribers.c.region.in_(segment.regions))
+    if segment is not None and segment.plans:
+        query = query.where(subscribers.c.plan.in_(segment.plans))
+    return query
 
 
 def _audience_page(
-    conn: Connection, channel: ChannelKind, update: Update, incident: Incident, after: int, size: int
+    conn: Connection,
+    channel: ChannelKind,
+    severity: Severity,
+    audience: AudiencePass,
+    after: int,
+    size: int,
 ) -> list[Any]:
+    columns = (
+        contact_points.c.id,
+        contact_points.c.address,
+        contact_points.c.opted_out,
+        contact_points.c.subscriber_id,
+        subscribers.c.locale,
+        subscribers.c.quiet_start,
+        subscribers.c.quiet_end,
+        subscribers.c.timezone,
+        *PREFERENCE_COLUMNS,
+    )
     query = (
-        select(
-            contact_points.c.id,
-            contact_points.c.address,
-            contact_points.c.opted_out,
-            contact_points.c.subscriber_id,
-            subscribers.c.locale,
-            # As text: most subscribers follow everything ("[]"), and then nothing needs decoding.
-            cast(subscribers.c.components, Text).label("components"),
-        )
-        .join(subscribers, subscribers.c.id == contact_points.c.subscriber_id)
-        .where(contact_points.c.channel == channel.value, contact_points.c.id > after)
-        .where(subscribers.c.min_severity_rank <= Severity(incident.severity).rank)
+        audience_query(columns, channel, severity, audience)
+        .where(contact_points.c.id > after)
         .order_by(contact_points.c.id)
         .limit(size)
     )
-    if update.audience is Audience.INTERNAL:
-        query = query.where(subscribers.c.internal.is_(True))
     return list(conn.execute(query))
 
 
-def _audience(rt: Runtime, channel: ChannelKind, update: Update, incident: Incident) -> Iterator[Any]:
-    """Contact points owed this update on ``channel``, filtered by the subscribers' preferences."""
+def wants(row: Any, channel: ChannelKind, affected: set[str], segment: Segment | None) -> bool:
+    """The subscriber's own preferences (channels, components) and the segment, for one row holding
+    ``PREFERENCE_COLUMNS``; ``affected`` is the incident's components."""
+    channels = row.channels
+    if channels not in (None, "null") and channel.value not in json.loads(channels):
+        return False
+    components = row.components
+    if (
+        affected
+        and components not in (None, "[]", "null")
+        and not affected.intersection(json.loads(components))
+    ):
+        return False
+    return segment is None or segment_row_match(segment, components, row.region, row.plan, row.tags)
+
+
+def _audience(
+    rt: Runtime,
+    channel: ChannelKind,
+    audience: AudiencePass,
+    severity: Severity,
+    incident: Incident,
+    now: datetime,
+) -> Iterator[_Owed]:
+    """Contact points of one pass owed this update on ``channel``, filtered by preferences."""
     affected = set(incident.components)
+    quiet_applies = severity is not Severity.CRITICAL
     after = 0
     while True:
         with rt.engine.connect() as conn:
-            page = _audience_page(conn, channel, update, incident, after, rt.settings.fanout_page_size)
+            page = _audience_page(conn, channel, severity, audience, after, rt.settings.fanout_page_size)
         if not page:
             return
         for row in page:
-            components = row[5]
-            if affected and components not in (None, "[]", "null") and not affected.intersection(
-                json.loads(components)
-            ):
+            if not wants(row, channel, affected, audience.segment):
                 continue
-            yield row
+            not_before = (
+                quiet_until(now, row.quiet_start, row.quiet_end, row.timezone)
+                if quiet_applies and row.quiet_start
+                else None
+            )
+            yield _Owed(row.id, row.address, row.opted_out, row.subscriber_id, row.locale, not_before)
+        if len(page) < rt.settings.fanout_page_size:
+            return  # a short page is the last one: no query to learn that the next one is empty
         after = page[-1][0]
 
 
@@ -104,10 +195,40 @@ def _row(
     )
 
 
-def _flush(rt: Runtime, queue: TaskQueue, ref: BatchRef, rows: list[tuple[Any, ...]]) -> None:
+def _flush(
+    rt: Runtime,
+    queue: TaskQueue,
+    ref: BatchRef,
+    rows: list[tuple[Any, ...]],
+    deferred: list[tuple[str, datetime]] | None = None,
+) -> None:
     with rt.engine.begin() as conn:
         insert_deliveries(conn, rows)
+        if deferred:
+            _defer(conn, ref, deferred)
     queue.submit_batch(ref)
+
+
+def _defer(conn: Connection, ref: BatchRef, deferred: list[tuple[str, datetime]]) -> None:
+    """Rows just written for subscribers in their quiet hours: not claimable before the window ends.
+
+    Found through the (update, channel, address) unique index, one lookup each. Only fresh rows
+    (queued, never tried) are touched, so re-running a fan-out never moves a retry."""
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.update_id == ref.update_id,
+            deliveries.c.channel == ref.channel.value,
+            deliveries.c.address == bindparam("owed_address", type_=String()),
+            deliveries.c.state == DeliveryState.QUEUED.value,
+            deliveries.c.attempts == 0,
+        )
+        .values(next_attempt_at=bindparam("until", type_=Timestamp()), last_error=bindparam("why")),
+        [
+            {"owed_address": address, "until": until, "why": f"quiet hours until {until:%Y-%m-%d %H:%M} UTC"}
+            for address, until in deferred
+        ],
+    )
 
 
 def _fan_out_channel(
@@ -118,8 +239,9 @@ def _fan_out_channel(
     channel: ChannelKind,
     summary: FanoutSummary,
 ) -> None:
+    clock_now = rt.clock.now()
     with rt.engine.connect() as conn:
-        now = timestamp_value(conn, rt.clock.now())
+        now = timestamp_value(conn, clock_now)
     if channel.is_broadcast:
         rows = [
             _row(update.id, channel, 0, now, target, None, None, "en", False)
@@ -130,27 +252,51 @@ def _fan_out_channel(
         summary.rows[channel], summary.batches[channel] = len(rows), 1 if rows else 0
         return
     size = rt.batch_size(channel)
-    batch, count, pending = 0, 0, []
-    for point_id, address, opted_out, subscriber_id, locale, _ in _audience(rt, channel, update, incident):
-        pending.append(
-            _row(update.id, channel, batch, now, address, subscriber_id, point_id, locale, opted_out)
-        )
-        if len(pending) == size:
-            _flush(rt, queue, BatchRef(update.id, channel, batch), pending)
-            count += len(pending)
-            batch, pending = batch + 1, []
-    if pending:
-        _flush(rt, queue, BatchRef(update.id, channel, batch), pending)
+    severity = Severity(update.severity) if update.severity else Severity(incident.severity)
+    batch, count, waiting = 0, 0, 0
+    pending: list[tuple[Any, ...]] = []
+    deferred: list[tuple[str, datetime]] = []
+
+    def flush() -> None:
+        nonlocal batch, count, pending, deferred
+        _flush(rt, queue, BatchRef(update.id, channel, batch), pending, deferred)
         count += len(pending)
-        batch += 1
+        batch, pending, deferred = batch + 1, [], []
+
+    for audience in audience_passes(rt.policy.policy, update.audience):
+        # Staff get the update's internal note too: their rows render a variant of their locale.
+        staff_variant = bool(audience.internal and update.internal_note)
+        for owed in _audience(rt, channel, audience, severity, incident, clock_now):
+            pending.append(
+                _row(
+                    update.id,
+                    channel,
+                    batch,
+                    now,
+                    owed.address,
+                    owed.subscriber_id,
+                    owed.point_id,
+                    staff_locale(owed.locale) if staff_variant else owed.locale,
+                    owed.opted_out,
+                )
+            )
+            if owed.not_before is not None and not owed.opted_out:
+                deferred.append((owed.address, owed.not_before))
+                waiting += 1
+            if len(pending) == size:
+                flush()
+        if pending:  # each pass ends its own batch: staff's batches go to the queue before anyone else's
+            flush()
     summary.rows[channel], summary.batches[channel] = count, batch
+    summary.deferred[channel] = waiting
 
 
 def fan_out(rt: Runtime, update_id: int, queue: TaskQueue) -> FanoutSummary:
     """Write the delivery rows of ``update_id`` and submit one deliver task per batch."""
     upd = get_update(rt, update_id)
     summary = FanoutSummary(update_id)
-    if upd.state is UpdateState.FANNED_OUT:
+    if upd.state is not UpdateState.PENDING:
+        # Fanned out already, or not released: scheduled, waiting for approval, rejected.
         return summary
     with rt.engine.connect() as conn:
         inc_row = conn.execute(select(incidents).where(incidents.c.id == upd.incident_id)).mappings().one()

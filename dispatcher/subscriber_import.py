@@ -19,6 +19,13 @@ and one contact column are needed; every other column is optional.
 | `internal`       | `true`/`false`, `yes`/`no`, `1`/`0`: staff who also get internal updates.         |
 |                  | Default `false`.                                                                 |
 | `external_id`    | Your own id for this subscriber (e.g. a CRM id). Optional, unique in the file.   |
+| `region`         | Free text up to 50 characters (`eu`, `us-east`): for audience segments.           |
+| `plan`           | Free text up to 50 characters (`free`, `enterprise`): for audience segments.     |
+| `tags`           | Tags separated by `;` (`beta;vip`): for audience segments.                        |
+| `channels`       | Only these channels, separated by `;` (`email;sms`). Empty: every channel the    |
+|                  | row has a contact for. Each needs its contact column filled in.                  |
+| `quiet_hours`    | `22:00-07:00`: non-critical updates wait until the end of this daily window.     |
+| `timezone`       | IANA time zone of the quiet hours (`Europe/Paris`). Default `UTC`.               |
 
 Every row needs at least one of `email`, `phone`, `webhook_url`. The same email, phone or external id on
 two rows is an error on the later row. Empty lines are skipped. A file whose header line has no comma but
@@ -47,6 +54,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from dispatcher.models import ChannelKind, ContactPoint, Severity, Subscriber
+from dispatcher.quiet_hours import check_timezone, parse_quiet_hours
 
 __all__ = ["COLUMNS", "ImportReport", "RowProblem", "parse_subscribers_csv"]
 
@@ -61,6 +69,12 @@ COLUMNS: tuple[str, ...] = (
     "min_severity",
     "internal",
     "external_id",
+    "region",
+    "plan",
+    "tags",
+    "channels",
+    "quiet_hours",
+    "timezone",
 )
 CONTACT_COLUMNS: tuple[str, ...] = ("email", "phone", "webhook_url")
 
@@ -266,6 +280,29 @@ class _RowParser:
         min_severity = cell("min_severity", _severity, Severity.MINOR)
         internal = cell("internal", _boolean, False)
         external_id = values.get("external_id") or None
+        region = cell("region", _label)
+        plan = cell("plan", _label)
+        tags = cell("tags", _tags, [])
+        channels = cell("channels", _channels)
+        quiet = cell("quiet_hours", _quiet_hours)
+        timezone = cell("timezone", _timezone)
+
+        if isinstance(channels, list):
+            contact_of = {
+                ChannelKind.EMAIL: "email",
+                ChannelKind.SMS: "phone",
+                ChannelKind.WEBHOOK: "webhook_url",
+            }
+            missing = [c.value for c in channels if not values.get(contact_of[c])]
+            if missing:
+                problems.append(
+                    RowProblem(
+                        line,
+                        "channels",
+                        f"{', '.join(missing)} chosen but the row has no "
+                        f"{' or '.join(contact_of[ChannelKind(m)] for m in missing)}",
+                    )
+                )
 
         if not any(values.get(c) for c in CONTACT_COLUMNS):
             problems.append(RowProblem(line, "", "no contact point: give an email, phone or webhook_url"))
@@ -315,22 +352,46 @@ class _RowParser:
                 min_severity=Severity(str(min_severity)),
                 internal=bool(internal),
                 contact_points=contact_points,
+                region=region if isinstance(region, str) else None,
+                plan=plan if isinstance(plan, str) else None,
+                tags=list(tags) if isinstance(tags, list) else [],
+                channels=channels if isinstance(channels, list) else None,
+                quiet_start=quiet[0] if isinstance(quiet, tuple) else None,
+                quiet_end=quiet[1] if isinstance(quiet, tuple) else None,
+                timezone=timezone if isinstance(timezone, str) else None,
             )
         )
         self.report.lines.append(line)
 
     def _phone(self, value: str) -> str:
-        if not value.startswith("+") and self.region is None:
-            raise _BadValue(
-                f"{value!r} has no country code: write it as +<country code>… or import with a default region"
-            )
         try:
-            number = phonenumbers.parse(value, self.region)
-        except phonenumbers.NumberParseException as exc:
-            raise _BadValue(f"{value!r} is not a phone number ({_phone_reason(exc)})") from None
-        if not phonenumbers.is_valid_number(number):
-            raise _BadValue(f"{value!r} is not a valid phone number")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return normalise_phone(value, self.region)
+        except ValueError as exc:
+            raise _BadValue(str(exc)) from None
+
+
+def normalise_phone(value: str, region: str | None) -> str:
+    """A phone number in E.164 (``+447700900123``); numbers without ``+`` are read in ``region``.
+    ``ValueError`` says what is wrong."""
+    if not value.startswith("+") and region is None:
+        raise ValueError(
+            f"{value!r} has no country code: write it as +<country code>… or give a default region"
+        )
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not a phone number ({_phone_reason(exc)})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(value: str) -> str:
+    """The normalised address; ``ValueError`` with the reason when it is not one."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
 
 
 def _phone_reason(exc: phonenumbers.NumberParseException) -> str:
@@ -346,9 +407,9 @@ def _phone_reason(exc: phonenumbers.NumberParseException) -> str:
 
 def _email(value: str) -> str:
     try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise _BadValue(f"{value!r} is not a valid email address: {exc}") from None
+        return normalise_email(value)
+    except ValueError as exc:
+        raise _BadValue(str(exc)) from None
 
 
 def _webhook_url(value: str) -> str:
@@ -390,6 +451,61 @@ def _locale(value: str) -> str:
 
 def _components(value: str) -> list[str]:
     return list(dict.fromkeys(part.strip() for part in value.split(";") if part.strip()))
+
+
+def _label(value: str) -> str:
+    if len(value) > 50:
+        raise _BadValue(f"{value[:20]!r}… is longer than 50 characters")
+    return value
+
+
+def _tags(value: str) -> list[str]:
+    tags = list(dict.fromkeys(part.strip() for part in value.split(";") if part.strip()))
+    too_long = [t for t in tags if len(t) > 50]
+    if too_long:
+        raise _BadValue(f"tag {too_long[0][:20]!r}… is longer than 50 characters")
+    return tags
+
+
+DIRECT_CHANNELS = (ChannelKind.EMAIL, ChannelKind.SMS, ChannelKind.WEBHOOK)
+
+
+def parse_channels(value: str) -> list[ChannelKind]:
+    """``"email;sms"`` (or commas) -> channels a subscriber wants; ``ValueError`` naming a bad one."""
+    chosen: list[ChannelKind] = []
+    for part in re.split(r"[;,]", value):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name not in {c.value for c in DIRECT_CHANNELS}:
+            known = ", ".join(c.value for c in DIRECT_CHANNELS)
+            raise ValueError(f"{part.strip()!r} is not a channel a subscriber can choose (use {known})")
+        if ChannelKind(name) not in chosen:
+            chosen.append(ChannelKind(name))
+    if not chosen:
+        raise ValueError("no channel named")
+    return chosen
+
+
+def _channels(value: str) -> list[ChannelKind]:
+    try:
+        return parse_channels(value)
+    except ValueError as exc:
+        raise _BadValue(str(exc)) from None
+
+
+def _quiet_hours(value: str) -> tuple[str, str]:
+    try:
+        return parse_quiet_hours(value)
+    except ValueError as exc:
+        raise _BadValue(str(exc)) from None
+
+
+def _timezone(value: str) -> str:
+    try:
+        return check_timezone(value)
+    except ValueError as exc:
+        raise _BadValue(str(exc)) from None
 
 
 def _severity(value: str) -> Severity:

@@ -1,0 +1,440 @@
+"""Consent: self-service email signup with double opt-in, and one-click unsubscribe (RFC 8058).
+
+* ``request_signup`` stores (or keeps) a subscriber whose email contact point is *unconfirmed* — the
+  fan-out never sends updates to it — and emails a signed link ``{public_url}/subscribe/confirm?token=…``
+  straight through the email channel's providers (one message, outside the delivery ledger).
+* ``confirm`` checks the link and marks the contact point confirmed: from the next update on it is owed.
+* Every email delivery carries ``List-Unsubscribe: <{public_url}/unsubscribe?token=…>`` and
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (``unsubscribe_links``); ``unsubscribe`` opts the
+  contact point out (reason ``unsubscribe``), after which it is ``suppressed`` in the ledger, never sent.
+
+Links are tokens ``<purpose>.<contact point id>.<expiry, epoch seconds>.<signature>``; the signature is
+HMAC-SHA256 over those three and the contact point's address (so a link dies with its address), checked
+in constant time. The key is ``signing_key``; unset, one derived from ``webhook_secret``; neither set,
+a random key generated once into ``<database file>.signing-key`` next to the SQLite database (every
+process using that database shares it). With PostgreSQL one of the two settings must be given.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from email_validator import EmailNotValidError, validate_email
+from jinja2 import TemplateError
+from sqlalchemy import ColumnElement, Connection, insert, select, update
+from sqlalchemy.engine import make_url
+
+from channels.base import (
+    ChannelError,
+    ChannelKind,
+    Message,
+    Outcome,
+    PermanentError,
+    ProviderUnavailable,
+    Recipient,
+    TransientError,
+)
+from dispatcher.claims import ClaimedRow
+from dispatcher.errors import ConfigurationError, InvalidInput, TocsinError
+from dispatcher.models import Severity
+from dispatcher.runtime import Runtime
+from dispatcher.settings import Settings
+from dispatcher.store.schema import contact_points, subscribers
+
+__all__ = [
+    "ConfirmationNotSent",
+    "Signup",
+    "confirm",
+    "make_token",
+    "request_signup",
+    "signing_key",
+    "unsubscribe",
+    "unsubscribe_links",
+]
+
+Purpose = Literal["confirm", "unsubscribe"]
+_CODES: dict[str, str] = {"confirm": "c", "unsubscribe": "u"}
+CONFIRM_VALID_FOR = timedelta(days=7)
+UNSUBSCRIBE_VALID_FOR = timedelta(days=400)
+"""An unsubscribe link must keep working for as long as people keep old emails around."""
+UNSUBSCRIBE_REASON = "unsubscribe"
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+MAX_COMPONENTS = 50
+
+
+class ConfirmationNotSent(TocsinError):
+    """No email provider could carry the confirmation email now; the signup is kept, try again later."""
+
+    http_status = 503
+
+
+class BadLink(InvalidInput):
+    """A confirmation or unsubscribe link that is malformed, forged, expired or no longer matches."""
+
+    http_status = 400
+
+
+# --- the key ---------------------------------------------------------------------------------------
+
+_key_lock = threading.Lock()
+_file_keys: dict[str, bytes] = {}
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The HMAC key for consent links (see the module docstring for where it comes from)."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value().encode()
+    if settings.webhook_secret is not None:
+        return hmac.new(
+            settings.webhook_secret.get_secret_value().encode(), b"tocsin consent links v1", hashlib.sha256
+        ).digest()
+    url = make_url(settings.database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        raise ConfigurationError(
+            "signing_key: set TOCSIN_SIGNING_KEY (or webhook_secret): subscribe and unsubscribe links "
+            "need a key every Tocsin process shares"
+        )
+    return _key_file(Path(database).resolve().with_name(Path(database).name + ".signing-key"))
+
+
+def _key_file(path: Path) -> bytes:
+    """Read the key at ``path``, creating it first (atomically, mode 0600) if there is none."""
+    with _key_lock:
+        cached = _file_keys.get(str(path))
+        if cached is not None:
+            return cached
+        if not path.exists():
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, secrets.token_hex(32).encode() + b"\n")
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, path)  # fails if another process made one first: theirs wins
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink()
+        key = path.read_text(encoding="ascii").strip().encode()
+        if len(key) < 32:
+            raise ConfigurationError(f"{path}: signing key too short; delete the file to make a new one")
+        _file_keys[str(path)] = key
+        return key
+
+
+# --- tokens ----------------------------------------------------------------------------------------
+
+
+def _signature(key: bytes, code: str, point_id: int, expires: int, address: str) -> str:
+    payload = f"{code}.{point_id}.{expires}.{address.casefold()}".encode()
+    digest = hmac.new(key, payload, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def make_token(key: bytes, purpose: Purpose, point_id: int, address: str, expires: datetime) -> str:
+    code = _CODES[purpose]
+    stamp = int(expires.timestamp())
+    return f"{code}.{point_id}.{stamp}.{_signature(key, code, point_id, stamp, address)}"
+
+
+@dataclass(frozen=True)
+class _Point:
+    id: int
+    subscriber_id: int
+    address: str
+    confirmed: bool
+    opted_out: bool
+
+
+def _email_point(conn: Connection, match: ColumnElement[bool]) -> _Point | None:
+    """The email contact point ``match`` picks (by id or by address), if there is one."""
+    row = conn.execute(
+        select(
+            contact_points.c.id,
+            contact_points.c.subscriber_id,
+            contact_points.c.address,
+            contact_points.c.confirmed,
+            contact_points.c.opted_out,
+        ).where(match, contact_points.c.channel == ChannelKind.EMAIL.value)
+    ).first()
+    if row is None:
+        return None
+    return _Point(row.id, row.subscriber_id, row.address, bool(row.confirmed), bool(row.opted_out))
+
+
+def _check_token(rt: Runtime, token: str, purpose: Purpose) -> _Point:
+    """The email contact point a valid, unexpired ``purpose`` link names; ``BadLink`` otherwise."""
+    parts = token.strip().split(".")
+    if len(parts) != 4 or parts[0] != _CODES[purpose] or not parts[1].isdigit() or not parts[2].isdigit():
+        raise BadLink(f"{purpose} link: malformed token")
+    point_id, expires = int(parts[1]), int(parts[2])
+    with rt.engine.connect() as conn:
+        point = _email_point(conn, contact_points.c.id == point_id)
+    # Compare even when there is no such point, so timing does not tell which ids exist.
+    address = point.address if point is not None else ""
+    expected = _signature(signing_key(rt.settings), parts[0], point_id, expires, address)
+    if not hmac.compare_digest(expected.encode(), parts[3].encode()) or point is None:
+        raise BadLink(f"{purpose} link: not valid (altered, or the address is no longer subscribed)")
+    if expires < rt.clock.now().timestamp():
+        raise BadLink(f"{purpose} link: expired; ask for a new one")
+    return point
+
+
+def _base_url(rt: Runtime, base_url: str | None) -> str:
+    base = rt.settings.public_url or base_url
+    if not base:
+        raise ConfigurationError(
+            "public_url: not set; links in emails need the address people reach `tocsin api` at"
+        )
+    return base.rstrip("/")
+
+
+def _link(rt: Runtime, path: str, purpose: Purpose, point_id: int, address: str, base: str) -> str:
+    valid_for = CONFIRM_VALID_FOR if purpose == "confirm" else UNSUBSCRIBE_VALID_FOR
+    token = make_token(signing_key(rt.settings), purpose, point_id, address, rt.clock.now() + valid_for)
+    return f"{base}{path}?token={quote(token, safe='')}"
+
+
+def unsubscribe_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, str]:
+    """Delivery row id -> its one-click unsubscribe link, for email rows of a subscriber's contact point.
+
+    Empty when there is no ``public_url`` or no signing key: the mail then goes without the header
+    rather than not at all."""
+    if not rt.settings.public_url:
+        return {}
+    try:
+        key = signing_key(rt.settings)
+    except ConfigurationError:
+        return {}
+    base = rt.settings.public_url.rstrip("/")
+    expires = rt.clock.now() + UNSUBSCRIBE_VALID_FOR
+    links: dict[int, str] = {}
+    for row in rows:
+        if row.contact_point_id is not None:
+            token = make_token(key, "unsubscribe", row.contact_point_id, row.address, expires)
+            links[row.id] = f"{base}/unsubscribe?token={token}"
+    return links
+
+
+# --- signup and confirmation -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signup:
+    contact_point_id: int
+    address: str
+    state: Literal["confirmation_sent", "already_confirmed"]
+    provider: str | None = None
+    """The provider that carried the confirmation email."""
+
+
+def _clean_email(value: str) -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"email: {value!r} is not a valid email address: {exc}") from None
+
+
+def _clean_locale(value: str) -> str:
+    if not _LOCALE_RE.match(value.strip()):
+        raise InvalidInput(f"locale: {value!r} is not a locale such as en, fr or fr-CA")
+    lang, *rest = value.strip().replace("_", "-").split("-")
+    return "-".join([lang.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
+
+
+def _clean_components(values: Sequence[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+    if len(cleaned) > MAX_COMPONENTS:
+        raise InvalidInput(f"components: at most {MAX_COMPONENTS}, got {len(cleaned)}")
+    too_long = [c for c in cleaned if len(c) > 100]
+    if too_long:
+        raise InvalidInput(f"components: {too_long[0][:40]!r}… is longer than 100 characters")
+    return cleaned
+
+
+def request_signup(
+    rt: Runtime,
+    email: str,
+    locale: str = "en",
+    components: Sequence[str] = (),
+    base_url: str | None = None,
+) -> Signup:
+    """Sign ``email`` up, unconfirmed, and send it a confirmation link.
+
+    An address already subscribed and confirmed is left alone (no email: nobody can flood a subscriber
+    with confirmation requests). One that was unsubscribed, or is still waiting, gets a new link.
+    ``base_url`` is used for the link when ``public_url`` is not configured.
+    """
+    if not rt.settings.channels[ChannelKind.EMAIL].enabled:
+        raise ConfigurationError("channels.email: disabled; self-service signup sends email")
+    address = _clean_email(email)
+    chosen_locale = _clean_locale(locale or "en")
+    chosen = _clean_components(components)
+    base = _base_url(rt, base_url)
+    signing_key(rt.settings)  # a missing key is a configuration error before anything is written
+    now = rt.clock.now()
+    with rt.engine.begin() as conn:
+        row = _email_point(conn, contact_points.c.address == address)
+        if row is None:
+            subscriber_id = conn.execute(
+                insert(subscribers).returning(subscribers.c.id),
+                {
+                    "locale": chosen_locale,
+                    "components": chosen,
+                    "min_severity_rank": Severity.MINOR.rank,
+                    "internal": False,
+                    "created_at": now,
+                },
+            ).scalar_one()
+            point_id = conn.execute(
+                insert(contact_points).returning(contact_points.c.id),
+                {
+                    "subscriber_id": subscriber_id,
+                    "channel": ChannelKind.EMAIL.value,
+                    "address": address,
+                    "opted_out": False,
+                    "confirmed": False,
+                },
+            ).scalar_one()
+        elif row.confirmed and not row.opted_out:
+            return Signup(row.id, address, "already_confirmed")
+        else:
+            point_id = row.id
+            if not row.confirmed:  # still a pending self-service signup: take the latest choices
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.id == row.subscriber_id)
+                    .values(locale=chosen_locale, components=chosen)
+                )
+            conn.execute(
+                update(contact_points).where(contact_points.c.id == point_id).values(confirmed=False)
+            )
+    link = _link(rt, "/subscribe/confirm", "confirm", point_id, address, base)
+    provider = send_confirmation(rt, point_id, address, chosen_locale, link, chosen)
+    return Signup(point_id, address, "confirmation_sent", provider)
+
+
+CONFIRM_TEMPLATES = {
+    "subject": "email/_confirm_subject.txt.j2",
+    "text": "email/_confirm_body.txt.j2",
+    "html": "email/_confirm_body.html.j2",
+}
+
+
+def confirmation_message(rt: Runtime, locale: str, link: str, components: Sequence[str]) -> Message:
+    """The confirmation email in the subscriber's language (``email/_confirm_*`` templates)."""
+    variables: dict[str, Any] = {
+        "organisation": rt.settings.organisation,
+        "confirm_url": link,
+        "components": list(components),
+        "status_page_url": rt.settings.status_page_url,
+        "locale": locale,
+        "valid_days": CONFIRM_VALID_FOR.days,
+    }
+    parts: dict[str, str] = {}
+    for part, name in CONFIRM_TEMPLATES.items():
+        try:
+            parts[part] = rt.renderer.template_for(name, locale).render(variables)
+        except TemplateError as exc:
+            raise ConfigurationError(f"{name}: {type(exc).__name__}: {exc}") from None
+    return Message(
+        kind=ChannelKind.EMAIL,
+        update_id=0,
+        incident_id=0,
+        subject=" ".join(parts["subject"].split()),
+        text=parts["text"].strip() + "\n",
+        html=parts["html"].strip() + "\n",
+    )
+
+
+def send_confirmation(
+    rt: Runtime, point_id: int, address: str, locale: str, link: str, components: Sequence[str] = ()
+) -> str:
+    """Send the confirmation email through the email providers in failover order; the provider used.
+
+    ``delivery_id`` is minus the contact point id: out of the ledger, so no provider event can ever be
+    taken for a ledger row's."""
+    message = confirmation_message(rt, locale, link, components)
+    recipient = Recipient(delivery_id=-point_id, address=address)
+    problems: list[str] = []
+    for provider in rt.providers_for(ChannelKind.EMAIL):
+        try:
+            adapter = rt.adapter(provider)
+            results = adapter.send(message, [recipient])
+        except ConfigurationError as exc:
+            problems.append(f"{provider}: {exc}")
+            continue
+        except PermanentError as exc:
+            raise InvalidInput(f"email: {address} cannot be sent to: {exc.message}") from None
+        except (ProviderUnavailable, TransientError, ChannelError) as exc:
+            problems.append(f"{provider}: {exc.message}")
+            continue
+        result = results[0] if results else None
+        if result is not None and result.outcome is Outcome.SENT:
+            return provider
+        if result is not None and result.outcome in (Outcome.FAILED, Outcome.OPTED_OUT):
+            raise InvalidInput(f"email: {address} cannot be sent to: {result.error}")
+        problems.append(f"{provider}: {result.error if result else 'no result'}")
+    raise ConfirmationNotSent(
+        "the confirmation email could not be sent now (" + "; ".join(problems) + "); try again later"
+    )
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    contact_point_id: int
+    address: str
+    already: bool
+    """The link had been followed before: nothing changed."""
+
+
+def confirm(rt: Runtime, token: str) -> Confirmed:
+    """Follow a confirmation link: the contact point is confirmed (and opted back in)."""
+    point = _check_token(rt, token, "confirm")
+    if point.confirmed:
+        return Confirmed(point.id, point.address, already=True)
+    with rt.engine.begin() as conn:
+        conn.execute(
+            update(contact_points)
+            .where(contact_points.c.id == point.id, contact_points.c.confirmed.is_(False))
+            .values(
+                confirmed=True,
+                confirmed_at=rt.clock.now(),
+                opted_out=False,
+                opted_out_reason=None,
+                opted_out_at=None,
+            )
+        )
+    return Confirmed(point.id, point.address, already=False)
+
+
+def unsubscribe(rt: Runtime, token: str) -> str:
+    """Follow an unsubscribe link: the contact point is opted out. Returns its address."""
+    point = _check_token(rt, token, "unsubscribe")
+    if not point.opted_out:
+        with rt.engine.begin() as conn:
+            conn.execute(
+                update(contact_points)
+                .where(contact_points.c.id == point.id)
+                .values(opted_out=True, opted_out_reason=UNSUBSCRIBE_REASON, opted_out_at=rt.clock.now())
+            )
+    return point.address
+
+
+def check_unsubscribe_link(rt: Runtime, token: str) -> str:
+    """The address an unsubscribe link is for, without changing anything (for the confirm page)."""
+    return _check_token(rt, token, "unsubscribe").address
