@@ -21,6 +21,7 @@ from dispatcher.fanout import fan_out
 from dispatcher.redrive import redrive
 from dispatcher.runtime import Runtime
 from dispatcher.task_queue import BatchRef
+from dispatcher.tick import run_tick
 
 DEFAULT_THREADS = 4
 
@@ -156,6 +157,7 @@ class EmbeddedRunner:
                 if time.monotonic() >= next_tick:
                     # Work this process queued itself is in memory; a little staleness spares rewriting it.
                     redrive(self.rt, self.queue, stale_after=2 * tick)
+                    run_tick(self.rt, self.queue)  # scheduled updates, maintenance, promises
                     next_tick = time.monotonic() + tick
                 self._drain(pool, running)
                 pause = self.queue.next_due_in()

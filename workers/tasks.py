@@ -14,6 +14,7 @@ from dispatcher.redrive import redrive as redrive_owed
 from dispatcher.runtime import Runtime, build_runtime
 from dispatcher.store.engine import get_engine
 from dispatcher.task_queue import BatchRef
+from dispatcher.tick import run_tick
 from workers.app import app
 from workers.queue import CeleryQueue
 
@@ -57,3 +58,11 @@ def redrive() -> None:
     found = redrive_owed(rt, CeleryQueue(), stale_after=rt.settings.retry.lease_seconds)
     if found.updates or found.batches:
         log.info("re-drove %s updates and %s batches", found.updates, found.batches)
+
+
+@app.task(name="tocsin.tick")  # type: ignore[untyped-decorator]
+def tick() -> None:
+    """Scheduled updates, maintenance stages, next-update reminders and holding messages, once."""
+    report = run_tick(runtime(), CeleryQueue())
+    if report.acted or report.errors:
+        log.info("tick: %s", report.summary())

@@ -1,0 +1,80 @@
+"""The periodic tick: every duty that time sets off, run once.
+
+Schedules live in the database, never as long ETA tasks in Redis; this tick fires them. It is run by
+Celery beat (``tocsin.tick``), by the embedded worker between deliveries, and by ``tocsin tick`` (from
+cron, say). Every duty claims its work in the database before acting, so ticks that overlap (two
+workers, a beat and a cron) do each thing once. One duty failing does not keep the others from running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dispatcher.followups import enforce_promises
+from dispatcher.maintenance import advance_maintenance
+from dispatcher.publish import release_due
+from dispatcher.runtime import Runtime
+from dispatcher.task_queue import TaskQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    released: list[int] = field(default_factory=list)
+    """Scheduled updates published because their time came."""
+    maintenance: list[tuple[int, str]] = field(default_factory=list)
+    """(maintenance id, stage it moved to)."""
+    reminders: list[int] = field(default_factory=list)
+    holdings: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def acted(self) -> bool:
+        return bool(self.released or self.maintenance or self.reminders or self.holdings)
+
+    def summary(self) -> str:
+        return (
+            f"released {len(self.released)} scheduled updates, {len(self.maintenance)} maintenance "
+            f"stages, {len(self.reminders)} reminders, {len(self.holdings)} holding messages"
+            + (f"; {len(self.errors)} errors" if self.errors else "")
+        )
+
+
+def _release(rt: Runtime, queue: TaskQueue, report: TickReport) -> None:
+    report.released.extend(release_due(rt, queue))
+
+
+def _maintenance(rt: Runtime, queue: TaskQueue, report: TickReport) -> None:
+    done = advance_maintenance(rt, queue)
+    report.maintenance.extend(done.stages)
+    report.errors.extend(done.errors)
+
+
+def _promises(rt: Runtime, queue: TaskQueue, report: TickReport) -> None:
+    done = enforce_promises(rt, queue)
+    report.reminders.extend(done.reminders)
+    report.holdings.extend(done.holdings)
+    report.errors.extend(done.errors)
+
+
+DUTIES: list[tuple[str, Callable[[Runtime, TaskQueue, TickReport], None]]] = [
+    ("scheduled updates", _release),
+    # Maintenance before promises: a window that ends resolves its incident before anything reminds.
+    ("maintenance", _maintenance),
+    ("next-update promises", _promises),
+]
+
+
+def run_tick(rt: Runtime, queue: TaskQueue) -> TickReport:
+    """Run every periodic duty once, as of ``rt.clock.now()``."""
+    report = TickReport()
+    for name, duty in DUTIES:
+        try:
+            duty(rt, queue, report)
+        except Exception as exc:  # one broken duty must not starve the others; it is logged loudly
+            log.exception("tick: %s failed", name)
+            report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    return report
