@@ -1,0 +1,189 @@
+"""The status page: a static site rebuilt on every public update, so it stays up when your site is down.
+
+A broadcast channel (``statuspage``). The dispatcher sends one ``Message`` whose ``json_body`` is the
+whole site's ``StatusSnapshot`` (built from the database, public updates only); this adapter renders
+the HTML pages, ``status.json`` and ``feed.atom`` from it (``channels.statuspage_render``) and publishes
+them to each destination a recipient names:
+
+* ``directory`` - a local folder, swapped atomically through a symlink (``channels.statuspage_directory``);
+* ``s3`` - a bucket of any S3-compatible store, index last (``channels.statuspage_s3``).
+
+Each destination is one ledger row per update, so a failed upload is retried like any delivery and
+``tocsin status`` shows where the page went. Options (``[providers.statuspage]``)::
+
+    directory = "/srv/status"          # a symlink Tocsin manages (see statuspage_directory)
+    s3_bucket = "status-example-com"
+    s3_prefix = ""                     # e.g. "status/"
+    s3_endpoint_url = "https://…"      # MinIO, R2, Ceph…; unset for AWS
+    s3_region = "eu-west-1"
+    s3_access_key_id = "…"             # or the usual AWS_* environment / profile / role
+    s3_secret_access_key = "…"
+    components = ["API", "Dashboard", "Checkout"]
+    history_days = 90
+
+``components`` and ``history_days`` are read by the dispatcher when it builds the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from channels.base import (
+    AdapterBase,
+    Capabilities,
+    ChannelKind,
+    Message,
+    PermanentError,
+    Recipient,
+    Result,
+)
+from channels.statuspage_directory import DirectoryPublisher, SiteDirectoryTaken
+from channels.statuspage_model import StatusSnapshot
+from channels.statuspage_render import SiteRenderer, SiteRenderError
+from channels.statuspage_s3 import S3Publisher, S3PublishError, S3Target
+
+DIRECTORY = "directory"
+S3 = "s3"
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+class StatusPageOptions(BaseModel):
+    """Settings of the status page adapter; see the module docstring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    directory: Path | None = None
+    """Where the site is served from locally: a symlink to the live version folder."""
+    keep_versions: int = Field(default=3, ge=1, le=100)
+    """Older version folders kept beside the live one."""
+    fsync: bool = False
+    """Flush files to disk before the swap (for sites that must survive a power loss)."""
+    s3_bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_session_token: SecretStr | None = None
+    s3_timeout: float = Field(default=10.0, gt=0)
+    live_max_age: int = Field(default=60, ge=0)
+    """Cache-Control max-age (seconds) of index.html, status.json and feed.atom."""
+    page_max_age: int = Field(default=300, ge=0)
+    """Cache-Control max-age of incident pages and the history."""
+    components: list[str] = Field(default_factory=list)
+    history_days: int = Field(default=90, ge=1, le=3650)
+    template_dirs: list[Path] = Field(min_length=1)
+    """Template folders, first found wins (Tocsin passes ``templates_dir`` and the packaged ones)."""
+
+    @model_validator(mode="after")
+    def _somewhere_to_publish(self) -> Self:
+        if self.directory is None and self.s3_bucket is None:
+            raise ValueError("set directory and/or s3_bucket: the status site needs somewhere to go")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both s3_access_key_id and s3_secret_access_key, or neither")
+        return self
+
+    @property
+    def prefix(self) -> str:
+        """``s3_prefix`` as a key prefix: no leading slash, one trailing slash (or empty)."""
+        cleaned = self.s3_prefix.strip().strip("/")
+        return f"{cleaned}/" if cleaned else ""
+
+
+class StatusPageAdapter(AdapterBase):
+    """Renders the status site once per call and publishes it to every destination asked for."""
+
+    name: ClassVar[str] = "statuspage"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        kinds=frozenset({ChannelKind.STATUSPAGE}), max_batch=10, broadcast=True, renders_html=True
+    )
+    Options: ClassVar[type[BaseModel]] = StatusPageOptions
+
+    def __init__(self, options: StatusPageOptions) -> None:
+        self.options = options
+        self.renderer = SiteRenderer(options.template_dirs)
+        self.directory = (
+            DirectoryPublisher(options.directory, keep=options.keep_versions, fsync=options.fsync)
+            if options.directory is not None
+            else None
+        )
+        self.s3 = (
+            S3Publisher(
+                S3Target(
+                    bucket=options.s3_bucket,
+                    prefix=options.prefix,
+                    endpoint_url=options.s3_endpoint_url,
+                    region=options.s3_region,
+                    access_key_id=_secret(options.s3_access_key_id),
+                    secret_access_key=_secret(options.s3_secret_access_key),
+                    session_token=_secret(options.s3_session_token),
+                    timeout=options.s3_timeout,
+                    live_max_age=options.live_max_age,
+                    page_max_age=options.page_max_age,
+                )
+            )
+            if options.s3_bucket is not None
+            else None
+        )
+
+    @property
+    def destinations(self) -> list[str]:
+        return [name for name, on in ((DIRECTORY, self.directory), (S3, self.s3)) if on is not None]
+
+    def render(self, message: Message) -> tuple[StatusSnapshot, dict[str, bytes]]:
+        """The snapshot in ``message`` and every file of the site, or ``PermanentError``."""
+        if message.kind is not ChannelKind.STATUSPAGE:
+            raise PermanentError(f"statuspage carries status page snapshots, not {message.kind}")
+        if not message.json_body:
+            raise PermanentError("statuspage: the message carries no site snapshot")
+        try:
+            snapshot = StatusSnapshot.model_validate_json(message.json_body)
+        except ValidationError as exc:
+            raise PermanentError(f"statuspage: invalid site snapshot: {exc.errors()[0]['msg']}") from None
+        try:
+            return snapshot, self.renderer.render(snapshot)
+        except SiteRenderError as exc:
+            raise PermanentError(f"statuspage: {exc}") from None
+
+    def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
+        """Render once, then publish to each recipient's destination (``directory`` or ``s3``)."""
+        snapshot, files = self.render(message)
+        version = f"{snapshot.generated_at:%Y%m%dT%H%M%S%fZ}-u{snapshot.last_update_id or 0:012d}"
+        return [self._publish(r, files, version) for r in recipients]
+
+    def _publish(self, recipient: Recipient, files: dict[str, bytes], version: str) -> Result:
+        if recipient.address == DIRECTORY and self.directory is not None:
+            try:
+                live = self.directory.publish(files, version)
+            except SiteDirectoryTaken as exc:
+                return Result.failed(recipient.delivery_id, str(exc))
+            except OSError as exc:
+                return Result.retry(
+                    recipient.delivery_id, f"{self.directory.link}: cannot publish: {exc.strerror or exc}"
+                )
+            shown = live or f"{self.directory.live_version()} (newer)"
+            return Result.sent(recipient.delivery_id, f"{self.directory.link}@{shown}"[:300])
+        if recipient.address == S3 and self.s3 is not None:
+            try:
+                uploaded = self.s3.publish(files, version)
+            except S3PublishError as exc:
+                if exc.transient:
+                    return Result.retry(recipient.delivery_id, exc.message)
+                return Result.failed(recipient.delivery_id, exc.message)
+            where = self.s3.target.where
+            return Result.sent(recipient.delivery_id, where if uploaded else f"{where} (newer site kept)")
+        known = ", ".join(self.destinations)
+        return Result.failed(
+            recipient.delivery_id, f"no status page destination {recipient.address!r} (configured: {known})"
+        )
+
+    def close(self) -> None:
+        if self.s3 is not None:
+            self.s3.close()

@@ -1,0 +1,117 @@
+"""The status site snapshot: what the dispatcher hands the status page adapter, and ``status.json``.
+
+The dispatcher builds one ``StatusSnapshot`` from the database (public updates only) and puts it in the
+``Message.json_body``; the adapter renders the HTML pages and the Atom feed from it and publishes it as
+``status.json``. The document is described for readers in ``docs/status-json.md`` and by the JSON
+Schema ``docs/status.schema.json``: change the three together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal[1] = 1
+
+ComponentStatus = Literal[
+    "operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"
+]
+"""From best to worst: a component shows the worst state any open incident or maintenance gives it."""
+
+COMPONENT_STATUS_ORDER: tuple[ComponentStatus, ...] = (
+    "operational",
+    "under_maintenance",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+)
+
+Indicator = Literal["none", "maintenance", "minor", "major", "critical"]
+IncidentStatusName = Literal["investigating", "identified", "monitoring", "resolved"]
+SeverityName = Literal["minor", "major", "critical"]
+MaintenanceStage = Literal["scheduled", "reminded", "in_progress", "completed", "cancelled"]
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive times are taken to be UTC already; aware ones are converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PublicUpdate(_Frozen):
+    """One published public update (never an internal one, never an internal note)."""
+
+    id: int
+    status: IncidentStatusName
+    message: str
+    published_at: UtcTime
+    kind: str = "update"
+    """"update", "holding" (no news yet), "maintenance"…"""
+
+
+class PublicIncident(_Frozen):
+    """An incident or a maintenance window as the public sees it: its public timeline, newest first."""
+
+    id: int
+    kind: Literal["incident", "maintenance"] = "incident"
+    title: str
+    status: IncidentStatusName
+    """The status its latest public update gave it."""
+    severity: SeverityName
+    components: list[str] = Field(default_factory=list)
+    opened_at: UtcTime
+    updated_at: UtcTime
+    """When its latest public update was published."""
+    resolved_at: UtcTime | None = None
+    next_update_at: UtcTime | None = None
+    """The next update promised by then (open incidents only)."""
+    starts_at: UtcTime | None = None
+    ends_at: UtcTime | None = None
+    maintenance_stage: MaintenanceStage | None = None
+    path: str = Field(pattern=r"^incidents/[0-9]+\.html$")
+    """The incident's page, relative to the site root: ``incidents/<id>.html``."""
+    updates: list[PublicUpdate] = Field(min_length=1)
+
+
+class ComponentState(_Frozen):
+    name: str
+    status: ComponentStatus
+
+
+class OverallStatus(_Frozen):
+    indicator: Indicator
+    description: str
+
+
+class StatusSnapshot(_Frozen):
+    """Everything the status site shows, as of ``generated_at``. Serialised as ``status.json``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    organisation: str
+    site_url: str | None = None
+    """Where the site is served (``status_page_url``); links in the feed are absolute when set."""
+    generated_at: UtcTime
+    last_update_id: int | None = None
+    """The newest public update the snapshot includes."""
+    history_days: int = Field(default=90, ge=1)
+    status: OverallStatus
+    components: list[ComponentState] = Field(default_factory=list)
+    incidents: list[PublicIncident] = Field(default_factory=list)
+    """Open incidents, newest first."""
+    maintenance: list[PublicIncident] = Field(default_factory=list)
+    """Scheduled and in-progress maintenance, soonest first."""
+    history: list[PublicIncident] = Field(default_factory=list)
+    """Resolved incidents and finished (or cancelled) maintenance of the last ``history_days``, newest
+    first."""
+
+    def everything(self) -> list[PublicIncident]:
+        """Every incident and maintenance the site has a page for."""
+        return [*self.incidents, *self.maintenance, *self.history]

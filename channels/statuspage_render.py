@@ -1,0 +1,197 @@
+"""Render the status site from a ``StatusSnapshot``: every file, in memory, before anything is written.
+
+Files (paths relative to the site root)::
+
+    index.html             current status, open incidents, maintenance, components, recent history
+    incidents/<id>.html    one page per incident or maintenance window, with its public timeline
+    history.html           everything resolved or finished in the last ``history_days``
+    feed.atom              Atom 1.0: one entry per public update
+    status.json            the snapshot itself (docs/status-json.md, docs/status.schema.json)
+
+Templates are ``statuspage/*.j2`` in the template folders given (a user folder first, then the packaged
+one), rendered in a Jinja2 sandbox with autoescaping on for every file (HTML and Atom alike) and
+``StrictUndefined``, so an incident title ``<script>…`` shows as text and a template typo is an error.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+from channels.statuspage_model import StatusSnapshot
+
+FEED_ENTRIES = 100
+"""The newest public updates the feed carries."""
+
+TEMPLATES = {
+    "index": "statuspage/index.html.j2",
+    "incident": "statuspage/incident.html.j2",
+    "history": "statuspage/history.html.j2",
+    "feed": "statuspage/feed.atom.j2",
+}
+
+_LABELS = {
+    "operational": "Operational",
+    "under_maintenance": "Under maintenance",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "in_progress": "In progress",
+    "reminded": "Scheduled",
+    "none": "Operational",
+}
+_ICONS = {
+    "operational": "✓",
+    "none": "✓",
+    "under_maintenance": "⚙",
+    "maintenance": "⚙",
+    "scheduled": "⚙",
+    "reminded": "⚙",
+    "in_progress": "⚙",
+    "completed": "✓",
+    "cancelled": "\u2013",  # en dash
+    "degraded_performance": "!",
+    "minor": "!",
+    "partial_outage": "!",
+    "major": "!",
+    "major_outage": "✕",
+    "critical": "✕",
+    "resolved": "✓",
+}
+# XML 1.0 cannot carry these at all, escaped or not.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+class SiteRenderError(Exception):
+    """A status page template cannot be rendered; ``str()`` names the template and line."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso_utc(value: datetime) -> str:
+    return _as_utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _utc_datetime(value: datetime) -> str:
+    return _as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _label(value: str | None) -> str:
+    if not value:
+        return ""
+    return _LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+def _icon(value: str | None) -> str:
+    return _ICONS.get(value or "", "•")
+
+
+def _paragraphs(value: str) -> Markup:
+    """Plain text to HTML paragraphs (blank line: new paragraph, newline: <br>), escaped."""
+    blocks = [b for b in re.split(r"\n\s*\n", value.strip()) if b.strip()]
+    return Markup(
+        "".join(
+            "<p>" + str(Markup("<br>\n").join(escape(line) for line in block.splitlines())) + "</p>\n"
+            for block in blocks
+        )
+    )
+
+
+def _xml_text(value: str) -> str:
+    return _NOT_XML.sub("", value)
+
+
+def feed_id(snapshot: StatusSnapshot, what: str) -> str:
+    """A stable ``urn:uuid:`` for the feed or one of its entries (the same on every publish)."""
+    namespace = snapshot.site_url or f"tocsin:{snapshot.organisation}"
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{namespace}#{what}')}"
+
+
+class SiteRenderer:
+    """Renders the status site from a snapshot with the templates of ``template_dirs`` (first wins)."""
+
+    def __init__(self, template_dirs: Sequence[Path]) -> None:
+        self.search_path = [str(Path(d)) for d in template_dirs]
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(self.search_path),
+            undefined=StrictUndefined,
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(
+            iso_utc=_iso_utc,
+            utc_datetime=_utc_datetime,
+            label=_label,
+            icon=_icon,
+            paragraphs=_paragraphs,
+            xml_text=_xml_text,
+        )
+
+    def render(self, snapshot: StatusSnapshot) -> dict[str, bytes]:
+        """Every file of the site: relative path -> content. Raises ``SiteRenderError``."""
+        site = snapshot.model_dump(mode="python")
+        files: dict[str, bytes] = {}
+        for item in site["incidents"] + site["maintenance"] + site["history"]:
+            files[item["path"]] = self._render("incident", site=site, item=item, root="../")
+        files["history.html"] = self._render("history", site=site, root="")
+        files["feed.atom"] = self._render("feed", site=site, feed=self._feed(snapshot, site))
+        files["status.json"] = (snapshot.model_dump_json(indent=2) + "\n").encode("utf-8")
+        files["index.html"] = self._render("index", site=site, root="")
+        return files
+
+    @staticmethod
+    def _feed(snapshot: StatusSnapshot, site: dict[str, Any]) -> dict[str, Any]:
+        entries = [
+            {
+                "id": feed_id(snapshot, f"update-{update['id']}"),
+                "title": f"{item['title']}: {_label(update['status'])}",
+                "published_at": update["published_at"],
+                "status": update["status"],
+                "message": update["message"],
+                "path": item["path"],
+            }
+            for item in site["incidents"] + site["maintenance"] + site["history"]
+            for update in item["updates"]
+        ]
+        entries.sort(key=lambda e: (e["published_at"], e["id"]), reverse=True)
+        entries = entries[:FEED_ENTRIES]
+        base = snapshot.site_url.rstrip("/") + "/" if snapshot.site_url else ""
+        return {
+            "id": feed_id(snapshot, "feed"),
+            "updated": entries[0]["published_at"] if entries else snapshot.generated_at,
+            "base": base,
+            "entries": entries,
+        }
+
+    def _render(self, which: str, **variables: Any) -> bytes:
+        name = TEMPLATES[which]
+        try:
+            template = self.env.get_template(name)
+            text = template.render(**variables)
+        except TemplateSyntaxError as exc:
+            raise SiteRenderError(
+                f"{exc.filename or name}:{exc.lineno}: syntax error: {exc.message}"
+            ) from None
+        except Exception as exc:  # TemplateError, UndefinedError, SecurityError, a bad filter value
+            where = self._where(exc, name)
+            raise SiteRenderError(f"{where}: {type(exc).__name__}: {exc}") from None
+        return (text.strip() + "\n").encode("utf-8")
+
+    def _where(self, exc: BaseException, name: str) -> str:
+        """The template file and line the error happened at (Jinja maps frames to template lines)."""
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.startswith(tuple(self.search_path)) and not frame.filename.endswith(".py"):
+                return f"{frame.filename}:{frame.lineno}"
+        return name
