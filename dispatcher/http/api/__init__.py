@@ -1,0 +1,44 @@
+"""The HTTP API: incidents, updates, subscribers, deliveries and policy, behind scoped bearer tokens.
+
+``install(app)`` adds the routers, answers every error as ``application/problem+json`` and documents
+the problems and the bearer scheme in ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from dispatcher.http.api import deliveries, health, incidents, policy, subscribers, updates
+from dispatcher.http.api.auth import reject_unknown_query
+from dispatcher.http.api.problems import install_problem_handlers, use_problem_media_type
+
+ROUTERS = (
+    incidents.router,
+    updates.router,
+    subscribers.router,
+    deliveries.router,
+    policy.router,
+)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router, dependencies=[Depends(reject_unknown_query)])
+    install_problem_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = use_problem_media_type(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

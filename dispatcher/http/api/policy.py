@@ -1,0 +1,89 @@
+"""``/policy``: the severity policy in force, and checking a candidate policy file before deploying it."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from dispatcher.http.api.auth import ReadToken, RuntimeDep
+from dispatcher.http.api.problems import AUTH_PROBLEMS, FieldError, ProblemError, field_errors
+from dispatcher.policy import Policy
+
+router = APIRouter(prefix="/policy", tags=["policy"], responses=AUTH_PROBLEMS)
+
+MAX_POLICY_BYTES = 256 * 1024
+
+
+class PolicyOut(BaseModel):
+    version: str = Field(
+        description="The file's `version`, else sha256:<12 hex> of it; `builtin` without one."
+    )
+    path: str | None = Field(description="The file it was read from; null for the built-in defaults.")
+    policy: Policy
+
+
+class PolicyCheck(BaseModel):
+    valid: bool
+    version: str = Field(description="The version updates would record under this policy.")
+    policy: Policy
+
+
+TOML_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A policy.toml, as text.",
+        "content": {
+            "application/toml": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _invalid(detail: str, errors: list[FieldError]) -> ProblemError:
+    return ProblemError(422, "invalid-policy", detail, title="Invalid policy", errors=errors)
+
+
+@router.get("", summary="The severity policy in force and its version")
+def get_policy(rt: RuntimeDep, _token: ReadToken) -> PolicyOut:
+    loaded = rt.policy
+    return PolicyOut(
+        version=loaded.version, path=None if loaded.path is None else str(loaded.path), policy=loaded.policy
+    )
+
+
+@router.post(
+    "/check", summary="Validate a policy.toml (sent as the body); changes nothing", openapi_extra=TOML_BODY
+)
+async def check_policy(request: Request, _token: ReadToken) -> PolicyCheck:
+    raw = await request.body()
+    if not raw.strip():
+        raise _invalid("body: send the policy.toml to check", [FieldError(field="body", message="empty")])
+    if len(raw) > MAX_POLICY_BYTES:
+        raise _invalid(
+            "body: the policy is larger than 256 KiB", [FieldError(field="body", message="too large")]
+        )
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise _invalid("body: not UTF-8 text", [FieldError(field="body", message="not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _invalid(
+            f"body: not valid TOML ({exc})", [FieldError(field="body", message=str(exc))]
+        ) from None
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(field=e.field if e.field != "body" else "(top level)", message=e.message)
+            for e in field_errors(exc.errors())
+        ]
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        raise _invalid(f"the policy is invalid: {summary}", errors) from None
+    version = policy.version or "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return PolicyCheck(valid=True, version=version, policy=policy)

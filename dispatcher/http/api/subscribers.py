@@ -1,0 +1,356 @@
+"""``/subscribers``: create, read, change, delete, CSV import, preferences. Scope ``subscribers``.
+
+Webhook signing secrets are never shown (they are generated when not given, as on import)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from channels.base import ChannelKind
+from channels.ssrf import BlockedDestination, DestinationPolicy
+from dispatcher.http.api.auth import RuntimeDep, SubscribersToken
+from dispatcher.http.api.idempotency import IdempotencyDep
+from dispatcher.http.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from dispatcher.http.api.problems import AUTH_PROBLEMS, NOT_FOUND, FieldError, ProblemError
+from dispatcher.importing import import_subscribers_file
+from dispatcher.models import (
+    ClockTime,
+    ContactPoint,
+    Severity,
+    Subscriber,
+    TimeZoneName,
+    check_quiet_window,
+)
+from dispatcher.runtime import Runtime
+from dispatcher.subscriber_import import COLUMNS
+from dispatcher.subscribers import (
+    change_subscriber,
+    create_subscriber,
+    delete_subscriber,
+    get_subscriber,
+    list_subscribers,
+)
+
+router = APIRouter(prefix="/subscribers", tags=["subscribers"], responses=AUTH_PROBLEMS)
+
+SubscriberId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Subscriber id.")]
+MAX_CSV_BYTES = 20 * 1024 * 1024
+LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+
+
+class ContactPointOut(BaseModel):
+    channel: ChannelKind
+    address: str
+    opted_out: bool
+    confirmed: bool
+
+
+class Preferences(BaseModel):
+    """What a subscriber is told about, where, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[ChannelKind] | None = Field(
+        default=None, description="Only these channels; null: every channel they have an address on."
+    )
+    components: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=100, description="Components followed; empty: all."
+    )
+    min_severity: Severity = Severity.MINOR
+    locale: str = Field(default="en", pattern=LOCALE)
+    quiet_start: ClockTime | None = Field(
+        default=None, description="HH:MM; non-critical updates wait until quiet_end."
+    )
+    quiet_end: ClockTime | None = None
+    timezone: TimeZoneName | None = Field(default=None, description="IANA zone of the quiet hours.")
+
+    @model_validator(mode="after")
+    def _both_ends(self) -> Preferences:
+        check_quiet_window(self.quiet_start, self.quiet_end, by_field=True)
+        return self
+
+
+class PreferencesOut(Preferences):
+    opted_out: dict[str, bool] = Field(description="Per channel the subscriber has an address on.")
+
+
+class PreferencesIn(Preferences):
+    opted_out: dict[ChannelKind, bool] = Field(
+        default_factory=dict, description="Opt out of (true) or back into (false) a channel."
+    )
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    external_id: str | None
+    name: str | None
+    locale: str
+    components: list[str]
+    min_severity: Severity
+    internal: bool
+    region: str | None
+    plan: str | None
+    tags: list[str]
+    channels: list[ChannelKind] | None
+    quiet_start: str | None
+    quiet_end: str | None
+    timezone: str | None
+    contact_points: list[ContactPointOut]
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    internal: bool = Field(default=False, description="Staff: also gets internal updates.")
+    region: str | None = Field(default=None, max_length=50)
+    plan: str | None = Field(default=None, max_length=50)
+    tags: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=50)
+
+
+class SubscriberIn(Preferences, Profile):
+    """A new subscriber: at least one of email, phone, webhook_url."""
+
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32, description="E.164, e.g. +447700900123.")
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_secret: str | None = Field(
+        default=None, max_length=200, description="whsec_ + base64 of 24-64 bytes; generated if absent."
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"not a valid email address: {exc}") from None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            raise ValueError("not a phone number: write it as +<country code><number>") from None
+        if not phonenumbers.is_valid_number(number):
+            raise ValueError("not a valid phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.lower().startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _has_contact(self) -> SubscriberIn:
+        if not (self.email or self.phone or self.webhook_url):
+            raise ValueError("give at least one of email, phone, webhook_url")
+        if self.webhook_secret and not self.webhook_url:
+            raise ValueError("webhook_secret given without a webhook_url")
+        return self
+
+    def subscriber(self, rt: Runtime) -> Subscriber:
+        points = []
+        if self.email:
+            points.append(ContactPoint(channel=ChannelKind.EMAIL, address=self.email))
+        if self.phone:
+            points.append(ContactPoint(channel=ChannelKind.SMS, address=self.phone))
+        if self.webhook_url:
+            allowed = rt.settings.provider_options("webhook").get("allow_destinations", [])
+            try:
+                DestinationPolicy(allowed).check_url(self.webhook_url)
+            except BlockedDestination as exc:
+                raise _field_problem("webhook_url", f"not reachable by Tocsin: {exc.reason}") from None
+            if self.webhook_secret and not _valid_secret(self.webhook_secret):
+                raise _field_problem("webhook_secret", "must be whsec_ followed by base64 of 24 to 64 bytes")
+            points.append(
+                ContactPoint(
+                    channel=ChannelKind.WEBHOOK, address=self.webhook_url, secret=self.webhook_secret
+                )
+            )
+        contact = {"email", "phone", "webhook_url", "webhook_secret"}
+        return Subscriber.model_validate({**self.model_dump(exclude=contact), "contact_points": points})
+
+
+class SubscriberPatch(BaseModel):
+    """Only the fields given change (contact points are added by creating, removed by deleting)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    internal: bool | None = None
+    region: str | None = Field(default=None, max_length=50)
+    plan: str | None = Field(default=None, max_length=50)
+    tags: list[Annotated[str, Field(max_length=50)]] | None = Field(default=None, max_length=50)
+    components: list[Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=100)
+    min_severity: Severity | None = None
+    locale: str | None = Field(default=None, pattern=LOCALE)
+
+
+class ImportProblem(BaseModel):
+    line: int = Field(description="Line in the file (the header is line 1).")
+    column: str
+    reason: str
+
+
+class ImportOut(BaseModel):
+    imported: int
+    skipped: int = Field(description="Bad rows left out (with skip_invalid).")
+    problems: list[ImportProblem]
+
+
+def _valid_secret(secret: str) -> bool:
+    import base64
+    import binascii
+
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(secret[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 24 <= len(key) <= 64
+
+
+def _field_problem(field: str, message: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "invalid-input",
+        f"{field}: {message}",
+        title="Invalid input",
+        errors=[FieldError(field=field, message=message)],
+    )
+
+
+def _out(s: Subscriber) -> SubscriberOut:
+    """The subscriber as shown (webhook secrets are not: ``ContactPointOut`` has no field for them)."""
+    return SubscriberOut.model_validate(s, from_attributes=True)
+
+
+def _preferences(s: Subscriber) -> PreferencesOut:
+    shown = s.model_dump(include=set(Preferences.model_fields))
+    opted_out = {cp.channel.value: cp.opted_out for cp in s.contact_points}
+    return PreferencesOut.model_validate({**shown, "opted_out": opted_out})
+
+
+@router.get("", summary="Subscribers, oldest first (cursor pagination)")
+def list_(
+    rt: RuntimeDep, _token: SubscribersToken, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[SubscriberOut]:
+    found = list_subscribers(rt, decode_cursor(cursor), limit + 1)
+    return page_of([_out(s) for s in found], [s.id or 0 for s in found], limit)
+
+
+@router.post(
+    "", status_code=201, response_model=SubscriberOut, summary="Add one subscriber; Idempotency-Key supported"
+)
+def create(body: SubscriberIn, rt: RuntimeDep, token: SubscribersToken, idem: IdempotencyDep) -> Response:
+    return idem.run(token, 201, lambda: _out(create_subscriber(rt, body.subscriber(rt))))
+
+
+CSV_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The CSV file (UTF-8, header line first); columns: " + ", ".join(COLUMNS) + ".",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/import",
+    status_code=201,
+    response_model=ImportOut,
+    summary="Import a subscriber CSV: all rows or none (unless skip_invalid); bad rows are listed",
+    openapi_extra=CSV_BODY,
+)
+async def import_(
+    request: Request,
+    rt: RuntimeDep,
+    token: SubscribersToken,
+    idem: IdempotencyDep,
+    skip_invalid: Annotated[bool, Query(description="Import the good rows even when some are bad.")] = False,
+    region: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Region for numbers without +, e.g. GB.")
+    ] = None,
+) -> Response:
+    raw = await request.body()
+    if len(raw) > MAX_CSV_BYTES:
+        raise _field_problem("body", "the file is larger than 20 MiB: split it")
+    chosen = (region or rt.settings.default_region).upper()
+    return await run_in_threadpool(idem.run, token, 201, lambda: _import(rt, raw, chosen, skip_invalid))
+
+
+def _import(rt: Runtime, raw: bytes, region: str, skip_invalid: bool) -> ImportOut:
+    with tempfile.TemporaryDirectory(prefix="tocsin-import-") as folder:
+        path = FilePath(folder) / "subscribers.csv"
+        path.write_bytes(raw)
+        outcome = import_subscribers_file(rt, path, region, skip_invalid)
+    problems = [ImportProblem(line=p.line, column=p.column, reason=p.reason) for p in outcome.problems]
+    if problems and not skip_invalid:
+        raise ProblemError(
+            422,
+            "invalid-csv",
+            f"{len(problems)} bad row(s); nothing imported (fix them, or skip_invalid=true)",
+            title="Invalid CSV",
+            errors=[
+                FieldError(field=f"line {p.line}" + (f".{p.column}" if p.column else ""), message=p.reason)
+                for p in problems
+            ],
+        )
+    return ImportOut(imported=outcome.imported, skipped=outcome.skipped, problems=problems)
+
+
+@router.get("/{subscriber_id:int}", summary="One subscriber", responses=NOT_FOUND)
+def get_(subscriber_id: SubscriberId, rt: RuntimeDep, _token: SubscribersToken) -> SubscriberOut:
+    return _out(get_subscriber(rt, subscriber_id))
+
+
+@router.patch(
+    "/{subscriber_id:int}", summary="Change a subscriber's profile or preferences", responses=NOT_FOUND
+)
+def patch(
+    subscriber_id: SubscriberId, body: SubscriberPatch, rt: RuntimeDep, _token: SubscribersToken
+) -> SubscriberOut:
+    changes = body.model_dump(exclude_unset=True)
+    return _out(change_subscriber(rt, subscriber_id, changes))
+
+
+@router.delete("/{subscriber_id:int}", status_code=204, summary="Delete a subscriber", responses=NOT_FOUND)
+def delete(subscriber_id: SubscriberId, rt: RuntimeDep, _token: SubscribersToken) -> Response:
+    delete_subscriber(rt, subscriber_id)
+    return Response(status_code=204)
+
+
+@router.get("/{subscriber_id:int}/preferences", summary="A subscriber's preferences", responses=NOT_FOUND)
+def get_preferences(subscriber_id: SubscriberId, rt: RuntimeDep, _token: SubscribersToken) -> PreferencesOut:
+    return _preferences(get_subscriber(rt, subscriber_id))
+
+
+@router.put(
+    "/{subscriber_id:int}/preferences", summary="Replace a subscriber's preferences", responses=NOT_FOUND
+)
+def put_preferences(
+    subscriber_id: SubscriberId, body: PreferencesIn, rt: RuntimeDep, _token: SubscribersToken
+) -> PreferencesOut:
+    changes = body.model_dump(exclude={"opted_out"})
+    return _preferences(change_subscriber(rt, subscriber_id, changes, body.opted_out))

@@ -1,0 +1,351 @@
+"""Updates: publish, preview, read, per-channel status report, who has not received one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+
+from channels.base import ChannelKind
+from dispatcher.approval import approve, pending_approvals, reject
+from dispatcher.durations import parse_duration
+from dispatcher.guardrails import Finding
+from dispatcher.http.api.auth import PublishToken, ReadToken, RuntimeDep
+from dispatcher.http.api.idempotency import IdempotencyDep
+from dispatcher.http.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
+from dispatcher.http.api.work import QueueDep
+from dispatcher.incidents import get_incident
+from dispatcher.ledger_queries import missing
+from dispatcher.models import IncidentStatus, Update, UpdateDraft
+from dispatcher.preview import preview_draft
+from dispatcher.publish import get_update, publish
+from dispatcher.runtime import Runtime
+from dispatcher.status import report
+from dispatcher.store.schema import updates
+from dispatcher.tokens import ApiToken
+
+router = APIRouter(tags=["updates"], responses=AUTH_PROBLEMS)
+
+IncidentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Incident id.")]
+UpdateId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Update id.")]
+
+
+def _duration(value: str | None) -> timedelta | None:
+    return None if value is None else parse_duration(value)
+
+
+class UpdateText(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: IncidentStatus = Field(description="The incident's status as of this update.")
+    message: str = Field(min_length=1, max_length=4000)
+    next_update_at: datetime | None = Field(default=None, description="Promise of the next update (UTC).")
+    next_update_in: str | None = Field(
+        default=None, max_length=20, description="Or as a duration from now: 30m, 1h, 1h30m."
+    )
+
+    @field_validator("next_update_in")
+    @classmethod
+    def _valid_duration(cls, value: str | None) -> str | None:
+        _duration(value)
+        return value
+
+    @field_validator("next_update_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-01-01T14:30:00Z)")
+        return value
+
+    def next_at(self, rt: Runtime) -> datetime | None:
+        given = _duration(self.next_update_in)
+        return rt.clock.now() + given if given is not None else self.next_update_at
+
+
+class DraftRequest(UpdateText):
+    """What publishing and previewing share: the text, and who it is for on which channels."""
+
+    audience: str = Field(default="public", max_length=50, description="public, internal or a segment name.")
+    channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
+
+    def draft(self, rt: Runtime, incident_id: int, token: ApiToken) -> UpdateDraft:
+        return UpdateDraft(
+            incident_id=incident_id,
+            status=self.status,
+            message=self.message,
+            next_update_at=self.next_at(rt),
+            audience=self.audience,
+            channels=self.channels,
+            **self._more(token),
+        )
+
+    def _more(self, token: ApiToken) -> dict[str, Any]:
+        """The draft's other fields."""
+        return {"author": f"api:{token.name}"}
+
+
+class PublishRequest(DraftRequest):
+    author: str | None = Field(default=None, max_length=200, description="Default: api:<token name>.")
+    internal_note: str | None = Field(default=None, max_length=4000)
+    override_reason: str | None = Field(default=None, max_length=1000)
+    publish_at: datetime | None = Field(default=None, description="Publish later, at this time (UTC).")
+
+    def _more(self, token: ApiToken) -> dict[str, Any]:
+        return {
+            "author": self.author or f"api:{token.name}",
+            "internal_note": self.internal_note,
+            "override_reason": self.override_reason,
+            "publish_at": self.publish_at,
+        }
+
+
+class PreviewRequest(DraftRequest):
+    locale: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+
+
+class FindingOut(BaseModel):
+    rule: str
+    level: Literal["error", "warn"]
+    message: str
+    span: list[int] | None = Field(default=None, description="[start, end) of the problem in the message.")
+
+
+class PublishedOut(BaseModel):
+    update: Update = Field(description="state: pending (going out), pending_approval or scheduled.")
+    findings: list[FindingOut] = Field(description="Guardrail warnings, and errors overridden with a reason.")
+
+
+def _finding(f: Finding) -> FindingOut:
+    return FindingOut(rule=f.rule, level=f.level, message=f.message, span=list(f.span) if f.span else None)
+
+
+class ChannelPreviewOut(BaseModel):
+    channel: ChannelKind
+    subject: str
+    text: str
+    json_body: str | None = None
+    measure: str = Field(description="Length in the channel's terms: SMS segments, X weighted length…")
+    audience_size: int = Field(description="Contact points owed it (broadcast channels: posts).")
+
+
+class PreviewOut(BaseModel):
+    channels: list[ChannelPreviewOut]
+    findings: list[FindingOut] = Field(description="Guardrail findings; errors block publishing.")
+    blocked: bool = Field(description="Publishing would be refused unless given an override_reason.")
+
+
+class ChannelStatusOut(BaseModel):
+    channel: ChannelKind
+    counts: dict[str, int] = Field(description="Deliveries per state.")
+    owed: int
+    total: int
+
+
+class ProviderUse(BaseModel):
+    channel: ChannelKind
+    provider: str
+    sent: int
+
+
+class StatusReport(BaseModel):
+    update: Update
+    owed: int = Field(description="Deliveries still queued or sending.")
+    channels: list[ChannelStatusOut]
+    providers: list[ProviderUse]
+
+
+class MissingOut(BaseModel):
+    id: int
+    update_id: int
+    channel: ChannelKind
+    address: str
+    state: str
+    reason: str = Field(description="failed, undelivered, suppressed, superseded, queued or sending.")
+    detail: str
+    superseded_by: int | None = None
+    attempts: int
+    provider: str | None = None
+    provider_status: str | None = None
+    last_error: str | None = None
+
+
+class MissingReportOut(BaseModel):
+    update_id: int
+    fanned_out: bool = Field(description="False while delivery rows are still being written.")
+    counts: dict[str, int]
+    missing: list[MissingOut]
+
+
+@router.post(
+    "/incidents/{incident_id}/updates",
+    status_code=201,
+    response_model=PublishedOut,
+    summary="Publish an update to every channel its audience uses; Idempotency-Key supported",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def publish_(
+    incident_id: IncidentId,
+    body: PublishRequest,
+    rt: RuntimeDep,
+    token: PublishToken,
+    idem: IdempotencyDep,
+    queue: QueueDep,
+) -> Response:
+    def produce() -> PublishedOut:
+        result = publish(rt, body.draft(rt, incident_id, token), queue)
+        return PublishedOut(update=result.update, findings=[_finding(f) for f in result.findings])
+
+    return idem.run(token, 201, produce)
+
+
+@router.get(
+    "/incidents/{incident_id}/updates", summary="An incident's updates, oldest first", responses=NOT_FOUND
+)
+def list_updates(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> list[Update]:
+    get_incident(rt, incident_id)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.id)
+        ).mappings()
+        return [Update.model_validate(dict(r)) for r in rows]
+
+
+@router.post(
+    "/incidents/{incident_id}/preview",
+    summary="Render an update for every channel, with audience sizes and guardrail findings; sends nothing",
+    responses=NOT_FOUND,
+)
+def preview_(
+    incident_id: IncidentId, body: PreviewRequest, rt: RuntimeDep, token: PublishToken
+) -> PreviewOut:
+    result = preview_draft(rt, body.draft(rt, incident_id, token), body.locale)
+    return PreviewOut(
+        channels=[
+            ChannelPreviewOut(
+                channel=p.channel,
+                subject=p.message.subject,
+                text=p.message.text,
+                json_body=p.message.json_body,
+                measure=p.measure,
+                audience_size=p.audience_size,
+            )
+            for p in result.channels
+        ],
+        findings=[_finding(f) for f in result.findings],
+        blocked=result.blocked,
+    )
+
+
+@router.get("/updates/{update_id}", summary="One update", responses=NOT_FOUND)
+def get_(update_id: UpdateId, rt: RuntimeDep, _token: ReadToken) -> Update:
+    return get_update(rt, update_id)
+
+
+@router.get(
+    "/updates/{update_id}/status",
+    summary="What the update owes and has sent, per channel",
+    responses=NOT_FOUND,
+)
+def status_(update_id: UpdateId, rt: RuntimeDep, _token: ReadToken) -> StatusReport:
+    result = report(rt, update_id)
+    return StatusReport(
+        update=result.update,
+        owed=result.owed,
+        channels=[
+            ChannelStatusOut(
+                channel=c.channel,
+                counts={state.value: n for state, n in c.counts.items()},
+                owed=c.owed,
+                total=c.total,
+            )
+            for c in result.channels
+        ],
+        providers=[
+            ProviderUse(channel=ChannelKind(channel), provider=provider, sent=n)
+            for (channel, provider), n in sorted(result.providers.items())
+        ],
+    )
+
+
+@router.get(
+    "/updates/{update_id}/missing",
+    summary="Who has not received the update, and why",
+    responses=NOT_FOUND,
+)
+def missing_(
+    update_id: UpdateId,
+    rt: RuntimeDep,
+    _token: ReadToken,
+    channel: Annotated[list[ChannelKind] | None, Query(description="Only these channels.")] = None,
+) -> MissingReportOut:
+    result = missing(rt, update_id, channel or ())
+    return MissingReportOut(
+        update_id=result.update_id,
+        fanned_out=result.fanned_out,
+        counts={reason.value: n for reason, n in result.counts.items()},
+        missing=[
+            MissingOut(
+                id=m.delivery.id,
+                update_id=m.delivery.update_id,
+                channel=m.delivery.channel,
+                address=m.delivery.address,
+                state=m.delivery.state.value,
+                reason=m.reason.value,
+                detail=m.detail,
+                superseded_by=m.superseded_by,
+                attempts=m.delivery.attempts,
+                provider=m.delivery.provider,
+                provider_status=m.delivery.provider_status,
+                last_error=m.delivery.last_error,
+            )
+            for m in result.rows
+        ],
+    )
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    approver: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Who approves; default api:<token name>."
+    )
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=1000)
+    rejected_by: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+@router.get("/approvals", summary="Updates waiting for a second person's approval, oldest first")
+def approvals(rt: RuntimeDep, _token: ReadToken) -> list[Update]:
+    return pending_approvals(rt)
+
+
+@router.post(
+    "/updates/{update_id}/approve",
+    summary="Approve a waiting update and send it (the approver must not be its author)",
+    responses=NOT_FOUND,
+)
+def approve_(
+    update_id: UpdateId,
+    rt: RuntimeDep,
+    token: PublishToken,
+    queue: QueueDep,
+    body: ApproveRequest | None = None,
+) -> Update:
+    who = (body.approver if body else None) or f"api:{token.name}"
+    return approve(rt, update_id, who, queue)
+
+
+@router.post(
+    "/updates/{update_id}/reject",
+    summary="Reject a waiting or scheduled update: it is never sent",
+    responses=NOT_FOUND,
+)
+def reject_(update_id: UpdateId, body: RejectRequest, rt: RuntimeDep, token: PublishToken) -> Update:
+    return reject(rt, update_id, body.rejected_by or f"api:{token.name}", body.reason)
