@@ -1,0 +1,238 @@
+"""Incident pages: the list, opening one, its timeline, status changes, composing with a live preview,
+sending."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from channels.base import ChannelKind
+from dispatcher import lifecycle
+from dispatcher.console import queries
+from dispatcher.console.access import (
+    ConsoleRoute,
+    Reader,
+    Viewer,
+    Writer,
+)
+from dispatcher.console.drafting import draft_preview
+from dispatcher.console.identity import Scope
+from dispatcher.console.pages import common_context, problem, see
+from dispatcher.console.sending import delivering
+from dispatcher.console.views import page
+from dispatcher.durations import parse_duration
+from dispatcher.errors import NotFound, TocsinError
+from dispatcher.incidents import get_incident, list_incidents, open_incident
+from dispatcher.models import (
+    Audience,
+    Incident,
+    IncidentDraft,
+    IncidentStatus,
+    Severity,
+    UpdateDraft,
+)
+from dispatcher.preview import preview_channels
+from dispatcher.publish import publish
+from dispatcher.runtime import Runtime
+
+router = APIRouter(route_class=ConsoleRoute)
+
+
+@router.get("/incidents")
+def incidents_page(who: Reader) -> Response:
+    return page(
+        "incidents.html",
+        **common_context(who, incidents=list_incidents(who.rt, 100), severities=list(Severity)),
+    )
+
+
+@router.post("/incidents")
+def open_incident_action(
+    who: Writer,
+    title: Annotated[str, Form()] = "",
+    severity: Annotated[str, Form()] = Severity.MAJOR.value,
+    components: Annotated[str, Form()] = "",
+) -> Response:
+    who.require(Scope.PUBLISH)
+    try:
+        draft = IncidentDraft.model_validate(
+            {
+                "title": title,
+                "severity": severity,
+                "components": components.split(","),
+                "owner": who.session.actor,
+            }
+        )
+        incident = open_incident(who.rt, draft)
+    except (TocsinError, ValidationError) as exc:
+        return page(
+            "incidents.html",
+            status_code=400,
+            **common_context(
+                who,
+                incidents=list_incidents(who.rt, 100),
+                severities=list(Severity),
+                error=problem(exc),
+                form={"title": title, "severity": severity, "components": components},
+            ),
+        )
+    return see(f"/incidents/{incident.id}")
+
+
+def _cadence(rt: Runtime, incident: Incident) -> str:
+    """The policy's promised interval for this severity, as the compose form's default (``30m``)."""
+    try:
+        cadence = rt.policy.policy.for_severity(incident.severity).cadence
+    except TocsinError:
+        return ""
+    minutes = int(cadence.total_seconds() // 60)
+    return f"{minutes // 60}h" if minutes and minutes % 60 == 0 else f"{minutes}m" if minutes else ""
+
+
+def _policy_channels(rt: Runtime, incident: Incident) -> list[ChannelKind]:
+    """The channels a public update goes out on under the severity policy (ticked by default)."""
+    probe = UpdateDraft(incident_id=incident.id, status=incident.status, message="-")
+    return preview_channels(rt, incident, probe)
+
+
+def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extra: Any) -> Response:
+    rt = who.rt
+    incident = get_incident(rt, incident_id)
+    compose = {
+        "message": "",
+        "status": incident.status.value,
+        "next_update_in": _cadence(rt, incident),
+        "audience": Audience.PUBLIC.value,
+        "channels": [c.value for c in _policy_channels(rt, incident)],
+        "override_reason": "",
+    }
+    compose.update(extra.pop("compose", {}))
+    return page(
+        "incident.html",
+        status_code=status_code,
+        **common_context(
+            who,
+            incident=incident,
+            timeline=list(reversed(lifecycle.timeline(rt, incident_id))),
+            updates=queries.incident_updates(rt, incident_id),
+            statuses=list(IncidentStatus),
+            channels=rt.settings.enabled_channels(),
+            audiences=["public", "internal", *sorted(rt.policy.policy.segments)],
+            compose=compose,
+            **extra,
+        ),
+    )
+
+
+@router.get("/incidents/{incident_id}")
+def incident_page(who: Reader, incident_id: int) -> Response:
+    return _incident_page(who, incident_id)
+
+
+@router.post("/incidents/{incident_id}/status")
+def change_status_action(
+    who: Writer,
+    incident_id: int,
+    status: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    who.require(Scope.PUBLISH)
+    try:
+        lifecycle.change_status(
+            who.rt, incident_id, IncidentStatus(status), who.session.actor, reason.strip() or None
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/incidents/{incident_id}")
+
+
+@dataclass(frozen=True)
+class ComposeForm:
+    message: str
+    status: str
+    next_update_in: str
+    audience: str
+    channels: list[str]
+    override_reason: str
+    channels_ticked: bool
+    """The form had its channel boxes (none ticked means none); without them the policy chooses."""
+
+    def draft(self, rt: Runtime, incident: Incident, author: str) -> UpdateDraft:
+        """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
+
+        Channels are left to the severity policy unless the author changed the ticked set."""
+        next_at: datetime | None = None
+        if self.next_update_in.strip():
+            try:
+                next_at = rt.clock.now() + parse_duration(self.next_update_in)
+            except ValueError as exc:
+                raise ValueError(f"next update in: {exc}") from None
+        chosen = [ChannelKind(c) for c in self.channels]
+        draft = UpdateDraft(
+            incident_id=incident.id,
+            status=IncidentStatus(self.status),
+            message=self.message,
+            next_update_at=next_at,
+            audience=Audience(self.audience),
+            author=author,
+            override_reason=self.override_reason.strip() or None,
+        )
+        if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
+            draft = draft.model_copy(update={"channels": chosen})
+        return draft
+
+
+def compose_form(
+    message: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = IncidentStatus.INVESTIGATING.value,
+    next_update_in: Annotated[str, Form()] = "",
+    audience: Annotated[str, Form()] = Audience.PUBLIC.value,
+    channel: Annotated[list[str] | None, Form()] = None,
+    override_reason: Annotated[str, Form()] = "",
+    channel_boxes: Annotated[str, Form()] = "",
+) -> ComposeForm:
+    return ComposeForm(
+        message,
+        status,
+        next_update_in,
+        audience,
+        channel or [],
+        override_reason,
+        bool(channel or channel_boxes),
+    )
+
+
+Compose = Annotated[ComposeForm, Depends(compose_form)]
+
+
+@router.post("/incidents/{incident_id}/preview")
+def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
+    """The live preview (htmx posts the compose form here as the author types)."""
+    if not form.message.strip():
+        return page("_preview.html", result=None, error=None, empty=True)
+    try:
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        result = draft_preview(who.rt, draft)
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return page("_preview.html", result=None, error=problem(exc), empty=False)
+    return page("_preview.html", result=result, error=None, empty=False)
+
+
+@router.post("/incidents/{incident_id}/updates")
+def send_action(who: Writer, incident_id: int, form: Compose) -> Response:
+    who.require(Scope.PUBLISH)
+    try:
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        published = delivering(who.rt, who.state.background, lambda queue: publish(who.rt, draft, queue))
+    except NotFound:
+        raise
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc), compose=vars(form))
+    return see(f"/updates/{published.update.id}")

@@ -1,0 +1,36 @@
+"""What every console page shares: the context of the page frame, error messages, redirects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import RedirectResponse
+
+from dispatcher.console import queries
+from dispatcher.console.access import PREFIX, Viewer
+from dispatcher.console.identity import Scope
+
+
+def common_context(who: Viewer, **context: Any) -> dict[str, Any]:
+    """What every full page shows: who is logged in, the attention bar, the CSRF token."""
+    return {
+        "actor": who.session.actor,
+        "csrf": who.session.csrf,
+        "attention": queries.attention(who.rt),
+        "now": who.rt.clock.now(),
+        "may_publish": who.may(Scope.PUBLISH),
+        "may_import": who.may(Scope.SUBSCRIBERS),
+        "error": None,
+        **context,
+    }
+
+
+def problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+def see(path: str) -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}{path}", status_code=303)

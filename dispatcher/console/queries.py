@@ -1,0 +1,77 @@
+"""What the console's pages read: the attention bar, an incident's updates, subscriber search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_, select
+
+from dispatcher.approval import pending_approvals
+from dispatcher.models import Incident, IncidentStatus, Subscriber, Update
+from dispatcher.runtime import Runtime
+from dispatcher.store.schema import contact_points, incidents, subscribers, updates
+from dispatcher.subscribers import load
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Shown at the top of every page: promises broken and updates waiting for a second person."""
+
+    overdue: list[Incident]
+    pending_approval: list[Update]
+
+
+def attention(rt: Runtime) -> Attention:
+    now = rt.clock.now()
+    with rt.engine.connect() as conn:
+        overdue = conn.execute(
+            select(incidents)
+            .where(
+                incidents.c.status != IncidentStatus.RESOLVED.value,
+                incidents.c.next_update_at.is_not(None),
+                incidents.c.next_update_at < now,
+            )
+            .order_by(incidents.c.next_update_at)
+            .limit(20)
+        ).mappings()
+        late = [Incident.model_validate(dict(r)) for r in overdue]
+    return Attention(late, pending_approvals(rt)[:20])
+
+
+def incident_updates(rt: Runtime, incident_id: int) -> list[Update]:
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.id.desc())
+        ).mappings()
+        return [Update.model_validate(dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    total: int
+    """Subscribers matching the search (all of them when there is no search)."""
+    shown: list[Subscriber] = field(default_factory=list)
+
+
+def search_subscribers(rt: Runtime, text: str = "", limit: int = 50) -> SubscriberPage:
+    """Subscribers whose name, external id or any contact address contains ``text`` (case-insensitive)."""
+    text = text.strip()
+    matching = select(subscribers.c.id)
+    if text:
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        by_address = select(contact_points.c.subscriber_id).where(
+            func.lower(contact_points.c.address).like(pattern, escape="\\")
+        )
+        matching = matching.where(
+            or_(
+                func.lower(subscribers.c.name).like(pattern, escape="\\"),
+                func.lower(subscribers.c.external_id).like(pattern, escape="\\"),
+                subscribers.c.id.in_(by_address),
+            )
+        )
+    with rt.engine.connect() as conn:
+        total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
+        ids = conn.execute(matching.order_by(subscribers.c.id).limit(limit)).scalars().all()
+        shown = load(conn, ids)
+    return SubscriberPage(total, shown)

@@ -1,0 +1,64 @@
+"""Sending from the console: publish (or approve), then make sure someone delivers.
+
+With Redis (``REDIS_URL``) the Celery workers deliver. Without it (embedded mode) nobody else would, so
+the console runs an ``EmbeddedRunner`` in a background thread once the update is released, as
+``tocsin publish`` runs one in the foreground; the progress page then shows deliveries arriving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from dispatcher.embedded import EmbeddedRunner
+from dispatcher.queues import broker_queue, uses_broker
+from dispatcher.runtime import Runtime
+from dispatcher.task_queue import TaskQueue
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_WAIT = 30.0
+"""The background runner also waits this long for retries due soon (later ones: ``tocsin worker``)."""
+
+
+class BackgroundDelivery:
+    """The embedded runners this process started; tests and shutdown can wait for them."""
+
+    def __init__(self, wait: float = RETRY_WAIT) -> None:
+        self.wait = wait
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self, runner: EmbeddedRunner) -> None:
+        def run() -> None:
+            try:
+                runner.run_until_idle(wait_up_to=self.wait)
+            except Exception:  # the ledger keeps what is owed: `tocsin worker` re-drives it
+                log.exception("console: background delivery stopped early")
+
+        thread = threading.Thread(target=run, name="tocsin-console-deliver", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def join(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
+
+
+def delivering(rt: Runtime, background: BackgroundDelivery, action: Callable[[TaskQueue], T]) -> T:
+    """Run ``action`` (a publish or an approval) with a queue whose work someone will carry out."""
+    if uses_broker(rt.settings):
+        return action(broker_queue())
+    runner = EmbeddedRunner(rt)
+    result = action(runner.queue)
+    if len(runner.queue):
+        background.start(runner)
+    return result
