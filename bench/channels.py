@@ -59,24 +59,40 @@ def phone(i: int) -> str:
 
 
 def twilio_toml(base_url: str, per_second: float) -> str:
-    return (f'[channels.sms]\nproviders = ["twilio"]\n\n'
-            f'[providers.twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = "{TWILIO_TOKEN}"\n'
-            f'from_number = "{FROM_NUMBER}"\nbase_url = "{base_url}"\n\n'
-            f"[rate_limits.twilio]\nper_second = {per_second:g}\nburst = 1\n")
+    return (
+        f'[channels.sms]\nproviders = ["twilio"]\n\n'
+        f'[providers.twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = "{TWILIO_TOKEN}"\n'
+        f'from_number = "{FROM_NUMBER}"\nbase_url = "{base_url}"\n\n'
+        f"[rate_limits.twilio]\nper_second = {per_second:g}\nburst = 1\n"
+    )
 
 
 def draft(incident_id: int, channels: list[ChannelKind]) -> UpdateDraft:
-    return UpdateDraft(incident_id=incident_id, status=IncidentStatus.INVESTIGATING,
-                       message="We are investigating failed checkouts. Next update within 30 minutes.",
-                       channels=channels)
+    return UpdateDraft(
+        incident_id=incident_id,
+        status=IncidentStatus.INVESTIGATING,
+        message="We are investigating failed checkouts. Next update within 30 minutes.",
+        channels=channels,
+        override_reason="benchmark: synthetic update, no promise",
+    )
 
 
 def sent_offsets(url: str, update_id: int, channel: ChannelKind, published_at: datetime) -> list[float]:
     """Seconds from publish to each ``sent_at`` of one channel's deliveries, in order."""
     with get_engine(url).connect() as conn:
-        rows = conn.execute(select(deliveries.c.sent_at).where(
-            deliveries.c.update_id == update_id, deliveries.c.channel == channel.value,
-            deliveries.c.sent_at.is_not(None)).order_by(deliveries.c.sent_at)).scalars().all()
+        rows = (
+            conn.execute(
+                select(deliveries.c.sent_at)
+                .where(
+                    deliveries.c.update_id == update_id,
+                    deliveries.c.channel == channel.value,
+                    deliveries.c.sent_at.is_not(None),
+                )
+                .order_by(deliveries.c.sent_at)
+            )
+            .scalars()
+            .all()
+        )
     return [(t - published_at).total_seconds() for t in rows]
 
 
@@ -105,9 +121,15 @@ def gaps(offsets: list[float], expected: float, top: int = 3) -> str:
 def transient_attempts(url: str, update_id: int, channel: ChannelKind) -> dict[str, int]:
     """Provider calls of one channel that did not end ``sent``, by outcome (transient, partial...)."""
     with get_engine(url).connect() as conn:
-        rows = conn.execute(select(delivery_attempts.c.outcome, func.count()).where(
-            delivery_attempts.c.update_id == update_id, delivery_attempts.c.channel == channel.value,
-            delivery_attempts.c.outcome != "sent").group_by(delivery_attempts.c.outcome)).all()
+        rows = conn.execute(
+            select(delivery_attempts.c.outcome, func.count())
+            .where(
+                delivery_attempts.c.update_id == update_id,
+                delivery_attempts.c.channel == channel.value,
+                delivery_attempts.c.outcome != "sent",
+            )
+            .group_by(delivery_attempts.c.outcome)
+        ).all()
     return {str(outcome): int(count) for outcome, count in rows}
 
 
@@ -115,9 +137,11 @@ def failure_sample(url: str, update_id: int) -> str:
     """One ``last_error`` per channel among rows that are not ``sent`` (why a channel fell short)."""
     with get_engine(url).connect() as conn:
         error = func.min(deliveries.c.last_error)
-        rows = conn.execute(select(deliveries.c.channel, deliveries.c.state, error)
-                            .where(deliveries.c.update_id == update_id, deliveries.c.state != "sent")
-                            .group_by(deliveries.c.channel, deliveries.c.state)).all()
+        rows = conn.execute(
+            select(deliveries.c.channel, deliveries.c.state, error)
+            .where(deliveries.c.update_id == update_id, deliveries.c.state != "sent")
+            .group_by(deliveries.c.channel, deliveries.c.state)
+        ).all()
     return "; ".join(f"{channel} {state}: {error}" for channel, state, error in rows)
 
 
@@ -139,8 +163,10 @@ def wait_all(url: str, update_id: int, expected: int, timeout: float) -> int:
         if sent >= expected:
             return sent
         states = ledger_times(url, update_id).states
-        if sum(states.values()) >= expected and sum(n for s, n in states.items()
-                                                    if s not in ("sent", "failed", "suppressed")) == 0:
+        if (
+            sum(states.values()) >= expected
+            and sum(n for s, n in states.items() if s not in ("sent", "failed", "suppressed")) == 0
+        ):
             return sent
     return sent
 
@@ -158,12 +184,18 @@ def scenario_sms_rate(b: Bench) -> None:
     rt = build_runtime(settings_for(url, config))
     queue = CeleryTaskQueue(redis_url)
     env = child_env(REDIS_URL=redis_url, DATABASE_URL=url, TOCSIN_CONFIG=str(config))
-    info(f"{n} SMS subscribers; Twilio emulator --sender-mps {mps:g}; [rate_limits.twilio] per_second = "
-         f"{mps:g}, burst 1; worker -c 2 -Q fanout,sms,maintenance")
+    info(
+        f"{n} SMS subscribers; Twilio emulator --sender-mps {mps:g}; [rate_limits.twilio] per_second = "
+        f"{mps:g}, burst 1; worker -c 2 -Q fanout,sms,maintenance"
+    )
     with CeleryWorker(b.work / "worker-sms-rate.log", env, 2, "fanout,sms,maintenance") as worker:
         assert twilio.process is not None
-        split = CpuSplit(worker=worker.pid, twilio=twilio.process.pid, postgres=b.server_pid("postgres"),
-                         redis=b.server_pid("redis"))
+        split = CpuSplit(
+            worker=worker.pid,
+            twilio=twilio.process.pid,
+            postgres=b.server_pid("postgres"),
+            redis=b.server_pid("redis"),
+        )
         with split:
             published = publish(rt, draft(new_incident(rt, ["checkout"]), [ChannelKind.SMS]), queue)
             sent = wait_all(url, published.update.id, n, timeout=n / mps * 3 + 60)
@@ -173,19 +205,31 @@ def scenario_sms_rate(b: Bench) -> None:
     offsets = sent_offsets(url, published.update.id, ChannelKind.SMS, times.published_at)
     rate, kept, span = steady_rate(offsets)
     complete = sent == n and stats["accepted"] == n
-    figure(f"sms-rate {n} at {mps:g}/s", f"{rate:.2f} msg/s", f"{mps:g} +-5%", within(rate, mps) and complete,
-           f"[steady state: {kept} sends over {span:.1f} s after the first {STEADY_AFTER:g} s of sending; "
-           f"overall {len(offsets) / times.seconds if offsets else 0:.2f}/s over {times.seconds:.1f} s "
-           f"publish->last sent; first sent at {offsets[0] if offsets else float('nan'):.2f} s; "
-           f"emulator accepted={stats['accepted']} requests={stats['requests']}; "
-           f"ledger {times.states}{'' if complete else '; INCOMPLETE'}]")
+    figure(
+        f"sms-rate {n} at {mps:g}/s",
+        f"{rate:.2f} msg/s",
+        f"{mps:g} +-5%",
+        within(rate, mps) and complete,
+        f"[steady state: {kept} sends over {span:.1f} s after the first {STEADY_AFTER:g} s of sending; "
+        f"overall {len(offsets) / times.seconds if offsets else 0:.2f}/s over {times.seconds:.1f} s "
+        f"publish->last sent; first sent at {offsets[0] if offsets else float('nan'):.2f} s; "
+        f"emulator accepted={stats['accepted']} requests={stats['requests']}; "
+        f"ledger {times.states}{'' if complete else '; INCOMPLETE'}]",
+    )
     if not complete:
         info(f"not sent: {failure_sample(url, published.update.id)}")
     refused = rejected_429(stats)
-    figure("sms-rate emulator 429 answers", f"{refused}", "0", refused == 0,
-           f"[emulator rejected {stats['rejected']}]")
-    info(f"pauses > {2 / mps:.2f} s between sends: {gaps(offsets, 1 / mps)}; provider calls not sent: "
-         f"{transient_attempts(url, published.update.id, ChannelKind.SMS) or 'none'}")
+    figure(
+        "sms-rate emulator 429 answers",
+        f"{refused}",
+        "0",
+        refused == 0,
+        f"[emulator rejected {stats['rejected']}]",
+    )
+    info(
+        f"pauses > {2 / mps:.2f} s between sends: {gaps(offsets, 1 / mps)}; provider calls not sent: "
+        f"{transient_attempts(url, published.update.id, ChannelKind.SMS) or 'none'}"
+    )
     info(split.describe())
 
 
@@ -193,12 +237,13 @@ def scenario_sms_rate(b: Bench) -> None:
 
 
 def channels_toml(sendgrid: str, twilio: str, sms_rate: float) -> str:
-    return (twilio_toml(twilio, sms_rate)
-            + '\n[channels.email]\nproviders = ["sendgrid"]\n\n'
-            f'[providers.sendgrid]\napi_key = "SG.test-key"\nbase_url = "{sendgrid}"\n'
-            'from_email = "status@example.com"\n\n'
-            '[channels.webhook]\nproviders = ["webhook"]\n\n'
-            '[providers.webhook]\nallow_destinations = ["127.0.0.0/8"]\n')  # the local receiver
+    return (
+        twilio_toml(twilio, sms_rate) + '\n[channels.email]\nproviders = ["sendgrid"]\n\n'
+        f'[providers.sendgrid]\napi_key = "SG.test-key"\nbase_url = "{sendgrid}"\n'
+        'from_email = "status@example.com"\n\n'
+        '[channels.webhook]\nproviders = ["webhook"]\n\n'
+        '[providers.webhook]\nallow_destinations = ["127.0.0.0/8"]\n'
+    )  # the local receiver
 
 
 def scenario_channels(b: Bench) -> None:
@@ -215,27 +260,40 @@ def scenario_channels(b: Bench) -> None:
         ChannelKind.WEBHOOK: lambda i: f"{receiver.base_url}/s/{i}",
     }
     load_contact_points(url, n, addresses, components=["checkout"], webhook_secrets=True)
-    config = write_config(b.work / "channels.toml",
-                          channels_toml(sendgrid.base_url, twilio.base_url, sms_rate))
+    config = write_config(
+        b.work / "channels.toml", channels_toml(sendgrid.base_url, twilio.base_url, sms_rate)
+    )
     rt = build_runtime(settings_for(url, config))
     queue = CeleryTaskQueue(redis_url)
     env = child_env(REDIS_URL=redis_url, DATABASE_URL=url, TOCSIN_CONFIG=str(config))
-    info(f"{n} subscribers x (email, sms, webhook); emulators --latency-ms {latency:g}; "
-         f"[rate_limits.twilio] per_second = {sms_rate:g}; workers -Q fanout,email,webhook,maintenance -c 2 "
-         f"and -Q sms -c 2 (as docker-compose.yml runs them)")
+    info(
+        f"{n} subscribers x (email, sms, webhook); emulators --latency-ms {latency:g}; "
+        f"[rate_limits.twilio] per_second = {sms_rate:g}; workers -Q fanout,email,webhook,maintenance -c 2 "
+        f"and -Q sms -c 2 (as docker-compose.yml runs them)"
+    )
     channels = [ChannelKind.EMAIL, ChannelKind.SMS, ChannelKind.WEBHOOK]
     with contextlib.ExitStack() as workers:
-        main = workers.enter_context(CeleryWorker(b.work / "worker-channels-main.log", env, 2,
-                                                  "fanout,email,webhook,maintenance"))
+        main = workers.enter_context(
+            CeleryWorker(b.work / "worker-channels-main.log", env, 2, "fanout,email,webhook,maintenance")
+        )
         sms = workers.enter_context(CeleryWorker(b.work / "worker-channels-sms.log", env, 2, "sms"))
-        split = CpuSplit(main_worker=main.pid, sms_worker=sms.pid, sendgrid=emulator_pid(sendgrid),
-                         twilio=emulator_pid(twilio), receiver=emulator_pid(receiver),
-                         postgres=b.server_pid("postgres"), redis=b.server_pid("redis"))
+        split = CpuSplit(
+            main_worker=main.pid,
+            sms_worker=sms.pid,
+            sendgrid=emulator_pid(sendgrid),
+            twilio=emulator_pid(twilio),
+            receiver=emulator_pid(receiver),
+            postgres=b.server_pid("postgres"),
+            redis=b.server_pid("redis"),
+        )
         with split:
             published = publish(rt, draft(new_incident(rt, ["checkout"]), channels), queue)
             sent = wait_all(url, published.update.id, 3 * n, timeout=n / sms_rate * 3 + 60)
-        stats = {"email": sendgrid.client.stats(), "sms": twilio.client.stats(),
-                 "webhook": receiver.client.stats()}
+        stats = {
+            "email": sendgrid.client.stats(),
+            "sms": twilio.client.stats(),
+            "webhook": receiver.client.stats(),
+        }
     rt.close()
     times = ledger_times(url, published.update.id)
     done: dict[ChannelKind, float] = {}
@@ -243,24 +301,37 @@ def scenario_channels(b: Bench) -> None:
         offsets = sent_offsets(url, published.update.id, channel, times.published_at)
         done[channel] = offsets[-1] if offsets else float("nan")
         overall = len(offsets) / done[channel] if offsets else 0.0
-        note = (f"[{len(offsets)}/{n} sent; publish->last sent {done[channel]:.2f} s; first sent at "
-                f"{offsets[0] if offsets else float('nan'):.2f} s; emulator accepted="
-                f"{stats[channel.value]['accepted']} rejected={stats[channel.value]['rejected']}]")
+        note = (
+            f"[{len(offsets)}/{n} sent; publish->last sent {done[channel]:.2f} s; first sent at "
+            f"{offsets[0] if offsets else float('nan'):.2f} s; emulator accepted="
+            f"{stats[channel.value]['accepted']} rejected={stats[channel.value]['rejected']}]"
+        )
         if channel is ChannelKind.SMS:
             rate, kept, span = steady_rate(offsets)
-            figure(f"channels sms {n} at {sms_rate:g}/s", f"{rate:.2f} msg/s", f"{sms_rate:g} +-5%",
-                   within(rate, sms_rate) and len(offsets) == n,
-                   f"[steady state: {kept} sends over {span:.1f} s after the first {STEADY_AFTER:g} s; "
-                   f"overall {overall:.2f}/s] {note}")
-            info(f"sms pauses > {2 / sms_rate:.2f} s: {gaps(offsets, 1 / sms_rate)}; provider calls not "
-                 f"sent: {transient_attempts(url, published.update.id, channel) or 'none'}")
+            figure(
+                f"channels sms {n} at {sms_rate:g}/s",
+                f"{rate:.2f} msg/s",
+                f"{sms_rate:g} +-5%",
+                within(rate, sms_rate) and len(offsets) == n,
+                f"[steady state: {kept} sends over {span:.1f} s after the first {STEADY_AFTER:g} s; "
+                f"overall {overall:.2f}/s] {note}",
+            )
+            info(
+                f"sms pauses > {2 / sms_rate:.2f} s: {gaps(offsets, 1 / sms_rate)}; provider calls not "
+                f"sent: {transient_attempts(url, published.update.id, channel) or 'none'}"
+            )
         else:
             figure(f"channels {channel.value} {n}", f"{overall:,.0f} deliveries/s", "none stated", None, note)
     sms_done = done[ChannelKind.SMS]
     for channel in (ChannelKind.EMAIL, ChannelKind.WEBHOOK):
         share = done[channel] / sms_done if sms_done > 0 else float("nan")
-        figure(f"channels {channel.value} done vs sms", f"{done[channel]:.2f} s ({share:.1%})",
-               "< 25% of sms", share < 0.25, f"[sms done at {sms_done:.2f} s]")
+        figure(
+            f"channels {channel.value} done vs sms",
+            f"{done[channel]:.2f} s ({share:.1%})",
+            "< 25% of sms",
+            share < 0.25,
+            f"[sms done at {sms_done:.2f} s]",
+        )
     info(f"ledger {times.states}; fan-out done at {times.fanout_seconds:.2f} s; sent {sent}/{3 * n}")
     if sent < 3 * n:
         info(f"not sent: {failure_sample(url, published.update.id)}")
@@ -271,20 +342,44 @@ def scenario_channels(b: Bench) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.channels", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=SCENARIOS, action="append",
-                        help="run only this scenario (repeatable)")
-    parser.add_argument("--sms-mps", type=float, default=20.0,
-                        help="sms-rate: Twilio sender MPS and [rate_limits.twilio] per_second (default 20)")
-    parser.add_argument("--sms-subscribers", type=int, default=None,
-                        help="sms-rate: SMS subscribers (default 30 s of sending: 30 x --sms-mps)")
-    parser.add_argument("--channel-subscribers", type=int, default=2000,
-                        help="channels: subscribers, each with email, SMS and webhook (default 2000)")
-    parser.add_argument("--channel-sms-rate", type=float, default=10.0,
-                        help="channels: [rate_limits.twilio] per_second (default 10)")
-    parser.add_argument("--channel-latency-ms", type=float, default=100.0,
-                        help="channels: latency of every emulator (default 100)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.channels",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", choices=SCENARIOS, action="append", help="run only this scenario (repeatable)"
+    )
+    parser.add_argument(
+        "--sms-mps",
+        type=float,
+        default=20.0,
+        help="sms-rate: Twilio sender MPS and [rate_limits.twilio] per_second (default 20)",
+    )
+    parser.add_argument(
+        "--sms-subscribers",
+        type=int,
+        default=None,
+        help="sms-rate: SMS subscribers (default 30 s of sending: 30 x --sms-mps)",
+    )
+    parser.add_argument(
+        "--channel-subscribers",
+        type=int,
+        default=2000,
+        help="channels: subscribers, each with email, SMS and webhook (default 2000)",
+    )
+    parser.add_argument(
+        "--channel-sms-rate",
+        type=float,
+        default=10.0,
+        help="channels: [rate_limits.twilio] per_second (default 10)",
+    )
+    parser.add_argument(
+        "--channel-latency-ms",
+        type=float,
+        default=100.0,
+        help="channels: latency of every emulator (default 100)",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite store instead of PostgreSQL")
     args = parser.parse_args(argv)
     args.sms_subscribers = args.sms_subscribers or round(30 * args.sms_mps)

@@ -144,19 +144,28 @@ class CeleryTaskQueue:
         self.app.send_task("tocsin.fanout", args=[update_id], queue="fanout")
 
     def submit_batch(self, ref: BatchRef, delay: float = 0.0) -> None:
-        self.app.send_task("tocsin.deliver", args=[ref.update_id, ref.channel.value, ref.batch],
-                           queue=ref.channel.value, countdown=delay or None)
+        self.app.send_task(
+            "tocsin.deliver",
+            args=[ref.update_id, ref.channel.value, ref.batch],
+            queue=ref.channel.value,
+            countdown=delay or None,
+        )
 
 
 def new_incident(rt: Runtime, components: list[str]) -> int:
-    return open_incident(rt, IncidentDraft(title="Checkout failing", severity=Severity.MAJOR,
-                                           components=components)).id
+    return open_incident(
+        rt, IncidentDraft(title="Checkout failing", severity=Severity.MAJOR, components=components)
+    ).id
 
 
 def update_draft(incident_id: int, channel: ChannelKind, n: int = 0) -> UpdateDraft:
-    return UpdateDraft(incident_id=incident_id, status=IncidentStatus.INVESTIGATING,
-                       message=f"We are investigating failed checkouts (update {n}). Sorry.",
-                       channels=[channel])
+    return UpdateDraft(
+        incident_id=incident_id,
+        status=IncidentStatus.INVESTIGATING,
+        message=f"We are investigating failed checkouts (update {n}). Sorry.",
+        channels=[channel],
+        override_reason="benchmark: synthetic update, no promise",
+    )
 
 
 def wait_sent(url: str, update_id: int, expected: int, timeout: float, poll: float = 0.25) -> int:
@@ -186,9 +195,24 @@ def profiled(b: Bench, pid: int, label: str) -> Iterator[None]:
         return
     out = Path(b.args.profile) / f"{label}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    spy_proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "200",
-                                 "--format", "raw", "--output", str(out), "--nonblocking"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy_proc = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1.0)  # let it attach
     try:
         yield
@@ -206,9 +230,11 @@ def profiled(b: Bench, pid: int, label: str) -> Iterator[None]:
 
 
 def webhook_toml(batch: int, concurrency: int) -> str:
-    return (f'[channels.webhook]\nproviders = ["webhook"]\nbatch_size = {batch}\n\n'
-            f"[providers.webhook]\nconcurrency = {concurrency}\n"
-            'allow_destinations = ["127.0.0.0/8"]\n')
+    return (
+        f'[channels.webhook]\nproviders = ["webhook"]\nbatch_size = {batch}\n\n'
+        f"[providers.webhook]\nconcurrency = {concurrency}\n"
+        'allow_destinations = ["127.0.0.0/8"]\n'
+    )
 
 
 def scenario_webhooks(b: Bench) -> None:
@@ -219,17 +245,32 @@ def scenario_webhooks(b: Bench) -> None:
     receiver = b.stack.enter_context(EmulatorProcess("webhook", "--no-verify", "--no-record"))
     warm = 200
     t0 = time.monotonic()
-    load_subscribers(url, n, ChannelKind.WEBHOOK, lambda i: f"{receiver.base_url}/s/{i}",
-                     components=["checkout"], webhook_secrets=True)
-    load_subscribers(url, warm, ChannelKind.WEBHOOK, lambda i: f"{receiver.base_url}/warm/{i}",
-                     components=["warmup"], webhook_secrets=True)
-    info(f"loaded {n} webhook subscribers (+{warm} warm-up) in {time.monotonic() - t0:.1f} s, "
-         f"store {url.split(':')[0]}")
+    load_subscribers(
+        url,
+        n,
+        ChannelKind.WEBHOOK,
+        lambda i: f"{receiver.base_url}/s/{i}",
+        components=["checkout"],
+        webhook_secrets=True,
+    )
+    load_subscribers(
+        url,
+        warm,
+        ChannelKind.WEBHOOK,
+        lambda i: f"{receiver.base_url}/warm/{i}",
+        components=["warmup"],
+        webhook_secrets=True,
+    )
+    info(
+        f"loaded {n} webhook subscribers (+{warm} warm-up) in {time.monotonic() - t0:.1f} s, "
+        f"store {url.split(':')[0]}"
+    )
     queue = CeleryTaskQueue(redis_url)
     best: tuple[float, str] | None = None
     for batch, concurrency in configs:
-        config = write_config(b.work / f"webhooks-{batch}x{concurrency}.toml",
-                              webhook_toml(batch, concurrency))
+        config = write_config(
+            b.work / f"webhooks-{batch}x{concurrency}.toml", webhook_toml(batch, concurrency)
+        )
         rt = build_runtime(settings_for(url, config))
         env = child_env(REDIS_URL=redis_url, DATABASE_URL=url, TOCSIN_CONFIG=str(config))
         log = b.work / f"worker-webhooks-{batch}x{concurrency}.log"
@@ -240,8 +281,12 @@ def scenario_webhooks(b: Bench) -> None:
             receiver.client.reset()
             incident = new_incident(rt, ["checkout"])
             assert receiver.process is not None
-            split = CpuSplit(worker=worker.pid, receiver=receiver.process.pid,
-                             postgres=b.server_pid("postgres"), redis=b.server_pid("redis"))
+            split = CpuSplit(
+                worker=worker.pid,
+                receiver=receiver.process.pid,
+                postgres=b.server_pid("postgres"),
+                redis=b.server_pid("redis"),
+            )
             with profiled(b, worker.pid, f"webhooks-{batch}x{concurrency}"), split:
                 started = time.monotonic()
                 published = publish(rt, update_draft(incident, ChannelKind.WEBHOOK, 1), queue)
@@ -253,20 +298,29 @@ def scenario_webhooks(b: Bench) -> None:
         label = f"batch={batch} conc={concurrency}"
         fan = times.fanout_seconds
         ok = stats["accepted"] == n and stats["duplicates"] == 0 and sent == n
-        figure(f"webhooks {n} {label}", f"{rate:,.0f} deliveries/s", ">= 5,000/s", rate >= 5000,
-               f"[{times.seconds:.2f} s publish->last sent; fan-out done at {fan:.2f} s; wall {wall:.2f} s; "
-               f"receiver accepted={stats['accepted']} unique={stats['unique_ids']} "
-               f"dup={stats['duplicates']}; "
-               f"ledger {times.states}{'' if ok else '; INCOMPLETE'}]")
+        figure(
+            f"webhooks {n} {label}",
+            f"{rate:,.0f} deliveries/s",
+            ">= 5,000/s",
+            rate >= 5000,
+            f"[{times.seconds:.2f} s publish->last sent; fan-out done at {fan:.2f} s; wall {wall:.2f} s; "
+            f"receiver accepted={stats['accepted']} unique={stats['unique_ids']} "
+            f"dup={stats['duplicates']}; "
+            f"ledger {times.states}{'' if ok else '; INCOMPLETE'}]",
+        )
         info(split.describe())
         ours = sum(v for k, v in split.used.items() if k in ("worker", "receiver", "postgres", "redis"))
         if ok and ours > 0:
             per = split.used["worker"] / n * 1000
-            figure(f"webhooks cpu/delivery {label}", f"{ours / n * 1000:.2f} ms (worker {per:.2f})",
-                   "<= 0.40 ms", ours / n * 1000 <= (psutil.cpu_count() or 2) / 5000 * 1000,
-                   f"[worker+receiver+postgres+redis; on {psutil.cpu_count()} dedicated cores that caps "
-                   f"at ~{(psutil.cpu_count() or 2) / ours * n:,.0f}/s; the worker alone at "
-                   f"~{(psutil.cpu_count() or 2) / split.used['worker'] * n:,.0f}/s]")
+            figure(
+                f"webhooks cpu/delivery {label}",
+                f"{ours / n * 1000:.2f} ms (worker {per:.2f})",
+                "<= 0.40 ms",
+                ours / n * 1000 <= (psutil.cpu_count() or 2) / 5000 * 1000,
+                f"[worker+receiver+postgres+redis; on {psutil.cpu_count()} dedicated cores that caps "
+                f"at ~{(psutil.cpu_count() or 2) / ours * n:,.0f}/s; the worker alone at "
+                f"~{(psutil.cpu_count() or 2) / split.used['worker'] * n:,.0f}/s]",
+            )
         if ok and (best is None or rate > best[0]):
             best = (rate, label)
         rt.close()
@@ -292,8 +346,9 @@ def scenario_sendgrid(b: Bench) -> None:
     for store in stores:
         url = sqlite_database(b.work, "sendgrid") if store == "sqlite" else b.database("sendgrid")
         t0 = time.monotonic()
-        load_subscribers(url, n, ChannelKind.EMAIL, lambda i: f"person{i}@example.com",
-                         components=["checkout"])
+        load_subscribers(
+            url, n, ChannelKind.EMAIL, lambda i: f"person{i}@example.com", components=["checkout"]
+        )
         info(f"loaded {n} email subscribers on {store} in {time.monotonic() - t0:.1f} s")
         rt = build_runtime(settings_for(url, config))
         incident = new_incident(rt, ["checkout"])
@@ -317,10 +372,14 @@ def scenario_sendgrid(b: Bench) -> None:
         sent = times.states.get("sent", 0)
         complete = sent == n and stats["accepted"] == n
         fan = times.fanout_seconds
-        figure(f"sendgrid {n} embedded {store}", f"{elapsed:.2f} s ({n / elapsed:,.0f}/s)", "<= 10 s",
-               elapsed <= 10 and complete,
-               f"[fan-out {fan:.2f} s; emulator accepted={stats['accepted']} in {stats['accepted_requests']} "
-               f"requests; ledger {times.states}{'' if complete else '; INCOMPLETE'}]")
+        figure(
+            f"sendgrid {n} embedded {store}",
+            f"{elapsed:.2f} s ({n / elapsed:,.0f}/s)",
+            "<= 10 s",
+            elapsed <= 10 and complete,
+            f"[fan-out {fan:.2f} s; emulator accepted={stats['accepted']} in {stats['accepted_requests']} "
+            f"requests; ledger {times.states}{'' if complete else '; INCOMPLETE'}]",
+        )
         rt.close()
 
 
@@ -360,8 +419,14 @@ def scenario_latency(b: Bench) -> None:
     url = b.database("latency")
     receiver = TimedReceiver(verify=False, record=False).start()
     b.stack.callback(receiver.stop)
-    load_subscribers(url, audience, ChannelKind.WEBHOOK, lambda i: f"{receiver.base_url}/l/{i}",
-                     components=["checkout"], webhook_secrets=True)
+    load_subscribers(
+        url,
+        audience,
+        ChannelKind.WEBHOOK,
+        lambda i: f"{receiver.base_url}/l/{i}",
+        components=["checkout"],
+        webhook_secrets=True,
+    )
     config = write_config(b.work / "latency.toml", webhook_toml(100, 64))
     rt = build_runtime(settings_for(url, config))
     queue = CeleryTaskQueue(redis_url)
@@ -399,8 +464,13 @@ def scenario_latency(b: Bench) -> None:
     figure("latency publish->first p50", f"{percentile(firsts, 0.5):.1f} ms", "none stated", None, note)
     figure("latency publish->first p95", f"{percentile(firsts, 0.95):.1f} ms", "none stated", None)
     figure("latency publish->all 10 p50", f"{percentile(alls, 0.5):.1f} ms", "none stated", None)
-    figure("latency publish->all 10 p95", f"{percentile(alls, 0.95):.1f} ms", "none stated", None,
-           f"[max first {max(firsts):.1f} ms, mean {statistics.fmean(firsts):.1f} ms]")
+    figure(
+        "latency publish->all 10 p95",
+        f"{percentile(alls, 0.95):.1f} ms",
+        "none stated",
+        None,
+        f"[max first {max(firsts):.1f} ms, mean {statistics.fmean(firsts):.1f} ms]",
+    )
 
 
 # ---------------------------------------------------------------------------------------- 4. rss
@@ -420,18 +490,27 @@ def scenario_rss(b: Bench) -> None:
     b.stack.callback(shutil.rmtree, outbox, True)
     info(f"outbox in {outbox} (free {shutil.disk_usage(outbox).free / 2**30:.1f} GiB)")
     url = sqlite_database(outbox, "rss")  # the store next to the outbox (tmpfs when there is room)
-    config = write_config(b.work / "rss.toml",
-                          f'outbox_dir = "{outbox}"\n\n[channels.email]\nproviders = ["outbox"]\n')
+    config = write_config(
+        b.work / "rss.toml", f'outbox_dir = "{outbox}"\n\n[channels.email]\nproviders = ["outbox"]\n'
+    )
     t0 = time.monotonic()
-    load_subscribers(url, n, ChannelKind.EMAIL, lambda i: f"person{i}@example.com",
-                     components=["checkout"])
+    load_subscribers(url, n, ChannelKind.EMAIL, lambda i: f"person{i}@example.com", components=["checkout"])
     info(f"loaded {n} email subscribers on sqlite in {time.monotonic() - t0:.1f} s")
     rt = build_runtime(settings_for(url, config))
     incident = new_incident(rt, ["checkout"])
     rt.close()
     env = child_env(DATABASE_URL=url, TOCSIN_CONFIG=str(config), COLUMNS="200")
-    command = [TOCSIN, "publish", str(incident), "--status", "investigating", "--message",
-               "We are investigating failed checkouts. Sorry.", "--channel", "email"]
+    command = [
+        TOCSIN,
+        "publish",
+        str(incident),
+        "--status",
+        "investigating",
+        "--message",
+        "We are investigating failed checkouts. Sorry.",
+        "--channel",
+        "email",
+    ]
     log = b.work / "rss-child.log"
     started = time.monotonic()
     with log.open("wb") as out:
@@ -450,9 +529,14 @@ def scenario_rss(b: Bench) -> None:
     files = sum(1 for _ in outbox.glob("update-*/email/*.eml"))
     peak = sampler.peak / 2**20
     fan = times.fanout_seconds
-    figure(f"rss peak {n} outbox embedded", f"{peak:.0f} MB", "<= 250 MB", peak <= 250,
-           f"[`tocsin publish` child, {sampler.samples} samples; wall {elapsed:.1f} s; fan-out {fan:.1f} s; "
-           f"sent {sent}/{n}; {files} files; ledger {times.states}]")
+    figure(
+        f"rss peak {n} outbox embedded",
+        f"{peak:.0f} MB",
+        "<= 250 MB",
+        peak <= 250,
+        f"[`tocsin publish` child, {sampler.samples} samples; wall {elapsed:.1f} s; fan-out {fan:.1f} s; "
+        f"sent {sent}/{n}; {files} files; ledger {times.states}]",
+    )
     if child.returncode != 0:
         info(f"child exit {child.returncode}: {log.read_text()[-1500:]}")
 
@@ -471,22 +555,29 @@ def last_update_id(url: str) -> int:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=SCENARIOS, action="append",
-                        help="run only this scenario (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", choices=SCENARIOS, action="append", help="run only this scenario (repeatable)"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--webhook-subscribers", type=int)
-    parser.add_argument("--webhook-configs", default=None,
-                        help="batch_size x concurrency settings to try, e.g. 100x64,500x64")
+    parser.add_argument(
+        "--webhook-configs", default=None, help="batch_size x concurrency settings to try, e.g. 100x64,500x64"
+    )
     parser.add_argument("--sendgrid-recipients", type=int)
     parser.add_argument("--rss-subscribers", type=int)
     parser.add_argument("--rss-timeout", type=float, default=900.0, help="stop the rss child after this long")
     parser.add_argument("--latency-publishes", type=int)
-    parser.add_argument("--profile", metavar="DIR",
-                        help="py-spy the worker during the timed part, collapsed stacks into DIR")
-    parser.add_argument("--no-postgres", action="store_true",
-                        help="SQLite everywhere (no PostgreSQL figures)")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the worker during the timed part, collapsed stacks into DIR"
+    )
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="SQLite everywhere (no PostgreSQL figures)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.webhook_subscribers = args.webhook_subscribers or (1000 if quick else 20_000)
@@ -494,7 +585,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.rss_subscribers = args.rss_subscribers or (20_000 if quick else 1_000_000)
     args.latency_publishes = args.latency_publishes or (10 if quick else 30)
     args.webhook_configs = args.webhook_configs or (
-        "100x64,500x64" if quick else "100x64,250x64,500x64,500x128")
+        "100x64,500x64" if quick else "100x64,250x64,500x64,500x128"
+    )
     return args
 
 
@@ -541,8 +633,12 @@ def run_scenarios(args: argparse.Namespace, runners: dict[str, Any], prefix: str
 
 
 def main(argv: list[str] | None = None) -> None:
-    runners = {"webhooks": scenario_webhooks, "sendgrid": scenario_sendgrid,
-               "latency": scenario_latency, "rss": scenario_rss}
+    runners = {
+        "webhooks": scenario_webhooks,
+        "sendgrid": scenario_sendgrid,
+        "latency": scenario_latency,
+        "rss": scenario_rss,
+    }
     run_scenarios(parse(argv), runners, "tocsin-bench-")
 
 

@@ -27,10 +27,12 @@ class ChannelKind(enum.StrEnum):
     WEBHOOK = "webhook"
     SOCIAL = "social"
     CHAT = "chat"
+    STATUSPAGE = "statuspage"
+    """The static status site: rebuilt and published (directory, S3) on every public update."""
 
     @property
     def is_broadcast(self) -> bool:
-        return self in (ChannelKind.SOCIAL, ChannelKind.CHAT)
+        return self in (ChannelKind.SOCIAL, ChannelKind.CHAT, ChannelKind.STATUSPAGE)
 
 
 class LengthRule(enum.StrEnum):
@@ -83,6 +85,12 @@ class Recipient:
     name: str | None = None
     secret: str | None = field(default=None, repr=False)
     """Per-endpoint signing secret for webhooks (``whsec_…``); never printed."""
+    unsubscribe_url: str | None = None
+    """Email: this recipient's signed one-click unsubscribe link (RFC 8058). Email adapters send it as
+    ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+
+    A ``delivery_id`` of 0 or less marks a message outside the delivery ledger (a subscription
+    confirmation): adapters must not report it to the provider as a ledger row."""
 
     @property
     def message_id(self) -> str:

@@ -15,6 +15,13 @@ database_url = "sqlite:///tocsin.db"
 outbox_dir = "outbox"
 default_region = "US"          # for phone numbers imported without a leading +
 # templates_dir = "my-templates" # overrides packaged templates file by file
+policy_file = "policy.toml"    # the severity policy (built-in defaults until you write one)
+tick_every = 30.0              # seconds between runs of scheduled updates, maintenance, promise checks
+
+# Where people and providers reach `tocsin api` (unsubscribe and confirm links, signed callbacks).
+# public_url = "https://tocsin.example.com"
+# signing_key = "…"            # signs those links; or TOCSIN_SIGNING_KEY
+# ingest_token = "…"           # bearer token for /ingest/alertmanager and /ingest/grafana
 
 # Providers per channel, in failover order: primary first. "outbox" writes files (dry run).
 [channels.email]
@@ -25,6 +32,12 @@ providers = ["outbox"]
 providers = ["outbox"]          # "webhook" to POST signed requests to subscribers' endpoints
 [channels.social]
 providers = ["outbox"]
+# The static status page: a folder and/or an S3 bucket (see docs/statuspage.md).
+# [channels.statuspage]
+# enabled = true
+# [providers.statuspage]
+# directory = "/srv/status"
+# s3_bucket = "status-example-com"
 
 [retry]
 # Waits before each retry, seconds (Svix's schedule); then the delivery is failed. Never before the

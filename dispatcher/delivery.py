@@ -27,6 +27,7 @@ from channels.base import (
     TransientError,
 )
 from dispatcher.claims import ClaimedRow, claim_batch
+from dispatcher.consent import unsubscribe_links
 from dispatcher.errors import ConfigurationError
 from dispatcher.ledger import (
     AttemptRecord,
@@ -38,6 +39,7 @@ from dispatcher.ledger import (
     renew_lease,
 )
 from dispatcher.messages import message_for, remember_thread
+from dispatcher.metrics import observe_send
 from dispatcher.missed import missed_updates
 from dispatcher.models import DeliveryState
 from dispatcher.ordering import IN_ORDER_WAIT_SECONDS, check_order
@@ -65,8 +67,13 @@ class BatchOutcome:
         self.retry_in = delay if self.retry_in is None else min(self.retry_in, delay)
 
 
-def _recipients(rows: Sequence[ClaimedRow]) -> list[Recipient]:
-    return [Recipient(delivery_id=r.id, address=r.address, secret=r.secret) for r in rows]
+def _recipients(rt: Runtime, channel: ChannelKind, rows: Sequence[ClaimedRow]) -> list[Recipient]:
+    # Email carries each recipient's own one-click unsubscribe link (RFC 8058; dispatcher.consent).
+    links = unsubscribe_links(rt, rows) if channel is ChannelKind.EMAIL else {}
+    return [
+        Recipient(delivery_id=r.id, address=r.address, secret=r.secret, unsubscribe_url=links.get(r.id))
+        for r in rows
+    ]
 
 
 class _Step(enum.Enum):
@@ -159,7 +166,9 @@ class _Send:
         started = self.rt.clock.now()
         record = AttemptRecord(self.ref, provider, len(rows), "sent", started)
         try:
-            results = self.rt.adapter(provider).send(message, _recipients(rows))
+            with observe_send(self.ref.channel, provider):
+                recipients = _recipients(self.rt, self.ref.channel, rows)
+                results = self.rt.adapter(provider).send(message, recipients)
         except ProviderUnavailable as exc:
             breaker.trip(provider)
             record.outcome, record.error = "unavailable", exc.message

@@ -14,8 +14,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, func, or_, select, update
 
 from channels.base import ChannelKind
@@ -83,9 +84,10 @@ class Selection:
         return ", ".join(parts) or "no filter"
 
 
-@dataclass(frozen=True)
-class DeliveryRow:
-    """One ledger row as people read it."""
+class DeliveryRow(BaseModel):
+    """One ledger row as people read it (the API shows it as is)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     update_id: int
@@ -101,7 +103,7 @@ class DeliveryRow:
     lease_until: datetime | None
     updated_at: datetime
 
-    FIELDS = (
+    FIELDS: ClassVar[tuple[str, ...]] = (
         "id",
         "update_id",
         "channel",
@@ -119,7 +121,8 @@ class DeliveryRow:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> DeliveryRow:
-        return cls(
+        # Already converted field by field: no need to validate again (the CLI may list many rows).
+        return cls.model_construct(
             id=int(row["id"]),
             update_id=int(row["update_id"]),
             channel=ChannelKind(row["channel"]),
@@ -151,11 +154,16 @@ class DeliveryRow:
 _COLUMNS = [getattr(deliveries.c, name) for name in DeliveryRow.FIELDS]
 
 
-def list_deliveries(rt: Runtime, selection: Selection, limit: int | None = 100) -> list[DeliveryRow]:
-    """Rows matching ``selection`` (every state when it names none), newest first (highest id)."""
+def list_deliveries(
+    rt: Runtime, selection: Selection, limit: int | None = 100, before: int | None = None
+) -> list[DeliveryRow]:
+    """Rows matching ``selection`` (every state when it names none), newest first (highest id);
+    with ``before``, only rows with a lower id (the next page)."""
     query = select(*_COLUMNS).order_by(deliveries.c.id.desc())
     if limit is not None:
         query = query.limit(limit)
+    if before is not None:
+        query = query.where(deliveries.c.id < before)
     with rt.engine.connect() as conn:
         query = query.where(*selection.conditions(conn))
         return [DeliveryRow.from_row(r) for r in conn.execute(query).mappings()]

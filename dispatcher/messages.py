@@ -9,17 +9,28 @@ from sqlalchemy import Connection, select, update
 from channels.base import ChannelKind, Message
 from channels.sms_segments import fit_to_segments
 from channels.x_text import fit_to_weighted
-from dispatcher.models import Incident
+from dispatcher.audiences import split_staff
+from dispatcher.followups import localized_message
+from dispatcher.models import Audience, Incident, Update
 from dispatcher.publish import get_update
 from dispatcher.rendering import EarlierUpdate, RenderContext
 from dispatcher.runtime import Runtime
+from dispatcher.status_site import status_site_message
 from dispatcher.store.schema import incidents, updates
 from dispatcher.task_queue import BatchRef
 
 CACHE_LIMIT = 512
 
 
-def render_context(rt: Runtime, update_id: int, earlier: tuple[int, ...] = ()) -> RenderContext:
+def render_context(
+    rt: Runtime,
+    update_id: int,
+    earlier: tuple[int, ...] = (),
+    locale: str | None = None,
+    staff: bool = False,
+) -> RenderContext:
+    """What the templates see; ``locale`` picks the text of updates Tocsin writes in every language;
+    ``staff`` adds the update's internal note (staff's copy)."""
     update = get_update(rt, update_id)
     with rt.engine.connect() as conn:
         row = conn.execute(select(incidents).where(incidents.c.id == update.incident_id)).mappings().one()
@@ -41,8 +52,19 @@ def render_context(rt: Runtime, update_id: int, earlier: tuple[int, ...] = ()) -
         update={
             "incident_status": update.status,
             "earlier": tuple(EarlierUpdate.model_validate(dict(c)) for c in carried),
+            "message": with_internal_note(update, localized_message(rt, incident, update, locale), staff),
         }
     )
+
+
+def with_internal_note(update: Update, message: str, staff: bool = False) -> str:
+    """Staff's copy of an update carries its internal note in the text; nobody else's ever does.
+
+    An internal update is all staff's. Of a public or segment update, staff's rows were written with a
+    marked locale (``dispatcher.audiences.staff_locale``), so their render is a variant of its own."""
+    if (staff or update.audience is Audience.INTERNAL) and update.internal_note:
+        return f"{message}\n\nInternal note: {update.internal_note}"
+    return message
 
 
 X_LIMIT = 280
@@ -68,15 +90,19 @@ def render_for(
     if cached is None:
         if len(rt.render_cache) >= CACHE_LIMIT:
             rt.render_cache.clear()
-        context = render_context(rt, update_id, earlier)
-        cached = fit_for_channel(rt, channel, rt.renderer.render(channel, context, locale))
+        language, staff = split_staff(locale)
+        context = render_context(rt, update_id, earlier, language, staff)
+        cached = fit_for_channel(rt, channel, rt.renderer.render(channel, context, language))
         rt.render_cache[key] = cached
     return cached
 
 
 def message_for(rt: Runtime, ref: BatchRef, locale: str, earlier: tuple[int, ...] = ()) -> Message:
     """The message for a batch (carrying any ``earlier`` updates its recipients missed). Social posts
-    reply to the incident's previous post: one thread."""
+    reply to the incident's previous post: one thread. The status page gets the whole site's snapshot,
+    built fresh on every call (never cached: a retry publishes the newest state)."""
+    if ref.channel is ChannelKind.STATUSPAGE:
+        return status_site_message(rt, ref.update_id)
     message = render_for(rt, ref.update_id, ref.channel, locale, earlier)
     if ref.channel is ChannelKind.SOCIAL:
         with rt.engine.connect() as conn:

@@ -6,15 +6,27 @@ These are what the CLI and the API accept and show; the store maps them to table
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from channels.base import ChannelKind
+from dispatcher.quiet_hours import check_clock_time, check_timezone
 
 __all__ = [
     "Audience",
     "ChannelKind",
+    "ClockTime",
     "ContactPoint",
     "Delivery",
     "DeliveryState",
@@ -23,9 +35,11 @@ __all__ = [
     "IncidentStatus",
     "Severity",
     "Subscriber",
+    "TimeZoneName",
     "Update",
     "UpdateDraft",
     "UpdateState",
+    "check_quiet_window",
 ]
 
 
@@ -47,8 +61,40 @@ class Severity(enum.StrEnum):
 
 
 class Audience(enum.StrEnum):
+    """Who an update goes to: ``public``, ``internal``, or a segment named in the policy.
+
+    ``Audience("eu-customers")`` is a *segment* audience: a value of this enum that is not one of the
+    two built-in members (``is_segment``), so every ``update.audience is Audience.PUBLIC`` test and
+    every ``.value`` keeps working. Whether the policy defines the segment is checked when publishing
+    (``dispatcher.audiences.check_audience``).
+    """
+
     PUBLIC = "public"
     INTERNAL = "internal"
+
+    @property
+    def is_segment(self) -> bool:
+        return self not in (Audience.PUBLIC, Audience.INTERNAL)
+
+    @classmethod
+    def _missing_(cls, value: object) -> Audience | None:
+        if not isinstance(value, str):
+            return None
+        name = value.strip()
+        for member in cls:
+            if member.value == name.lower():
+                return member
+        if not AUDIENCE_NAME_PATTERN.match(name):
+            return None
+        segment = str.__new__(cls, name)
+        segment._name_ = name
+        segment._value_ = name
+        found: Audience = cls._value2member_map_.setdefault(name, segment)  # type: ignore[assignment]
+        return found
+
+
+AUDIENCE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
+"""What a segment name may look like (the ``updates.audience`` column is 50 characters)."""
 
 
 class UpdateState(enum.StrEnum):
@@ -110,6 +156,8 @@ class IncidentDraft(BaseModel):
     title: str = Field(min_length=3, max_length=200)
     severity: Severity = Severity.MAJOR
     components: list[str] = Field(default_factory=list)
+    owner: str | None = Field(default=None, max_length=200)
+    """Who answers for the incident (the comms owner reminded when an update is due)."""
 
     @field_validator("components")
     @classmethod
@@ -128,6 +176,7 @@ class UpdateDraft(BaseModel):
     message: str = Field(min_length=1, max_length=4000)
     next_update_at: datetime | None = None
     audience: Audience = Audience.PUBLIC
+    """public, internal, or the name of a segment in the policy (``policy.segments``)."""
     channels: list[ChannelKind] | None = None
     """Restrict to these channels; None means every configured channel the audience uses."""
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
@@ -154,6 +203,7 @@ class Update(BaseModel):
     message: str
     next_update_at: datetime | None
     audience: Audience
+    """public, internal, or a segment name."""
     channels: list[ChannelKind]
     idempotency_key: str | None
     state: UpdateState
@@ -180,6 +230,28 @@ class ContactPoint(BaseModel):
     address: str
     secret: str | None = Field(default=None, repr=False)
     opted_out: bool = False
+    confirmed: bool = True
+    """False for a self-service signup until its double opt-in link is followed: never sent updates."""
+
+
+ClockTime = Annotated[str, AfterValidator(check_clock_time)]
+"""A time of day, HH:MM on a 24-hour clock (``7:00`` becomes ``07:00``)."""
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=60), AfterValidator(check_timezone)]
+"""An IANA time zone name (``Europe/Paris``, ``UTC``)."""
+
+
+def check_quiet_window(start: str | None, end: str | None, *, by_field: bool = False) -> None:
+    """Quiet hours are whole: both ends or neither, and not the same time (``ValueError`` otherwise).
+
+    ``by_field``: the message names the ends as the API's fields, ``quiet_start`` and ``quiet_end``."""
+    if (start is None) != (end is None):
+        if by_field:
+            raise ValueError("quiet hours need both quiet_start and quiet_end")
+        raise ValueError("quiet hours need both a start and an end (e.g. 22:00 and 07:00)")
+    if start is not None and start == end:
+        ends = "quiet_start and quiet_end" if by_field else "start and end"
+        raise ValueError(f"quiet hours: {ends} are the same time")
 
 
 class Subscriber(BaseModel):
@@ -193,8 +265,28 @@ class Subscriber(BaseModel):
     """Components this subscriber follows; empty means all."""
     min_severity: Severity = Severity.MINOR
     internal: bool = False
-    """Staff and support: they get internal updates as well as public ones."""
+    """Staff and support: they get internal updates as well as public ones (and get each first)."""
     contact_points: list[ContactPoint] = Field(default_factory=list)
+    region: str | None = Field(default=None, max_length=50)
+    plan: str | None = Field(default=None, max_length=50)
+    tags: list[str] = Field(default_factory=list)
+    channels: list[ChannelKind] | None = None
+    """Only these channels; None: every channel the subscriber has a contact point on."""
+    quiet_start: ClockTime | None = None
+    """Quiet hours ("22:00" to "07:00", in ``timezone``): non-critical updates wait until they end."""
+    quiet_end: ClockTime | None = None
+    timezone: TimeZoneName | None = None
+    """IANA zone name (``Europe/Paris``) the quiet hours are in; default UTC."""
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(t.strip() for t in value if t.strip()))
+
+    @model_validator(mode="after")
+    def _quiet_hours_whole(self) -> Subscriber:
+        check_quiet_window(self.quiet_start, self.quiet_end)
+        return self
 
 
 class Delivery(BaseModel):

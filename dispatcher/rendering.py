@@ -169,8 +169,12 @@ class RenderContext(BaseModel):
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
             "earlier": [
-                {"id": e.id, "status": str(e.status.value), "message": e.message,
-                 "published_at": _as_utc(e.published_at)}
+                {
+                    "id": e.id,
+                    "status": str(e.status.value),
+                    "message": e.message,
+                    "published_at": _as_utc(e.published_at),
+                }
                 for e in self.earlier
             ],
             "locale": locale,
@@ -444,7 +448,9 @@ def validate_templates(user_dir: Path | None = None) -> list[TemplateProblem]:
                 add(TemplateProblem(str(path), None, f"cannot read: {exc}"))
             parts = relative.split("/")
             unlocalised = "/".join(parts[1:]) if len(parts) == 3 else relative
-            if not path.name.startswith("_") and unlocalised not in known:
+            # The status page adapter renders its own templates (statuspage/…) from the same folder.
+            own_renderer = parts[0] == "statuspage"
+            if not path.name.startswith("_") and not own_renderer and unlocalised not in known:
                 known_list = ", ".join(sorted(known))
                 add(TemplateProblem(str(path), None, f"not a template Tocsin uses (known: {known_list})"))
 

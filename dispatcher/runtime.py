@@ -61,6 +61,11 @@ class Runtime:
             options = self.settings.providers.get(self.providers_for(channel)[0], {})
             rooms = options.get("rooms")
             return sorted(rooms) if rooms else ["default"]
+        if channel is ChannelKind.STATUSPAGE:
+            # One ledger row per destination the site is published to.
+            options = self.settings.providers.get(self.providers_for(channel)[0], {})
+            targets = [t for t, key in (("directory", "directory"), ("s3", "s3_bucket")) if options.get(key)]
+            return targets or ["site"]
         return ["public"]
 
     def rate_spec(self, provider: str) -> BucketSpec | None:

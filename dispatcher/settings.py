@@ -83,6 +83,8 @@ def _default_channels() -> dict[ChannelKind, ChannelSettings]:
     }
     # Chat needs rooms to post to ([providers.apprise.rooms]): off until configured.
     defaults[ChannelKind.CHAT] = ChannelSettings(providers=["apprise"], enabled=False)
+    # The status site needs somewhere to publish ([providers.statuspage] directory / s3_bucket).
+    defaults[ChannelKind.STATUSPAGE] = ChannelSettings(providers=["statuspage"], enabled=False)
     return defaults
 
 
@@ -117,7 +119,13 @@ class Settings(BaseSettings):
     """Per provider, e.g. ``[rate_limits.twilio] per_second = 1``; default: the adapter's own."""
     webhook_secret: SecretStr | None = None
     """Signing secret for webhook endpoints that have none of their own."""
+    signing_key: SecretStr | None = None
+    """Signs subscribe-confirmation and unsubscribe links (HMAC-SHA256). Unset: derived from
+    ``webhook_secret``; neither set: a key generated once into a file next to the SQLite database."""
     outbox_dir: Path = Path("outbox")
+    tick_every: float = Field(default=30.0, gt=0)
+    """Seconds between two runs of the periodic duties: scheduled updates, maintenance stages, promise
+    reminders and holding messages (Celery beat; the embedded worker runs them on its own tick)."""
     policy_file: Path = Path("policy.toml")
     """The severity policy (see ``dispatcher.policy``); built-in defaults when the file does not exist."""
     public_url: str | None = None
@@ -125,6 +133,16 @@ class Settings(BaseSettings):
     against it."""
     sendgrid_event_public_key: SecretStr | None = None
     """The verification key of SendGrid's signed Event Webhook (base64, as SendGrid shows it)."""
+    ingest_token: SecretStr | None = None
+    """Bearer token monitoring sends to ``/ingest/*`` (Alertmanager ``http_config.authorization``, a
+    Grafana contact point's Authorization header). An API token with the ``publish`` scope works too."""
+    ingest_hmac_secret: SecretStr | None = None
+    """Shared secret that signs ``/ingest/generic`` bodies (``X-Tocsin-Signature: sha256=<hex>``)."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """The Celery worker serves Prometheus ``/metrics`` on this port; unset: no worker metrics server."""
+    console_secret: SecretStr | None = None
+    """Signs the web console's session cookies. Unset: a random key per process (sessions end on restart
+    and are not shared between several ``tocsin api`` processes)."""
 
     @field_validator("database_url")
     @classmethod
@@ -174,6 +192,11 @@ class Settings(BaseSettings):
             options.setdefault("directory", str(self.outbox_dir))
         if name == "webhook" and self.webhook_secret is not None:
             options.setdefault("default_secret", self.webhook_secret.get_secret_value())
+        if name == "statuspage":
+            from dispatcher.rendering import packaged_templates_dir
+
+            user = [str(self.templates_dir)] if self.templates_dir is not None else []
+            options.setdefault("template_dirs", [*user, str(packaged_templates_dir())])
         return options
 
     def enabled_channels(self) -> list[ChannelKind]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -57,6 +59,9 @@ def draft(
     inc: Incident, message: str = "We are investigating failed checkouts. Sorry.", **fields: Any
 ) -> UpdateDraft:
     fields.setdefault("status", IncidentStatus.INVESTIGATING)
+    if fields["status"] is not IncidentStatus.RESOLVED:
+        # Guardrails want every update of an unresolved incident to promise the next one.
+        fields.setdefault("next_update_at", datetime.now(UTC) + timedelta(hours=1))
     return UpdateDraft(incident_id=inc.id, message=message, **fields)
 
 
@@ -87,3 +92,35 @@ class RecordingQueue:
 
     def submit_batch(self, ref: BatchRef, delay: float = 0.0) -> None:
         self.batches.append((ref, delay))
+
+
+class ManualClock:
+    """A clock the test moves by hand (``rt.clock = ManualClock(start)``)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **span: float) -> None:
+        self.at += timedelta(**span)
+
+
+def hand_clock(rt: Runtime) -> ManualClock:
+    """Give ``rt`` a ManualClock that starts at its present time (to the second)."""
+    clock = ManualClock(rt.clock.now().replace(microsecond=0))
+    rt.clock = clock
+    return clock
+
+
+class TimedStage:
+    """A runtime on a clock moved by hand, with an embedded runner that delivers what is published to
+    the outbox folder ``outbox``."""
+
+    def __init__(self, rt: Runtime, outbox: Path, start: datetime) -> None:
+        self.rt = rt
+        self.clock = ManualClock(start)
+        rt.clock = self.clock
+        self.runner = EmbeddedRunner(rt)
+        self.outbox = outbox

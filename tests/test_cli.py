@@ -93,6 +93,11 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert published.code == 0, published.err
+    # Critical incidents' public updates wait for a second person (the built-in severity policy).
+    assert "waits for approval" in published.out
+    assert not list(tmp_path.glob("outbox/update-1/**/*.*"))
+    approved = tocsin("approve", "1", "--as", "second-pair-of-eyes", cwd=tmp_path)
+    assert approved.code == 0, approved.err
     assert len(list(tmp_path.glob("outbox/update-1/email/*.eml"))) == 3
     assert len(list(tmp_path.glob("outbox/update-1/sms/*.json"))) == 2
 

@@ -80,7 +80,18 @@ def published(tmp_path_factory: pytest.TempPathFactory, shared_receiver: Webhook
         ("init",),
         ("subscribers", "import", "people.csv"),
         ("incident", "open", "Checkout failing", "--severity", "major"),
-        ("publish", "1", "--status", "investigating", "--message", "Checkouts fail. Sorry.", "--wait", "0"),
+        (
+            "publish",
+            "1",
+            "--status",
+            "investigating",
+            "--message",
+            "Checkouts fail. Sorry.",
+            "--next-update-in",
+            "30m",
+            "--wait",
+            "0",
+        ),
     ]
     for step in steps:
         ran = tocsin(*step, cwd=prepared)

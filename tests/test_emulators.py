@@ -242,8 +242,11 @@ def test_twilio_sender_mps_refuses_a_sender_over_its_sliding_second():
         client = TwilioClient(SID, "tok", http_client=TwilioEmulatorHttpClient(emu.base_url))
 
         def post(sender: str) -> httpx.Response:
-            return httpx.post(f"{emu.base_url}/2010-04-01/Accounts/{SID}/Messages.json", auth=(SID, "tok"),
-                              data={"To": "+15551234567", "From": sender, "Body": "x"})
+            return httpx.post(
+                f"{emu.base_url}/2010-04-01/Accounts/{SID}/Messages.json",
+                auth=(SID, "tok"),
+                data={"To": "+15551234567", "From": sender, "Body": "x"},
+            )
 
         assert [post("+15550000001").status_code for _ in range(2)] == [201, 201]
         now[0] += 0.5
@@ -260,9 +263,14 @@ def test_twilio_sender_mps_refuses_a_sender_over_its_sliding_second():
         assert emu.rejected[0]["code"] == 20429
     with EmulatorProcess("twilio", "--sender-mps", "1", "--account-sid", SID, "--auth-token", "tok") as proc:
         assert proc.client.config()["sender_mps"] == 1
-        sent = [httpx.post(f"{proc.base_url}/2010-04-01/Accounts/{SID}/Messages.json", auth=(SID, "tok"),
-                           data={"To": "+15551234567", "MessagingServiceSid": "MG" + "2" * 32,
-                                 "Body": "x"}).status_code for _ in range(2)]
+        sent = [
+            httpx.post(
+                f"{proc.base_url}/2010-04-01/Accounts/{SID}/Messages.json",
+                auth=(SID, "tok"),
+                data={"To": "+15551234567", "MessagingServiceSid": "MG" + "2" * 32, "Body": "x"},
+            ).status_code
+            for _ in range(2)
+        ]
         assert sent == [201, 429]
         proc.client.configure(sender_mps=None)  # off again
         assert proc.client.config()["sender_mps"] is None

@@ -94,6 +94,8 @@ def test_the_embedded_worker_delivers_what_publish_left_owed(tmp_path: Path) -> 
             "investigating",
             "--message",
             "Looking into it.",
+            "--next-update-in",
+            "30m",
             "--wait",
             "0",
             cwd=tmp_path,

@@ -12,11 +12,13 @@ from kombu.entity import Queue
 
 from channels.base import ChannelKind
 from dispatcher.settings import Settings
+from workers.metrics import WorkerMetrics
 
 FANOUT_QUEUE = "fanout"
 MAINTENANCE_QUEUE = "maintenance"
 CHANNEL_QUEUES = [kind.value for kind in ChannelKind]
 ALL_QUEUES = [FANOUT_QUEUE, MAINTENANCE_QUEUE, *CHANNEL_QUEUES]
+
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
@@ -34,6 +36,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_routes={
             "tocsin.fanout": {"queue": FANOUT_QUEUE},
             "tocsin.redrive": {"queue": MAINTENANCE_QUEUE},
+            "tocsin.tick": {"queue": MAINTENANCE_QUEUE},
         },
         broker_connection_retry_on_startup=True,
         # A task unacknowledged this long is handed out again; deliveries finish well within it.
@@ -41,8 +44,11 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={
             "redrive-owed-work": {"task": "tocsin.redrive", "schedule": settings.retry.redrive_every},
+            # Scheduled updates, maintenance stages, next-update reminders and holding messages.
+            "periodic-duties": {"task": "tocsin.tick", "schedule": settings.tick_every},
         },
     )
+    WorkerMetrics(settings.metrics_port).install()  # the worker's own /metrics, when metrics_port is set
     return app
 
 

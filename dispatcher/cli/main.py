@@ -10,22 +10,31 @@ import typer
 from rich.panel import Panel
 
 from channels.base import ChannelKind
+from dispatcher.cli import approval as approval_cmds
 from dispatcher.cli import deliveries as deliveries_cmds
 from dispatcher.cli import demo as demo_cmd
 from dispatcher.cli import incidents as incident_cmds
+from dispatcher.cli import maintenance as maintenance_cmds
+from dispatcher.cli import policy as policy_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
+from dispatcher.cli import tokens as tokens_cmds
+from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.common import console, fail, friendly_errors, load_settings, parse_duration, runtime
+from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.config_show import effective_config
 from dispatcher.config_template import CONFIG_TEMPLATE
 from dispatcher.embedded import EmbeddedRunner
-from dispatcher.models import Audience, IncidentStatus, UpdateDraft
+from dispatcher.incidents import get_incident
+from dispatcher.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.preview import preview as render_preview
+from dispatcher.publish import Published
 from dispatcher.publish import publish as publish_update
-from dispatcher.queues import broker_queue, broker_worker, uses_broker
+from dispatcher.queues import broker_worker, uses_broker
 from dispatcher.settings import config_file_path
 from dispatcher.status import report
 from dispatcher.store.engine import migrate
+from dispatcher.task_queue import TaskQueue
 
 app = typer.Typer(
     help="Tocsin: tell everyone what is broken, fast, on every channel you still have.",
@@ -35,8 +44,13 @@ app = typer.Typer(
 )
 app.add_typer(subscriber_cmds.app, name="subscribers")
 app.add_typer(incident_cmds.app, name="incident")
+app.add_typer(maintenance_cmds.app, name="maintenance")
+app.command("tick")(maintenance_cmds.tick)
 app.add_typer(deliveries_cmds.app, name="deliveries")
+app.add_typer(tokens_cmds.app, name="tokens")
 app.command("demo")(demo_cmd.demo)
+app.add_typer(policy_cmds.app, name="policy")
+approval_cmds.register(app)
 
 
 @app.command()
@@ -61,26 +75,46 @@ def publish(
     status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")],
     message: Annotated[str, typer.Option(help="What you know, what you are doing, what people should do.")],
     next_update_in: Annotated[
-        str | None, typer.Option(help="Promise the next update within this time, e.g. 30m, 1h.")
+        str | None,
+        typer.Option(
+            help="Promise the next update within this time (30m, 1h), or `cadence` for the severity "
+            "policy's cadence."
+        ),
     ] = None,
     audience: Annotated[
-        Audience, typer.Option(help="public: subscribers; internal: staff only.")
-    ] = Audience.PUBLIC,
+        str, typer.Option(help="public: subscribers; internal: staff only; or a segment named in the policy.")
+    ] = Audience.PUBLIC.value,
     channel: Annotated[
         list[ChannelKind] | None, typer.Option("--channel", help="Only these channels (repeatable).")
     ] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Publishing again with the same key returns the same update.")
     ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Publish later, at this time (e.g. 2026-11-25T14:30Z).")
+    ] = None,
+    in_: Annotated[str | None, typer.Option("--in", help="Publish later, after this long (e.g. 2h).")] = None,
+    override_reason: Annotated[
+        str | None, typer.Option(help="Publish despite guardrail errors; the reason is recorded.")
+    ] = None,
+    as_: AsOption = None,
     wait: Annotated[
         float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
     ] = 10.0,
 ) -> None:
-    """Publish one update: it is rendered for every channel and delivered to everyone owed it."""
+    """Publish one update: it is rendered for every channel and delivered to everyone owed it.
+
+    Severities whose policy wants approval wait for `tocsin approve`; --at/--in schedule it instead."""
     rt = runtime()
+    publish_at = _publish_time(rt.clock.now(), at, in_)
     next_at: datetime | None = None
     if next_update_in:
-        next_at = rt.clock.now() + parse_duration(next_update_in)
+        start = publish_at or rt.clock.now()
+        if next_update_in.strip().lower() == "cadence":
+            severity = get_incident(rt, incident).severity
+            next_at = start + rt.policy.policy.for_severity(severity).cadence
+        else:
+            next_at = start + parse_duration(next_update_in)
     draft = UpdateDraft(
         incident_id=incident,
         status=status,
@@ -89,27 +123,59 @@ def publish(
         audience=audience,
         channels=channel,
         idempotency_key=idempotency_key,
+        author=as_ or default_actor(),
+        override_reason=override_reason,
+        publish_at=publish_at,
     )
-    if uses_broker(rt.settings):
-        published = publish_update(rt, draft, broker_queue())
-        verb = "published" if published.created else "already published"
-        console.print(
-            f"{verb} update {published.update.id}; workers are delivering it "
-            f"(follow with `tocsin status {published.update.id}`)"
-        )
-        return
-    runner = EmbeddedRunner(rt)
-    published = publish_update(rt, draft, runner.queue)
-    if not published.created:
-        console.print(f"already published as update {published.update.id} (idempotency key); nothing sent")
+
+    def act(queue: TaskQueue) -> Update | None:
+        published = publish_update(rt, draft, queue)
+        _say_what_happened(published)
+        going = published.update.state in (UpdateState.PENDING, UpdateState.FANNED_OUT)
+        return published.update if going else None
+
+    sent = deliver_now(rt, act, wait)
+    if sent is not None and uses_broker(rt.settings):
+        console.print(f"workers are delivering update {sent.id} (follow with `tocsin status {sent.id}`)")
+
+
+def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | None:
+    if at and in_:
+        raise typer.BadParameter("give --at or --in, not both")
+    if in_:
+        return now + parse_duration(in_)
+    if not at:
+        return None
     try:
-        runner.run_until_idle(wait_up_to=wait)
-    finally:
-        rt.close()  # providers' pooled connections
-    result = report(rt, published.update.id)
-    console.print(status_table(result.update, result.channels, result.providers))
-    if result.owed:
-        console.print(f"{result.owed} deliveries still owed: `tocsin worker` retries them when due")
+        when = datetime.fromisoformat(at.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--at: {at!r} is not a time like 2026-11-25T14:30Z") from None
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"--at: {at!r} needs a time zone, e.g. 2026-11-25T14:30Z")
+    return when
+
+
+def _say_what_happened(published: Published) -> None:
+    upd = published.update
+    for finding in published.findings:
+        label = "overridden" if finding.level == "error" else "warning"
+        console.print(f"{label}: {finding.rule}: {finding.message}", highlight=False)
+    if not published.created:
+        console.print(f"already published as update {upd.id} (idempotency key); nothing sent")
+    if upd.state is UpdateState.SCHEDULED and upd.scheduled_for is not None:
+        console.print(
+            f"scheduled update {upd.id} for {upd.scheduled_for:%Y-%m-%d %H:%M} UTC; nothing sent yet "
+            "(a running `tocsin worker` publishes it then)"
+        )
+    elif upd.state is UpdateState.PENDING_APPROVAL:
+        console.print(
+            f"update {upd.id} waits for approval by someone other than {upd.author or 'its author'}: "
+            f"`tocsin approve {upd.id}` (nothing sent yet)"
+        )
+    elif upd.state is UpdateState.REJECTED:
+        console.print(f"update {upd.id} was rejected by {upd.rejected_by}: {upd.rejected_reason}")
+    elif published.created:
+        console.print(f"published update {upd.id}")
 
 
 @app.command()
@@ -120,18 +186,63 @@ def preview(
     status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")] = (
         IncidentStatus.INVESTIGATING
     ),
-    next_update_in: Annotated[str | None, typer.Option(help="Promised next update, e.g. 30m.")] = None,
+    next_update_in: Annotated[
+        str | None, typer.Option(help="Promised next update (30m, 1h), or `cadence` for the policy's.")
+    ] = None,
     locale: Annotated[str, typer.Option(help="Render as subscribers with this locale see it.")] = "en",
+    audience: Annotated[
+        str, typer.Option(help="public, internal, or a segment named in the policy.")
+    ] = Audience.PUBLIC.value,
 ) -> None:
-    """Show the update as each channel will carry it, with its length (SMS segments, X weighted length)."""
+    """Show the update as each channel will carry it, with its length (SMS segments, X weighted length),
+    how many contact points are owed it, and what the guardrails find. Nothing is sent.
+
+    Exit code: 0 when no guardrail error was found (warnings only), 3 when there are errors (publishing
+    would be refused without --override-reason)."""
+    from rich.markup import escape
+
+    from dispatcher.guardrails import errors
+    from dispatcher.preview import excerpt
+
     rt = runtime()
-    next_at = rt.clock.now() + parse_duration(next_update_in) if next_update_in else None
-    for item in render_preview(rt, incident, status, message, next_at, locale):
+    next_at: datetime | None = None
+    if next_update_in:
+        if next_update_in.strip().lower() == "cadence":
+            severity = get_incident(rt, incident).severity
+            next_at = rt.clock.now() + rt.policy.policy.for_severity(severity).cadence
+        else:
+            next_at = rt.clock.now() + parse_duration(next_update_in)
+    result = render_preview(rt, incident, status, message, next_at, locale, audience)
+    for item in result.channels:
         shown = item.message.json_body or item.message.text
-        title = f"{item.channel.value} · {item.measure}"
+        owed = "post(s)" if item.channel.is_broadcast else "contact point(s)"
+        title = f"{item.channel.value} · {item.measure} · {item.audience_size} {owed}"
         if item.channel is ChannelKind.EMAIL:
             shown = f"Subject: {item.message.subject}\n\n{shown}"
-        console.print(Panel(shown, title=title, title_align="left", expand=False), highlight=False)
+        console.print(Panel(escape(shown), title=title, title_align="left", expand=False), highlight=False)
+    if not result.findings:
+        console.print("[green]guardrails: nothing found[/]")
+    for finding in result.findings:
+        colour = "red" if finding.level == "error" else "yellow"
+        console.print(
+            f"[bold {colour}]{finding.level}[/] [{colour}]{finding.rule}[/]: {escape(finding.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if finding.span is not None:
+            before, hit, after = excerpt(result.text, finding.span)
+            console.print(
+                f"    {escape(before)}[bold reverse {colour}]»{escape(hit)}«[/]{escape(after)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if result.blocked:
+        console.print(
+            f"[bold red]publishing would be refused:[/] {len(errors(result.findings))} error(s); "
+            "fix the text, or publish with --override-reason",
+            highlight=False,
+        )
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -175,13 +286,33 @@ def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the HTTP endpoints: provider callbacks (Twilio status and STOP, SendGrid events), health."""
+    """Serve the HTTP API (docs at /docs, spec at /openapi.json): incidents, updates, subscribers,
+    deliveries and policy behind scoped tokens (`tocsin tokens create`), plus provider callbacks
+    (Twilio status and STOP, SendGrid events), /healthz and /readyz. Without REDIS_URL it also
+    delivers what it publishes, in this process."""
     import uvicorn
 
     from dispatcher.http.app import create_app
 
     rt = runtime()
     uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="info")
+
+
+@app.command("console")
+@friendly_errors
+def console_(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web console at /console (log in with an API token from `tocsin tokens create`);
+    the HTTP API is served alongside, as `tocsin api` does."""
+    import uvicorn
+
+    from dispatcher.http.app import create_app
+
+    rt = runtime()
+    console.print(f"web console: http://{host}:{port}/console (Ctrl-C to stop)", highlight=False)
+    uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="warning")
 
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)

@@ -7,6 +7,11 @@ from functools import cache
 
 from fastapi import FastAPI
 
+from dispatcher.console import router as console_router
+from dispatcher.http import api
+from dispatcher.http.consent_routes import router as consent_router
+from dispatcher.http.ingest_routes import router as ingest_router
+from dispatcher.http.metrics_routes import router as metrics_router
 from dispatcher.http.provider_routes import router as provider_router
 from dispatcher.runtime import Runtime, build_runtime
 
@@ -16,6 +21,11 @@ def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
     app = FastAPI(title="Tocsin", description="Outage notification dispatcher")
     app.state.runtime = runtime or cache(build_runtime)
     app.include_router(provider_router)
+    app.include_router(consent_router)
+    app.include_router(ingest_router)
+    app.include_router(metrics_router)
+    app.include_router(console_router)
+    api.install(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

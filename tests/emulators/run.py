@@ -43,8 +43,12 @@ def build(argv: list[str] | None = None) -> Emulator:
     parser.add_argument("--api-key", default=None, help="sendgrid: expected API key")
     parser.add_argument("--account-sid", default=None, help="twilio: expected account SID")
     parser.add_argument("--auth-token", default=None, help="twilio: expected auth token")
-    parser.add_argument("--sender-mps", type=float, default=None,
-                        help="twilio: at most this many messages per second per sender (429 beyond)")
+    parser.add_argument(
+        "--sender-mps",
+        type=float,
+        default=None,
+        help="twilio: at most this many messages per second per sender (429 beyond)",
+    )
     parser.add_argument("--secret", default=None, help="webhook: default whsec_ secret")
     parser.add_argument("--no-verify", action="store_true", help="webhook: skip signature checks")
     args = parser.parse_args(argv)
