@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,12 @@ def test_demo_in_an_empty_folder_delivers_to_files(tmp_path: Path) -> None:
     assert len(list((tmp_path / "outbox").glob("update-*/webhook/*.json"))) >= 50
     assert len(list((tmp_path / "outbox").glob("update-*/social/*.json"))) == 1
     assert (tmp_path / "tocsin.db").exists()
-    for channel in ("email", "sms", "webhook", "social"):
+    for channel in ("email", "sms", "webhook", "social", "statuspage"):
         assert channel in ran.out
+    # The status page is a real static site, with the incident on it.
+    index = (tmp_path / "status" / "index.html").read_text(encoding="utf-8")
+    assert "Checkout failing for some customers" in index
+    assert json.loads((tmp_path / "status" / "status.json").read_text())["incidents"]
 
 
 GOOD_CSV = """name,email,phone,webhook_url,locale,components,internal

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from channels.base import ChannelKind
 from dispatcher.cli.common import console, friendly_errors, load_settings
 from dispatcher.demo_data import sample_subscribers
 from dispatcher.embedded import EmbeddedRunner
@@ -22,6 +24,15 @@ from dispatcher.status import report
 from dispatcher.store.engine import migrate
 from dispatcher.store.schema import subscribers
 from dispatcher.subscribers import add_subscribers
+
+STATUS_DIR = "status"
+DEMO_COMPONENTS = ["api", "checkout", "dashboard"]
+
+
+def _demo_provider(kind: ChannelKind) -> str:
+    """Files in ./outbox for every channel, and the real static site for the status page."""
+    return "statuspage" if kind is ChannelKind.STATUSPAGE else "outbox"
+
 
 DEMO_MESSAGE = (
     "Since 09:12 UTC about 30% of checkout requests fail with an error. We are sorry: orders placed "
@@ -42,7 +53,12 @@ def demo(
     settings = base.model_copy(
         update={
             "redis_url": None,
-            "channels": {kind: ChannelSettings(providers=["outbox"]) for kind in base.channels},
+            "channels": {kind: ChannelSettings(providers=[_demo_provider(kind)]) for kind in base.channels},
+            # The status page is the real thing: a static site in ./status (open status/index.html).
+            "providers": {
+                **base.providers,
+                "statuspage": {"directory": str(Path(STATUS_DIR).absolute()), "components": DEMO_COMPONENTS},
+            },
         }
     )
     migrate(settings.database_url)
@@ -80,11 +96,14 @@ def demo(
     for column in ("channel", "sent", "failed", "files"):
         table.add_column(column)
     for st in result.channels:
+        where = outbox / st.channel.value
+        if st.channel is ChannelKind.STATUSPAGE:
+            where = Path(STATUS_DIR).absolute() / "index.html"
         table.add_row(
             st.channel.value,
             str(st.count(DeliveryState.SENT)),
             str(st.count(DeliveryState.FAILED)),
-            str(outbox / st.channel.value),
+            str(where),
         )
     console.print(f"loaded {added} sample subscribers ({subscribers_count - added} already there)")
     console.print(table)
