@@ -110,7 +110,9 @@ class Monitoring:
             headers["Authorization"] = f"Bearer {token}"
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         response = self.http.post(path, content=body, headers={"Content-Type": "application/json", **headers})
-        self.runner.run_until_idle()
+        # Two updates to the same people (public, then the on-call's notice) go out in order: a later
+        # one waits a moment while an earlier one is in flight. Wait for those short waits too.
+        self.runner.run_until_idle(wait_up_to=15)
         return response
 
     def incidents(self) -> list[dict[str, Any]]:

@@ -36,11 +36,12 @@ def signed_post(
     story: Monitoring,
     body: dict[str, Any],
     secret: str = HMAC_SECRET,
-    at: float | None = None,
+    skew: float = 0.0,
     tamper: bool = False,
 ) -> Response:
+    """POST ``body`` signed as sent ``skew`` seconds from now (taken at the call, not at collection)."""
     raw = json.dumps(body).encode()
-    timestamp = str(int(time.time() if at is None else at))
+    timestamp = str(int(time.time() + skew))
     signature = sign(secret, timestamp, raw)
     if tamper:
         raw = raw.replace(b"major", b"minor")
@@ -85,8 +86,8 @@ def test_resolved_moves_to_monitoring(story: Monitoring) -> None:
     [
         ({"secret": "not-the-secret"}, "does not match"),
         ({"tamper": True}, "does not match"),
-        ({"at": time.time() - 600}, "stale or replayed"),
-        ({"at": time.time() + 600}, "stale or replayed"),
+        ({"skew": -600}, "stale or replayed"),
+        ({"skew": 600}, "stale or replayed"),
     ],
     ids=["wrong secret", "body changed after signing", "stale", "from the future"],
 )

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dispatcher.errors import InvalidInput, TocsinError
 from dispatcher.ingest import notices
@@ -262,7 +262,7 @@ def _notify(
             author=group.actor,
         )
         try:
-            upd = publish(rt, public, queue).update
+            upd = _again_on_race(lambda: publish(rt, public, queue)).update
         except TocsinError as exc:
             log.warning("monitoring's public update for incident %s was not published: %s", incident.id, exc)
             problems.append(f"public update not published: {exc}")
@@ -283,7 +283,7 @@ def _notify(
         author=group.actor,
     )
     try:
-        published.insert(0, publish(rt, internal, queue).update.id)
+        published.insert(0, _again_on_race(lambda: publish(rt, internal, queue)).update.id)
     except TocsinError as exc:
         log.error("the on-call notice for incident %s was not published: %s", incident.id, exc)
         problems.append(f"internal notice not published: {exc}")
@@ -293,6 +293,29 @@ def _notify(
 TELLS_ON_CALL: frozenset[Action] = frozenset({"opened", "reopened", "escalated", "changed", "monitoring"})
 
 
+DEADLOCK_SQLSTATE = "40P01"
+T = TypeVar("T")
+
+
+def _again_on_race(step: Callable[[], T], tries: int = 4) -> T:
+    """Run ``step``, again when a delivery of the same group raced this one.
+
+    Another delivery may open the incident at the same moment (a unique-key clash: it exists now), or
+    PostgreSQL may end one of two transactions locking the same rows in turn (a deadlock: it rolled
+    back). Every step is safe to run again: opening finds the incident, publishing has an
+    idempotency key."""
+    for attempt in range(tries):
+        try:
+            return step()
+        except IntegrityError:
+            if attempt == tries - 1:
+                raise
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK_SQLSTATE or attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def ingest(rt: Runtime, group: AlertGroup, queue: TaskQueue) -> IngestResult:
     """Apply one delivery from monitoring; a repeat of an earlier delivery changes and sends nothing."""
     digest = group.dedupe_key()
@@ -300,11 +323,7 @@ def ingest(rt: Runtime, group: AlertGroup, queue: TaskQueue) -> IngestResult:
     if isinstance(claimed, IngestResult):
         return claimed
     try:
-        try:
-            incident, action = _incident_step(rt, group)
-        except IntegrityError:
-            # Another delivery of this group opened the incident at the same moment: it exists now.
-            incident, action = _incident_step(rt, group)
+        incident, action = _again_on_race(lambda: _incident_step(rt, group))
     except BaseException:
         # Nothing changed: forget the delivery so monitoring's retry is not taken for a repeat.
         with rt.engine.begin() as conn:
