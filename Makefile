@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 
 ## test: the whole suite, Redis and PostgreSQL integration tests included
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
