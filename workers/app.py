@@ -13,6 +13,7 @@ from kombu.entity import Queue
 from channels.base import ChannelKind
 from dispatcher.settings import Settings
 from workers.metrics import WorkerMetrics
+from workers.redis_transport import TRANSPORT as SAFE_REDIS_TRANSPORT
 
 FANOUT_QUEUE = "fanout"
 MAINTENANCE_QUEUE = "maintenance"
@@ -39,6 +40,8 @@ def make_app(settings: Settings | None = None) -> Celery:
             "tocsin.tick": {"queue": MAINTENANCE_QUEUE},
         },
         broker_connection_retry_on_startup=True,
+        # Kombu's Redis transport, minus the crash that stopped workers after a Redis restart.
+        broker_transport=SAFE_REDIS_TRANSPORT if settings.redis_url else None,
         # A task unacknowledged this long is handed out again; deliveries finish well within it.
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
