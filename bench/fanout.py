@@ -242,7 +242,7 @@ def scenario_webhooks(b: Bench) -> None:
     configs = [tuple(int(x) for x in c.split("x")) for c in b.args.webhook_configs.split(",")]
     redis_url = b.redis()
     url = b.database("webhooks")
-    receiver = b.stack.enter_context(EmulatorProcess("webhook", "--no-verify", "--no-record"))
+    receiver = b.stack.enter_context(EmulatorProcess("webhook-fast"))
     warm = 200
     t0 = time.monotonic()
     load_subscribers(

@@ -7,35 +7,32 @@ rendered ``Message.json_body``; headers:
 * ``webhook-timestamp``: unix seconds when the request is actually made;
 * ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
 
-A batch is sent concurrently with aiohttp (one session, a pooled connector); ``send`` is synchronous and
-runs its own event loop per call. Endpoint answers map to per-recipient results; this adapter only
+A batch is sent with many requests in flight through libcurl's multi interface
+(``channels.curl_multi``; why not aiohttp is written there), from the calling thread, with pooled
+connections reused from batch to batch. Endpoint answers map to per-recipient results; this adapter only
 raises for a message it cannot send at all.
 
 Endpoint URLs come from subscribers, so every destination passes ``channels.ssrf.DestinationPolicy``
 first: http(s) only, no credentials in the URL, and no loopback, private, link-local or metadata address
-unless ``allow_destinations`` lists it. Host names are resolved and checked by the connector's resolver
-(``CheckingResolver``), which hands aiohttp only the checked addresses: the connection goes to exactly
-the address that was checked (no DNS rebinding between check and connect), while TLS SNI and the Host
-header keep the URL's name. Redirects are not followed. A refused endpoint fails with ``blocked: <why>``,
-permanently, without any request being made.
+unless ``allow_destinations`` lists it. Each host name of a batch is resolved and checked once, and the
+request is pinned to the checked address: the connection goes to exactly that address (no DNS rebinding
+between check and connect), while TLS SNI and the Host header keep the URL's name. Redirects are not
+followed. A refused endpoint fails with ``blocked: <why>``, permanently, without any request being made.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import hmac
-import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from yarl import URL
 
@@ -48,12 +45,12 @@ from channels.base import (
     Recipient,
     Result,
 )
-from channels.http_hints import retry_after
-from channels.ssrf import BlockedDestination, DestinationPolicy, Resolve, system_resolve
+from channels.curl_multi import BAD_URL, TIMED_OUT, Answer, CurlPool, Request
+from channels.ssrf import BlockedDestination, DestinationPolicy, IPAddress, Resolve, system_resolve
 
 SECRET_PREFIX = "whsec_"
 MAX_BATCH = 500
-_READ_LIMIT = 64 * 1024
+_RESOLVE_THREADS = 16
 
 
 def secret_key(secret: str) -> bytes:
@@ -105,10 +102,15 @@ class WebhookOptions(BaseModel):
         return value
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
+@dataclass(frozen=True, slots=True)
+class _Destination:
+    """Where one endpoint URL may be reached, or why it may not (``failed`` / ``retry`` reasons)."""
+
+    url: str = ""
+    address: IPAddress | None = None
+    port: int = 0
+    failed: str | None = None
+    retry: str | None = None
 
 
 class WebhookAdapter(AdapterBase):
@@ -128,12 +130,11 @@ class WebhookAdapter(AdapterBase):
             None if options.default_secret is None else secret_key(options.default_secret.get_secret_value())
         )
         self._keys: dict[str, bytes] = {}
-        # One event loop and one pooled session for the adapter's life, on a thread of their own:
-        # connections (and the connector's TLS context) are reused across batches.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._session: aiohttp.ClientSession | None = None
+        # One connection pool per thread that sends (the embedded runner sends from several threads).
+        self._local = threading.local()
+        self._pools: list[CurlPool] = []
         self._lock = threading.Lock()
+        self._lookups: concurrent.futures.ThreadPoolExecutor | None = None
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
         """POST ``message.json_body`` to every recipient concurrently; one result per recipient."""
@@ -143,62 +144,115 @@ class WebhookAdapter(AdapterBase):
             raise PermanentError("webhook message has no json_body")
         if not recipients:
             return []
-        loop = self._running_loop()
-        future = asyncio.run_coroutine_threadsafe(self._send_all(message.json_body, recipients), loop)
-        return future.result()
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="tocsin-webhooks", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        """The pooled session; created on the adapter's loop, the first time it is needed."""
-        if self._session is None or self._session.closed:
-            options = self.options
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=options.concurrency, resolver=CheckingResolver(self.policy)
-                ),
-                timeout=aiohttp.ClientTimeout(total=options.timeout),
-                headers={"User-Agent": options.user_agent},
-                # No proxy from the environment: through a proxy, the resolver would check the proxy's
-                # address instead of the endpoint's.
-                trust_env=False,
-            )
-        return self._session
-
-    def close(self) -> None:
-        with self._lock:
-            loop, thread, session = self._loop, self._thread, self._session
-            self._loop = self._thread = self._session = None
-        if loop is None:
-            return
-        if session is not None:
-            asyncio.run_coroutine_threadsafe(session.close(), loop).result(timeout=5)
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=5)
-        loop.close()
-
-    async def _send_all(self, body: str, recipients: Sequence[Recipient]) -> list[Result]:
-        session = self._get_session()
-        limit = asyncio.Semaphore(self.options.concurrency)
-
-        async def one(recipient: Recipient) -> Result:
+        body = message.json_body
+        encoded = body.encode()
+        destinations = self._destinations([r.address for r in recipients])
+        results: list[Result | None] = [None] * len(recipients)
+        requests: list[Request] = []
+        sent: list[tuple[int, Recipient]] = []
+        for position, recipient in enumerate(recipients):
+            delivery_id = recipient.delivery_id
             try:
                 key = self._key_for(recipient)
             except ValueError as exc:
-                return Result.failed(recipient.delivery_id, str(exc))
-            async with limit:
-                # Timestamp taken when a slot is free, so queued requests are not signed stale.
-                return await self._deliver(session, recipient, key, body)
+                results[position] = Result.failed(delivery_id, str(exc))
+                continue
+            where = destinations[recipient.address]
+            if where.failed is not None or where.retry is not None or where.address is None:
+                results[position] = (
+                    Result.failed(delivery_id, where.failed)
+                    if where.failed is not None
+                    else Result.retry(delivery_id, where.retry or "no address")
+                )
+                continue
+            headers = _signed_headers(key, recipient.message_id, body)
+            requests.append(Request(where.url, where.address, where.port, encoded, headers))
+            sent.append((position, recipient))
+        for (position, recipient), answer in zip(sent, self._pool().run(requests), strict=True):
+            results[position] = self._result(recipient, answer)
+        return [r for r in results if r is not None]
 
-        return list(await asyncio.gather(*(one(r) for r in recipients)))
+    def _result(self, recipient: Recipient, answer: Answer) -> Result:
+        if answer.error is not None:
+            if answer.error_code == TIMED_OUT:
+                return Result.retry(recipient.delivery_id, f"timed out after {self.options.timeout:g}s")
+            if answer.error_code in BAD_URL:
+                return Result.failed(recipient.delivery_id, f"invalid endpoint URL: {answer.error}")
+            return Result.retry(recipient.delivery_id, answer.error)
+        return result_for(recipient.delivery_id, recipient.message_id, answer)
+
+    def _pool(self) -> CurlPool:
+        pool: CurlPool | None = getattr(self._local, "pool", None)
+        if pool is None:
+            options = self.options
+            pool = CurlPool(options.concurrency, options.timeout, options.user_agent)
+            self._local.pool = pool
+            with self._lock:
+                self._pools.append(pool)
+        return pool
+
+    def _destinations(self, urls: Sequence[str]) -> dict[str, _Destination]:
+        """Check every distinct URL; resolve and check every distinct host once (several at a time)."""
+        parsed: dict[str, URL | _Destination] = {}
+        hosts: set[tuple[str, int]] = set()
+        for url in urls:
+            if url in parsed:
+                continue
+            try:
+                target = URL(url)  # parsed once: what is checked is exactly what is requested
+                self.policy.check_url(target)
+            except BlockedDestination as exc:
+                parsed[url] = _Destination(failed=f"blocked: {exc.reason}")
+                continue
+            except (ValueError, TypeError) as exc:
+                parsed[url] = _Destination(failed=f"invalid endpoint URL: {exc}")
+                continue
+            if not target.host or target.port is None:
+                parsed[url] = _Destination(failed=f"invalid endpoint URL: {url[:200]}")
+                continue
+            parsed[url] = target
+            hosts.add((target.host, target.port))
+        checked = self._resolve_all(hosts)
+        out: dict[str, _Destination] = {}
+        for url, item in parsed.items():
+            if isinstance(item, _Destination):
+                out[url] = item
+                continue
+            assert item.host is not None and item.port is not None
+            where = checked[(item.host, item.port)]
+            out[url] = where if isinstance(where, _Destination) else _Destination(str(item), where, item.port)
+        return out
+
+    def _resolve_all(self, hosts: set[tuple[str, int]]) -> dict[tuple[str, int], IPAddress | _Destination]:
+        def check(host_port: tuple[str, int]) -> IPAddress | _Destination:
+            host, port = host_port
+            try:
+                return self.policy.resolve_and_check(host, port)[0]
+            except BlockedDestination as exc:
+                return _Destination(failed=f"blocked: {exc.reason}")
+            except OSError as exc:
+                return _Destination(retry=f"cannot resolve {host}: {exc}")
+
+        ordered = sorted(hosts)
+        if len(ordered) <= 1:
+            return {hp: check(hp) for hp in ordered}
+        with self._lock:
+            if self._lookups is None:
+                self._lookups = concurrent.futures.ThreadPoolExecutor(
+                    _RESOLVE_THREADS, thread_name_prefix="tocsin-webhook-dns"
+                )
+            lookups = self._lookups
+        return dict(zip(ordered, lookups.map(check, ordered), strict=True))
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = self._pools, []
+            lookups, self._lookups = self._lookups, None
+        for pool in pools:
+            pool.close()
+        self._local = threading.local()
+        if lookups is not None:
+            lookups.shutdown(wait=False)
 
     def _key_for(self, recipient: Recipient) -> bytes:
         if recipient.secret:
@@ -212,86 +266,24 @@ class WebhookAdapter(AdapterBase):
             raise ValueError("no signing secret for this endpoint and no default_secret")
         return self._default_key
 
-    async def _deliver(
-        self, session: aiohttp.ClientSession, recipient: Recipient, key: bytes, body: str
-    ) -> Result:
-        webhook_id = recipient.message_id
+
+def _signed_headers(key: bytes, webhook_id: str, body: str) -> Callable[[], list[str]]:
+    """The request's headers, signed when the request starts (so a request that waited for a free
+    connection does not carry a stale timestamp)."""
+
+    def headers() -> list[str]:
         timestamp = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(key, webhook_id, timestamp, body),
-        }
-        delivery_id = recipient.delivery_id
-        try:
-            answer = await post(session, recipient.address, body.encode(), headers, self.policy)
-        except BlockedDestination as exc:
-            return Result.failed(delivery_id, f"blocked: {exc.reason}")
-        except aiohttp.InvalidURL as exc:
-            return Result.failed(delivery_id, f"invalid endpoint URL: {exc}")
-        except TimeoutError:
-            return Result.retry(delivery_id, f"timed out after {self.options.timeout:g}s")
-        except (aiohttp.ClientError, OSError) as exc:
-            return Result.retry(delivery_id, f"{type(exc).__name__}: {exc}")
-        return result_for(delivery_id, webhook_id, answer)
+        return [
+            "content-type: application/json",
+            f"webhook-id: {webhook_id}",
+            f"webhook-timestamp: {timestamp}",
+            f"webhook-signature: {sign(key, webhook_id, timestamp, body)}",
+        ]
+
+    return headers
 
 
-async def post(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    policy: DestinationPolicy,
-) -> _Answer:
-    """Make one request; the only place that touches the network. Redirects are not followed.
-
-    ``policy`` checks the URL here (and a literal IP host, which aiohttp never hands to its resolver);
-    a host name is resolved and checked by the session's ``CheckingResolver`` (the same policy), so the
-    connection is made to a checked address. Raises ``BlockedDestination`` before any request is made."""
-    target = URL(url)  # parsed once: what is checked is exactly what aiohttp connects to
-    policy.check_url(target)
-    async with session.post(target, data=body, headers=dict(headers), allow_redirects=False) as response:
-        await response.content.read(_READ_LIMIT)
-        return _Answer(response.status, response.headers.copy())
-
-
-class CheckingResolver(AbstractResolver):
-    """An aiohttp resolver that resolves with ``DestinationPolicy.resolve_and_check`` and returns only the
-    checked addresses, so the connector connects to what was checked. Raises ``BlockedDestination``."""
-
-    def __init__(self, policy: DestinationPolicy) -> None:
-        self.policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        loop = asyncio.get_running_loop()
-        addresses = await loop.run_in_executor(None, self.policy.resolve_and_check, host, port)
-        results: list[ResolveResult] = []
-        for address in addresses:
-            address_family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-            if family not in (socket.AF_UNSPEC, address_family):
-                continue
-            results.append(
-                ResolveResult(
-                    hostname=host,
-                    host=str(address),
-                    port=port,
-                    family=address_family,
-                    proto=0,
-                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-                )
-            )
-        if not results:
-            raise OSError(f"{host} has no {family.name} address")
-        return results
-
-    async def close(self) -> None:
-        """Nothing to release: lookups run on the loop's default executor."""
-
-
-def result_for(delivery_id: int, webhook_id: str, answer: _Answer) -> Result:
+def result_for(delivery_id: int, webhook_id: str, answer: Answer) -> Result:
     """Map an endpoint's answer: 2xx sent; 410 gone; 408/429/5xx retry; other statuses failed."""
     status = answer.status
     if 200 <= status < 300:
@@ -299,7 +291,7 @@ def result_for(delivery_id: int, webhook_id: str, answer: _Answer) -> Result:
     if status == 410:
         return Result.failed(delivery_id, "endpoint gone (410): stop sending to it")
     if status in (408, 429) or status >= 500:
-        return Result.retry(delivery_id, f"endpoint answered {status}", retry_after(answer.headers))
+        return Result.retry(delivery_id, f"endpoint answered {status}", answer.retry_after)
     if 300 <= status < 400:
         return Result.failed(delivery_id, f"endpoint answered a redirect ({status}), not followed")
     return Result.failed(delivery_id, f"endpoint answered {status}")

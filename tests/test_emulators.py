@@ -439,3 +439,18 @@ def test_smtp_sink_records_mail_and_injects_faults():
                 smtp.send_message(message)
         assert caught.value.smtp_code == 421
         assert len(sink.messages) == 1
+
+
+def test_the_fast_benchmark_receiver_counts_deliveries_and_duplicates_over_real_http():
+    from tests.emulators.client import EmulatorProcess
+
+    with EmulatorProcess("webhook-fast") as receiver, httpx.Client(base_url=receiver.base_url) as http:
+        for webhook_id in ("tocsin-1", "tocsin-2", "tocsin-1"):  # one sent twice
+            answer = http.post("/s/1", content=b"{}", headers={"webhook-id": webhook_id})
+            assert answer.status_code == 204
+        assert http.get("/s/1").status_code == 404  # only POSTs are deliveries
+        assert receiver.client.stats() == {"requests": 4, "accepted": 3, "unique_ids": 2, "duplicates": 1}
+        receiver.client.reset()
+        assert receiver.client.stats()["accepted"] == 0
+        assert http.post("/s/2", content=b"{}").status_code == 204  # no webhook-id: accepted, no id
+        assert receiver.client.stats() == {"requests": 1, "accepted": 1, "unique_ids": 0, "duplicates": 0}

@@ -4,6 +4,7 @@ python -m tests.emulators.run sendgrid --port 0 --latency-ms 100
 python -m tests.emulators.run webhook --port 8099 --no-verify --no-record
 python -m tests.emulators.run twilio --faults '{"failure_rate": 0.1, "seed": 3}'
 python -m tests.emulators.run twilio --sender-mps 20
+python -m tests.emulators.run webhook-fast --port 0    # the lean benchmark receiver (fast_webhook.py)
 """
 
 from __future__ import annotations
@@ -85,7 +86,13 @@ def build(argv: list[str] | None = None) -> Emulator:
 
 
 def main(argv: list[str] | None = None) -> None:
-    emulator = build(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["webhook-fast"]:
+        from tests.emulators import fast_webhook
+
+        fast_webhook.main(args[1:])
+        return
+    emulator = build(args)
 
     def ready(url: str) -> None:
         sys.stdout.write(url + "\n")
