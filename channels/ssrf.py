@@ -11,7 +11,7 @@ Tocsin POST to the cloud metadata service, an admin port on localhost or a host 
   multicast, reserved or otherwise not globally routable, or a cloud metadata address - also when wrapped
   in IPv6 (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``). It returns the checked
   addresses, and the caller must connect to exactly those (no second lookup a rebinding DNS server could
-  answer differently): ``channels.webhook`` does this with an aiohttp resolver built on this method.
+  answer differently): ``channels.webhook`` pins each request to an address this method returned.
 
 ``allow`` opens exceptions for tests and intranets: CIDR networks (``"127.0.0.0/8"``, ``"10.1.0.0/16"``, a
 single address) and host names (``"hooks.intranet.example"``, or ``"*.intranet.example"`` for every name
