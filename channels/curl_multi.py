@@ -24,6 +24,7 @@ import certifi
 import pycurl
 
 TIMED_OUT = pycurl.E_OPERATION_TIMEDOUT
+COULDNT_CONNECT = pycurl.E_COULDNT_CONNECT
 BAD_URL = frozenset({pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL})
 _RETRY_AFTER_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -45,7 +45,7 @@ from channels.base import (
     Recipient,
     Result,
 )
-from channels.curl_multi import BAD_URL, TIMED_OUT, Answer, CurlPool, Request
+from channels.curl_multi import BAD_URL, COULDNT_CONNECT, TIMED_OUT, Answer, CurlPool, Request
 from channels.ssrf import BlockedDestination, DestinationPolicy, IPAddress, Resolve, system_resolve
 
 SECRET_PREFIX = "whsec_"
@@ -107,7 +107,8 @@ class _Destination:
     """Where one endpoint URL may be reached, or why it may not (``failed`` / ``retry`` reasons)."""
 
     url: str = ""
-    address: IPAddress | None = None
+    addresses: tuple[IPAddress, ...] = ()
+    """Every checked address of the host, in the resolver's order: the next is tried when one refuses."""
     port: int = 0
     failed: str | None = None
     retry: str | None = None
@@ -148,8 +149,8 @@ class WebhookAdapter(AdapterBase):
         encoded = body.encode()
         destinations = self._destinations([r.address for r in recipients])
         results: list[Result | None] = [None] * len(recipients)
-        requests: list[Request] = []
-        sent: list[tuple[int, Recipient]] = []
+        # (position, recipient, key, destination, which of its addresses) for each request to make
+        pending: list[tuple[int, Recipient, bytes, _Destination, int]] = []
         for position, recipient in enumerate(recipients):
             delivery_id = recipient.delivery_id
             try:
@@ -158,18 +159,33 @@ class WebhookAdapter(AdapterBase):
                 results[position] = Result.failed(delivery_id, str(exc))
                 continue
             where = destinations[recipient.address]
-            if where.failed is not None or where.retry is not None or where.address is None:
-                results[position] = (
-                    Result.failed(delivery_id, where.failed)
-                    if where.failed is not None
-                    else Result.retry(delivery_id, where.retry or "no address")
+            if where.failed is not None:
+                results[position] = Result.failed(delivery_id, where.failed)
+            elif where.retry is not None or not where.addresses:
+                results[position] = Result.retry(delivery_id, where.retry or "no address")
+            else:
+                pending.append((position, recipient, key, where, 0))
+        pool = self._pool()
+        while pending:
+            requests = [
+                Request(
+                    where.url,
+                    where.addresses[which],
+                    where.port,
+                    encoded,
+                    _signed_headers(key, recipient.message_id, body),
                 )
-                continue
-            headers = _signed_headers(key, recipient.message_id, body)
-            requests.append(Request(where.url, where.address, where.port, encoded, headers))
-            sent.append((position, recipient))
-        for (position, recipient), answer in zip(sent, self._pool().run(requests), strict=True):
-            results[position] = self._result(recipient, answer)
+                for _, recipient, key, where, which in pending
+            ]
+            again = []
+            for (position, recipient, key, where, which), answer in zip(
+                pending, pool.run(requests), strict=True
+            ):
+                if answer.error_code == COULDNT_CONNECT and which + 1 < len(where.addresses):
+                    again.append((position, recipient, key, where, which + 1))  # e.g. IPv6 unreachable here
+                else:
+                    results[position] = self._result(recipient, answer)
+            pending = again
         return [r for r in results if r is not None]
 
     def _result(self, recipient: Recipient, answer: Answer) -> Result:
@@ -220,14 +236,18 @@ class WebhookAdapter(AdapterBase):
                 continue
             assert item.host is not None and item.port is not None
             where = checked[(item.host, item.port)]
-            out[url] = where if isinstance(where, _Destination) else _Destination(str(item), where, item.port)
+            out[url] = (
+                where if isinstance(where, _Destination) else _Destination(str(item), tuple(where), item.port)
+            )
         return out
 
-    def _resolve_all(self, hosts: set[tuple[str, int]]) -> dict[tuple[str, int], IPAddress | _Destination]:
-        def check(host_port: tuple[str, int]) -> IPAddress | _Destination:
+    def _resolve_all(
+        self, hosts: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[IPAddress] | _Destination]:
+        def check(host_port: tuple[str, int]) -> list[IPAddress] | _Destination:
             host, port = host_port
             try:
-                return self.policy.resolve_and_check(host, port)[0]
+                return self.policy.resolve_and_check(host, port)
             except BlockedDestination as exc:
                 return _Destination(failed=f"blocked: {exc.reason}")
             except OSError as exc:

@@ -348,3 +348,24 @@ def test_a_name_that_does_not_resolve_is_retried_not_blocked(adapters: MakeAdapt
         MESSAGE, [Recipient(1, "https://gone.example/x", secret=SECRET)]
     )
     assert results[0].outcome is Outcome.RETRY
+
+
+def test_when_the_first_checked_address_refuses_the_next_one_is_tried(
+    receiver: WebhookReceiver, adapters: MakeAdapter
+) -> None:
+    # A dual-stack name whose first address cannot be reached from here (as an AAAA record on a host
+    # without IPv6): nothing listens on 127.0.0.2, the receiver does on 127.0.0.1.
+    adapter = adapters(allow=LOCAL, resolve=fixed({"hooks.example.test": ["127.0.0.2", "127.0.0.1"]}))
+    url = f"http://hooks.example.test:{receiver.port}/second"
+
+    results = adapter.send(MESSAGE, [Recipient(1, url, secret=SECRET)])
+
+    assert results[0].outcome is Outcome.SENT
+    assert [m["path"] for m in receiver.received] == ["/second"]
+    assert receiver.received[0]["verified"]
+
+
+def test_when_every_checked_address_refuses_the_delivery_is_retried(adapters: MakeAdapter) -> None:
+    adapter = adapters(allow=LOCAL, resolve=fixed({"hooks.example.test": ["127.0.0.2", "127.0.0.3"]}))
+    results = adapter.send(MESSAGE, [Recipient(1, "http://hooks.example.test:9/x", secret=SECRET)])
+    assert results[0].outcome is Outcome.RETRY
