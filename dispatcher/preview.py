@@ -131,6 +131,7 @@ def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> Previe
     context = RenderContext(
         incident_id=incident.id,
         incident_title=incident.title,
+        incident_kind=incident.kind,
         incident_status=draft.status,
         incident_severity=incident.severity,
         components=tuple(incident.components),

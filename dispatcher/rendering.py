@@ -110,6 +110,8 @@ class RenderContext(BaseModel):
 
     incident_id: int
     incident_title: str
+    incident_kind: str = "incident"
+    """``incident`` or ``maintenance`` (a planned window): templates head the message accordingly."""
     incident_status: IncidentStatus
     incident_severity: Severity
     components: tuple[str, ...] = ()
@@ -135,6 +137,7 @@ class RenderContext(BaseModel):
         return cls(
             incident_id=incident.id,
             incident_title=incident.title,
+            incident_kind=incident.kind,
             incident_status=incident.status,
             incident_severity=incident.severity,
             components=tuple(incident.components),
@@ -154,6 +157,7 @@ class RenderContext(BaseModel):
             "incident": {
                 "id": self.incident_id,
                 "title": self.incident_title,
+                "kind": self.incident_kind,
                 "status": str(self.incident_status.value),
                 "severity": str(self.incident_severity.value),
                 "components": list(self.components),

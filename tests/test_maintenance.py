@@ -4,6 +4,7 @@ starts, told when it starts and when it is over, each once, by the periodic tick
 from __future__ import annotations
 
 import email
+import email.policy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -272,3 +273,39 @@ def test_french_subscribers_read_the_notices_in_french(window: Window) -> None:
     assert (
         "Nous changeons un commutateur.\n\nCréneau de maintenance : du 2026-11-26 02:00 UTC au 04:00 UTC."
     ) in french(written.id)
+
+
+def subjects(window: Window, update_id: int) -> dict[str, str]:
+    found = {}
+    for path in (window.outbox / f"update-{update_id}" / "email").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        found[email.utils.parseaddr(message["To"])[1]] = str(message["Subject"])
+    return found
+
+
+def test_maintenance_emails_are_headed_as_planned_maintenance_not_as_an_incident(window: Window) -> None:
+    add_subscribers(window.rt, [person(7, locale="fr")])
+    made = window.schedule(components=["database"])
+    window.tick_at(START)
+    window.tick_at(END)
+    scheduled, started, completed = window.notices(made.id)
+
+    assert subjects(window, scheduled.id)["person0@example.com"].startswith(
+        "[Planned maintenance · Scheduled] Database upgrade"
+    )
+    assert subjects(window, started.id)["person0@example.com"].startswith(
+        "[Planned maintenance · In progress]"
+    )
+    assert subjects(window, completed.id)["person0@example.com"].startswith(
+        "[Planned maintenance · Completed]"
+    )
+    assert subjects(window, scheduled.id)["person7@example.com"].startswith(
+        "[Maintenance programmée · Programmée] Database upgrade"
+    )
+    body = window.bodies(completed.id)["person0@example.com"]
+    assert body.startswith("PLANNED MAINTENANCE · Completed\nDatabase upgrade")
+    assert "This maintenance is complete." in body
+    assert "incident" not in body.lower()
+    assert window.bodies(scheduled.id)["person7@example.com"].startswith(
+        "MAINTENANCE PROGRAMMÉE · Programmée"
+    )
