@@ -104,6 +104,7 @@ def test_webhook_body_is_the_documented_json_document(context: RenderContext) ->
         "type": "incident.update",
         "incident": {
             "id": 42,
+            "kind": "incident",
             "title": "Payments API errors",
             "status": "investigating",
             "severity": "critical",
