@@ -90,6 +90,7 @@ class CurlPool:
         multi = self.multi
         free = list(self.handles)
         index_of: dict[int, int] = {}
+        attached: dict[int, pycurl.Curl] = {}
         upcoming = iter(range(len(requests)))
 
         def start(handle: pycurl.Curl) -> bool:
@@ -103,6 +104,7 @@ class CurlPool:
             handle.setopt(pycurl.HTTPHEADER, [*request.headers(), "Expect:"])
             index_of[id(handle)] = i
             multi.add_handle(handle)
+            attached[id(handle)] = handle
             return True
 
         def finish(handle: pycurl.Curl, code: int, message: str) -> None:
@@ -114,25 +116,31 @@ class CurlPool:
                 after = handle.getinfo(pycurl.RETRY_AFTER)
                 answer.retry_after = float(after) if after and after > 0 else None
             multi.remove_handle(handle)
+            del attached[id(handle)]
             if not start(handle):
                 free.append(handle)
 
-        while free and start(free.pop()):
-            pass
-        while index_of:
-            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+        try:
+            while free and start(free.pop()):
                 pass
-            while True:
-                queued, ok, failed = multi.info_read()
-                for handle in ok:
-                    finish(handle, 0, "")
-                for handle, code, message in failed:
-                    finish(handle, code, message)
-                if not queued:
-                    break
-            if index_of:
-                wait = multi.timeout()
-                multi.select(1.0 if wait < 0 else min(wait / 1000, 1.0))
+            while index_of:
+                while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                    pass
+                while True:
+                    queued, ok, failed = multi.info_read()
+                    for handle in ok:
+                        finish(handle, 0, "")
+                    for handle, code, message in failed:
+                        finish(handle, code, message)
+                    if not queued:
+                        break
+                if index_of:
+                    wait = multi.timeout()
+                    multi.select(1.0 if wait < 0 else min(wait / 1000, 1.0))
+        finally:
+            # Interrupted (an exception, a signal): leave no handle attached, so the pool stays usable.
+            for handle in attached.values():
+                multi.remove_handle(handle)
         return answers
 
     def close(self) -> None:
