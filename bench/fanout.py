@@ -514,6 +514,8 @@ def scenario_rss(b: Bench) -> None:
         "investigating",
         "--message",
         "We are investigating failed checkouts. Sorry.",
+        "--next-update-in",
+        "30m",
         "--channel",
         "email",
     ]
@@ -530,6 +532,9 @@ def scenario_rss(b: Bench) -> None:
                 child.wait(30)
                 info(f"child stopped after {b.args.rss_timeout:.0f} s (--rss-timeout)")
     elapsed = time.monotonic() - started
+    if child.returncode != 0:
+        info(f"child exit {child.returncode}: {log.read_text()[-1500:]}")
+        return
     times = ledger_times(url, last_update_id(url))
     sent = times.states.get("sent", 0)
     files = sum(1 for _ in outbox.glob("update-*/email/*.eml"))
@@ -543,8 +548,6 @@ def scenario_rss(b: Bench) -> None:
         f"[`tocsin publish` child, {sampler.samples} samples; wall {elapsed:.1f} s; fan-out {fan:.1f} s; "
         f"sent {sent}/{n}; {files} files; ledger {times.states}]",
     )
-    if child.returncode != 0:
-        info(f"child exit {child.returncode}: {log.read_text()[-1500:]}")
 
 
 def last_update_id(url: str) -> int:
