@@ -16,23 +16,23 @@ are spoken.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import certifi
 import pycurl
 
+from channels.ssrf import IPAddress
+
 TIMED_OUT = pycurl.E_OPERATION_TIMEDOUT
 COULDNT_CONNECT = pycurl.E_COULDNT_CONNECT
 BAD_URL = frozenset({pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL})
-_RETRY_AFTER_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(slots=True)
 class Request:
     url: str
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    address: IPAddress
     """The checked address the connection must go to."""
     port: int
     body: bytes
@@ -54,7 +54,7 @@ def _discard(_: bytes) -> None:
     """Response bodies are not needed: only the status (and ``Retry-After``) decide."""
 
 
-def _connect_to(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> str:
+def _connect_to(address: IPAddress, port: int) -> str:
     host = f"[{address}]" if address.version == 6 else str(address)
     return f"::{host}:{port}"  # any host and port in the URL: connect to exactly this address
 
@@ -112,7 +112,7 @@ class CurlPool:
             answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
             if code and not answer.status:
                 answer.error, answer.error_code = message or f"curl error {code}", code
-            elif answer.status in _RETRY_AFTER_STATUSES:
+            elif answer.status >= 400:  # the caller decides which statuses may wait for Retry-After
                 after = handle.getinfo(pycurl.RETRY_AFTER)
                 answer.retry_after = float(after) if after and after > 0 else None
             multi.remove_handle(handle)

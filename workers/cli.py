@@ -6,9 +6,9 @@ from workers.app import ALL_QUEUES, app
 
 
 def run_worker(queues: list[str] | None, concurrency: int | None, beat: bool, loglevel: str) -> None:
-    # Without mingle, gossip and heartbeat: Tocsin's workers share nothing but the database and Redis,
-    # and those worker-to-worker chats are where Celery 5 workers can stop consuming after the broker
-    # reconnects (celery/celery#8030, #8091), which a Redis restart otherwise risks.
+    # Without mingle, gossip and heartbeat: Tocsin's workers share nothing but the database and Redis, so
+    # worker-to-worker chatter buys nothing and is one less thing to re-establish after a broker restart.
+    # (What actually stopped workers after a Redis restart is handled in workers/redis_transport.py.)
     argv = [
         "worker",
         f"--loglevel={loglevel}",
