@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from channels.base import ChannelKind, Message
 from dispatcher.models import Incident, IncidentStatus, Severity, Update
+from dispatcher.resources import templates_root
 
 __all__ = [
     "TEMPLATE_FILES",
@@ -224,11 +225,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
 
 
 def packaged_templates_dir() -> Path:
-    """The built-in templates: ``dispatcher/_templates`` in a wheel, else the repo's ``templates/``."""
-    installed = Path(__file__).resolve().parent / "_templates"
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "templates"
+    """The built-in templates (``dispatcher.resources``)."""
+    return templates_root()
 
 
 def locale_candidates(locale: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from dispatcher.console import incident_routes, subscriber_routes, update_routes
 from dispatcher.console.access import (
@@ -29,9 +29,11 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRo
 
 
 @router.get("/static/htmx.min.js")
-def htmx() -> FileResponse:
-    return FileResponse(
-        STATIC / "htmx.min.js", media_type="text/javascript", headers={"Cache-Control": "max-age=3600"}
+def htmx() -> Response:
+    return Response(
+        (STATIC / "htmx.min.js").read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "max-age=3600"},
     )
 
 
