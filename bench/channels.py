@@ -39,9 +39,9 @@ from bench.infra import (
     write_config,
 )
 from channels.base import ChannelKind
-from dispatcher.models import IncidentStatus, UpdateDraft
-from dispatcher.publish import publish
-from dispatcher.runtime import build_runtime
+from dispatcher.comms.publish import publish
+from dispatcher.domain.models import IncidentStatus, UpdateDraft
+from dispatcher.engine.runtime import build_runtime
 from dispatcher.store.engine import get_engine
 from dispatcher.store.schema import deliveries, delivery_attempts
 from tests.emulators.client import EmulatorProcess

@@ -48,13 +48,13 @@ from bench.infra import (
     write_config,
 )
 from channels.base import ChannelKind
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.incidents import open_incident
-from dispatcher.models import IncidentDraft, IncidentStatus, Severity, UpdateDraft
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime, build_runtime
-from dispatcher.settings import Settings
-from dispatcher.task_queue import BatchRef
+from dispatcher.comms.incidents import open_incident
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import Settings
+from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, UpdateDraft
+from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.runners.embedded import EmbeddedRunner
 from tests.emulators.client import EmulatorProcess
 from tests.emulators.webhook import WebhookReceiver
 from tests.services import private_postgres, private_redis

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import aiohttp
 import psutil
 
-from channels.curl_multi import CurlPool, Request
+from channels._http.curl_multi import CurlPool, Request
 from tests.emulators.client import EmulatorProcess
 
 BODY = b'{"type":"incident.update","data":{"status":"investigating"}}'

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy import func, insert, select
 
 from channels.base import ChannelKind
+from dispatcher.audience.subscribers import new_webhook_secret
 from dispatcher.store.engine import get_engine, migrate
 from dispatcher.store.schema import contact_points, deliveries, subscribers, updates
-from dispatcher.subscribers import new_webhook_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOCSIN = str(Path(sys.executable).with_name("tocsin"))

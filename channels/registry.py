@@ -21,7 +21,7 @@ BUILTIN: dict[str, str] = {
     "twilio": "channels.twilio:TwilioAdapter",
     "x": "channels.x:XAdapter",
     "apprise": "channels.chat:ChatAdapter",
-    "statuspage": "channels.statuspage:StatusPageAdapter",
+    "statuspage": "channels.statuspage.adapter:StatusPageAdapter",
 }
 
 ENTRY_POINT_GROUP = "tocsin.channels"

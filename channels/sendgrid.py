@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
+from channels._http.hints import base_url, retry_after, seconds_until_epoch
 from channels.base import (
     AdapterBase,
     Capabilities,
@@ -33,7 +34,6 @@ from channels.base import (
     TransientError,
 )
 from channels.email_mime import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLICK
-from channels.http_hints import base_url, retry_after, seconds_until_epoch
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
 

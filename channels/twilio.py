@@ -44,6 +44,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
+from channels._http.hints import retry_after
 from channels.base import (
     AdapterBase,
     Capabilities,
@@ -57,7 +58,6 @@ from channels.base import (
     Result,
     TransientError,
 )
-from channels.http_hints import retry_after
 
 TWILIO_API = "https://api.twilio.com"
 MAX_BATCH = 100

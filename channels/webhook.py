@@ -8,11 +8,11 @@ rendered ``Message.json_body``; headers:
 * ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
 
 A batch is sent with many requests in flight through libcurl's multi interface
-(``channels.curl_multi``; why not aiohttp is written there), from the calling thread, with pooled
+(``channels._http.curl_multi``; why not aiohttp is written there), from the calling thread, with pooled
 connections reused from batch to batch. Endpoint answers map to per-recipient results; this adapter only
 raises for a message it cannot send at all.
 
-Endpoint URLs come from subscribers, so every destination passes ``channels.ssrf.DestinationPolicy``
+Endpoint URLs come from subscribers, so every destination passes ``channels._http.ssrf.DestinationPolicy``
 first: http(s) only, no credentials in the URL, and no loopback, private, link-local or metadata address
 unless ``allow_destinations`` lists it. Each host name of a batch is resolved and checked once, and the
 request is pinned to the checked address: the connection goes to exactly that address (no DNS rebinding
@@ -36,6 +36,8 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from yarl import URL
 
+from channels._http.curl_multi import BAD_URL, COULDNT_CONNECT, TIMED_OUT, Answer, CurlPool, Request
+from channels._http.ssrf import BlockedDestination, DestinationPolicy, IPAddress, Resolve, system_resolve
 from channels.base import (
     AdapterBase,
     Capabilities,
@@ -45,8 +47,6 @@ from channels.base import (
     Recipient,
     Result,
 )
-from channels.curl_multi import BAD_URL, COULDNT_CONNECT, TIMED_OUT, Answer, CurlPool, Request
-from channels.ssrf import BlockedDestination, DestinationPolicy, IPAddress, Resolve, system_resolve
 
 SECRET_PREFIX = "whsec_"
 MAX_BATCH = 500

@@ -32,6 +32,7 @@ import tweepy
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from requests.adapters import HTTPAdapter
 
+from channels._http.hints import base_url
 from channels.base import (
     AdapterBase,
     Capabilities,
@@ -45,8 +46,7 @@ from channels.base import (
     Result,
     TransientError,
 )
-from channels.http_hints import base_url
-from channels.x_text import MAX_WEIGHTED_LENGTH, shorten_keeping_last_link
+from channels.text.x_text import MAX_WEIGHTED_LENGTH, shorten_keeping_last_link
 
 X_API = "https://api.twitter.com"
 DUPLICATE_CONTENT = "duplicate content"

@@ -21,10 +21,10 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
 from channels.base import ChannelKind  # noqa: E402
-from dispatcher.incidents import open_incident  # noqa: E402
-from dispatcher.models import ContactPoint, IncidentDraft, Severity, Subscriber  # noqa: E402
+from dispatcher.audience.subscribers import add_subscribers  # noqa: E402
+from dispatcher.comms.incidents import open_incident  # noqa: E402
+from dispatcher.domain.models import ContactPoint, IncidentDraft, Severity, Subscriber  # noqa: E402
 from dispatcher.store.schema import incidents  # noqa: E402
-from dispatcher.subscribers import add_subscribers  # noqa: E402
 from tests.console_stage import GONE_WEBHOOK_PATH, Stage, chromium_path, staged_console  # noqa: E402
 
 VAGUE = "Some customers cannot pay at checkout. We expect a fix soon."

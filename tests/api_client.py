@@ -1,4 +1,4 @@
-"""An API client for tests: the real app on a real database, tokens made through ``dispatcher.tokens``,
+"""An API client for tests: the real app on a real database, tokens made through ``dispatcher.access.tokens``,
 fan-outs queued for an embedded runner the test drives."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.http.app import create_app
-from dispatcher.runtime import Runtime
-from dispatcher.tokens import Scope, create_token
+from dispatcher.access.tokens import Scope, create_token
+from dispatcher.engine.runtime import Runtime
+from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.web.app import create_app
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.runtime import Runtime, build_runtime
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
+from dispatcher.engine.runtime import Runtime, build_runtime
 from dispatcher.store.engine import get_engine, migrate
 from tests.services import (
     PostgresDatabases,

@@ -15,13 +15,13 @@ from pathlib import Path
 import uvicorn
 
 from channels.base import ChannelKind
-from dispatcher.http.app import create_app
-from dispatcher.models import ContactPoint, Subscriber
-from dispatcher.runtime import Runtime, build_runtime
-from dispatcher.settings import ChannelSettings, Settings
+from dispatcher.access.tokens import Scope, create_token
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.config.settings import ChannelSettings, Settings
+from dispatcher.domain.models import ContactPoint, Subscriber
+from dispatcher.engine.runtime import Runtime, build_runtime
 from dispatcher.store.engine import migrate
-from dispatcher.subscribers import add_subscribers
-from dispatcher.tokens import Scope, create_token
+from dispatcher.web.app import create_app
 from tests.emulators import SendGridEmulator, WebhookReceiver
 from tests.services import free_port
 

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from channels.base import ChannelKind
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.incidents import open_incident
-from dispatcher.models import (
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.comms.incidents import open_incident
+from dispatcher.comms.publish import Published, publish
+from dispatcher.domain.models import (
     ContactPoint,
     Incident,
     IncidentDraft,
@@ -21,11 +22,10 @@ from dispatcher.models import (
     Subscriber,
     UpdateDraft,
 )
-from dispatcher.publish import Published, publish
-from dispatcher.runtime import Runtime
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
-from dispatcher.subscribers import add_subscribers
-from dispatcher.task_queue import BatchRef
 
 
 def person(

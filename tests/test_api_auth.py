@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from dispatcher.access.tokens import Scope, hash_token, revoke_token
 from dispatcher.store.schema import api_tokens
-from dispatcher.tokens import Scope, hash_token, revoke_token
 from tests.api_client import Api, api_fixture  # noqa: F401
 from tests.cli import tocsin
 from tests.helpers import incident

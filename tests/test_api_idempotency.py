@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select
 
+from dispatcher.access.tokens import Scope, create_token
 from dispatcher.store.schema import idempotency_records, incidents, subscribers, updates
-from dispatcher.tokens import Scope, create_token
 from tests.api_client import Api, api_fixture  # noqa: F401
 from tests.helpers import incident
 

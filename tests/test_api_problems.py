@@ -7,9 +7,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from dispatcher.http.app import create_app
-from dispatcher.runtime import Runtime
-from dispatcher.tokens import Scope, create_token
+from dispatcher.access.tokens import Scope, create_token
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.app import create_app
 from tests.api_client import Api, api_fixture  # noqa: F401
 from tests.helpers import incident
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
-from dispatcher.errors import NotInitialised
-from dispatcher.http.app import create_app
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import NotInitialised
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.app import create_app
 
 CLOSED_PORT = 1  # nothing listens on 127.0.0.1:1
 

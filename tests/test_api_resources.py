@@ -8,9 +8,9 @@ from pathlib import Path
 from sqlalchemy import update
 
 from channels.base import ChannelKind
-from dispatcher.models import Severity
+from dispatcher.access.tokens import Scope
+from dispatcher.domain.models import Severity
 from dispatcher.store.schema import deliveries
-from dispatcher.tokens import Scope
 from tests.api_client import Api, api_fixture  # noqa: F401
 from tests.helpers import draft, incident, publish_and_deliver, states, subscribe
 

@@ -14,11 +14,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from channels.base import ChannelKind
-from dispatcher.http.app import create_app
-from dispatcher.runtime import Runtime, build_runtime
-from dispatcher.settings import Settings
+from dispatcher.access.tokens import Scope, create_token
+from dispatcher.config.settings import Settings
+from dispatcher.engine.runtime import Runtime, build_runtime
 from dispatcher.store.engine import get_engine, migrate
-from dispatcher.tokens import Scope, create_token
+from dispatcher.web.app import create_app
 from tests.helpers import RecordingQueue, draft, incident, publish_and_deliver, subscribe
 
 _current: dict[str, Runtime] = {}

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.approval import approve, pending_approvals, reject
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.errors import InvalidInput
-from dispatcher.incidents import get_incident
-from dispatcher.lifecycle import change_status
-from dispatcher.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft, UpdateState
-from dispatcher.publish import get_update, publish
-from dispatcher.runtime import Runtime
+from dispatcher.comms.approval import approve, pending_approvals, reject
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.lifecycle import change_status
+from dispatcher.comms.publish import get_update, publish
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft, UpdateState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import incident_events
 from tests.cli import tocsin
 from tests.helpers import RecordingQueue, draft, incident, states, subscribe

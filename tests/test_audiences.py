@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.base import ChannelKind
-from dispatcher.errors import InvalidInput
-from dispatcher.fanout import fan_out
-from dispatcher.incidents import open_incident
-from dispatcher.models import Audience, ContactPoint, IncidentDraft, Severity, Subscriber
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.comms.incidents import open_incident
+from dispatcher.comms.publish import publish
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import Audience, ContactPoint, IncidentDraft, Severity, Subscriber
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, updates
-from dispatcher.subscribers import add_subscribers
 from tests.helpers import RecordingQueue, draft, incident, publish_and_deliver
 
 POLICY = """
@@ -253,9 +253,9 @@ def test_internal_notes_reach_staff_and_never_the_public(rt: Runtime, tmp_path: 
 
 
 def test_subscribers_add_and_import_take_every_preference(tmp_path: Path) -> None:
-    from dispatcher.runtime import build_runtime
-    from dispatcher.settings import Settings
-    from dispatcher.subscribers import iter_subscribers
+    from dispatcher.audience.subscribers import iter_subscribers
+    from dispatcher.config.settings import Settings
+    from dispatcher.engine.runtime import build_runtime
     from tests.cli import tocsin
 
     assert tocsin("init", cwd=tmp_path).code == 0
@@ -341,7 +341,7 @@ def test_subscribers_add_names_what_is_wrong_and_adds_nothing(tmp_path: Path) ->
 
 
 def test_csv_rows_with_bad_preferences_are_named() -> None:
-    from dispatcher.subscriber_import import parse_subscribers_csv
+    from dispatcher.audience.csv_rows import parse_subscribers_csv
 
     report = parse_subscribers_csv(
         io.StringIO(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from dispatcher.subscribers import new_webhook_secret
+from dispatcher.audience.subscribers import new_webhook_secret
 from tests.cli import start_tocsin, stop, tocsin
 from tests.emulators import SendGridEmulator, WebhookReceiver
 

@@ -20,8 +20,8 @@ from channels.base import (
     TransientError,
 )
 from channels.base import Message as ChannelMessage
+from channels.text.x_text import ELLIPSIS, weighted_length
 from channels.x import XAdapter
-from channels.x_text import ELLIPSIS, weighted_length
 from tests.emulators import XEmulator
 from tests.emulators.x import problem
 

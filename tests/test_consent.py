@@ -25,14 +25,14 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from channels.base import ChannelKind
-from dispatcher import consent
-from dispatcher.errors import ConfigurationError, InvalidInput
-from dispatcher.http.app import create_app
-from dispatcher.models import ContactPoint, Subscriber
-from dispatcher.runtime import Runtime
-from dispatcher.settings import Settings
+from dispatcher.audience import consent
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.config.settings import Settings
+from dispatcher.domain.errors import ConfigurationError, InvalidInput
+from dispatcher.domain.models import ContactPoint, Subscriber
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points
-from dispatcher.subscribers import add_subscribers
+from dispatcher.web.app import create_app
 from tests.emulators import SendGridEmulator
 from tests.helpers import draft, incident, publish_and_deliver, states
 from tests.test_channel_smtp import CountingController, Sink

@@ -16,14 +16,14 @@ from httpx import Response
 from sqlalchemy import select, update
 
 from channels.base import ChannelKind
-from dispatcher.console.access import ConsoleState
-from dispatcher.http.app import create_app
-from dispatcher.models import Severity
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
+from dispatcher.access.tokens import Scope, create_token, list_tokens, revoke_token
+from dispatcher.audience.subscribers import count_subscribers
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.models import Severity
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incidents, updates
-from dispatcher.subscribers import count_subscribers
-from dispatcher.tokens import Scope, create_token, list_tokens, revoke_token
+from dispatcher.web.app import create_app
+from dispatcher.web.console.access import ConsoleState
 from tests.helpers import incident, states, subscribe
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from channels.curl_multi import COULDNT_CONNECT, CurlPool, Request
+from channels._http.curl_multi import COULDNT_CONNECT, CurlPool, Request
 from tests.emulators import WebhookReceiver
 
 LOCAL = ipaddress.ip_address("127.0.0.1")

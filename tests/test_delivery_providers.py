@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.models import ContactPoint, Subscriber
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings, RetrySettings
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.config.settings import ChannelSettings, RetrySettings
+from dispatcher.domain.models import ContactPoint, Subscriber
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, delivery_attempts
-from dispatcher.subscribers import add_subscribers
 from tests.emulators import SendGridEmulator, WebhookReceiver
 from tests.emulators.smtp import SmtpSink
 from tests.helpers import draft, incident, publish_and_deliver, states, subscribe
@@ -193,7 +193,7 @@ def test_webhooks_are_signed_and_keep_their_id_across_retries(
             retry=FAST_RETRY,
         )
         subscribe(rt, 6, email=False, webhook=f"{receiver.base_url}/hooks")
-        from dispatcher.subscribers import iter_subscribers
+        from dispatcher.audience.subscribers import iter_subscribers
 
         for s in iter_subscribers(rt):
             receiver.set_secret(s.contact_points[0].secret, path=f"/hooks/{s.name.split()[-1]}")

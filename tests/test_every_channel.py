@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.models import ContactPoint, IncidentStatus, Subscriber
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings, RetrySettings
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.config.settings import ChannelSettings, RetrySettings
+from dispatcher.domain.models import ContactPoint, IncidentStatus, Subscriber
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, incidents
-from dispatcher.subscribers import add_subscribers
 from tests.emulators import SendGridEmulator, TwilioEmulator, WebhookReceiver, XEmulator
 from tests.helpers import draft, incident, publish_and_deliver, states
 
@@ -104,7 +104,7 @@ def test_one_update_reaches_every_channel_and_x_posts_form_one_thread(
     texts = [m["body"] for m in emulators["twilio"].received]
     assert len(texts) == 14, "7 numbers x 2 updates; the STOP number got nothing after its first refusal"
     assert all(m["from"] == "+12025550199" for m in emulators["twilio"].received)
-    from channels.sms_segments import count_segments
+    from channels.text.sms_segments import count_segments
 
     assert all(count_segments(t).segments <= 2 for t in texts)
     assert any(t.endswith("https://status.example.com") for t in texts), "a long text is cut with the link"

@@ -13,16 +13,16 @@ import pytest
 from sqlalchemy import select, update
 
 from channels.base import ChannelKind
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.followups import OWNER_BATCH
-from dispatcher.incidents import get_incident
-from dispatcher.lifecycle import set_owner
-from dispatcher.models import Audience, Incident, IncidentStatus, Severity, Subscriber, Update
-from dispatcher.publish import get_update, publish
-from dispatcher.runtime import Runtime
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.comms.followups import OWNER_BATCH
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.lifecycle import set_owner
+from dispatcher.comms.publish import get_update, publish
+from dispatcher.comms.tick import TickReport, run_tick
+from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, Subscriber, Update
+from dispatcher.engine.runtime import Runtime
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries, incident_events, incidents, updates
-from dispatcher.subscribers import add_subscribers
-from dispatcher.tick import TickReport, run_tick
 from tests.helpers import TimedStage, draft, incident, person
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

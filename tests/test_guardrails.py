@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from dispatcher.guardrail_rules import Draft
-from dispatcher.guardrails import Finding, check, check_draft, errors, own_email_domains
-from dispatcher.models import Audience, IncidentStatus, Severity
-from dispatcher.runtime import Runtime
+from dispatcher.comms.guardrails import Finding, check, check_draft, errors, own_email_domains
+from dispatcher.domain.guardrail_rules import Draft
+from dispatcher.domain.models import Audience, IncidentStatus, Severity
+from dispatcher.engine.runtime import Runtime
 from tests.helpers import draft, incident, publish_and_deliver, subscribe
 
 INVESTIGATING, MONITORING, RESOLVED = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.http_hints import base_url, retry_after, seconds_until_epoch
+from channels._http.hints import base_url, retry_after, seconds_until_epoch
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 

@@ -19,15 +19,15 @@ from httpx import Response
 from sqlalchemy import func, select
 
 from channels.base import ChannelKind
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.http.app import create_app
+from dispatcher.access.tokens import Scope, create_token
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.domain.models import ContactPoint, Subscriber
+from dispatcher.engine.runtime import Runtime
 from dispatcher.ingest import alertmanager
 from dispatcher.ingest.common import ingest
-from dispatcher.models import ContactPoint, Subscriber
-from dispatcher.runtime import Runtime
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import incident_events, incidents, updates
-from dispatcher.subscribers import add_subscribers
-from dispatcher.tokens import Scope, create_token
+from dispatcher.web.app import create_app
 from tests.helpers import RecordingQueue
 
 TOKEN = "ingest-token-7f3a9c"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
+from dispatcher.engine.runtime import Runtime
 from dispatcher.ingest.generic import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from dispatcher.runtime import Runtime
 from tests.test_ingest_alertmanager import HMAC_SECRET, ON_CALL, Monitoring, monitoring_story, text_of
 
 BODY: dict[str, Any] = {

@@ -15,11 +15,16 @@ from sqlalchemy import select
 
 from channels.base import ChannelKind
 from channels.webhook import WebhookOptions
-from dispatcher.claims import claim_batch
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.errors import NotFound
-from dispatcher.fanout import fan_out
-from dispatcher.ledger_queries import (
+from dispatcher.audience.provider_events import record_provider_status, set_opt_out
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.errors import NotFound
+from dispatcher.domain.models import DeliveryState, IncidentStatus
+from dispatcher.engine.claims import claim_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.reporting.ledger_queries import (
     DEFAULT_STATES,
     NothingToRetry,
     Reason,
@@ -28,13 +33,8 @@ from dispatcher.ledger_queries import (
     missing,
     retry_failed,
 )
-from dispatcher.models import DeliveryState, IncidentStatus
-from dispatcher.provider_events import record_provider_status, set_opt_out
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
-from dispatcher.task_queue import BatchRef
 from tests.emulators import WebhookReceiver
 from tests.helpers import RecordingQueue, draft, incident, publish_and_deliver, states, subscribe
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from dispatcher.errors import InvalidInput
-from dispatcher.incidents import get_incident, open_incident
-from dispatcher.lifecycle import change_status, open_or_reopen, reopen, set_owner, timeline
-from dispatcher.models import IncidentDraft, IncidentStatus, Severity
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
+from dispatcher.comms.incidents import get_incident, open_incident
+from dispatcher.comms.lifecycle import change_status, open_or_reopen, reopen, set_owner, timeline
+from dispatcher.comms.publish import publish
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incident_events, updates
 from tests.cli import tocsin
 from tests.helpers import ManualClock, RecordingQueue, draft, hand_clock

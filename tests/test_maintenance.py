@@ -13,20 +13,20 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from channels.base import ChannelKind
+from dispatcher.audience.subscribers import add_subscribers
 from dispatcher.cli.maintenance import parse_moment
-from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.incidents import get_incident
-from dispatcher.maintenance import (
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.maintenance import (
     MaintenanceDraft,
     cancel_maintenance,
     list_maintenance,
     schedule_maintenance,
 )
-from dispatcher.models import Incident, IncidentStatus, Update
-from dispatcher.runtime import Runtime
+from dispatcher.comms.tick import run_tick
+from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.domain.models import Incident, IncidentStatus, Update
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incidents, updates
-from dispatcher.subscribers import add_subscribers
-from dispatcher.tick import run_tick
 from tests.cli import tocsin
 from tests.helpers import TimedStage, incident, person, subscribe
 

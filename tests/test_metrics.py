@@ -20,11 +20,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from channels.base import ChannelKind
-from dispatcher.http.app import create_app
-from dispatcher.models import Audience
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime, build_runtime
-from dispatcher.settings import ChannelSettings, CircuitSettings, RetrySettings
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings, CircuitSettings, RetrySettings
+from dispatcher.domain.models import Audience
+from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.web.app import create_app
 from tests.conftest import SettingsFactory
 from tests.emulators import SendGridEmulator, WebhookReceiver
 from tests.emulators.smtp import SmtpSink
@@ -209,7 +209,7 @@ def test_the_worker_metrics_server_serves_this_process_registry() -> None:
     server, _thread = serve_metrics(0, addr="127.0.0.1")
     try:
         port = server.server_port
-        from dispatcher.metrics import SEND_SECONDS
+        from dispatcher.reporting.metrics import SEND_SECONDS
 
         SEND_SECONDS.labels("sms", "worker-test", "returned").observe(0.2)
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -230,7 +230,7 @@ WORKER_SCRIPT = textwrap.dedent(
     worker_init.send(sender=None)  # what the Celery main process sends before it forks its pool
 
     def child(provider):
-        from dispatcher.metrics import SEND_SECONDS
+        from dispatcher.reporting.metrics import SEND_SECONDS
         SEND_SECONDS.labels("email", provider, "returned").observe(0.05)
 
     ctx = multiprocessing.get_context("fork")

@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.delivery import deliver_batch
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.fanout import fan_out
-from dispatcher.models import IncidentStatus
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings, CircuitSettings, RetrySettings
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings, CircuitSettings, RetrySettings
+from dispatcher.domain.models import IncidentStatus
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
-from dispatcher.task_queue import BatchRef
 from tests.emulators import SendGridEmulator, WebhookReceiver
 from tests.emulators.smtp import SmtpSink
 from tests.helpers import RecordingQueue, draft, incident, publish_and_deliver, states, subscribe

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from channels.base import ChannelKind
-from dispatcher.claims import claim_batch
-from dispatcher.delivery import deliver_batch
-from dispatcher.fanout import fan_out
-from dispatcher.publish import publish
-from dispatcher.redrive import redrive
-from dispatcher.runtime import Runtime
-from dispatcher.task_queue import BatchRef
+from dispatcher.comms.publish import publish
+from dispatcher.engine.claims import claim_batch
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.redrive import redrive
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
 from tests.cli import start_tocsin, stop, tocsin
 from tests.emulators import SendGridEmulator
 from tests.helpers import RecordingQueue, draft, incident, states, subscribe

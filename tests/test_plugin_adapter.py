@@ -12,8 +12,8 @@ import pytest
 
 from channels import registry
 from channels.base import ChannelKind
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.engine.runtime import Runtime
 from tests.emulators import WebhookReceiver
 from tests.helpers import draft, incident, publish_and_deliver, states
 

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from channels.base import ChannelKind
-from dispatcher.errors import GuardrailsBlocked, InvalidInput
-from dispatcher.incidents import get_incident
-from dispatcher.models import Audience, IncidentStatus, Severity, Update
-from dispatcher.publish import get_update, publish
-from dispatcher.runtime import Runtime
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.publish import get_update, publish
+from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
+from dispatcher.domain.models import Audience, IncidentStatus, Severity, Update
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.engine import get_engine
 from dispatcher.store.schema import incidents, updates
 from tests.cli import tocsin

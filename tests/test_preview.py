@@ -9,10 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from channels.base import ChannelKind
-from dispatcher.models import Audience, ContactPoint, Severity, Subscriber, UpdateDraft
-from dispatcher.preview import PreviewResult, excerpt, preview, preview_draft
-from dispatcher.runtime import Runtime
-from dispatcher.subscribers import add_subscribers
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.comms.preview import PreviewResult, excerpt, preview, preview_draft
+from dispatcher.domain.models import Audience, ContactPoint, Severity, Subscriber, UpdateDraft
+from dispatcher.engine.runtime import Runtime
 from tests.cli import tocsin
 from tests.helpers import draft, incident, publish_and_deliver, states
 

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from channels.base import ChannelKind
-from dispatcher.http.app import create_app
-from dispatcher.runtime import Runtime
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, deliveries
+from dispatcher.web.app import create_app
 from tests.helpers import draft, incident, publish_and_deliver, states, subscribe
 from tests.test_sendgrid_events import SendGridSigner
 

@@ -13,16 +13,16 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from channels.base import ChannelKind
-from dispatcher.delivery import deliver_batch
-from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.fanout import fan_out
-from dispatcher.models import Audience, IncidentStatus, Severity
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
+from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.domain.models import Audience, IncidentStatus, Severity
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, updates
-from dispatcher.subscribers import add_subscribers
-from dispatcher.task_queue import BatchRef
 from tests.helpers import RecordingQueue, draft, incident, person, publish_and_deliver, states, subscribe
 
 
@@ -195,6 +195,6 @@ def test_two_workers_delivering_the_same_batch_send_each_row_once(rt: Runtime, t
 def test_status_moves_the_incident(rt: Runtime) -> None:
     inc = incident(rt)
     publish_and_deliver(rt, draft(inc, status=IncidentStatus.IDENTIFIED))
-    from dispatcher.incidents import get_incident
+    from dispatcher.comms.incidents import get_incident
 
     assert get_incident(rt, inc.id).status is IncidentStatus.IDENTIFIED

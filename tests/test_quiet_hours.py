@@ -13,16 +13,16 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.delivery import deliver_batch
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.models import ContactPoint, Severity, Subscriber
-from dispatcher.publish import publish
-from dispatcher.quiet_hours import check_timezone, parse_quiet_hours, quiet_until
-from dispatcher.redrive import redrive
-from dispatcher.runtime import Runtime, build_runtime
+from dispatcher.audience.subscribers import add_subscribers, iter_subscribers
+from dispatcher.comms.publish import publish
+from dispatcher.domain.models import ContactPoint, Severity, Subscriber
+from dispatcher.domain.quiet_hours import check_timezone, parse_quiet_hours, quiet_until
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.redrive import redrive
+from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
-from dispatcher.subscribers import add_subscribers, iter_subscribers
-from dispatcher.task_queue import BatchRef
 from tests.conftest import SettingsFactory
 from tests.helpers import draft, incident
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from dispatcher.rate_limit import (
+from dispatcher.engine.pacing.rate_limit import (
     BucketSpec,
     LocalRateLimiter,
     RateLimiter,

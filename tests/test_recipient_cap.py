@@ -9,14 +9,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from channels.base import ChannelKind
-from dispatcher.delivery import deliver_batch
-from dispatcher.fanout import fan_out
-from dispatcher.models import IncidentStatus
-from dispatcher.publish import publish
-from dispatcher.redrive import redrive
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
-from dispatcher.task_queue import BatchRef
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.models import IncidentStatus
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.redrive import redrive
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
 from tests.helpers import RecordingQueue, draft, incident, states, subscribe
 
 EMAIL = [ChannelKind.EMAIL]

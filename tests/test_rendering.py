@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from channels.base import ChannelKind
-from dispatcher.models import Incident, IncidentStatus, Severity, Update, UpdateState
-from dispatcher.rendering import (
+from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update, UpdateState
+from dispatcher.rendering.renderer import (
     EarlierUpdate,
     RenderContext,
     Renderer,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher import resources
-from dispatcher.errors import ConfigurationError
+from dispatcher.config import resources
+from dispatcher.domain.errors import ConfigurationError
 
 
 def test_the_templates_and_migrations_are_found_by_package() -> None:

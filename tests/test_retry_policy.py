@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from channels.base import ChannelKind
-from dispatcher.retry_policy import Action, RetryPolicy
-from dispatcher.settings import ChannelSettings, Settings
+from dispatcher.config.settings import ChannelSettings, Settings
+from dispatcher.engine.retry import Action, RetryPolicy
 
 
 def test_the_default_schedule_is_svixs_then_the_delivery_fails() -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dispatcher.approval import reject
-from dispatcher.errors import InvalidInput
-from dispatcher.incidents import get_incident
-from dispatcher.lifecycle import change_status
-from dispatcher.models import IncidentStatus, Severity, UpdateState
-from dispatcher.publish import get_update, publish, release_due
-from dispatcher.runtime import Runtime
+from dispatcher.comms.approval import reject
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.lifecycle import change_status
+from dispatcher.comms.publish import get_update, publish, release_due
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import IncidentStatus, Severity, UpdateState
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incident_events
 from tests.cli import tocsin
 from tests.helpers import ManualClock, RecordingQueue, draft, hand_clock, incident

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from channels.sendgrid_events import (
+from channels.callbacks.sendgrid_events import (
     SIGNATURE_HEADER,
     SUPPRESSING_EVENTS,
     TIMESTAMP_HEADER,

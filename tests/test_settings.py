@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from channels.base import ChannelKind
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
 
 
 def test_defaults_need_no_server() -> None:
@@ -64,7 +64,7 @@ def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_config_show_masks_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dispatcher.config_show import effective_config
+    from dispatcher.config.show import effective_config
 
     (tmp_path / "tocsin.toml").write_text(
         '[providers.twilio]\nauth_token = "tw-secret-1"\naccount_sid = "AC123"\n'

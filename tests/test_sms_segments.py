@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from channels.sms_segments import (
+from channels.text.sms_segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     SegmentCount,

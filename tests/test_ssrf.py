@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from channels import registry
+from channels._http.ssrf import BlockedDestination, DestinationPolicy, IPAddress, classify, system_resolve
 from channels.base import ChannelKind, Message, Outcome, Recipient
-from channels.ssrf import BlockedDestination, DestinationPolicy, IPAddress, classify, system_resolve
 from channels.webhook import WebhookAdapter, WebhookOptions
 from tests.emulators import WebhookReceiver
 

@@ -19,12 +19,12 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.maintenance import MaintenanceDraft, advance_maintenance, schedule_maintenance
-from dispatcher.models import Audience, Incident, IncidentStatus, Severity
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
-from dispatcher.settings import ChannelSettings
+from dispatcher.comms.maintenance import MaintenanceDraft, advance_maintenance, schedule_maintenance
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity
+from dispatcher.engine.runtime import Runtime
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
 from tests.helpers import draft, incident, publish_and_deliver, states
 

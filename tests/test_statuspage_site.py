@@ -24,11 +24,11 @@ from moto.server import ThreadedMotoServer
 
 from channels import registry
 from channels.base import ChannelKind, Message, Outcome, Recipient
-from channels.statuspage import StatusPageAdapter
-from channels.statuspage_directory import DirectoryPublisher
-from channels.statuspage_model import StatusSnapshot
-from channels.statuspage_s3 import upload_order
-from dispatcher.rendering import packaged_templates_dir
+from channels.statuspage.adapter import StatusPageAdapter
+from channels.statuspage.directory import DirectoryPublisher
+from channels.statuspage.model import StatusSnapshot
+from channels.statuspage.s3 import upload_order
+from dispatcher.rendering.renderer import packaged_templates_dir
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.models import ChannelKind, Severity
-from dispatcher.subscriber_import import RowProblem, parse_subscribers_csv
+from dispatcher.audience.csv_rows import RowProblem, parse_subscribers_csv
+from dispatcher.domain.models import ChannelKind, Severity
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes of key
 

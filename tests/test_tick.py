@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.maintenance import MaintenanceDraft, schedule_maintenance
-from dispatcher.models import IncidentStatus, UpdateState
-from dispatcher.publish import get_update, publish
-from dispatcher.runtime import Runtime
-from dispatcher.settings import Settings
+from dispatcher.comms.maintenance import MaintenanceDraft, schedule_maintenance
+from dispatcher.comms.publish import get_update, publish
+from dispatcher.comms.tick import run_tick
+from dispatcher.config.settings import Settings
+from dispatcher.domain.models import IncidentStatus, UpdateState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import updates
-from dispatcher.tick import run_tick
 from tests.helpers import ManualClock, draft, incident, subscribe
 from workers.app import make_app
 

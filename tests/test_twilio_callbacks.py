@@ -6,7 +6,7 @@ import pytest
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from channels.twilio_callbacks import (
+from channels.callbacks.twilio_callbacks import (
     InboundMessage,
     StatusEvent,
     keyword_of,

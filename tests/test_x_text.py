@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from channels.x_text import ELLIPSIS, fit_to_weighted, shorten_keeping_last_link, urls, weighted_length
+from channels.text.x_text import ELLIPSIS, fit_to_weighted, shorten_keeping_last_link, urls, weighted_length
 
 
 def test_ascii_counts_one_per_character():

@@ -11,7 +11,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from channels.base import ChannelKind
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
 from workers.metrics import WorkerMetrics
 from workers.redis_transport import TRANSPORT as SAFE_REDIS_TRANSPORT
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher.task_queue import BatchRef
+from dispatcher.engine.task_queue import BatchRef
 from workers.app import FANOUT_QUEUE, app
 
 MAX_COUNTDOWN_SECONDS = 60.0

@@ -11,7 +11,8 @@ Redis restart nothing is delivered until someone restarts it.
 
 Neither can reach the old connection, and nothing is lost by skipping them: Tocsin's ledger, not the
 broker, says what is owed. Rows whose task vanished are re-driven from the database
-(``dispatcher.redrive``), and a message that Redis hands out again finds its rows already claimed or sent.
+(``dispatcher.engine.redrive``), and a message that Redis hands out again finds its rows already claimed or
+sent.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ from typing import Any
 from celery.signals import worker_process_init
 
 from channels.base import ChannelKind
-from dispatcher.delivery import deliver_batch
-from dispatcher.fanout import fan_out
-from dispatcher.redrive import redrive as redrive_owed
-from dispatcher.runtime import Runtime, build_runtime
+from dispatcher.comms.tick import run_tick
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.redrive import redrive as redrive_owed
+from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.engine import get_engine
-from dispatcher.task_queue import BatchRef
-from dispatcher.tick import run_tick
 from workers.app import app
 from workers.queue import CeleryQueue
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import certifi
 import pycurl
 
-from channels.ssrf import IPAddress
+from channels._http.ssrf import IPAddress
 
 TIMED_OUT = pycurl.E_OPERATION_TIMEDOUT
 COULDNT_CONNECT = pycurl.E_COULDNT_CONNECT

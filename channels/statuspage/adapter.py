@@ -2,11 +2,11 @@
 
 A broadcast channel (``statuspage``). The dispatcher sends one ``Message`` whose ``json_body`` is the
 whole site's ``StatusSnapshot`` (built from the database, public updates only); this adapter renders
-the HTML pages, ``status.json`` and ``feed.atom`` from it (``channels.statuspage_render``) and publishes
+the HTML pages, ``status.json`` and ``feed.atom`` from it (``channels.statuspage.render``) and publishes
 them to each destination a recipient names:
 
-* ``directory`` - a local folder, swapped atomically through a symlink (``channels.statuspage_directory``);
-* ``s3`` - a bucket of any S3-compatible store, index last (``channels.statuspage_s3``).
+* ``directory`` - a local folder, swapped atomically through a symlink (``channels.statuspage.directory``);
+* ``s3`` - a bucket of any S3-compatible store, index last (``channels.statuspage.s3``).
 
 Each destination is one ledger row per update, so a failed upload is retried like any delivery and
 ``tocsin status`` shows where the page went. Options (``[providers.statuspage]``)::
@@ -41,10 +41,10 @@ from channels.base import (
     Recipient,
     Result,
 )
-from channels.statuspage_directory import DirectoryPublisher, SiteDirectoryTaken
-from channels.statuspage_model import StatusSnapshot
-from channels.statuspage_render import SiteRenderer, SiteRenderError
-from channels.statuspage_s3 import S3Publisher, S3PublishError, S3Target
+from channels.statuspage.directory import DirectoryPublisher, SiteDirectoryTaken
+from channels.statuspage.model import StatusSnapshot
+from channels.statuspage.render import SiteRenderer, SiteRenderError
+from channels.statuspage.s3 import S3Publisher, S3PublishError, S3Target
 
 DIRECTORY = "directory"
 S3 = "s3"

@@ -27,7 +27,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from channels.statuspage_model import StatusSnapshot
+from channels.statuspage.model import StatusSnapshot
 
 FEED_ENTRIES = 100
 """The newest public updates the feed carries."""

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import insert, select, update
 
-from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import api_tokens
 
 TOKEN_PREFIX = "tcn_"

@@ -46,11 +46,11 @@ from channels.base import (
     Recipient,
     TransientError,
 )
-from dispatcher.claims import ClaimedRow
-from dispatcher.errors import ConfigurationError, InvalidInput, TocsinError
-from dispatcher.models import Severity
-from dispatcher.runtime import Runtime
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
+from dispatcher.domain.errors import ConfigurationError, InvalidInput, TocsinError
+from dispatcher.domain.models import Severity
+from dispatcher.engine.claims import ClaimedRow
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, subscribers
 
 __all__ = [

@@ -53,8 +53,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from dispatcher.models import ChannelKind, ContactPoint, Severity, Subscriber
-from dispatcher.quiet_hours import check_timezone, parse_quiet_hours
+from dispatcher.domain.models import ChannelKind, ContactPoint, Severity, Subscriber
+from dispatcher.domain.quiet_hours import check_timezone, parse_quiet_hours
 
 __all__ = ["COLUMNS", "ImportReport", "RowProblem", "parse_subscribers_csv"]
 

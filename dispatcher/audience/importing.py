@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from channels._http.ssrf import BlockedDestination, DestinationPolicy
 from channels.base import ChannelKind
-from channels.ssrf import BlockedDestination, DestinationPolicy
-from dispatcher.errors import InvalidInput
-from dispatcher.models import Subscriber
-from dispatcher.runtime import Runtime
-from dispatcher.subscriber_import import RowProblem, parse_subscribers_csv
-from dispatcher.subscribers import find_conflicts, insert_subscribers
+from dispatcher.audience.csv_rows import RowProblem, parse_subscribers_csv
+from dispatcher.audience.subscribers import find_conflicts, insert_subscribers
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import Subscriber
+from dispatcher.engine.runtime import Runtime
 
 
 @dataclass

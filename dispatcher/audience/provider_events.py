@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from channels.base import ChannelKind
-from dispatcher.runtime import Runtime
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, deliveries
 
 

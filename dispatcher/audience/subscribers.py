@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select, tuple_, update
 
 from channels.base import ChannelKind
-from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.models import ContactPoint, Severity, Subscriber
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.domain.models import ContactPoint, Severity, Subscriber
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, subscribers
 
 CHUNK = 1000

@@ -8,16 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.approval import approve, pending_approvals, reject
 from dispatcher.cli.common import console, friendly_errors, runtime
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.models import Update
-from dispatcher.queues import broker_queue, uses_broker
-from dispatcher.runtime import Runtime
-from dispatcher.status import report
-from dispatcher.task_queue import TaskQueue
+from dispatcher.comms.approval import approve, pending_approvals, reject
+from dispatcher.domain.models import Update
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.reporting.status import report
+from dispatcher.runners.broker import broker_queue, uses_broker
+from dispatcher.runners.embedded import EmbeddedRunner
 
 
 def deliver_now(rt: Runtime, act: Callable[[TaskQueue], Update | None], wait: float) -> Update | None:

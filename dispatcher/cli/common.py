@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from dispatcher import durations
-from dispatcher.errors import TocsinError
-from dispatcher.runtime import Runtime, build_runtime
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
+from dispatcher.domain import durations
+from dispatcher.domain.errors import TocsinError
+from dispatcher.engine.runtime import Runtime, build_runtime
 
 console = Console()
 err_console = Console(stderr=True)

@@ -17,8 +17,9 @@ from rich.text import Text
 from channels.base import ChannelKind
 from dispatcher.cli.common import console, err_console, friendly_errors, runtime
 from dispatcher.cli.views import status_table
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.ledger_queries import (
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.reporting.ledger_queries import (
     DEFAULT_STATES,
     DeliveryRow,
     MissingReport,
@@ -28,10 +29,9 @@ from dispatcher.ledger_queries import (
     missing,
     retry_failed,
 )
-from dispatcher.models import DeliveryState
-from dispatcher.queues import broker_queue, uses_broker
-from dispatcher.runtime import Runtime
-from dispatcher.status import report
+from dispatcher.reporting.status import report
+from dispatcher.runners.broker import broker_queue, uses_broker
+from dispatcher.runners.embedded import EmbeddedRunner
 
 app = typer.Typer(
     help="Dead letters, deliveries still owed, who has not received an update, and re-driving failures.",

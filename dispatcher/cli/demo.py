@@ -12,18 +12,18 @@ from rich.table import Table
 from sqlalchemy import select
 
 from channels.base import ChannelKind
+from dispatcher.audience.subscribers import add_subscribers
 from dispatcher.cli.common import console, friendly_errors, load_settings
-from dispatcher.demo_data import sample_subscribers
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.incidents import open_incident
-from dispatcher.models import DeliveryState, IncidentDraft, IncidentStatus, Severity, UpdateDraft
-from dispatcher.publish import publish
-from dispatcher.runtime import build_runtime
-from dispatcher.settings import ChannelSettings
-from dispatcher.status import report
+from dispatcher.cli.demo_data import sample_subscribers
+from dispatcher.comms.incidents import open_incident
+from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.models import DeliveryState, IncidentDraft, IncidentStatus, Severity, UpdateDraft
+from dispatcher.engine.runtime import build_runtime
+from dispatcher.reporting.status import report
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.engine import migrate
 from dispatcher.store.schema import subscribers
-from dispatcher.subscribers import add_subscribers
 
 STATUS_DIR = "status"
 DEMO_COMPONENTS = ["api", "checkout", "dashboard"]

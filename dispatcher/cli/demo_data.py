@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from channels.base import ChannelKind
-from dispatcher.models import ContactPoint, Subscriber
+from dispatcher.domain.models import ContactPoint, Subscriber
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia", "Donald"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Torvalds"]

@@ -10,9 +10,16 @@ import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.incidents import get_incident, list_incidents
-from dispatcher.lifecycle import TimelineEntry, change_status, open_or_reopen, reopen, set_owner, timeline
-from dispatcher.models import IncidentDraft, IncidentStatus, Severity
+from dispatcher.comms.incidents import get_incident, list_incidents
+from dispatcher.comms.lifecycle import (
+    TimelineEntry,
+    change_status,
+    open_or_reopen,
+    reopen,
+    set_owner,
+    timeline,
+)
+from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity
 
 app = typer.Typer(help="Open, move, resolve, reopen and inspect incidents.", no_args_is_help=True)
 

@@ -22,19 +22,19 @@ from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.common import console, fail, friendly_errors, load_settings, parse_duration, runtime
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
-from dispatcher.config_show import effective_config
-from dispatcher.config_template import CONFIG_TEMPLATE
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.incidents import get_incident
-from dispatcher.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.preview import preview as render_preview
-from dispatcher.publish import Published
-from dispatcher.publish import publish as publish_update
-from dispatcher.queues import broker_worker, uses_broker
-from dispatcher.settings import config_file_path
-from dispatcher.status import report
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.preview import preview as render_preview
+from dispatcher.comms.publish import Published
+from dispatcher.comms.publish import publish as publish_update
+from dispatcher.config.settings import config_file_path
+from dispatcher.config.show import effective_config
+from dispatcher.config.template import CONFIG_TEMPLATE
+from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.reporting.status import report
+from dispatcher.runners.broker import broker_worker, uses_broker
+from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.engine import migrate
-from dispatcher.task_queue import TaskQueue
 
 app = typer.Typer(
     help="Tocsin: tell everyone what is broken, fast, on every channel you still have.",
@@ -201,8 +201,8 @@ def preview(
     would be refused without --override-reason)."""
     from rich.markup import escape
 
-    from dispatcher.guardrails import errors
-    from dispatcher.preview import excerpt
+    from dispatcher.comms.guardrails import errors
+    from dispatcher.comms.preview import excerpt
 
     rt = runtime()
     next_at: datetime | None = None
@@ -292,7 +292,7 @@ def api(
     delivers what it publishes, in this process."""
     import uvicorn
 
-    from dispatcher.http.app import create_app
+    from dispatcher.web.app import create_app
 
     rt = runtime()
     uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="info")
@@ -308,7 +308,7 @@ def console_(
     the HTTP API is served alongside, as `tocsin api` does."""
     import uvicorn
 
-    from dispatcher.http.app import create_app
+    from dispatcher.web.app import create_app
 
     rt = runtime()
     console.print(f"web console: http://{host}:{port}/console (Ctrl-C to stop)", highlight=False)

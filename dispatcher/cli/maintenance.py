@@ -10,19 +10,19 @@ import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.errors import InvalidInput
-from dispatcher.maintenance import (
+from dispatcher.comms.maintenance import (
     MaintenanceDraft,
     cancel_maintenance,
     list_maintenance,
     schedule_maintenance,
 )
-from dispatcher.models import Severity
-from dispatcher.queues import broker_queue, uses_broker
-from dispatcher.runtime import Runtime
-from dispatcher.task_queue import TaskQueue
-from dispatcher.tick import TickReport, run_tick
+from dispatcher.comms.tick import TickReport, run_tick
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import Severity
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.runners.broker import broker_queue, uses_broker
+from dispatcher.runners.embedded import EmbeddedRunner
 
 app = typer.Typer(help="Announce planned maintenance windows ahead of time.", no_args_is_help=True)
 

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, load_settings
-from dispatcher.errors import ConfigurationError
-from dispatcher.lifecycle import human
-from dispatcher.policy import LoadedPolicy, load_policy
+from dispatcher.comms.lifecycle import human
+from dispatcher.domain.errors import ConfigurationError
+from dispatcher.domain.policy import LoadedPolicy, load_policy
 
 app = typer.Typer(help="The severity policy (policy.toml).", no_args_is_help=True)
 

@@ -9,14 +9,14 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from channels.ssrf import BlockedDestination, DestinationPolicy
+from channels._http.ssrf import BlockedDestination, DestinationPolicy
+from dispatcher.audience.csv_rows import normalise_email, normalise_phone, parse_channels
+from dispatcher.audience.importing import import_subscribers_file
+from dispatcher.audience.subscribers import add_subscribers, count_subscribers, iter_subscribers
 from dispatcher.cli.common import console, err_console, fail, friendly_errors, runtime
-from dispatcher.errors import InvalidInput
-from dispatcher.importing import import_subscribers_file
-from dispatcher.models import ChannelKind, ContactPoint, Severity, Subscriber
-from dispatcher.quiet_hours import parse_quiet_hours
-from dispatcher.subscriber_import import normalise_email, normalise_phone, parse_channels
-from dispatcher.subscribers import add_subscribers, count_subscribers, iter_subscribers
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import ChannelKind, ContactPoint, Severity, Subscriber
+from dispatcher.domain.quiet_hours import parse_quiet_hours
 
 app = typer.Typer(help="Add, import and list subscribers.", no_args_is_help=True)
 T = TypeVar("T")

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from dispatcher.access.tokens import Scope, create_token, list_tokens, revoke_token
 from dispatcher.cli.common import console, err_console, friendly_errors, runtime
-from dispatcher.tokens import Scope, create_token, list_tokens, revoke_token
 
 app = typer.Typer(
     help="API tokens for `tocsin api`: scopes read, publish, subscribers, admin (admin holds all).",

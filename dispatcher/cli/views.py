@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from dispatcher.ledger import ChannelStatus
-from dispatcher.models import DeliveryState, Update
+from dispatcher.domain.models import DeliveryState, Update
+from dispatcher.engine.ledger import ChannelStatus
 
 
 def status_table(

@@ -1,7 +1,7 @@
 """Four eyes: public updates of some severities wait for a second, different person.
 
 ``publish`` writes such an update as ``pending_approval`` and sends nothing. ``approve`` releases it
-(``dispatcher.publish.go_live``: the incident's status and promises change then, not when it was
+(``dispatcher.comms.publish.go_live``: the incident's status and promises change then, not when it was
 written, because that is when people are told) and submits its fan-out; ``reject`` closes it for good.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
 
-from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.lifecycle import record_event
-from dispatcher.models import Update, UpdateState
-from dispatcher.publish import go_live
-from dispatcher.runtime import Runtime
+from dispatcher.comms.lifecycle import record_event
+from dispatcher.comms.publish import go_live
+from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.domain.models import Update, UpdateState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store.schema import updates
-from dispatcher.task_queue import TaskQueue
 
 
 def _load(rt: Runtime, update_id: int) -> Update:

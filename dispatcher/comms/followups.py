@@ -2,7 +2,7 @@
 
 Every public update may promise the next one (``next_update_at``); the incident keeps the promise now
 standing. For every unresolved incident (scheduled maintenance keeps its own promise, see
-``dispatcher.maintenance``):
+``dispatcher.comms.maintenance``):
 
 - ``promise.remind_before`` ahead of the promise, the internal audience (and the incident's owner) get a
   reminder: an internal update of kind ``reminder``, written by ``tocsin``.
@@ -32,17 +32,17 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from channels.base import ChannelKind
-from dispatcher.errors import TocsinError
-from dispatcher.lifecycle import record_event
-from dispatcher.maintenance import localized_notice
-from dispatcher.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.policy import PromisePolicy
-from dispatcher.publish import publish
-from dispatcher.rendering import locale_candidates
-from dispatcher.runtime import Runtime
+from dispatcher.comms.lifecycle import record_event
+from dispatcher.comms.maintenance import localized_notice
+from dispatcher.comms.publish import publish
+from dispatcher.domain.errors import TocsinError
+from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
+from dispatcher.domain.policy import PromisePolicy
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef, TaskQueue
+from dispatcher.rendering.renderer import locale_candidates
 from dispatcher.store.bulk import insert_deliveries, timestamp_value
 from dispatcher.store.schema import contact_points, incidents, subscribers, updates
-from dispatcher.task_queue import BatchRef, TaskQueue
 
 __all__ = [
     "AUTHOR",
@@ -96,7 +96,7 @@ def localized_message(rt: Runtime, incident: Incident, upd: Update, locale: str 
     An update's message is one column. Updates Tocsin writes itself store the English text, and every
     other language is rendered here: a holding message from the policy's approved texts (the promise it
     names is the update's own ``next_update_at``, so the text never changes after publishing), a
-    maintenance notice from ``dispatcher.maintenance.NOTICES``. What people write is never touched."""
+    maintenance notice from ``dispatcher.comms.maintenance.NOTICES``. What people write is never touched."""
     if not locale:
         return upd.message
     if upd.kind == "holding" and upd.next_update_at is not None:

@@ -2,7 +2,7 @@
 
 ``error`` findings block publishing unless overridden with a recorded reason; ``warn`` only reports.
 The rules are the table ``RULES`` below; what each looks for (word lists, patterns) is in
-``dispatcher.guardrail_rules``.
+``dispatcher.domain.guardrail_rules``.
 
 Only updates written by someone (``kind == "update"``) are checked: holding messages, reminders and
 maintenance notices come from texts approved in advance. Internal updates skip the public-text rules.
@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
-from dispatcher import guardrail_rules as rules
-from dispatcher.guardrail_rules import Draft, Hit
-from dispatcher.models import Audience, Incident, UpdateDraft, UpdateState
-from dispatcher.runtime import Runtime
+from dispatcher.domain import guardrail_rules as rules
+from dispatcher.domain.guardrail_rules import Draft, Hit
+from dispatcher.domain.models import Audience, Incident, UpdateDraft, UpdateState
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import updates
 
 Level = Literal["error", "warn"]

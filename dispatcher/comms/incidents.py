@@ -1,19 +1,20 @@
-"""Open and read incidents. Status changes, reopening and the timeline are in ``dispatcher.lifecycle``."""
+"""Open and read incidents. Status changes, reopening and the timeline are in
+``dispatcher.comms.lifecycle``."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from dispatcher.errors import NotFound
-from dispatcher.lifecycle import open_or_reopen
-from dispatcher.models import Incident, IncidentDraft
-from dispatcher.runtime import Runtime
+from dispatcher.comms.lifecycle import open_or_reopen
+from dispatcher.domain.errors import NotFound
+from dispatcher.domain.models import Incident, IncidentDraft
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incidents
 
 
 def open_incident(rt: Runtime, draft: IncidentDraft, actor: str | None = None) -> Incident:
     """Open an incident (investigating); the same title resolved within the policy's flap window is
-    reopened instead (see ``dispatcher.lifecycle.open_or_reopen``)."""
+    reopened instead (see ``dispatcher.comms.lifecycle.open_or_reopen``)."""
     return open_or_reopen(rt, draft, actor=actor).incident
 
 

@@ -22,10 +22,10 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select, update
 
-from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
-from dispatcher.policy import Policy
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
+from dispatcher.domain.policy import Policy
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incident_events, incidents, updates
 
 OPEN_STATUSES = (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING)

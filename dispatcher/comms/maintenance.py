@@ -30,14 +30,14 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import delete, select, update
 
-from dispatcher.errors import InvalidInput, NotFound, TocsinError
-from dispatcher.lifecycle import insert_incident, record_event
-from dispatcher.models import Incident, IncidentStatus, Severity, UpdateDraft
-from dispatcher.publish import publish
-from dispatcher.rendering import locale_candidates
-from dispatcher.runtime import Runtime
+from dispatcher.comms.lifecycle import insert_incident, record_event
+from dispatcher.comms.publish import publish
+from dispatcher.domain.errors import InvalidInput, NotFound, TocsinError
+from dispatcher.domain.models import Incident, IncidentStatus, Severity, UpdateDraft
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.rendering.renderer import locale_candidates
 from dispatcher.store.schema import incident_events, incidents
-from dispatcher.task_queue import TaskQueue
 
 __all__ = [
     "MaintenanceDraft",

@@ -4,7 +4,7 @@ contact points would be owed it, and every guardrail finding.
 The channels are the ones publishing would use (the severity policy's, as far as the installation
 has them; no social post or status page for non-public audiences). The audience size counts the
 contact points the fan-out would write a row for and send to: confirmed, not opted out, matching the
-subscriber's channels, components and minimum severity and the audience (``dispatcher.audiences``).
+subscriber's channels, components and minimum severity and the audience (``dispatcher.domain.audiences``).
 Broadcast channels count their targets (the social account, each chat room).
 """
 
@@ -18,17 +18,17 @@ from typing import Any
 from sqlalchemy import func
 
 from channels.base import ChannelKind, Message
-from channels.sms_segments import count_segments
-from channels.x_text import weighted_length
-from dispatcher.audiences import AudiencePass, audience_passes, check_audience
-from dispatcher.fanout import PREFERENCE_COLUMNS, audience_query, wants
-from dispatcher.guardrails import Finding, check_draft, errors
-from dispatcher.incidents import get_incident
-from dispatcher.messages import X_LIMIT, fit_for_channel
-from dispatcher.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft
-from dispatcher.publish import channels_for
-from dispatcher.rendering import TEMPLATE_FILES, RenderContext
-from dispatcher.runtime import Runtime
+from channels.text.sms_segments import count_segments
+from channels.text.x_text import weighted_length
+from dispatcher.comms.guardrails import Finding, check_draft, errors
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.publish import channels_for
+from dispatcher.domain.audiences import AudiencePass, audience_passes, check_audience
+from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft
+from dispatcher.engine.fanout import PREFERENCE_COLUMNS, audience_query, wants
+from dispatcher.engine.messages import X_LIMIT, fit_for_channel
+from dispatcher.engine.runtime import Runtime
+from dispatcher.rendering.renderer import TEMPLATE_FILES, RenderContext
 from dispatcher.store.schema import contact_points
 
 
@@ -86,7 +86,7 @@ def _measure(channel: ChannelKind, message: Message) -> str:
 
 
 def preview_channels(rt: Runtime, incident: Incident, draft: UpdateDraft) -> list[ChannelKind]:
-    """The channels publishing ``draft`` would use (``dispatcher.publish.channels_for``)."""
+    """The channels publishing ``draft`` would use (``dispatcher.comms.publish.channels_for``)."""
     return channels_for(rt, draft, rt.policy.policy.for_severity(incident.severity))
 
 

@@ -6,8 +6,8 @@ nothing twice.
 An update is written in one of three states:
 
 - ``pending``: it goes out now. In the same transaction the incident moves to the update's status
-  (``dispatcher.lifecycle`` rules) and the promise bookkeeping is done (see ``go_live``).
-- ``pending_approval``: the severity policy wants a second person (``dispatcher.approval``).
+  (``dispatcher.comms.lifecycle`` rules) and the promise bookkeeping is done (see ``go_live``).
+- ``pending_approval``: the severity policy wants a second person (``dispatcher.comms.approval``).
 - ``scheduled``: it waits for ``scheduled_for``; ``release_due`` (a periodic tick) publishes it then.
 
 The incident's status and promises only change when an update is *released* (goes out), never when it
@@ -27,18 +27,18 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind
-from dispatcher import guardrails
-from dispatcher.audiences import check_audience
-from dispatcher.errors import GuardrailsBlocked, InvalidInput, NotFound
-from dispatcher.lifecycle import apply_transition, load_incident, plan_transition, record_event
-from dispatcher.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.policy import SeverityPolicy
-from dispatcher.runtime import Runtime
+from dispatcher.comms import guardrails
+from dispatcher.comms.lifecycle import apply_transition, load_incident, plan_transition, record_event
+from dispatcher.domain.audiences import check_audience
+from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput, NotFound
+from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
+from dispatcher.domain.policy import SeverityPolicy
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store.schema import incidents, updates
-from dispatcher.task_queue import TaskQueue
 
 if TYPE_CHECKING:
-    from dispatcher.guardrails import Finding
+    from dispatcher.comms.guardrails import Finding
 
 PRE_APPROVED_KINDS = ("holding", "reminder", "maintenance")
 """Written by Tocsin from approved texts: no guardrails, no approval."""
@@ -72,7 +72,7 @@ def channels_for(rt: Runtime, draft: UpdateDraft, rules: SeverityPolicy) -> list
     """The channels publishing ``draft`` uses under ``rules`` (its severity's policy), in order.
 
     Empty when none is left (``publish`` refuses that); ``InvalidInput`` for a chosen channel that is
-    not enabled. ``dispatcher.preview`` shows the same channels."""
+    not enabled. ``dispatcher.comms.preview`` shows the same channels."""
     enabled = rt.settings.enabled_channels()
     if draft.channels is not None:
         chosen = draft.channels

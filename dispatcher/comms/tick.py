@@ -12,11 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dispatcher.followups import enforce_promises
-from dispatcher.maintenance import advance_maintenance
-from dispatcher.publish import release_due
-from dispatcher.runtime import Runtime
-from dispatcher.task_queue import TaskQueue
+from dispatcher.comms.followups import enforce_promises
+from dispatcher.comms.maintenance import advance_maintenance
+from dispatcher.comms.publish import release_due
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
 
 log = logging.getLogger(__name__)
 

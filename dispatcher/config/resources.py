@@ -10,9 +10,9 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from dispatcher.errors import ConfigurationError
+from dispatcher.domain.errors import ConfigurationError
 
-MIGRATIONS_PACKAGE = "dispatcher"
+MIGRATIONS_PACKAGE = "dispatcher.store"
 MIGRATIONS_FOLDER = "migrations"
 
 

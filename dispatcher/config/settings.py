@@ -60,7 +60,7 @@ class CircuitSettings(BaseModel):
 
 
 class RetrySettings(BaseModel):
-    """How transient failures are retried (see ``dispatcher.retry_policy``)."""
+    """How transient failures are retried (see ``dispatcher.engine.retry``)."""
 
     schedule: list[float] = Field(default_factory=lambda: list(SVIX_SCHEDULE), max_length=100)
     """Seconds to wait before each retry; after the last one the delivery is failed. Svix's default."""
@@ -127,7 +127,8 @@ class Settings(BaseSettings):
     """Seconds between two runs of the periodic duties: scheduled updates, maintenance stages, promise
     reminders and holding messages (Celery beat; the embedded worker runs them on its own tick)."""
     policy_file: Path = Path("policy.toml")
-    """The severity policy (see ``dispatcher.policy``); built-in defaults when the file does not exist."""
+    """The severity policy (see ``dispatcher.domain.policy``); built-in defaults when the file does not
+    exist."""
     public_url: str | None = None
     """The address providers reach ``tocsin api`` at (e.g. behind a proxy); signed callbacks are checked
     against it."""
@@ -193,7 +194,7 @@ class Settings(BaseSettings):
         if name == "webhook" and self.webhook_secret is not None:
             options.setdefault("default_secret", self.webhook_secret.get_secret_value())
         if name == "statuspage":
-            from dispatcher.rendering import packaged_templates_dir
+            from dispatcher.rendering.renderer import packaged_templates_dir
 
             user = [str(self.templates_dir)] if self.templates_dir is not None else []
             options.setdefault("template_dirs", [*user, str(packaged_templates_dir())])

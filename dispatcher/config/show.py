@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
 
 MASK = "********"
 _SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.IGNORECASE)

@@ -23,10 +23,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dispatcher.errors import InvalidInput
-from dispatcher.models import Audience
-from dispatcher.policy import Policy, Segment
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import Audience
+from dispatcher.domain.policy import Policy, Segment
+from dispatcher.engine.runtime import Runtime
 
 __all__ = ["AudiencePass", "audience_passes", "check_audience", "in_segment"]
 

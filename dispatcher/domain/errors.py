@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dispatcher.guardrails import Finding
+    from dispatcher.comms.guardrails import Finding
 
 
 class TocsinError(Exception):

@@ -1,7 +1,7 @@
 """What the guardrails look for: every word list and pattern in one place, and one finder per rule.
 
 A finder takes a :class:`Draft` (plain values, no database) and yields :class:`Hit` s: what is wrong,
-and where in the text when it is in the text. ``dispatcher.guardrails`` gives each finder its rule id
+and where in the text when it is in the text. ``dispatcher.comms.guardrails`` gives each finder its rule id
 and level and decides which drafts it applies to.
 
 Word lists are plain phrases, matched case-insensitively on word boundaries, with any run of spaces
@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from dispatcher.models import IncidentStatus, Severity
+from dispatcher.domain.models import IncidentStatus, Severity
 
 Span = tuple[int, int]
 

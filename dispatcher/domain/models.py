@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from channels.base import ChannelKind
-from dispatcher.quiet_hours import check_clock_time, check_timezone
+from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
 
 __all__ = [
     "Audience",
@@ -66,7 +66,7 @@ class Audience(enum.StrEnum):
     ``Audience("eu-customers")`` is a *segment* audience: a value of this enum that is not one of the
     two built-in members (``is_segment``), so every ``update.audience is Audience.PUBLIC`` test and
     every ``.value`` keeps working. Whether the policy defines the segment is checked when publishing
-    (``dispatcher.audiences.check_audience``).
+    (``dispatcher.domain.audiences.check_audience``).
     """
 
     PUBLIC = "public"

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from channels.base import ChannelKind
-from dispatcher.durations import parse_duration
-from dispatcher.errors import ConfigurationError
-from dispatcher.models import AUDIENCE_NAME_PATTERN, Severity
+from dispatcher.domain.durations import parse_duration
+from dispatcher.domain.errors import ConfigurationError
+from dispatcher.domain.models import AUDIENCE_NAME_PATTERN, Severity
 
 
 def _duration(value: Any) -> Any:

@@ -3,7 +3,7 @@
 A window is two wall-clock times, ``"22:00"`` to ``"07:00"``; when the start is after the end it runs
 over midnight. Fan-out writes the delivery row of a non-critical update that falls in the window with
 ``next_attempt_at`` at the end of the window: claims skip rows that are not yet due, and the periodic
-re-drive hands the batch to a worker once the window has ended (see ``dispatcher.claims``/``redrive``).
+re-drive hands the batch to a worker once the window has ended (see ``dispatcher.engine.claims``/``redrive``).
 
 Wall-clock arithmetic uses ``zoneinfo``: the end of a window on a daylight-saving change day is the
 local time the subscriber sees on their clock that morning.

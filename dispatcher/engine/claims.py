@@ -13,11 +13,11 @@ from operator import itemgetter
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
-from dispatcher.models import DeliveryState
-from dispatcher.runtime import Runtime
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import contact_points, deliveries
 from dispatcher.store.sql import one_of
-from dispatcher.task_queue import BatchRef
 
 
 @dataclass(slots=True)

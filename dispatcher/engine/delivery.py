@@ -26,10 +26,11 @@ from channels.base import (
     Result,
     TransientError,
 )
-from dispatcher.claims import ClaimedRow, claim_batch
-from dispatcher.consent import unsubscribe_links
-from dispatcher.errors import ConfigurationError
-from dispatcher.ledger import (
+from dispatcher.audience.consent import unsubscribe_links
+from dispatcher.domain.errors import ConfigurationError
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.claims import ClaimedRow, claim_batch
+from dispatcher.engine.ledger import (
     AttemptRecord,
     log_attempt,
     mark_failed,
@@ -38,17 +39,16 @@ from dispatcher.ledger import (
     mark_waiting,
     renew_lease,
 )
-from dispatcher.messages import message_for, remember_thread
-from dispatcher.metrics import observe_send
-from dispatcher.missed import missed_updates
-from dispatcher.models import DeliveryState
-from dispatcher.ordering import IN_ORDER_WAIT_SECONDS, check_order
-from dispatcher.rate_limit import BucketSpec
-from dispatcher.recipient_cap import over_cap
-from dispatcher.retry_policy import Action, RetryPolicy
-from dispatcher.runtime import Runtime
+from dispatcher.engine.messages import message_for, remember_thread
+from dispatcher.engine.pacing.rate_limit import BucketSpec
+from dispatcher.engine.retry import Action, RetryPolicy
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.sequencing.missed import missed_updates
+from dispatcher.engine.sequencing.ordering import IN_ORDER_WAIT_SECONDS, check_order
+from dispatcher.engine.sequencing.recipient_cap import over_cap
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.reporting.metrics import observe_send
 from dispatcher.store.schema import contact_points
-from dispatcher.task_queue import BatchRef
 
 
 @dataclass
@@ -68,7 +68,7 @@ class BatchOutcome:
 
 
 def _recipients(rt: Runtime, channel: ChannelKind, rows: Sequence[ClaimedRow]) -> list[Recipient]:
-    # Email carries each recipient's own one-click unsubscribe link (RFC 8058; dispatcher.consent).
+    # Email carries each recipient's own one-click unsubscribe link (RFC 8058; dispatcher.audience.consent).
     links = unsubscribe_links(rt, rows) if channel is ChannelKind.EMAIL else {}
     return [
         Recipient(delivery_id=r.id, address=r.address, secret=r.secret, unsubscribe_url=links.get(r.id))

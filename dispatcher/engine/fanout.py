@@ -1,9 +1,9 @@
 """Fan-out: turn one update into delivery rows, one task per batch.
 
-Who is owed the update is ``dispatcher.audiences`` (public, internal, segments; staff first) and each
+Who is owed the update is ``dispatcher.domain.audiences`` (public, internal, segments; staff first) and each
 subscriber's preferences: channels, components, minimum severity, confirmed contact points only. A
 subscriber in their quiet hours gets the row of a non-critical update with ``next_attempt_at`` at the
-end of the window (``dispatcher.quiet_hours``).
+end of the window (``dispatcher.domain.quiet_hours``).
 
 The audience is streamed in pages (keyset pagination on contact points), rows are bulk-inserted a
 batch at a time and each batch is handed to the queue as soon as it is committed, so memory stays flat
@@ -23,15 +23,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, String, Text, bindparam, cast, select, update
 
 from channels.base import ChannelKind
-from dispatcher.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
-from dispatcher.models import DeliveryState, Incident, Severity, Update, UpdateState
-from dispatcher.policy import Segment
-from dispatcher.publish import get_update
-from dispatcher.quiet_hours import quiet_until
-from dispatcher.runtime import Runtime
+from dispatcher.comms.publish import get_update
+from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
+from dispatcher.domain.models import DeliveryState, Incident, Severity, Update, UpdateState
+from dispatcher.domain.policy import Segment
+from dispatcher.domain.quiet_hours import quiet_until
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef, TaskQueue
 from dispatcher.store.bulk import insert_deliveries, timestamp_value
 from dispatcher.store.schema import Timestamp, contact_points, deliveries, incidents, subscribers, updates
-from dispatcher.task_queue import BatchRef, TaskQueue
 
 
 @dataclass

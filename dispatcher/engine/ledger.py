@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, String, bindparam, cast, func, insert, literal, select, update
 
 from channels.base import MESSAGE_ID_PREFIX, ChannelKind
-from dispatcher.models import DeliveryState
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, delivery_attempts
 from dispatcher.store.sql import one_of
-from dispatcher.task_queue import BatchRef
 
 
 def _in_flight(conn: Connection, ids: Sequence[int]) -> Any:

@@ -7,17 +7,17 @@ from dataclasses import replace
 from sqlalchemy import Connection, select, update
 
 from channels.base import ChannelKind, Message
-from channels.sms_segments import fit_to_segments
-from channels.x_text import fit_to_weighted
-from dispatcher.audiences import split_staff
-from dispatcher.followups import localized_message
-from dispatcher.models import Audience, Incident, Update
-from dispatcher.publish import get_update
-from dispatcher.rendering import EarlierUpdate, RenderContext
-from dispatcher.runtime import Runtime
-from dispatcher.status_site import status_site_message
+from channels.text.sms_segments import fit_to_segments
+from channels.text.x_text import fit_to_weighted
+from dispatcher.comms.followups import localized_message
+from dispatcher.comms.publish import get_update
+from dispatcher.domain.audiences import split_staff
+from dispatcher.domain.models import Audience, Incident, Update
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.status_site import status_site_message
+from dispatcher.engine.task_queue import BatchRef
+from dispatcher.rendering.renderer import EarlierUpdate, RenderContext
 from dispatcher.store.schema import incidents, updates
-from dispatcher.task_queue import BatchRef
 
 CACHE_LIMIT = 512
 
@@ -61,7 +61,7 @@ def with_internal_note(update: Update, message: str, staff: bool = False) -> str
     """Staff's copy of an update carries its internal note in the text; nobody else's ever does.
 
     An internal update is all staff's. Of a public or segment update, staff's rows were written with a
-    marked locale (``dispatcher.audiences.staff_locale``), so their render is a variant of its own."""
+    marked locale (``dispatcher.domain.audiences.staff_locale``), so their render is a variant of its own."""
     if (staff or update.audience is Audience.INTERNAL) and update.internal_note:
         return f"{message}\n\nInternal note: {update.internal_note}"
     return message

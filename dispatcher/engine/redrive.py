@@ -15,10 +15,10 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select, update
 
 from channels.base import ChannelKind
-from dispatcher.models import DeliveryState, UpdateState
-from dispatcher.runtime import Runtime
+from dispatcher.domain.models import DeliveryState, UpdateState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef, TaskQueue
 from dispatcher.store.schema import deliveries, updates
-from dispatcher.task_queue import BatchRef, TaskQueue
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@
   provider is left, it is treated as transient (the providers may come back).
 
 A retry is also capped by the update's relevance: once a newer update of the incident exists for an
-address, the older one is superseded instead of retried (``dispatcher.ordering``).
+address, the older one is superseded instead of retried (``dispatcher.engine.sequencing.ordering``).
 
 Each attempt is one claim of the rows, counted in ``deliveries.attempts`` and logged in
 ``delivery_attempts``; the retry itself is scheduled by whoever runs the work (a Celery countdown for
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import tenacity
 
 from channels.base import ChannelKind
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
 
 
 class Action(enum.StrEnum):

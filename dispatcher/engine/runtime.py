@@ -9,13 +9,13 @@ from sqlalchemy import Engine
 
 from channels import registry
 from channels.base import Adapter, ChannelKind, Message
-from dispatcher.circuit_breaker import CircuitBreaker
-from dispatcher.clock import Clock, SystemClock
-from dispatcher.errors import ConfigurationError, NotInitialised
-from dispatcher.policy import LoadedPolicy, load_policy
-from dispatcher.rate_limit import BucketSpec, LocalRateLimiter, RateLimiter, RedisRateLimiter
-from dispatcher.rendering import Renderer
-from dispatcher.settings import Settings
+from dispatcher.config.settings import Settings
+from dispatcher.domain.clock import Clock, SystemClock
+from dispatcher.domain.errors import ConfigurationError, NotInitialised
+from dispatcher.domain.policy import LoadedPolicy, load_policy
+from dispatcher.engine.pacing.circuit_breaker import CircuitBreaker
+from dispatcher.engine.pacing.rate_limit import BucketSpec, LocalRateLimiter, RateLimiter, RedisRateLimiter
+from dispatcher.rendering.renderer import Renderer
 from dispatcher.store.engine import get_engine, is_initialised
 
 

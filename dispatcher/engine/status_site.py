@@ -28,7 +28,7 @@ from typing import Any, cast, get_args
 from sqlalchemy import or_, select
 
 from channels.base import ChannelKind, Message
-from channels.statuspage_model import (
+from channels.statuspage.model import (
     COMPONENT_STATUS_ORDER,
     ComponentState,
     ComponentStatus,
@@ -39,9 +39,9 @@ from channels.statuspage_model import (
     PublicUpdate,
     StatusSnapshot,
 )
-from dispatcher.errors import ConfigurationError
-from dispatcher.models import Audience, IncidentStatus, UpdateState
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import ConfigurationError
+from dispatcher.domain.models import Audience, IncidentStatus, UpdateState
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incidents, updates
 
 DEFAULT_HISTORY_DAYS = 90

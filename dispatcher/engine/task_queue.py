@@ -1,6 +1,7 @@
 """How the core hands work to whatever runs it, without knowing what that is.
 
-``workers/`` implements this with Celery tasks on Redis; ``dispatcher.embedded`` implements it in-process.
+``workers/`` implements this with Celery tasks on Redis; ``dispatcher.runners.embedded`` implements it
+in-process.
 """
 
 from __future__ import annotations

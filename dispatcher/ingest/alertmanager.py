@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dispatcher.domain.policy import MonitoringPolicy
 from dispatcher.ingest.common import AlertGroup, clip_title
 from dispatcher.ingest.payload import WebhookAlert, WebhookPayload
-from dispatcher.policy import MonitoringPolicy
 
 AlertmanagerAlert = WebhookAlert
 """An Alertmanager alert is the shared webhook alert, with nothing added."""

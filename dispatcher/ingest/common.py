@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from dispatcher.errors import InvalidInput, TocsinError
-from dispatcher.ingest import notices
-from dispatcher.lifecycle import change_status, open_or_reopen
-from dispatcher.models import (
+from dispatcher.comms.lifecycle import change_status, open_or_reopen
+from dispatcher.comms.publish import publish
+from dispatcher.domain.errors import InvalidInput, TocsinError
+from dispatcher.domain.models import (
     Audience,
     Incident,
     IncidentDraft,
@@ -34,11 +34,11 @@ from dispatcher.models import (
     UpdateDraft,
     UpdateState,
 )
-from dispatcher.policy import MonitoringPolicy
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
+from dispatcher.domain.policy import MonitoringPolicy
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.ingest import notices
 from dispatcher.store.schema import incidents, ingest_events
-from dispatcher.task_queue import TaskQueue
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dispatcher.domain.models import Severity
+from dispatcher.domain.policy import MonitoringPolicy
 from dispatcher.ingest.common import AlertGroup, AlertLine, AlertStatus, clip_title
-from dispatcher.models import Severity
-from dispatcher.policy import MonitoringPolicy
 
 SIGNATURE_HEADER = "X-Tocsin-Signature"
 TIMESTAMP_HEADER = "X-Tocsin-Timestamp"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dispatcher.domain.policy import MonitoringPolicy
 from dispatcher.ingest.common import AlertGroup, clip_title
 from dispatcher.ingest.payload import WebhookAlert, WebhookPayload
-from dispatcher.policy import MonitoringPolicy
 
 
 class GrafanaAlert(WebhookAlert):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from dispatcher.models import Incident, IncidentStatus
+from dispatcher.domain.models import Incident, IncidentStatus
 
 if TYPE_CHECKING:
     from dispatcher.ingest.common import Action, AlertGroup

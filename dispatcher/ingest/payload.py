@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatcher.domain.policy import MonitoringPolicy
 from dispatcher.ingest.common import (
     AlertGroup,
     AlertLine,
@@ -21,7 +22,6 @@ from dispatcher.ingest.common import (
     components_from_labels,
     severity_from_labels,
 )
-from dispatcher.policy import MonitoringPolicy
 
 
 def _iso(moment: datetime | None) -> str:

@@ -42,8 +42,8 @@ from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from channels.base import ChannelKind, Message
-from dispatcher.models import Incident, IncidentStatus, Severity, Update
-from dispatcher.resources import templates_root
+from dispatcher.config.resources import templates_root
+from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update
 
 __all__ = [
     "TEMPLATE_FILES",
@@ -225,7 +225,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 
 
 def packaged_templates_dir() -> Path:
-    """The built-in templates (``dispatcher.resources``)."""
+    """The built-in templates (``dispatcher.config.resources``)."""
     return templates_root()
 
 

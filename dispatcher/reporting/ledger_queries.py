@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, func, or_, select, update
 
 from channels.base import ChannelKind
-from dispatcher.errors import TocsinError
-from dispatcher.models import DeliveryState, UpdateState
-from dispatcher.publish import get_update
-from dispatcher.runtime import Runtime
+from dispatcher.comms.publish import get_update
+from dispatcher.domain.errors import TocsinError
+from dispatcher.domain.models import DeliveryState, UpdateState
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef, TaskQueue
 from dispatcher.store.schema import contact_points, deliveries, updates
 from dispatcher.store.sql import one_of
-from dispatcher.task_queue import BatchRef, TaskQueue
 
 DEFAULT_STATES: tuple[DeliveryState, ...] = (
     DeliveryState.FAILED,

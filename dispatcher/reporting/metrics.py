@@ -31,8 +31,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
 from channels.base import ChannelError, ChannelKind, PermanentError, ProviderUnavailable, TransientError
-from dispatcher.models import DeliveryState, IncidentStatus, UpdateState
-from dispatcher.runtime import Runtime
+from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, delivery_attempts, incidents, updates
 
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatcher.ledger import ChannelStatus, providers_used, update_status
-from dispatcher.models import Update
-from dispatcher.publish import get_update
-from dispatcher.runtime import Runtime
+from dispatcher.comms.publish import get_update
+from dispatcher.domain.models import Update
+from dispatcher.engine.ledger import ChannelStatus, providers_used, update_status
+from dispatcher.engine.runtime import Runtime
 
 
 @dataclass(frozen=True)

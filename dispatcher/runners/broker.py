@@ -10,9 +10,9 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, cast
 
-from dispatcher.errors import ConfigurationError
-from dispatcher.settings import Settings
-from dispatcher.task_queue import TaskQueue
+from dispatcher.config.settings import Settings
+from dispatcher.domain.errors import ConfigurationError
+from dispatcher.engine.task_queue import TaskQueue
 
 
 def _load(group: str, name: str = "celery") -> Any:

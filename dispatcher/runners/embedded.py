@@ -16,12 +16,12 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from dispatcher.delivery import deliver_batch
-from dispatcher.fanout import fan_out
-from dispatcher.redrive import redrive
-from dispatcher.runtime import Runtime
-from dispatcher.task_queue import BatchRef
-from dispatcher.tick import run_tick
+from dispatcher.comms.tick import run_tick
+from dispatcher.engine.delivery import deliver_batch
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.redrive import redrive
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import BatchRef
 
 DEFAULT_THREADS = 4
 

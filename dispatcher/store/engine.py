@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
-from dispatcher.resources import migrations_root
+from dispatcher.config.resources import migrations_root
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

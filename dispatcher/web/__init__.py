@@ -1,1 +1,2 @@
-"""Tocsin's HTTP interface (FastAPI): for now, the endpoints providers call back with events."""
+"""Tocsin's web interfaces (FastAPI): the HTTP API, the console, monitoring ingest, metrics, consent pages and
+provider callbacks."""

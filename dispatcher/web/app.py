@@ -7,13 +7,13 @@ from functools import cache
 
 from fastapi import FastAPI
 
-from dispatcher.console import router as console_router
-from dispatcher.http import api
-from dispatcher.http.consent_routes import router as consent_router
-from dispatcher.http.ingest_routes import router as ingest_router
-from dispatcher.http.metrics_routes import router as metrics_router
-from dispatcher.http.provider_routes import router as provider_router
-from dispatcher.runtime import Runtime, build_runtime
+from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.web import api
+from dispatcher.web.consent_routes import router as consent_router
+from dispatcher.web.console import router as console_router
+from dispatcher.web.ingest_routes import router as ingest_router
+from dispatcher.web.metrics_routes import router as metrics_router
+from dispatcher.web.provider_routes import router as provider_router
 
 
 def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:

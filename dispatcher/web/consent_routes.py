@@ -22,9 +22,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher import consent
-from dispatcher.errors import InvalidInput, TocsinError
-from dispatcher.runtime import Runtime
+from dispatcher.audience import consent
+from dispatcher.domain.errors import InvalidInput, TocsinError
+from dispatcher.engine.runtime import Runtime
 
 router = APIRouter(tags=["self-service"])
 

@@ -9,7 +9,7 @@ credential gets 401 and changes nothing. A bad body gets 400 (not JSON) or 422, 
 The answer says what happened: ``{"incident_id": 7, "action": "opened", "repeat": false, "updates":
 [12, 13], "problems": []}``. A repeat delivery answers 200 with the same incident and sends nothing.
 
-Published notices go where the API sends all its work (``dispatcher.http.api.work``): the broker's
+Published notices go where the API sends all its work (``dispatcher.web.api.work``): the broker's
 workers when ``REDIS_URL`` is set, otherwise this process's embedded runner.
 """
 
@@ -25,14 +25,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher import metrics
-from dispatcher.http.api.problems import FieldError, ProblemError, field_errors
-from dispatcher.http.api.work import task_queue
+from dispatcher.access.tokens import Scope, authenticate
+from dispatcher.domain.policy import MonitoringPolicy
+from dispatcher.engine.runtime import Runtime
 from dispatcher.ingest import alertmanager, generic, grafana
 from dispatcher.ingest.common import AlertGroup, IngestResult, Source, ingest
-from dispatcher.policy import MonitoringPolicy
-from dispatcher.runtime import Runtime
-from dispatcher.tokens import Scope, authenticate
+from dispatcher.reporting import metrics
+from dispatcher.web.api.problems import FieldError, ProblemError, field_errors
+from dispatcher.web.api.work import task_queue
 
 router = APIRouter(prefix="/ingest", tags=["monitoring ingest"])
 

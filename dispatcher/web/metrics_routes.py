@@ -1,6 +1,6 @@
 """``GET /metrics``: Prometheus exposition of this process's metrics and the ledger's (see
-``dispatcher.metrics``). Scrape one ``tocsin api`` for the ledger-derived series: every process reads the
-same database, so scraping several and summing would count them twice."""
+``dispatcher.reporting.metrics``). Scrape one ``tocsin api`` for the ledger-derived series: every process
+reads the same database, so scraping several and summing would count them twice."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher import metrics
+from dispatcher.reporting import metrics
 
 router = APIRouter(tags=["metrics"])
 

@@ -13,11 +13,11 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from channels import sendgrid_events, twilio_callbacks
 from channels.base import ChannelKind
+from channels.callbacks import sendgrid_events, twilio_callbacks
 from channels.twilio import CALLBACK_DELIVERY_PARAM
-from dispatcher.provider_events import record_provider_status, set_opt_out
-from dispatcher.runtime import Runtime
+from dispatcher.audience.provider_events import record_provider_status, set_opt_out
+from dispatcher.engine.runtime import Runtime
 
 router = APIRouter(prefix="/providers", tags=["provider callbacks"])
 

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, select
 
-from dispatcher.claims import ClaimedRow
-from dispatcher.models import DeliveryState
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.claims import ClaimedRow
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, updates
 from dispatcher.store.sql import one_of
-from dispatcher.task_queue import BatchRef
 
 MAX_CARRIED = 3
 """At most this many earlier updates ride along: the newest matter most and long messages get cut."""

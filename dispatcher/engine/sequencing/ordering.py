@@ -18,11 +18,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from dispatcher.claims import ClaimedRow
-from dispatcher.models import DeliveryState
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.claims import ClaimedRow
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, updates
 from dispatcher.store.sql import one_of
-from dispatcher.task_queue import BatchRef
 
 IN_ORDER_WAIT_SECONDS = 1.0
 

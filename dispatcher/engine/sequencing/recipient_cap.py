@@ -2,7 +2,7 @@
 
 A row over the cap is held (back in the queue until the window frees a slot), not dropped. If a newer
 update arrives meanwhile, the held one is superseded and its text travels with the newer message (see
-``dispatcher.missed``), so the recipient still learns everything, in fewer messages.
+``dispatcher.engine.sequencing.missed``), so the recipient still learns everything, in fewer messages.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
-from dispatcher.claims import ClaimedRow
-from dispatcher.models import DeliveryState
-from dispatcher.settings import ChannelSettings
+from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.models import DeliveryState
+from dispatcher.engine.claims import ClaimedRow
+from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, updates
 from dispatcher.store.sql import one_of
-from dispatcher.task_queue import BatchRef
 
 
 def over_cap(

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from dispatcher.http.api import deliveries, health, incidents, policy, subscribers, updates
-from dispatcher.http.api.auth import reject_unknown_query
-from dispatcher.http.api.problems import install_problem_handlers, use_problem_media_type
+from dispatcher.web.api import deliveries, health, incidents, policy, subscribers, updates
+from dispatcher.web.api.auth import reject_unknown_query
+from dispatcher.web.api.problems import install_problem_handlers, use_problem_media_type
 
 ROUTERS = (
     incidents.router,

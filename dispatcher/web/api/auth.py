@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from dispatcher.http.api.problems import FieldError, ProblemError
-from dispatcher.runtime import Runtime
-from dispatcher.tokens import ApiToken, Scope, authenticate
+from dispatcher.access.tokens import ApiToken, Scope, authenticate
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.api.problems import FieldError, ProblemError
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import ChannelKind
-from dispatcher.http.api.auth import PublishToken, ReadToken, RuntimeDep
-from dispatcher.http.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
-from dispatcher.http.api.problems import AUTH_PROBLEMS, CONFLICT
-from dispatcher.http.api.work import QueueDep
-from dispatcher.ledger_queries import DeliveryRow, Selection, retry_failed
-from dispatcher.ledger_queries import list_deliveries as ledger_rows
-from dispatcher.models import DeliveryState
+from dispatcher.domain.models import DeliveryState
+from dispatcher.reporting.ledger_queries import DeliveryRow, Selection, retry_failed
+from dispatcher.reporting.ledger_queries import list_deliveries as ledger_rows
+from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
+from dispatcher.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT
+from dispatcher.web.api.work import QueueDep
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"], responses=AUTH_PROBLEMS)
 

@@ -1,6 +1,6 @@
 """``/readyz``: can this instance serve? The database answers and, with ``REDIS_URL``, the broker too.
 
-(``/healthz``, in ``dispatcher.http.app``, only says the process is alive: it touches nothing.)"""
+(``/healthz``, in ``dispatcher.web.app``, only says the process is alive: it touches nothing.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from dispatcher.http.api.problems import problem_doc, problem_response
+from dispatcher.web.api.problems import problem_doc, problem_response
 
 router = APIRouter(tags=["health"])
 BROKER_TIMEOUT_SECONDS = 2.0

@@ -23,11 +23,11 @@ from pydantic import BaseModel
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dispatcher.http.api.auth import runtime_of
-from dispatcher.http.api.problems import FieldError, ProblemError
-from dispatcher.runtime import Runtime
+from dispatcher.access.tokens import ApiToken
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import idempotency_records
-from dispatcher.tokens import ApiToken
+from dispatcher.web.api.auth import runtime_of
+from dispatcher.web.api.problems import FieldError, ProblemError
 
 HEADER = "Idempotency-Key"
 IN_PROGRESS = 0

@@ -9,15 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher.http.api.auth import PublishToken, ReadToken, RuntimeDep
-from dispatcher.http.api.idempotency import IdempotencyDep
-from dispatcher.http.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
-from dispatcher.http.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
-from dispatcher.incidents import get_incident
-from dispatcher.lifecycle import TimelineEntry, change_status, open_or_reopen, timeline
-from dispatcher.models import Incident, IncidentDraft, IncidentStatus, Severity
-from dispatcher.runtime import Runtime
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.lifecycle import TimelineEntry, change_status, open_or_reopen, timeline
+from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incidents
+from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
+from dispatcher.web.api.idempotency import IdempotencyDep
+from dispatcher.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=AUTH_PROBLEMS)
 

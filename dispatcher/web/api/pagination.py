@@ -14,7 +14,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from dispatcher.http.api.problems import FieldError, ProblemError
+from dispatcher.web.api.problems import FieldError, ProblemError
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from dispatcher.http.api.auth import ReadToken, RuntimeDep
-from dispatcher.http.api.problems import AUTH_PROBLEMS, FieldError, ProblemError, field_errors
-from dispatcher.policy import Policy
+from dispatcher.domain.policy import Policy
+from dispatcher.web.api.auth import ReadToken, RuntimeDep
+from dispatcher.web.api.problems import AUTH_PROBLEMS, FieldError, ProblemError, field_errors
 
 router = APIRouter(prefix="/policy", tags=["policy"], responses=AUTH_PROBLEMS)
 

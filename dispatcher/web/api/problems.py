@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from dispatcher.errors import ConfigurationError, InvalidInput, NotFound, NotInitialised, TocsinError
+from dispatcher.domain.errors import ConfigurationError, InvalidInput, NotFound, NotInitialised, TocsinError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:tocsin:problem:"

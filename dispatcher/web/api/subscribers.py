@@ -14,14 +14,18 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from channels._http.ssrf import BlockedDestination, DestinationPolicy
 from channels.base import ChannelKind
-from channels.ssrf import BlockedDestination, DestinationPolicy
-from dispatcher.http.api.auth import RuntimeDep, SubscribersToken
-from dispatcher.http.api.idempotency import IdempotencyDep
-from dispatcher.http.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
-from dispatcher.http.api.problems import AUTH_PROBLEMS, NOT_FOUND, FieldError, ProblemError
-from dispatcher.importing import import_subscribers_file
-from dispatcher.models import (
+from dispatcher.audience.csv_rows import COLUMNS
+from dispatcher.audience.importing import import_subscribers_file
+from dispatcher.audience.subscribers import (
+    change_subscriber,
+    create_subscriber,
+    delete_subscriber,
+    get_subscriber,
+    list_subscribers,
+)
+from dispatcher.domain.models import (
     ClockTime,
     ContactPoint,
     Severity,
@@ -29,15 +33,11 @@ from dispatcher.models import (
     TimeZoneName,
     check_quiet_window,
 )
-from dispatcher.runtime import Runtime
-from dispatcher.subscriber_import import COLUMNS
-from dispatcher.subscribers import (
-    change_subscriber,
-    create_subscriber,
-    delete_subscriber,
-    get_subscriber,
-    list_subscribers,
-)
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.api.auth import RuntimeDep, SubscribersToken
+from dispatcher.web.api.idempotency import IdempotencyDep
+from dispatcher.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from dispatcher.web.api.problems import AUTH_PROBLEMS, NOT_FOUND, FieldError, ProblemError
 
 router = APIRouter(prefix="/subscribers", tags=["subscribers"], responses=AUTH_PROBLEMS)
 

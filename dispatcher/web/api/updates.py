@@ -10,22 +10,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.approval import approve, pending_approvals, reject
-from dispatcher.durations import parse_duration
-from dispatcher.guardrails import Finding
-from dispatcher.http.api.auth import PublishToken, ReadToken, RuntimeDep
-from dispatcher.http.api.idempotency import IdempotencyDep
-from dispatcher.http.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
-from dispatcher.http.api.work import QueueDep
-from dispatcher.incidents import get_incident
-from dispatcher.ledger_queries import missing
-from dispatcher.models import IncidentStatus, Update, UpdateDraft
-from dispatcher.preview import preview_draft
-from dispatcher.publish import get_update, publish
-from dispatcher.runtime import Runtime
-from dispatcher.status import report
+from dispatcher.access.tokens import ApiToken
+from dispatcher.comms.approval import approve, pending_approvals, reject
+from dispatcher.comms.guardrails import Finding
+from dispatcher.comms.incidents import get_incident
+from dispatcher.comms.preview import preview_draft
+from dispatcher.comms.publish import get_update, publish
+from dispatcher.domain.durations import parse_duration
+from dispatcher.domain.models import IncidentStatus, Update, UpdateDraft
+from dispatcher.engine.runtime import Runtime
+from dispatcher.reporting.ledger_queries import missing
+from dispatcher.reporting.status import report
 from dispatcher.store.schema import updates
-from dispatcher.tokens import ApiToken
+from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
+from dispatcher.web.api.idempotency import IdempotencyDep
+from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
+from dispatcher.web.api.work import QueueDep
 
 router = APIRouter(tags=["updates"], responses=AUTH_PROBLEMS)
 

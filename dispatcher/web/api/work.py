@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.http.api.auth import runtime_of
-from dispatcher.queues import broker_queue, uses_broker
-from dispatcher.task_queue import TaskQueue
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.runners.broker import broker_queue, uses_broker
+from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.web.api.auth import runtime_of
 
 _lock = threading.Lock()
 TICK_SECONDS = 5.0

@@ -6,6 +6,6 @@ works when the internet (or a CDN) is down. ``tocsin api`` and ``tocsin console`
 
 from __future__ import annotations
 
-from dispatcher.console.routes import router
+from dispatcher.web.console.routes import router
 
 __all__ = ["router"]

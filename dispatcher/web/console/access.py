@@ -13,13 +13,13 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from dispatcher.console.identity import ApiToken, Scope, live_token
-from dispatcher.console.queries import Attention
-from dispatcher.console.sending import BackgroundDelivery
-from dispatcher.console.session import SESSION_COOKIE, CookieSigner, Session, csrf_matches
-from dispatcher.console.views import page
-from dispatcher.errors import NotFound
-from dispatcher.runtime import Runtime
+from dispatcher.domain.errors import NotFound
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.console.identity import ApiToken, Scope, live_token
+from dispatcher.web.console.queries import Attention
+from dispatcher.web.console.sending import BackgroundDelivery
+from dispatcher.web.console.session import SESSION_COOKIE, CookieSigner, Session, csrf_matches
+from dispatcher.web.console.views import page
 
 PREFIX = "/console"
 CSRF_HEADER = "X-CSRF-Token"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from channels.base import ChannelKind
-from channels.sms_segments import count_segments
-from dispatcher.guardrails import Finding
-from dispatcher.models import UpdateDraft
-from dispatcher.preview import ChannelPreview, preview_draft
-from dispatcher.runtime import Runtime
+from channels.text.sms_segments import count_segments
+from dispatcher.comms.guardrails import Finding
+from dispatcher.comms.preview import ChannelPreview, preview_draft
+from dispatcher.domain.models import UpdateDraft
+from dispatcher.engine.runtime import Runtime
 
 
 @dataclass(frozen=True)

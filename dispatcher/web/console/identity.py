@@ -1,10 +1,11 @@
-"""Who is logging in: an API token (``dispatcher.tokens``), whose scopes decide what the console allows."""
+"""Who is logging in: an API token (``dispatcher.access.tokens``), whose scopes decide what the console
+allows."""
 
 from __future__ import annotations
 
-from dispatcher.errors import NotFound
-from dispatcher.runtime import Runtime
-from dispatcher.tokens import ApiToken, Scope, authenticate, get_token
+from dispatcher.access.tokens import ApiToken, Scope, authenticate, get_token
+from dispatcher.domain.errors import NotFound
+from dispatcher.engine.runtime import Runtime
 
 __all__ = ["ApiToken", "Scope", "live_token", "verify_token"]
 

@@ -12,23 +12,13 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from channels.base import ChannelKind
-from dispatcher import lifecycle
-from dispatcher.console import queries
-from dispatcher.console.access import (
-    ConsoleRoute,
-    Reader,
-    Viewer,
-    Writer,
-)
-from dispatcher.console.drafting import draft_preview
-from dispatcher.console.identity import Scope
-from dispatcher.console.pages import common_context, problem, see
-from dispatcher.console.sending import delivering
-from dispatcher.console.views import page
-from dispatcher.durations import parse_duration
-from dispatcher.errors import NotFound, TocsinError
-from dispatcher.incidents import get_incident, list_incidents, open_incident
-from dispatcher.models import (
+from dispatcher.comms import lifecycle
+from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
+from dispatcher.comms.preview import preview_channels
+from dispatcher.comms.publish import publish
+from dispatcher.domain.durations import parse_duration
+from dispatcher.domain.errors import NotFound, TocsinError
+from dispatcher.domain.models import (
     Audience,
     Incident,
     IncidentDraft,
@@ -36,9 +26,19 @@ from dispatcher.models import (
     Severity,
     UpdateDraft,
 )
-from dispatcher.preview import preview_channels
-from dispatcher.publish import publish
-from dispatcher.runtime import Runtime
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.console import queries
+from dispatcher.web.console.access import (
+    ConsoleRoute,
+    Reader,
+    Viewer,
+    Writer,
+)
+from dispatcher.web.console.drafting import draft_preview
+from dispatcher.web.console.identity import Scope
+from dispatcher.web.console.pages import common_context, problem, see
+from dispatcher.web.console.sending import delivering
+from dispatcher.web.console.views import page
 
 router = APIRouter(route_class=ConsoleRoute)
 

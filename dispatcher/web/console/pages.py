@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse
 
-from dispatcher.console import queries
-from dispatcher.console.access import PREFIX, Viewer
-from dispatcher.console.identity import Scope
+from dispatcher.web.console import queries
+from dispatcher.web.console.access import PREFIX, Viewer
+from dispatcher.web.console.identity import Scope
 
 
 def common_context(who: Viewer, **context: Any) -> dict[str, Any]:

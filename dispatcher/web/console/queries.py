@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 
-from dispatcher.approval import pending_approvals
-from dispatcher.models import Incident, IncidentStatus, Subscriber, Update
-from dispatcher.runtime import Runtime
+from dispatcher.audience.subscribers import load
+from dispatcher.comms.approval import pending_approvals
+from dispatcher.domain.models import Incident, IncidentStatus, Subscriber, Update
+from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, incidents, subscribers, updates
-from dispatcher.subscribers import load
 
 
 @dataclass(frozen=True)

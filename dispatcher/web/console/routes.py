@@ -12,18 +12,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from dispatcher.console import incident_routes, subscriber_routes, update_routes
-from dispatcher.console.access import (
+from dispatcher.web.console import incident_routes, subscriber_routes, update_routes
+from dispatcher.web.console.access import (
     PREFIX,
     ConsoleRoute,
     Writer,
     console_state,
     runtime_of,
 )
-from dispatcher.console.identity import verify_token
-from dispatcher.console.pages import see
-from dispatcher.console.session import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS
-from dispatcher.console.views import STATIC, page
+from dispatcher.web.console.identity import verify_token
+from dispatcher.web.console.pages import see
+from dispatcher.web.console.session import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS
+from dispatcher.web.console.views import STATIC, page
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
 

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from dispatcher.embedded import EmbeddedRunner
-from dispatcher.queues import broker_queue, uses_broker
-from dispatcher.runtime import Runtime
-from dispatcher.task_queue import TaskQueue
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.runners.broker import broker_queue, uses_broker
+from dispatcher.runners.embedded import EmbeddedRunner
 
 log = logging.getLogger(__name__)
 

@@ -9,17 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 from starlette.responses import Response
 
-from dispatcher.console import queries
-from dispatcher.console.access import (
+from dispatcher.audience.importing import import_subscribers_file
+from dispatcher.domain.errors import TocsinError
+from dispatcher.web.console import queries
+from dispatcher.web.console.access import (
     ConsoleRoute,
     Reader,
     Writer,
 )
-from dispatcher.console.identity import Scope
-from dispatcher.console.pages import common_context
-from dispatcher.console.views import page
-from dispatcher.errors import TocsinError
-from dispatcher.importing import import_subscribers_file
+from dispatcher.web.console.identity import Scope
+from dispatcher.web.console.pages import common_context
+from dispatcher.web.console.views import page
 
 router = APIRouter(route_class=ConsoleRoute)
 

@@ -8,25 +8,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException
 from starlette.responses import Response
 
-from dispatcher import approval
-from dispatcher.console.access import (
+from dispatcher.comms import approval
+from dispatcher.comms.incidents import get_incident
+from dispatcher.domain.errors import TocsinError
+from dispatcher.domain.models import (
+    DeliveryState,
+    UpdateState,
+)
+from dispatcher.reporting.ledger_queries import Selection, list_deliveries
+from dispatcher.reporting.status import report
+from dispatcher.web.console.access import (
     ConsoleRoute,
     Reader,
     Viewer,
     Writer,
 )
-from dispatcher.console.identity import Scope
-from dispatcher.console.pages import common_context, see
-from dispatcher.console.sending import delivering
-from dispatcher.console.views import page
-from dispatcher.errors import TocsinError
-from dispatcher.incidents import get_incident
-from dispatcher.ledger_queries import Selection, list_deliveries
-from dispatcher.models import (
-    DeliveryState,
-    UpdateState,
-)
-from dispatcher.status import report
+from dispatcher.web.console.identity import Scope
+from dispatcher.web.console.pages import common_context, see
+from dispatcher.web.console.sending import delivering
+from dispatcher.web.console.views import page
 
 router = APIRouter(route_class=ConsoleRoute)
 

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-STATIC = files("dispatcher.console") / "static"
+STATIC = files("dispatcher.web.console") / "static"
 
 
 def _when(moment: datetime | None) -> str:
@@ -38,7 +38,7 @@ def _pretty_json(text: str) -> str:
 
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("dispatcher.console", "templates"),
+        loader=PackageLoader("dispatcher.web.console", "templates"),
         autoescape=select_autoescape(["html"], default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
