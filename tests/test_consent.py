@@ -27,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from channels.base import ChannelKind
 from dispatcher.audience import consent
 from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.config import keys
 from dispatcher.config.settings import Settings
 from dispatcher.domain.errors import ConfigurationError, InvalidInput
 from dispatcher.domain.models import ContactPoint, Subscriber
@@ -211,7 +212,7 @@ def test_forged_expired_and_misused_links_are_refused(
 
     class Later:
         def now(self) -> Any:
-            return clock_now + consent.CONFIRM_VALID_FOR + timedelta(minutes=1)
+            return clock_now + keys.CONFIRM_VALID_FOR + timedelta(minutes=1)
 
     rt.clock = Later()
     with pytest.raises(InvalidInput, match="expired"):
@@ -347,21 +348,21 @@ def test_outbox_confirmation_and_no_link_without_a_public_url(
 
 
 def test_where_the_signing_key_comes_from(tmp_path: Path) -> None:
-    assert consent.signing_key(Settings(signing_key="abc")) == b"abc"
-    derived = consent.signing_key(Settings(webhook_secret="whsec_x"))
-    assert derived != b"whsec_x" and derived == consent.signing_key(Settings(webhook_secret="whsec_x"))
+    assert keys.signing_key(Settings(signing_key="abc")) == b"abc"
+    derived = keys.signing_key(Settings(webhook_secret="whsec_x"))
+    assert derived != b"whsec_x" and derived == keys.signing_key(Settings(webhook_secret="whsec_x"))
 
     database = tmp_path / "data" / "tocsin.db"
     database.parent.mkdir()
-    key = consent.signing_key(Settings(database_url=f"sqlite:///{database}"))
+    key = keys.signing_key(Settings(database_url=f"sqlite:///{database}"))
     key_file = tmp_path / "data" / "tocsin.db.signing-key"
     assert key_file.read_text().strip().encode() == key and len(key) == 64
     assert os.stat(key_file).st_mode & 0o777 == 0o600
-    consent._file_keys.clear()  # as a second process would: read from the file, not made anew
-    assert consent.signing_key(Settings(database_url=f"sqlite:///{database}")) == key
+    keys._file_keys.clear()  # as a second process would: read from the file, not made anew
+    assert keys.signing_key(Settings(database_url=f"sqlite:///{database}")) == key
 
     with pytest.raises(ConfigurationError, match="TOCSIN_SIGNING_KEY"):
-        consent.signing_key(Settings(database_url="postgresql://db.example/tocsin"))
+        keys.signing_key(Settings(database_url="postgresql://db.example/tocsin"))
 
 
 # --- SMS keywords ----------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.comms.guardrails import Finding, check, check_draft, errors, own_email_domains
-from dispatcher.domain.guardrail_rules import Draft
+from dispatcher.comms.guardrails import check, check_draft, errors, own_email_domains
+from dispatcher.domain.guardrail_rules import Draft, Finding
 from dispatcher.domain.models import Audience, IncidentStatus, Severity
 from dispatcher.engine.runtime import Runtime
 from tests.helpers import draft, incident, publish_and_deliver, subscribe

@@ -209,7 +209,7 @@ def test_the_worker_metrics_server_serves_this_process_registry() -> None:
     server, _thread = serve_metrics(0, addr="127.0.0.1")
     try:
         port = server.server_port
-        from dispatcher.reporting.metrics import SEND_SECONDS
+        from dispatcher.engine.instruments import SEND_SECONDS
 
         SEND_SECONDS.labels("sms", "worker-test", "returned").observe(0.2)
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -230,7 +230,7 @@ WORKER_SCRIPT = textwrap.dedent(
     worker_init.send(sender=None)  # what the Celery main process sends before it forks its pool
 
     def child(provider):
-        from dispatcher.reporting.metrics import SEND_SECONDS
+        from dispatcher.engine.instruments import SEND_SECONDS
         SEND_SECONDS.labels("email", provider, "returned").observe(0.05)
 
     ctx = multiprocessing.get_context("fork")

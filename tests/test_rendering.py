@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from channels.base import ChannelKind
+from dispatcher.domain.locales import locale_candidates
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update, UpdateState
 from dispatcher.rendering.renderer import (
     EarlierUpdate,
     RenderContext,
     Renderer,
     TemplateProblem,
-    locale_candidates,
     validate_templates,
 )
 

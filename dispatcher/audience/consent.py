@@ -17,24 +17,15 @@ process using that database shares it). With PostgreSQL one of the two settings 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import os
-import re
-import secrets
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateError
 from sqlalchemy import ColumnElement, Connection, insert, select, update
-from sqlalchemy.engine import make_url
 
 from channels.base import (
     ChannelError,
@@ -46,10 +37,18 @@ from channels.base import (
     Recipient,
     TransientError,
 )
-from dispatcher.config.settings import Settings
+from dispatcher.config.keys import (
+    CODES,
+    CONFIRM_VALID_FOR,
+    UNSUBSCRIBE_VALID_FOR,
+    Purpose,
+    make_token,
+    signature,
+    signing_key,
+)
 from dispatcher.domain.errors import ConfigurationError, InvalidInput, TocsinError
+from dispatcher.domain.locales import LOCALE_PATTERN
 from dispatcher.domain.models import Severity
-from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import contact_points, subscribers
 
@@ -57,20 +56,11 @@ __all__ = [
     "ConfirmationNotSent",
     "Signup",
     "confirm",
-    "make_token",
     "request_signup",
-    "signing_key",
     "unsubscribe",
-    "unsubscribe_links",
 ]
 
-Purpose = Literal["confirm", "unsubscribe"]
-_CODES: dict[str, str] = {"confirm": "c", "unsubscribe": "u"}
-CONFIRM_VALID_FOR = timedelta(days=7)
-UNSUBSCRIBE_VALID_FOR = timedelta(days=400)
-"""An unsubscribe link must keep working for as long as people keep old emails around."""
 UNSUBSCRIBE_REASON = "unsubscribe"
-_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 MAX_COMPONENTS = 50
 
 
@@ -84,71 +74,6 @@ class BadLink(InvalidInput):
     """A confirmation or unsubscribe link that is malformed, forged, expired or no longer matches."""
 
     http_status = 400
-
-
-# --- the key ---------------------------------------------------------------------------------------
-
-_key_lock = threading.Lock()
-_file_keys: dict[str, bytes] = {}
-
-
-def signing_key(settings: Settings) -> bytes:
-    """The HMAC key for consent links (see the module docstring for where it comes from)."""
-    if settings.signing_key is not None:
-        return settings.signing_key.get_secret_value().encode()
-    if settings.webhook_secret is not None:
-        return hmac.new(
-            settings.webhook_secret.get_secret_value().encode(), b"tocsin consent links v1", hashlib.sha256
-        ).digest()
-    url = make_url(settings.database_url)
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        raise ConfigurationError(
-            "signing_key: set TOCSIN_SIGNING_KEY (or webhook_secret): subscribe and unsubscribe links "
-            "need a key every Tocsin process shares"
-        )
-    return _key_file(Path(database).resolve().with_name(Path(database).name + ".signing-key"))
-
-
-def _key_file(path: Path) -> bytes:
-    """Read the key at ``path``, creating it first (atomically, mode 0600) if there is none."""
-    with _key_lock:
-        cached = _file_keys.get(str(path))
-        if cached is not None:
-            return cached
-        if not path.exists():
-            temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, secrets.token_hex(32).encode() + b"\n")
-            finally:
-                os.close(fd)
-            try:
-                os.link(temp, path)  # fails if another process made one first: theirs wins
-            except FileExistsError:
-                pass
-            finally:
-                temp.unlink()
-        key = path.read_text(encoding="ascii").strip().encode()
-        if len(key) < 32:
-            raise ConfigurationError(f"{path}: signing key too short; delete the file to make a new one")
-        _file_keys[str(path)] = key
-        return key
-
-
-# --- tokens ----------------------------------------------------------------------------------------
-
-
-def _signature(key: bytes, code: str, point_id: int, expires: int, address: str) -> str:
-    payload = f"{code}.{point_id}.{expires}.{address.casefold()}".encode()
-    digest = hmac.new(key, payload, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def make_token(key: bytes, purpose: Purpose, point_id: int, address: str, expires: datetime) -> str:
-    code = _CODES[purpose]
-    stamp = int(expires.timestamp())
-    return f"{code}.{point_id}.{stamp}.{_signature(key, code, point_id, stamp, address)}"
 
 
 @dataclass(frozen=True)
@@ -179,14 +104,14 @@ def _email_point(conn: Connection, match: ColumnElement[bool]) -> _Point | None:
 def _check_token(rt: Runtime, token: str, purpose: Purpose) -> _Point:
     """The email contact point a valid, unexpired ``purpose`` link names; ``BadLink`` otherwise."""
     parts = token.strip().split(".")
-    if len(parts) != 4 or parts[0] != _CODES[purpose] or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 4 or parts[0] != CODES[purpose] or not parts[1].isdigit() or not parts[2].isdigit():
         raise BadLink(f"{purpose} link: malformed token")
     point_id, expires = int(parts[1]), int(parts[2])
     with rt.engine.connect() as conn:
         point = _email_point(conn, contact_points.c.id == point_id)
     # Compare even when there is no such point, so timing does not tell which ids exist.
     address = point.address if point is not None else ""
-    expected = _signature(signing_key(rt.settings), parts[0], point_id, expires, address)
+    expected = signature(signing_key(rt.settings), parts[0], point_id, expires, address)
     if not hmac.compare_digest(expected.encode(), parts[3].encode()) or point is None:
         raise BadLink(f"{purpose} link: not valid (altered, or the address is no longer subscribed)")
     if expires < rt.clock.now().timestamp():
@@ -209,27 +134,6 @@ def _link(rt: Runtime, path: str, purpose: Purpose, point_id: int, address: str,
     return f"{base}{path}?token={quote(token, safe='')}"
 
 
-def unsubscribe_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, str]:
-    """Delivery row id -> its one-click unsubscribe link, for email rows of a subscriber's contact point.
-
-    Empty when there is no ``public_url`` or no signing key: the mail then goes without the header
-    rather than not at all."""
-    if not rt.settings.public_url:
-        return {}
-    try:
-        key = signing_key(rt.settings)
-    except ConfigurationError:
-        return {}
-    base = rt.settings.public_url.rstrip("/")
-    expires = rt.clock.now() + UNSUBSCRIBE_VALID_FOR
-    links: dict[int, str] = {}
-    for row in rows:
-        if row.contact_point_id is not None:
-            token = make_token(key, "unsubscribe", row.contact_point_id, row.address, expires)
-            links[row.id] = f"{base}/unsubscribe?token={token}"
-    return links
-
-
 # --- signup and confirmation -----------------------------------------------------------------------
 
 
@@ -250,7 +154,7 @@ def _clean_email(value: str) -> str:
 
 
 def _clean_locale(value: str) -> str:
-    if not _LOCALE_RE.match(value.strip()):
+    if not LOCALE_PATTERN.match(value.strip()):
         raise InvalidInput(f"locale: {value!r} is not a locale such as en, fr or fr-CA")
     lang, *rest = value.strip().replace("_", "-").split("-")
     return "-".join([lang.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])

@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from dispatcher.domain.locales import LOCALE_PATTERN
 from dispatcher.domain.models import ChannelKind, ContactPoint, Severity, Subscriber
 from dispatcher.domain.quiet_hours import check_timezone, parse_quiet_hours
 
@@ -80,7 +81,6 @@ CONTACT_COLUMNS: tuple[str, ...] = ("email", "phone", "webhook_url")
 
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
-_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _SECRET_PREFIX = "whsec_"
 
 
@@ -443,7 +443,7 @@ def _webhook_secret(value: str) -> str:
 
 
 def _locale(value: str) -> str:
-    if not _LOCALE_RE.match(value):
+    if not LOCALE_PATTERN.match(value):
         raise _BadValue(f"{value!r} is not a locale such as en, fr or en-GB")
     lang, *rest = value.replace("_", "-").split("-")
     return "-".join([lang.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])

@@ -10,20 +10,13 @@ from __future__ import annotations
 from sqlalchemy import Connection, select, update
 
 from dispatcher.comms.lifecycle import record_event
-from dispatcher.comms.publish import go_live
-from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.comms.publish import get_update, go_live
+from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Update, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.store.queries import update_from_row
 from dispatcher.store.schema import updates
-
-
-def _load(rt: Runtime, update_id: int) -> Update:
-    with rt.engine.connect() as conn:
-        row = conn.execute(select(updates).where(updates.c.id == update_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"no update {update_id}")
-    return Update.model_validate(dict(row))
 
 
 def _who(name: str, what: str) -> str:
@@ -48,13 +41,13 @@ def _decide(conn: Connection, update_id: int, waiting: tuple[str, ...], **values
     )
     if row is None:
         raise InvalidInput(f"update {update_id} was approved or rejected meanwhile")
-    return Update.model_validate(dict(row))
+    return update_from_row(row)
 
 
 def approve(rt: Runtime, update_id: int, approver: str, queue: TaskQueue) -> Update:
     """Approve a waiting update and send it. The approver must not be its author."""
     approver = _who(approver, "approver")
-    upd = _load(rt, update_id)
+    upd = get_update(rt, update_id)
     if upd.state is not UpdateState.PENDING_APPROVAL:
         raise InvalidInput(f"update {update_id} is {upd.state.value}, not waiting for approval")
     if upd.author is not None and upd.author.strip().casefold() == approver.casefold():
@@ -80,7 +73,7 @@ def reject(rt: Runtime, update_id: int, who: str, reason: str) -> Update:
     who = _who(who, "rejected by")
     if not reason.strip():
         raise InvalidInput("reason: say why the update is rejected")
-    upd = _load(rt, update_id)
+    upd = get_update(rt, update_id)
     waiting = (UpdateState.PENDING_APPROVAL.value, UpdateState.SCHEDULED.value)
     if upd.state.value not in waiting:
         raise InvalidInput(f"update {update_id} is {upd.state.value}: only waiting updates can be rejected")
@@ -108,4 +101,4 @@ def pending_approvals(rt: Runtime) -> list[Update]:
             .where(updates.c.state == UpdateState.PENDING_APPROVAL.value)
             .order_by(updates.c.published_at, updates.c.id)
         ).mappings()
-        return [Update.model_validate(dict(r)) for r in rows]
+        return [update_from_row(r) for r in rows]

@@ -33,15 +33,14 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from channels.base import ChannelKind
 from dispatcher.comms.lifecycle import record_event
-from dispatcher.comms.maintenance import localized_notice
 from dispatcher.comms.publish import publish
 from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.domain.policy import PromisePolicy
+from dispatcher.domain.texts import hhmm, holding_text, iso_z
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef, TaskQueue
-from dispatcher.rendering.renderer import locale_candidates
 from dispatcher.store.bulk import insert_deliveries, timestamp_value
+from dispatcher.store.queries import incident_from_row, update_from_row
 from dispatcher.store.schema import contact_points, incidents, subscribers, updates
 
 __all__ = [
@@ -49,8 +48,6 @@ __all__ = [
     "OWNER_BATCH",
     "FollowupReport",
     "enforce_promises",
-    "holding_text",
-    "localized_message",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,41 +68,6 @@ class FollowupReport:
     errors: list[str] = field(default_factory=list)
 
 
-# --- texts ---------------------------------------------------------------------------------------
-
-
-def _hhmm(value: datetime) -> str:
-    return value.strftime("%H:%M UTC")
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def holding_text(promise: PromisePolicy, locale: str | None, next_update: datetime) -> str:
-    """The approved holding message in ``locale`` (``fr-CA`` → ``fr`` → ``en``), naming the new promise."""
-    texts = {key.replace("_", "-").lower(): text for key, text in promise.holding_message.items()}
-    candidates = [c.lower() for c in locale_candidates(locale or "")] + ["en"]
-    text = next(texts[c] for c in candidates if c in texts)
-    return text.replace("{next_update}", _hhmm(next_update))
-
-
-def localized_message(rt: Runtime, incident: Incident, upd: Update, locale: str | None) -> str:
-    """The text a recipient in ``locale`` reads for ``upd``.
-
-    An update's message is one column. Updates Tocsin writes itself store the English text, and every
-    other language is rendered here: a holding message from the policy's approved texts (the promise it
-    names is the update's own ``next_update_at``, so the text never changes after publishing), a
-    maintenance notice from ``dispatcher.comms.maintenance.NOTICES``. What people write is never touched."""
-    if not locale:
-        return upd.message
-    if upd.kind == "holding" and upd.next_update_at is not None:
-        return holding_text(rt.policy.policy.promise, locale, upd.next_update_at)
-    if upd.kind == "maintenance":
-        return localized_notice(incident, upd.message, locale)
-    return upd.message
-
-
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -120,7 +82,7 @@ def _due_incidents(conn: Connection, horizon: datetime) -> list[Incident]:
         )
         .order_by(incidents.c.next_update_at, incidents.c.id)
     ).mappings()
-    return [Incident.model_validate(dict(r)) for r in rows]
+    return [incident_from_row(r) for r in rows]
 
 
 def last_public_update(conn: Connection, incident_id: int) -> Update | None:
@@ -139,7 +101,7 @@ def last_public_update(conn: Connection, incident_id: int) -> Update | None:
         .mappings()
         .first()
     )
-    return None if row is None else Update.model_validate(dict(row))
+    return None if row is None else update_from_row(row)
 
 
 def _event(conn: Connection, inc: Incident, kind: str, at: datetime, update_id: int, reason: str) -> None:
@@ -184,12 +146,12 @@ def _publish_or_give_back(
 
 def _reminder_text(inc: Incident, due: datetime, last: Update | None) -> str:
     since = (
-        f"the last public update was at {_hhmm(last.published_at)}"
+        f"the last public update was at {hhmm(last.published_at)}"
         if last is not None
         else "there has been no public update yet"
     )
     owner = f" Owner: {inc.owner}." if inc.owner else ""
-    return f"Update for incident #{inc.id} '{inc.title}' is due by {_hhmm(due)}; {since}.{owner}"
+    return f"Update for incident #{inc.id} '{inc.title}' is due by {hhmm(due)}; {since}.{owner}"
 
 
 def _owner_emails(conn: Connection, owner: str) -> list[str]:
@@ -266,7 +228,7 @@ def _remind(rt: Runtime, queue: TaskQueue, inc: Incident, due: datetime, now: da
         audience=Audience.INTERNAL,
         author=AUTHOR,
         kind="reminder",
-        idempotency_key=f"reminder:{inc.id}:{_iso(due)}",
+        idempotency_key=f"reminder:{inc.id}:{iso_z(due)}",
     )
     # On failure the reminder is given back: the next tick tries again.
     reminder = _publish_or_give_back(
@@ -274,7 +236,7 @@ def _remind(rt: Runtime, queue: TaskQueue, inc: Incident, due: datetime, now: da
     )
     _reach_owner(rt, queue, inc, reminder)
     with rt.engine.begin() as conn:
-        _event(conn, inc, "reminder_sent", now, reminder.id, f"next update due by {_hhmm(due)}")
+        _event(conn, inc, "reminder_sent", now, reminder.id, f"next update due by {hhmm(due)}")
     return reminder
 
 
@@ -311,7 +273,7 @@ def _hold(rt: Runtime, queue: TaskQueue, inc: Incident, missed: datetime, now: d
         channels=_channels(rt, last),
         author=AUTHOR,
         kind="holding",
-        idempotency_key=f"holding:{inc.id}:{_iso(missed)}",
+        idempotency_key=f"holding:{inc.id}:{iso_z(missed)}",
     )
     # On failure the promise is given back: the next tick tries again.
     holding = _publish_or_give_back(
@@ -337,7 +299,7 @@ def _hold(rt: Runtime, queue: TaskQueue, inc: Incident, missed: datetime, now: d
             )
             .values(promise_state="broken")
         )
-        _event(conn, inc, "holding_sent", now, holding.id, f"promised update by {_hhmm(missed)} missed")
+        _event(conn, inc, "holding_sent", now, holding.id, f"promised update by {hhmm(missed)} missed")
     return holding
 
 

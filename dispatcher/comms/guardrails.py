@@ -14,35 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
 from dispatcher.domain import guardrail_rules as rules
-from dispatcher.domain.guardrail_rules import Draft, Hit
+from dispatcher.domain.guardrail_rules import Draft, Finding, Hit, Level
 from dispatcher.domain.models import Audience, Incident, UpdateDraft, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import updates
-
-Level = Literal["error", "warn"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    level: Level
-    message: str
-    span: tuple[int, int] | None = None
-    """Where in the text the problem is (start, end), when it is in the text."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "level": self.level,
-            "message": self.message,
-            "span": list(self.span) if self.span else None,
-        }
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from dispatcher.comms.lifecycle import open_or_reopen
-from dispatcher.domain.errors import NotFound
 from dispatcher.domain.models import Incident, IncidentDraft
 from dispatcher.engine.runtime import Runtime
+from dispatcher.store import queries
 from dispatcher.store.schema import incidents
 
 
@@ -19,14 +19,11 @@ def open_incident(rt: Runtime, draft: IncidentDraft, actor: str | None = None) -
 
 
 def get_incident(rt: Runtime, incident_id: int) -> Incident:
+    """The incident (``NotFound`` when there is none), read on a connection of its own."""
     with rt.engine.connect() as conn:
-        row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"no incident {incident_id}")
-    return Incident.model_validate(dict(row))
+        return queries.get_incident(conn, incident_id)
 
 
 def list_incidents(rt: Runtime, limit: int = 50) -> list[Incident]:
     with rt.engine.connect() as conn:
-        rows = conn.execute(select(incidents).order_by(incidents.c.id.desc()).limit(limit)).mappings()
-        return [Incident.model_validate(dict(r)) for r in rows]
+        return queries.list_incidents(conn, select(incidents).order_by(incidents.c.id.desc()).limit(limit))

@@ -22,10 +22,11 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select, update
 
-from dispatcher.domain.errors import InvalidInput, NotFound
+from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
 from dispatcher.domain.policy import Policy
 from dispatcher.engine.runtime import Runtime
+from dispatcher.store.queries import get_incident, incident_from_row, update_from_row
 from dispatcher.store.schema import incident_events, incidents, updates
 
 OPEN_STATUSES = (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING)
@@ -200,17 +201,6 @@ def insert_incident(
     return new_id
 
 
-def load_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Incident:
-    """The incident row; ``lock`` holds it (PostgreSQL ``FOR UPDATE``) until the transaction ends."""
-    query = select(incidents).where(incidents.c.id == incident_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
-    if row is None:
-        raise NotFound(f"no incident {incident_id}")
-    return Incident.model_validate(dict(row))
-
-
 def change_status(
     rt: Runtime,
     incident_id: int,
@@ -222,12 +212,12 @@ def change_status(
     """Move the incident to ``to`` by hand (no update is published); the event says who and why."""
     now = rt.clock.now()
     with rt.engine.begin() as conn:
-        incident = load_incident(conn, incident_id, lock=True)
+        incident = get_incident(conn, incident_id, lock=True)
         change = plan_transition(rt.policy.policy, incident, to, now, force=force, reason=reason)
         if change is None:
             raise InvalidInput(f"incident {incident_id} is already {to.value}")
         apply_transition(conn, change, now, actor=actor, reason=reason)
-        return load_incident(conn, incident_id)
+        return get_incident(conn, incident_id)
 
 
 def _reopen(conn: Connection, incident: Incident, at: datetime, actor: str | None, reason: str) -> Incident:
@@ -252,7 +242,7 @@ def _reopen(conn: Connection, incident: Incident, at: datetime, actor: str | Non
         to_status=IncidentStatus.INVESTIGATING,
         reason=reason,
     )
-    return load_incident(conn, incident.id)
+    return get_incident(conn, incident.id)
 
 
 def reopen(rt: Runtime, incident_id: int, actor: str | None, reason: str) -> Incident:
@@ -261,7 +251,7 @@ def reopen(rt: Runtime, incident_id: int, actor: str | None, reason: str) -> Inc
         raise InvalidInput("reason: say why the incident is reopened")
     now = rt.clock.now()
     with rt.engine.begin() as conn:
-        incident = load_incident(conn, incident_id, lock=True)
+        incident = get_incident(conn, incident_id, lock=True)
         if incident.status is not IncidentStatus.RESOLVED:
             raise InvalidInput(f"incident {incident_id} is {incident.status.value}, not resolved")
         return _reopen(conn, incident, now, actor, reason.strip())
@@ -304,7 +294,7 @@ def open_or_reopen(
                 .first()
             )
             if same_key is not None:
-                holder = Incident.model_validate(dict(same_key))
+                holder = incident_from_row(same_key)
                 if holder.status is not IncidentStatus.RESOLVED:
                     return Opened(holder, "existing")
                 if _within(holder, now, window):
@@ -328,7 +318,7 @@ def open_or_reopen(
             .first()
         )
         if flapped is not None:
-            earlier = Incident.model_validate(dict(flapped))
+            earlier = incident_from_row(flapped)
             if keyed:  # the alert's key now names this incident (no other incident holds it)
                 conn.execute(
                     update(incidents)
@@ -349,7 +339,7 @@ def open_or_reopen(
             source=source if keyed else None,
             external_key=external_key if keyed else None,
         )
-        return Opened(load_incident(conn, new_id), "opened")
+        return Opened(get_incident(conn, new_id), "opened")
 
 
 def _within(incident: Incident, now: datetime, window: timedelta) -> bool:
@@ -363,7 +353,7 @@ def set_owner(rt: Runtime, incident_id: int, owner: str | None, actor: str | Non
         raise InvalidInput("owner: at most 200 characters")
     now = rt.clock.now()
     with rt.engine.begin() as conn:
-        before = load_incident(conn, incident_id, lock=True)
+        before = get_incident(conn, incident_id, lock=True)
         conn.execute(
             update(incidents).where(incidents.c.id == incident_id).values(owner=cleaned, updated_at=now)
         )
@@ -375,7 +365,7 @@ def set_owner(rt: Runtime, incident_id: int, owner: str | None, actor: str | Non
             actor=actor,
             reason=f"owner: {before.owner or 'nobody'} → {cleaned or 'nobody'}",
         )
-        return load_incident(conn, incident_id)
+        return get_incident(conn, incident_id)
 
 
 class TimelineEntry(BaseModel):
@@ -395,7 +385,7 @@ class TimelineEntry(BaseModel):
 def timeline(rt: Runtime, incident_id: int) -> list[TimelineEntry]:
     """The incident's events and updates, oldest first (an update at its ``published_at``)."""
     with rt.engine.connect() as conn:
-        load_incident(conn, incident_id)
+        get_incident(conn, incident_id)
         events = conn.execute(
             select(incident_events).where(incident_events.c.incident_id == incident_id)
         ).mappings()
@@ -415,7 +405,7 @@ def timeline(rt: Runtime, incident_id: int) -> list[TimelineEntry]:
             for row in events
         ]
         for row in conn.execute(select(updates).where(updates.c.incident_id == incident_id)).mappings():
-            upd = Update.model_validate(dict(row))
+            upd = update_from_row(row)
             entries.append(
                 (
                     (upd.published_at, 1, upd.id),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import delete, select, update
@@ -34,9 +34,11 @@ from dispatcher.comms.lifecycle import insert_incident, record_event
 from dispatcher.comms.publish import publish
 from dispatcher.domain.errors import InvalidInput, NotFound, TocsinError
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, UpdateDraft
+from dispatcher.domain.texts import OPEN_STAGES, maintenance_notice, when
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.rendering.renderer import locale_candidates
+from dispatcher.store import queries
+from dispatcher.store.queries import incident_from_row
 from dispatcher.store.schema import incident_events, incidents
 
 __all__ = [
@@ -45,7 +47,6 @@ __all__ = [
     "advance_maintenance",
     "cancel_maintenance",
     "list_maintenance",
-    "localized_notice",
     "schedule_maintenance",
 ]
 
@@ -53,8 +54,6 @@ log = logging.getLogger(__name__)
 
 KIND = "maintenance"
 AUTHOR = "tocsin"
-OPEN_STAGES = ("scheduled", "reminded", "in_progress")
-STAGES = (*OPEN_STAGES, "completed", "cancelled")
 _STATUS = {
     "scheduled": IncidentStatus.IDENTIFIED,
     "reminded": IncidentStatus.IDENTIFIED,
@@ -93,7 +92,7 @@ class MaintenanceDraft(BaseModel):
     @model_validator(mode="after")
     def _end_after_start(self) -> MaintenanceDraft:
         if self.ends_at <= self.starts_at:
-            raise ValueError(f"end ({_when(self.ends_at)}) must be after start ({_when(self.starts_at)})")
+            raise ValueError(f"end ({when(self.ends_at)}) must be after start ({when(self.starts_at)})")
         return self
 
 
@@ -104,90 +103,17 @@ class MaintenanceReport:
     errors: list[str] = field(default_factory=list)
 
 
-# --- texts ---------------------------------------------------------------------------------------
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-def _when(value: datetime) -> str:
-    return _utc(value).strftime("%Y-%m-%d %H:%M UTC")
-
-
-NOTICES: dict[str, dict[str, str]] = {
-    "en": {
-        "scheduled": "Scheduled maintenance: {title}. Window: {window}.{affected}",
-        "custom": "{message}\n\nMaintenance window: {window}.",
-        "reminded": (
-            "Reminder: scheduled maintenance '{title}' starts at {start} (window: {window}).{affected}"
-        ),
-        "in_progress": "Scheduled maintenance '{title}' is in progress until {end}.{affected}",
-        "completed": "Scheduled maintenance '{title}' is complete.",
-        "cancelled": "Scheduled maintenance '{title}' ({window}) is cancelled.",
-        "window": "{start} to {end}",
-        "affected": " Affected: {components}.",
-    },
-    "fr": {
-        "scheduled": "Maintenance programmée : {title}. Créneau : {window}.{affected}",
-        "custom": "{message}\n\nCréneau de maintenance : {window}.",
-        "reminded": (
-            "Rappel : la maintenance programmée « {title} » commence le {start} "
-            "(créneau : {window}).{affected}"
-        ),
-        "in_progress": "La maintenance programmée « {title} » est en cours jusqu'à {end}.{affected}",
-        "completed": "La maintenance programmée « {title} » est terminée.",
-        "cancelled": "La maintenance programmée « {title} » ({window}) est annulée.",
-        "window": "du {start} au {end}",
-        "affected": " Concerné : {components}.",
-    },
-}
-"""Tocsin's own maintenance texts per language; the update stores the English one, and subscribers
-with another language get theirs when it is rendered (``localized_notice``)."""
-
-
-def _notice(inc: Incident, stage: str, message: str | None = None, language: str = "en") -> str:
-    assert inc.starts_at is not None and inc.ends_at is not None
-    texts = NOTICES[language]
-    start, end = _utc(inc.starts_at), _utc(inc.ends_at)
-    until = end.strftime("%H:%M UTC") if end.date() == start.date() else _when(end)
-    fields = {
-        "title": inc.title,
-        "start": _when(start),
-        "end": until,
-        "window": texts["window"].format(start=_when(start), end=until),
-        "affected": texts["affected"].format(components=", ".join(inc.components)) if inc.components else "",
-        "message": message or "",
-    }
-    key = "custom" if stage == "scheduled" and message else stage
-    return texts[key].format(**fields)
-
-
-def localized_notice(inc: Incident, text: str, locale: str | None) -> str:
-    """``text`` in ``locale``'s language when it is one of Tocsin's English maintenance notices for
-    ``inc`` (a text someone wrote is left as it is)."""
-    language = next((c.lower() for c in locale_candidates(locale or "") if c.lower() in NOTICES), "en")
-    if language == "en" or inc.starts_at is None or inc.ends_at is None:
-        return text
-    for stage in STAGES:
-        if text == _notice(inc, stage):
-            return _notice(inc, stage, language=language)
-    window = _notice(inc, "scheduled", message="\0")  # the window line added to someone's text
-    english, theirs = window.split("\0", 1)[1], _notice(inc, "scheduled", "\0", language).split("\0", 1)[1]
-    if text.endswith(english):
-        return text[: -len(english)] + theirs
-    return text
-
-
 # --- reading -------------------------------------------------------------------------------------
 
 
 def _get(rt: Runtime, maintenance_id: int) -> Incident:
     with rt.engine.connect() as conn:
-        row = conn.execute(select(incidents).where(incidents.c.id == maintenance_id)).mappings().first()
-    if row is None or row["kind"] != KIND:
+        found = queries.find_incident(
+            conn, select(incidents).where(incidents.c.id == maintenance_id, incidents.c.kind == KIND)
+        )
+    if found is None:
         raise NotFound(f"no maintenance {maintenance_id}")
-    return Incident.model_validate(dict(row))
+    return found
 
 
 def list_maintenance(rt: Runtime, include_finished: bool = True, limit: int = 100) -> list[Incident]:
@@ -197,7 +123,7 @@ def list_maintenance(rt: Runtime, include_finished: bool = True, limit: int = 10
         query = query.where(incidents.c.maintenance_stage.in_(OPEN_STAGES))
     with rt.engine.connect() as conn:
         rows = conn.execute(query.order_by(incidents.c.starts_at.desc()).limit(limit)).mappings()
-        return [Incident.model_validate(dict(r)) for r in rows]
+        return [incident_from_row(r) for r in rows]
 
 
 # --- publishing a stage --------------------------------------------------------------------------
@@ -230,7 +156,7 @@ def _announce(rt: Runtime, queue: TaskQueue, inc: Incident, stage: str, message:
     draft = UpdateDraft(
         incident_id=inc.id,
         status=_STATUS[stage],
-        message=_notice(inc, stage, message),
+        message=maintenance_notice(inc, stage, message),
         next_update_at=promise,
         author=AUTHOR,
         kind=KIND,
@@ -254,7 +180,7 @@ def schedule_maintenance(rt: Runtime, queue: TaskQueue, draft: MaintenanceDraft)
     """Create the maintenance and publish its notice. Nothing is kept if the notice cannot be published."""
     now = rt.clock.now()
     if draft.starts_at <= now:
-        raise InvalidInput(f"start: {_when(draft.starts_at)} is not in the future (now {_when(now)})")
+        raise InvalidInput(f"start: {when(draft.starts_at)} is not in the future (now {when(now)})")
     with rt.engine.begin() as conn:
         new_id = insert_incident(
             conn,
@@ -321,7 +247,7 @@ def advance_maintenance(rt: Runtime, queue: TaskQueue) -> MaintenanceReport:
             .where(incidents.c.kind == KIND, incidents.c.maintenance_stage.in_(OPEN_STAGES))
             .order_by(incidents.c.starts_at, incidents.c.id)
         ).mappings()
-        open_ones = [Incident.model_validate(dict(r)) for r in rows]
+        open_ones = [incident_from_row(r) for r in rows]
     for inc in open_ones:
         stage = _next_stage(rt, inc, now)
         if stage is None or not _claim(rt, inc, stage):

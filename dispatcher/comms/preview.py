@@ -20,10 +20,11 @@ from sqlalchemy import func
 from channels.base import ChannelKind, Message
 from channels.text.sms_segments import count_segments
 from channels.text.x_text import weighted_length
-from dispatcher.comms.guardrails import Finding, check_draft, errors
+from dispatcher.comms.guardrails import check_draft, errors
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.publish import channels_for
 from dispatcher.domain.audiences import AudiencePass, audience_passes, check_audience
+from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft
 from dispatcher.engine.fanout import PREFERENCE_COLUMNS, audience_query, wants
 from dispatcher.engine.messages import X_LIMIT, fit_for_channel
@@ -126,7 +127,7 @@ def _render(rt: Runtime, channel: ChannelKind, context: RenderContext, locale: s
 
 def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> PreviewResult:
     """What publishing ``draft`` would send on each channel, to how many, and what the guardrails say."""
-    audience = check_audience(rt, draft.audience)
+    audience = check_audience(rt.policy, draft.audience)
     incident = get_incident(rt, draft.incident_id)
     context = RenderContext(
         incident_id=incident.id,
@@ -166,7 +167,7 @@ def preview(
         status=status,
         message=text,
         next_update_at=next_update_at,
-        audience=check_audience(rt, audience),
+        audience=check_audience(rt.policy, audience),
     )
     return preview_draft(rt, draft, locale)
 

@@ -28,17 +28,19 @@ from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind
 from dispatcher.comms import guardrails
-from dispatcher.comms.lifecycle import apply_transition, load_incident, plan_transition, record_event
+from dispatcher.comms.lifecycle import apply_transition, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
-from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput, NotFound
+from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.domain.policy import SeverityPolicy
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.store import queries
+from dispatcher.store.queries import get_incident, update_from_row
 from dispatcher.store.schema import incidents, updates
 
 if TYPE_CHECKING:
-    from dispatcher.comms.guardrails import Finding
+    from dispatcher.domain.guardrail_rules import Finding
 
 PRE_APPROVED_KINDS = ("holding", "reminder", "maintenance")
 """Written by Tocsin from approved texts: no guardrails, no approval."""
@@ -56,8 +58,7 @@ class Published:
 
 
 def _existing(conn: Connection, key: str) -> Update | None:
-    row = conn.execute(select(updates).where(updates.c.idempotency_key == key)).mappings().first()
-    return None if row is None else Update.model_validate(dict(row))
+    return queries.find_update(conn, select(updates).where(updates.c.idempotency_key == key))
 
 
 def _same_request(update: Update, draft: UpdateDraft) -> bool:
@@ -137,9 +138,9 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
         if earlier is not None:
             return _replay(earlier, draft)
     with rt.engine.connect() as conn:
-        incident = load_incident(conn, draft.incident_id)
+        incident = get_incident(conn, draft.incident_id)
     rules = rt.policy.policy.for_severity(incident.severity)
-    audience = str(check_audience(rt, draft.audience))
+    audience = str(check_audience(rt.policy, draft.audience))
     if draft.kind not in PRE_APPROVED_KINDS and audience not in rules.audiences:
         raise InvalidInput(
             f"audience: {incident.severity.value} incidents go to {', '.join(rules.audiences)} "
@@ -177,7 +178,7 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
     try:
         with rt.engine.begin() as conn:
             row = conn.execute(updates.insert().values(**values).returning(*updates.c)).mappings().one()
-            published = Update.model_validate(dict(row))
+            published = update_from_row(row)
             if state is UpdateState.PENDING:
                 published = go_live(conn, rt, published, now, actor=draft.author)
     except IntegrityError:
@@ -203,7 +204,7 @@ def go_live(conn: Connection, rt: Runtime, upd: Update, now: datetime, actor: st
     came later); this update's own promise is ``open``; the incident's ``next_update_at`` becomes this
     update's (none once resolved).
     The caller submits the fan-out after the transaction commits."""
-    incident = load_incident(conn, upd.incident_id, lock=True)
+    incident = get_incident(conn, upd.incident_id, lock=True)
     change = plan_transition(rt.policy.policy, incident, upd.status, now)
     if change is not None:
         apply_transition(conn, change, now, actor=actor, update_id=upd.id)
@@ -233,7 +234,7 @@ def go_live(conn: Connection, rt: Runtime, upd: Update, now: datetime, actor: st
         .mappings()
         .one()
     )
-    return Update.model_validate(dict(row))
+    return update_from_row(row)
 
 
 def release_due(rt: Runtime, queue: TaskQueue) -> list[int]:
@@ -284,8 +285,8 @@ def _release_one(rt: Runtime, update_id: int, now: datetime) -> UpdateState | No
         )
         if row is None:
             return None
-        upd = Update.model_validate(dict(row))
-        incident = load_incident(conn, upd.incident_id)
+        upd = update_from_row(row)
+        incident = get_incident(conn, upd.incident_id)
         if needs_approval(rt.policy.policy.for_severity(incident.severity), upd.kind, upd.audience):
             conn.execute(
                 update(updates)
@@ -321,8 +322,6 @@ def _replay(earlier: Update, draft: UpdateDraft) -> Published:
 
 
 def get_update(rt: Runtime, update_id: int) -> Update:
+    """The update (``NotFound`` when there is none), read on a connection of its own."""
     with rt.engine.connect() as conn:
-        row = conn.execute(select(updates).where(updates.c.id == update_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"no update {update_id}")
-    return Update.model_validate(dict(row))
+        return queries.get_update(conn, update_id)

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from channels.base import ChannelKind
+from dispatcher.config.resources import templates_root
 
 CONFIG_FILE_ENV = "TOCSIN_CONFIG"
 DEFAULT_CONFIG_FILE = "tocsin.toml"
@@ -194,10 +195,8 @@ class Settings(BaseSettings):
         if name == "webhook" and self.webhook_secret is not None:
             options.setdefault("default_secret", self.webhook_secret.get_secret_value())
         if name == "statuspage":
-            from dispatcher.rendering.renderer import packaged_templates_dir
-
             user = [str(self.templates_dir)] if self.templates_dir is not None else []
-            options.setdefault("template_dirs", [*user, str(packaged_templates_dir())])
+            options.setdefault("template_dirs", [*user, str(templates_root())])
         return options
 
     def enabled_channels(self) -> list[ChannelKind]:

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Audience
-from dispatcher.domain.policy import Policy, Segment
-from dispatcher.engine.runtime import Runtime
+from dispatcher.domain.policy import LoadedPolicy, Policy, Segment
 
 __all__ = ["AudiencePass", "audience_passes", "check_audience", "in_segment"]
 
 
-def check_audience(rt: Runtime, audience: Audience | str) -> Audience:
+def check_audience(loaded: LoadedPolicy, audience: Audience | str) -> Audience:
     """The audience, if the policy knows it; ``InvalidInput`` naming an unknown segment."""
     try:
         name = Audience(audience)
@@ -41,10 +40,10 @@ def check_audience(rt: Runtime, audience: Audience | str) -> Audience:
         ) from None
     if not name.is_segment:
         return name
-    segments = rt.policy.policy.segments
+    segments = loaded.policy.segments
     if name.value not in segments:
         known = ", ".join(sorted(segments)) or "none defined"
-        where = rt.policy.path or "the built-in policy"
+        where = loaded.path or "the built-in policy"
         raise InvalidInput(
             f"audience: no segment named {name.value!r} in {where} (segments: {known}; or public, internal)"
         )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dispatcher.comms.guardrails import Finding
+from dispatcher.domain.guardrail_rules import Finding
 
 
 class TocsinError(Exception):

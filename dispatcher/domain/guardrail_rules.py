@@ -18,8 +18,28 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from dispatcher.domain.models import IncidentStatus, Severity
+
+Level = Literal["error", "warn"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    level: Level
+    message: str
+    span: tuple[int, int] | None = None
+    """Where in the text the problem is (start, end), when it is in the text."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "level": self.level,
+            "message": self.message,
+            "span": list(self.span) if self.span else None,
+        }
 
 Span = tuple[int, int]
 

@@ -26,10 +26,10 @@ from channels.base import (
     Result,
     TransientError,
 )
-from dispatcher.audience.consent import unsubscribe_links
 from dispatcher.domain.errors import ConfigurationError
 from dispatcher.domain.models import DeliveryState
 from dispatcher.engine.claims import ClaimedRow, claim_batch
+from dispatcher.engine.instruments import observe_send
 from dispatcher.engine.ledger import (
     AttemptRecord,
     log_attempt,
@@ -39,7 +39,7 @@ from dispatcher.engine.ledger import (
     mark_waiting,
     renew_lease,
 )
-from dispatcher.engine.messages import message_for, remember_thread
+from dispatcher.engine.messages import message_for, remember_thread, unsubscribe_links
 from dispatcher.engine.pacing.rate_limit import BucketSpec
 from dispatcher.engine.retry import Action, RetryPolicy
 from dispatcher.engine.runtime import Runtime
@@ -47,7 +47,6 @@ from dispatcher.engine.sequencing.missed import missed_updates
 from dispatcher.engine.sequencing.ordering import IN_ORDER_WAIT_SECONDS, check_order
 from dispatcher.engine.sequencing.recipient_cap import over_cap
 from dispatcher.engine.task_queue import BatchRef
-from dispatcher.reporting.metrics import observe_send
 from dispatcher.store.schema import contact_points
 
 

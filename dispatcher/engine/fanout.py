@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, String, Text, bindparam, cast, select, update
 
 from channels.base import ChannelKind
-from dispatcher.comms.publish import get_update
 from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
 from dispatcher.domain.models import DeliveryState, Incident, Severity, Update, UpdateState
 from dispatcher.domain.policy import Segment
@@ -31,7 +30,8 @@ from dispatcher.domain.quiet_hours import quiet_until
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef, TaskQueue
 from dispatcher.store.bulk import insert_deliveries, timestamp_value
-from dispatcher.store.schema import Timestamp, contact_points, deliveries, incidents, subscribers, updates
+from dispatcher.store.queries import get_incident, get_update
+from dispatcher.store.schema import Timestamp, contact_points, deliveries, subscribers, updates
 
 
 @dataclass
@@ -293,14 +293,13 @@ def _fan_out_channel(
 
 def fan_out(rt: Runtime, update_id: int, queue: TaskQueue) -> FanoutSummary:
     """Write the delivery rows of ``update_id`` and submit one deliver task per batch."""
-    upd = get_update(rt, update_id)
+    with rt.engine.connect() as conn:
+        upd = get_update(conn, update_id)
+        incident = get_incident(conn, upd.incident_id)
     summary = FanoutSummary(update_id)
     if upd.state is not UpdateState.PENDING:
         # Fanned out already, or not released: scheduled, waiting for approval, rejected.
         return summary
-    with rt.engine.connect() as conn:
-        inc_row = conn.execute(select(incidents).where(incidents.c.id == upd.incident_id)).mappings().one()
-    incident = Incident.model_validate(dict(inc_row))
     for channel in upd.channels:
         _fan_out_channel(rt, queue, upd, incident, channel, summary)
     with rt.engine.begin() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from sqlalchemy import Connection, select, update
@@ -9,14 +10,17 @@ from sqlalchemy import Connection, select, update
 from channels.base import ChannelKind, Message
 from channels.text.sms_segments import fit_to_segments
 from channels.text.x_text import fit_to_weighted
-from dispatcher.comms.followups import localized_message
-from dispatcher.comms.publish import get_update
+from dispatcher.config.keys import UNSUBSCRIBE_VALID_FOR, make_token, signing_key
 from dispatcher.domain.audiences import split_staff
-from dispatcher.domain.models import Audience, Incident, Update
+from dispatcher.domain.errors import ConfigurationError
+from dispatcher.domain.models import Audience, Update
+from dispatcher.domain.texts import localized_message
+from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.status_site import status_site_message
 from dispatcher.engine.task_queue import BatchRef
 from dispatcher.rendering.renderer import EarlierUpdate, RenderContext
+from dispatcher.store.queries import get_incident, get_update
 from dispatcher.store.schema import incidents, updates
 
 CACHE_LIMIT = 512
@@ -31,9 +35,9 @@ def render_context(
 ) -> RenderContext:
     """What the templates see; ``locale`` picks the text of updates Tocsin writes in every language;
     ``staff`` adds the update's internal note (staff's copy)."""
-    update = get_update(rt, update_id)
     with rt.engine.connect() as conn:
-        row = conn.execute(select(incidents).where(incidents.c.id == update.incident_id)).mappings().one()
+        update = get_update(conn, update_id)
+        incident = get_incident(conn, update.incident_id)
         carried = (
             conn.execute(
                 select(updates.c.id, updates.c.status, updates.c.message, updates.c.published_at)
@@ -45,14 +49,15 @@ def render_context(
             if earlier
             else []
         )
-    incident = Incident.model_validate(dict(row))
     return RenderContext.from_models(
         incident, update, rt.settings.organisation, rt.settings.status_page_url
     ).model_copy(
         update={
             "incident_status": update.status,
             "earlier": tuple(EarlierUpdate.model_validate(dict(c)) for c in carried),
-            "message": with_internal_note(update, localized_message(rt, incident, update, locale), staff),
+            "message": with_internal_note(
+                update, localized_message(rt.policy.policy.promise, incident, update, locale), staff
+            ),
         }
     )
 
@@ -115,3 +120,25 @@ def message_for(rt: Runtime, ref: BatchRef, locale: str, earlier: tuple[int, ...
 
 def remember_thread(conn: Connection, incident_id: int, post_id: str) -> None:
     conn.execute(update(incidents).where(incidents.c.id == incident_id).values(social_thread_id=post_id))
+
+
+def unsubscribe_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, str]:
+    """Delivery row id -> its one-click unsubscribe link (RFC 8058), for email rows of a subscriber's
+    contact point; the link is signed with the key of ``dispatcher.config.keys``.
+
+    Empty when there is no ``public_url`` or no signing key: the mail then goes without the header
+    rather than not at all."""
+    if not rt.settings.public_url:
+        return {}
+    try:
+        key = signing_key(rt.settings)
+    except ConfigurationError:
+        return {}
+    base = rt.settings.public_url.rstrip("/")
+    expires = rt.clock.now() + UNSUBSCRIBE_VALID_FOR
+    links: dict[int, str] = {}
+    for row in rows:
+        if row.contact_point_id is not None:
+            token = make_token(key, "unsubscribe", row.contact_point_id, row.address, expires)
+            links[row.id] = f"{base}/unsubscribe?token={token}"
+    return links

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dispatcher.domain.models import Severity
 from dispatcher.domain.policy import MonitoringPolicy
-from dispatcher.ingest.common import AlertGroup, AlertLine, AlertStatus, clip_title
+from dispatcher.ingest.alerts import AlertGroup, AlertLine, AlertStatus, clip_title
 
 SIGNATURE_HEADER = "X-Tocsin-Signature"
 TIMESTAMP_HEADER = "X-Tocsin-Timestamp"

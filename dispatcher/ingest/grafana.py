@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dispatcher.domain.policy import MonitoringPolicy
-from dispatcher.ingest.common import AlertGroup, clip_title
+from dispatcher.ingest.alerts import AlertGroup, clip_title
 from dispatcher.ingest.payload import WebhookAlert, WebhookPayload
 
 

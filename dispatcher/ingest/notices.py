@@ -8,12 +8,9 @@ written for engineers), say sorry, and give the next update as a clock time: the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from dispatcher.domain.models import Incident, IncidentStatus
-
-if TYPE_CHECKING:
-    from dispatcher.ingest.common import Action, AlertGroup
+from dispatcher.ingest.alerts import Action, AlertGroup
 
 RECOVERY_REASON = "monitoring reports recovery; confirm before announcing"
 FIRING_AGAIN_REASON = "monitoring reports the problem again"

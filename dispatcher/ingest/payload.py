@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.domain.policy import MonitoringPolicy
-from dispatcher.ingest.common import (
+from dispatcher.ingest.alerts import (
     AlertGroup,
     AlertLine,
     AlertStatus,

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from channels.base import ChannelKind, Message
 from dispatcher.config.resources import templates_root
+from dispatcher.domain.locales import DEFAULT_LOCALE, LOCALE_PATTERN, locale_candidates
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "RenderContext",
     "Renderer",
     "TemplateProblem",
-    "locale_candidates",
     "packaged_templates_dir",
     "sample_contexts",
     "validate_templates",
@@ -69,8 +69,6 @@ TEMPLATE_FILES: dict[ChannelKind, dict[str, str]] = {
 }
 """Channel kind -> which part of the ``Message`` comes from which template file."""
 
-DEFAULT_LOCALE = "en"
-_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
 class TemplateProblem(Exception):
@@ -227,21 +225,6 @@ FILTERS: dict[str, Callable[..., Any]] = {
 def packaged_templates_dir() -> Path:
     """The built-in templates (``dispatcher.config.resources``)."""
     return templates_root()
-
-
-def locale_candidates(locale: str) -> list[str]:
-    """Locale folders to try, most specific first: ``fr_ca`` -> ``["fr-CA", "fr"]``.
-
-    Anything that does not look like a locale tag gives ``[]`` (default templates only), so a locale
-    can never point outside the template folders.
-    """
-    if not locale or not _LOCALE_RE.match(locale):
-        return []
-    lang, *rest = locale.replace("_", "-").split("-")
-    lang = lang.lower()
-    subtags = [part.upper() if len(part) == 2 else part for part in rest]
-    full = "-".join([lang, *subtags])
-    return [full, lang] if full != lang else [lang]
 
 
 def _one_line(text: str) -> str:
@@ -417,7 +400,7 @@ def _locale_dirs(roots: Iterable[Path]) -> list[str]:
     found: set[str] = set()
     for root in roots:
         for child in root.iterdir() if root.is_dir() else ():
-            if child.is_dir() and child.name not in kinds and _LOCALE_RE.match(child.name):
+            if child.is_dir() and child.name not in kinds and LOCALE_PATTERN.match(child.name):
                 found.add(child.name)
     return sorted(found)
 

@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, func, or_, select, update
 
 from channels.base import ChannelKind
-from dispatcher.comms.publish import get_update
 from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import DeliveryState, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef, TaskQueue
+from dispatcher.store import queries
 from dispatcher.store.schema import contact_points, deliveries, updates
 from dispatcher.store.sql import one_of
 
@@ -281,7 +281,8 @@ def missing(rt: Runtime, update_id: int, channels: Iterable[ChannelKind] = ()) -
     """Every address owed ``update_id`` that has not received it, with the reason.
 
     That is every row not ``sent``, plus ``sent`` rows the provider later reported undelivered."""
-    upd = get_update(rt, update_id)
+    with rt.engine.connect() as conn:
+        upd = queries.get_update(conn, update_id)
     chosen = tuple(channels)
     not_received = or_(
         deliveries.c.state != DeliveryState.SENT.value,

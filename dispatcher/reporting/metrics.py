@@ -9,9 +9,10 @@ Two kinds, chosen for what stays correct when several processes deliver:
   process that can read it reports the whole cluster's numbers, and nothing is lost when a worker
   restarts. Counters kept in memory would instead be per process, reset on restart, and double counted
   when several processes are scraped and summed.
-- **In the process that does the work**: how long each provider call took (``tocsin_provider_send_seconds``,
-  observed around ``adapter.send``), and ingest requests. Celery workers expose these on their own port
-  (``workers.metrics``), in prometheus-client's multiprocess mode so every pool process is counted.
+- **In the process that does the work**: how long each provider call took
+  (``tocsin_provider_send_seconds``, observed around ``adapter.send`` by ``dispatcher.engine.instruments``),
+  and ingest requests. Celery workers expose these on their own port (``workers.metrics``), in
+  prometheus-client's multiprocess mode so every pool process is counted.
 
 Metric names are the contract ``docs/grafana-dashboard.json`` and the README use.
 """
@@ -19,25 +20,22 @@ Metric names are the contract ``docs/grafana-dashboard.json`` and the README use
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
-from channels.base import ChannelError, ChannelKind, PermanentError, ProviderUnavailable, TransientError
+from channels.base import ChannelKind
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, delivery_attempts, incidents, updates
 
 log = logging.getLogger(__name__)
 
-SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 FIRST_UPDATE_BUCKETS = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 """Seconds from an incident opening to its first public update: 1m, 5m, 10m, 15m, 30m, 1h, 2h, 4h."""
 BROKER_QUEUES = ("fanout", "maintenance", *(kind.value for kind in ChannelKind))
@@ -50,45 +48,11 @@ CIRCUIT_OPENING_OUTCOMES = ("unavailable", "failover")
 PUBLISHED_STATES = (UpdateState.PENDING.value, UpdateState.FANNED_OUT.value)
 PROMISE_STATES = ("open", "kept", "broken")
 
-SEND_SECONDS = Histogram(
-    "tocsin_provider_send_seconds",
-    "Duration of one provider call (adapter.send) by channel, provider and outcome.",
-    ["channel", "provider", "outcome"],
-    buckets=SEND_BUCKETS,
-)
 INGEST_REQUESTS = Counter(
     "tocsin_ingest_requests",
     "Monitoring ingest requests by source and result (opened, repeat, http_401, …).",
     ["source", "result"],
 )
-
-
-def _outcome(error: BaseException | None) -> str:
-    if error is None:
-        return "returned"
-    if isinstance(error, TransientError):
-        return "transient"
-    if isinstance(error, PermanentError):
-        return "permanent"
-    if isinstance(error, ProviderUnavailable):
-        return "unavailable"
-    if isinstance(error, ChannelError):
-        return "error"
-    return "exception"
-
-
-@contextmanager
-def observe_send(channel: ChannelKind, provider: str) -> Iterator[None]:
-    """Time one provider call into ``tocsin_provider_send_seconds`` (also when it raises)."""
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        SEND_SECONDS.labels(channel.value, provider, _outcome(error)).observe(time.perf_counter() - started)
 
 
 def _histogram(

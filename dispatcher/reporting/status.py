@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatcher.comms.publish import get_update
 from dispatcher.domain.models import Update
 from dispatcher.engine.ledger import ChannelStatus, providers_used, update_status
 from dispatcher.engine.runtime import Runtime
+from dispatcher.store import queries
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class UpdateReport:
 
 
 def report(rt: Runtime, update_id: int) -> UpdateReport:
-    update = get_update(rt, update_id)
+    with rt.engine.connect() as conn:
+        update = queries.get_update(conn, update_id)
     with rt.engine.connect() as conn:
         channels = update_status(conn, update_id)
         providers = {(c.value, p): n for (c, p), n in providers_used(conn, update_id).items()}

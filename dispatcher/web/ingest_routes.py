@@ -29,7 +29,8 @@ from dispatcher.access.tokens import Scope, authenticate
 from dispatcher.domain.policy import MonitoringPolicy
 from dispatcher.engine.runtime import Runtime
 from dispatcher.ingest import alertmanager, generic, grafana
-from dispatcher.ingest.common import AlertGroup, IngestResult, Source, ingest
+from dispatcher.ingest.alerts import AlertGroup, Source
+from dispatcher.ingest.common import IngestResult, ingest
 from dispatcher.reporting import metrics
 from dispatcher.web.api.problems import FieldError, ProblemError, field_errors
 from dispatcher.web.api.work import task_queue

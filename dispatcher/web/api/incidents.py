@@ -13,6 +13,7 @@ from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.lifecycle import TimelineEntry, change_status, open_or_reopen, timeline
 from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity
 from dispatcher.engine.runtime import Runtime
+from dispatcher.store.queries import incident_from_row
 from dispatcher.store.schema import incidents
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.idempotency import IdempotencyDep
@@ -63,7 +64,7 @@ def _page(rt: Runtime, limit: int, cursor: str | None, status: IncidentStatus | 
     if status is not None:
         query = query.where(incidents.c.status == status.value)
     with rt.engine.connect() as conn:
-        found = [Incident.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+        found = [incident_from_row(r) for r in conn.execute(query).mappings()]
     return page_of(found, [i.id for i in found], limit)
 
 

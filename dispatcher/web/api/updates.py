@@ -12,15 +12,16 @@ from sqlalchemy import select
 from channels.base import ChannelKind
 from dispatcher.access.tokens import ApiToken
 from dispatcher.comms.approval import approve, pending_approvals, reject
-from dispatcher.comms.guardrails import Finding
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.preview import preview_draft
 from dispatcher.comms.publish import get_update, publish
 from dispatcher.domain.durations import parse_duration
+from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.models import IncidentStatus, Update, UpdateDraft
 from dispatcher.engine.runtime import Runtime
 from dispatcher.reporting.ledger_queries import missing
 from dispatcher.reporting.status import report
+from dispatcher.store.queries import update_from_row
 from dispatcher.store.schema import updates
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.idempotency import IdempotencyDep
@@ -210,7 +211,7 @@ def list_updates(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> 
         rows = conn.execute(
             select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.id)
         ).mappings()
-        return [Update.model_validate(dict(r)) for r in rows]
+        return [update_from_row(r) for r in rows]
 
 
 @router.post(

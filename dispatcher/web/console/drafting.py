@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from channels.base import ChannelKind
 from channels.text.sms_segments import count_segments
-from dispatcher.comms.guardrails import Finding
 from dispatcher.comms.preview import ChannelPreview, preview_draft
+from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.models import UpdateDraft
 from dispatcher.engine.runtime import Runtime
 

@@ -10,6 +10,7 @@ from dispatcher.audience.subscribers import load
 from dispatcher.comms.approval import pending_approvals
 from dispatcher.domain.models import Incident, IncidentStatus, Subscriber, Update
 from dispatcher.engine.runtime import Runtime
+from dispatcher.store.queries import incident_from_row, update_from_row
 from dispatcher.store.schema import contact_points, incidents, subscribers, updates
 
 
@@ -34,7 +35,7 @@ def attention(rt: Runtime) -> Attention:
             .order_by(incidents.c.next_update_at)
             .limit(20)
         ).mappings()
-        late = [Incident.model_validate(dict(r)) for r in overdue]
+        late = [incident_from_row(r) for r in overdue]
     return Attention(late, pending_approvals(rt)[:20])
 
 
@@ -43,7 +44,7 @@ def incident_updates(rt: Runtime, incident_id: int) -> list[Update]:
         rows = conn.execute(
             select(updates).where(updates.c.incident_id == incident_id).order_by(updates.c.id.desc())
         ).mappings()
-        return [Update.model_validate(dict(r)) for r in rows]
+        return [update_from_row(r) for r in rows]
 
 
 @dataclass(frozen=True)

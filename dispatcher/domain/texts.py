@@ -1,0 +1,125 @@
+"""The texts Tocsin writes itself, in each language: holding messages and maintenance notices.
+
+An update's message is one column. Updates Tocsin writes store the English text; every other language
+is produced here when the update is rendered for a reader (``localized_message``). What people write is
+never touched.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dispatcher.domain.locales import locale_candidates
+from dispatcher.domain.models import Incident, Update
+from dispatcher.domain.policy import PromisePolicy
+
+OPEN_STAGES = ("scheduled", "reminded", "in_progress")
+"""Maintenance stages of a window that has not ended."""
+STAGES = (*OPEN_STAGES, "completed", "cancelled")
+
+
+def hhmm(value: datetime) -> str:
+    return value.strftime("%H:%M UTC")
+
+
+def iso_z(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- holding messages ----------------------------------------------------------------------------
+
+
+def holding_text(promise: PromisePolicy, locale: str | None, next_update: datetime) -> str:
+    """The approved holding message in ``locale`` (``fr-CA`` → ``fr`` → ``en``), naming the new promise."""
+    texts = {key.replace("_", "-").lower(): text for key, text in promise.holding_message.items()}
+    candidates = [c.lower() for c in locale_candidates(locale or "")] + ["en"]
+    text = next(texts[c] for c in candidates if c in texts)
+    return text.replace("{next_update}", hhmm(next_update))
+
+
+# --- maintenance notices -------------------------------------------------------------------------
+
+NOTICES: dict[str, dict[str, str]] = {
+    "en": {
+        "scheduled": "Scheduled maintenance: {title}. Window: {window}.{affected}",
+        "custom": "{message}\n\nMaintenance window: {window}.",
+        "reminded": (
+            "Reminder: scheduled maintenance '{title}' starts at {start} (window: {window}).{affected}"
+        ),
+        "in_progress": "Scheduled maintenance '{title}' is in progress until {end}.{affected}",
+        "completed": "Scheduled maintenance '{title}' is complete.",
+        "cancelled": "Scheduled maintenance '{title}' ({window}) is cancelled.",
+        "window": "{start} to {end}",
+        "affected": " Affected: {components}.",
+    },
+    "fr": {
+        "scheduled": "Maintenance programmée : {title}. Créneau : {window}.{affected}",
+        "custom": "{message}\n\nCréneau de maintenance : {window}.",
+        "reminded": (
+            "Rappel : la maintenance programmée « {title} » commence le {start} "
+            "(créneau : {window}).{affected}"
+        ),
+        "in_progress": "La maintenance programmée « {title} » est en cours jusqu'à {end}.{affected}",
+        "completed": "La maintenance programmée « {title} » est terminée.",
+        "cancelled": "La maintenance programmée « {title} » ({window}) est annulée.",
+        "window": "du {start} au {end}",
+        "affected": " Concerné : {components}.",
+    },
+}
+"""Tocsin's own maintenance texts per language; the update stores the English one, and subscribers
+with another language get theirs when it is rendered (``localized_notice``)."""
+
+
+def maintenance_notice(inc: Incident, stage: str, message: str | None = None, language: str = "en") -> str:
+    """The notice of maintenance window ``inc`` at ``stage`` (``message``: someone's own text)."""
+    assert inc.starts_at is not None and inc.ends_at is not None
+    texts = NOTICES[language]
+    start, end = inc.starts_at.astimezone(UTC), inc.ends_at.astimezone(UTC)
+    until = end.strftime("%H:%M UTC") if end.date() == start.date() else when(end)
+    fields = {
+        "title": inc.title,
+        "start": when(start),
+        "end": until,
+        "window": texts["window"].format(start=when(start), end=until),
+        "affected": texts["affected"].format(components=", ".join(inc.components)) if inc.components else "",
+        "message": message or "",
+    }
+    key = "custom" if stage == "scheduled" and message else stage
+    return texts[key].format(**fields)
+
+
+def localized_notice(inc: Incident, text: str, locale: str | None) -> str:
+    """``text`` in ``locale``'s language when it is one of Tocsin's English maintenance notices for
+    ``inc`` (a text someone wrote is left as it is)."""
+    language = next((c.lower() for c in locale_candidates(locale or "") if c.lower() in NOTICES), "en")
+    if language == "en" or inc.starts_at is None or inc.ends_at is None:
+        return text
+    for stage in STAGES:
+        if text == maintenance_notice(inc, stage):
+            return maintenance_notice(inc, stage, language=language)
+    window = maintenance_notice(inc, "scheduled", message="\0")  # the window line added to someone's text
+    english = window.split("\0", 1)[1]
+    theirs = maintenance_notice(inc, "scheduled", "\0", language).split("\0", 1)[1]
+    if text.endswith(english):
+        return text[: -len(english)] + theirs
+    return text
+
+
+# --- any update ----------------------------------------------------------------------------------
+
+
+def localized_message(promise: PromisePolicy, incident: Incident, upd: Update, locale: str | None) -> str:
+    """The text a recipient in ``locale`` reads for ``upd``: a holding message from the policy's
+    approved texts (naming the update's own ``next_update_at``, so the text never changes after
+    publishing), a maintenance notice from ``NOTICES``, or what someone wrote, untouched."""
+    if not locale:
+        return upd.message
+    if upd.kind == "holding" and upd.next_update_at is not None:
+        return holding_text(promise, locale, upd.next_update_at)
+    if upd.kind == "maintenance":
+        return localized_notice(incident, upd.message, locale)
+    return upd.message
