@@ -16,21 +16,23 @@ from dispatcher.domain.models import Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
-from dispatcher.runners.broker import broker_queue, uses_broker
-from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.runners.factory import work_for
 
 
 def deliver_now(rt: Runtime, act: Callable[[TaskQueue], Update | None], wait: float) -> Update | None:
-    """Run ``act`` with the right queue. On Redis the workers deliver; embedded, deliver here and now
-    (waiting up to ``wait`` seconds for retries due soon) and print what went out per channel."""
-    if uses_broker(rt.settings):
-        return act(broker_queue())
-    runner = EmbeddedRunner(rt)
-    upd = act(runner.queue)
+    """Run ``act`` with the right queue. On Redis the workers deliver (and this says so); embedded,
+    deliver here and now (waiting up to ``wait`` seconds for retries due soon) and print what went
+    out per channel."""
+    work = work_for(rt)
     try:
-        runner.run_until_idle(wait_up_to=wait)
+        upd = act(work.queue)
+        work.finish(wait)
     finally:
         rt.close()  # providers' pooled connections
+    if work.by_workers:
+        if upd is not None:
+            console.print(f"workers are delivering update {upd.id} (follow with `tocsin status {upd.id}`)")
+        return upd
     if upd is not None:
         result = report(rt, upd.id)
         console.print(status_table(result.update, result.channels, result.providers))
@@ -53,8 +55,6 @@ def approve_(
     approved = deliver_now(rt, lambda queue: approve(rt, update, who, queue), wait)
     assert approved is not None
     console.print(f"update {approved.id} approved by {who} and published")
-    if uses_broker(rt.settings):
-        console.print(f"workers are delivering it (follow with `tocsin status {approved.id}`)")
 
 
 @friendly_errors

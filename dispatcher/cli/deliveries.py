@@ -30,8 +30,8 @@ from dispatcher.reporting.ledger_queries import (
     retry_failed,
 )
 from dispatcher.reporting.status import report
-from dispatcher.runners.broker import broker_queue, uses_broker
-from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.runners.embedded import RunStats
+from dispatcher.runners.factory import work_for
 
 app = typer.Typer(
     help="Dead letters, deliveries still owed, who has not received an update, and re-driving failures.",
@@ -240,26 +240,24 @@ def retry(
         _notes(result)
         console.print(f"would re-drive {_size(result)}; nothing changed (--dry-run)", highlight=False)
         return
-    if uses_broker(rt.settings):
-        result = retry_failed(rt, selection, broker_queue())
+    work = work_for(rt)
+    try:
+        result = retry_failed(rt, selection, work.queue)
         _notes(result)
+        stats = work.finish(wait)
+    finally:
+        rt.close()  # adapters hold pooled connections (webhooks): close them before the process ends
+    if stats is None:
         console.print(
             f"re-queued {_size(result)} for the workers (follow with `tocsin deliveries list`)",
             highlight=False,
         )
         return
-    try:
-        _retry_here(rt, selection, wait)
-    finally:
-        rt.close()  # adapters hold pooled connections (webhooks): close them before the process ends
+    _show_retried(rt, result, stats)
 
 
-def _retry_here(rt: Runtime, selection: Selection, wait: float) -> None:
-    """The embedded default: deliver the re-driven batches now, in this process, and show the outcome."""
-    runner = EmbeddedRunner(rt)
-    result = retry_failed(rt, selection, runner.queue)
-    _notes(result)
-    stats = runner.run_until_idle(wait_up_to=wait)
+def _show_retried(rt: Runtime, result: RetryResult, stats: RunStats) -> None:
+    """Embedded: what the re-drive delivered, now, in this process."""
     console.print(
         f"re-drove {_size(result)}: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} set aside",
         highlight=False,

@@ -19,7 +19,7 @@ from dispatcher.cli import policy as policy_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
-from dispatcher.cli.common import console, fail, friendly_errors, load_settings, parse_duration, runtime
+from dispatcher.cli.common import console, friendly_errors, load_settings, parse_duration, runtime
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.comms.incidents import get_incident
@@ -32,8 +32,7 @@ from dispatcher.config.template import CONFIG_TEMPLATE
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
-from dispatcher.runners.broker import broker_worker, uses_broker
-from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.runners.factory import run_worker
 from dispatcher.store.engine import migrate
 
 app = typer.Typer(
@@ -134,9 +133,7 @@ def publish(
         going = published.update.state in (UpdateState.PENDING, UpdateState.FANNED_OUT)
         return published.update if going else None
 
-    sent = deliver_now(rt, act, wait)
-    if sent is not None and uses_broker(rt.settings):
-        console.print(f"workers are delivering update {sent.id} (follow with `tocsin status {sent.id}`)")
+    deliver_now(rt, act, wait)
 
 
 def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | None:
@@ -266,16 +263,18 @@ def worker(
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
     settings = load_settings()
-    if uses_broker(settings):
-        chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-        broker_worker()(chosen, concurrency, beat, loglevel)
-        return
-    if queues:
-        fail("-Q needs Redis (REDIS_URL): the embedded runner serves every channel", code=2)
-    rt = runtime(settings)
-    console.print("embedded worker: delivering owed updates from the database (Ctrl-C to stop)")
+    chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
-        EmbeddedRunner(rt).serve_forever(tick=tick)
+        run_worker(
+            settings,
+            lambda: runtime(settings),
+            queues=chosen,
+            concurrency=concurrency,
+            beat=beat,
+            loglevel=loglevel,
+            tick=tick,
+            announce=console.print,
+        )
     except KeyboardInterrupt:
         console.print("stopped")
 

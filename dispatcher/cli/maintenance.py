@@ -21,8 +21,7 @@ from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Severity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.runners.broker import broker_queue, uses_broker
-from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.runners.factory import work_for
 
 app = typer.Typer(help="Announce planned maintenance windows ahead of time.", no_args_is_help=True)
 
@@ -41,12 +40,10 @@ def parse_moment(option: str, text: str) -> datetime:
 
 def _run(rt: Runtime, act: Callable[[TaskQueue], T], wait: float) -> T:
     """Do ``act`` with the broker's queue, or in this process (embedded) and deliver what it owes."""
-    if uses_broker(rt.settings):
-        return act(broker_queue())
-    runner = EmbeddedRunner(rt)
+    work = work_for(rt)
     try:
-        result = act(runner.queue)
-        runner.run_until_idle(wait_up_to=wait)
+        result = act(work.queue)
+        work.finish(wait)
     finally:
         rt.close()
     return result

@@ -10,31 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.runners.broker import broker_queue, uses_broker
-from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.runners.factory import Work, work_for
 from dispatcher.web.api.auth import runtime_of
 
 _lock = threading.Lock()
 TICK_SECONDS = 5.0
-
-
-def _background_runner(app: FastAPI, request: Request) -> EmbeddedRunner:
-    with _lock:
-        runner: EmbeddedRunner | None = getattr(app.state, "embedded_runner", None)
-        if runner is None:
-            runner = EmbeddedRunner(runtime_of(request))
-            thread = threading.Thread(
-                target=runner.serve_forever,
-                kwargs={"tick": TICK_SECONDS},
-                name="tocsin-api-embedded-runner",
-                daemon=True,
-            )
-            thread.start()
-            app.state.embedded_runner = runner
-        return runner
 
 
 def task_queue(request: Request) -> TaskQueue:
@@ -42,9 +25,14 @@ def task_queue(request: Request) -> TaskQueue:
     if factory is not None:
         queue: TaskQueue = factory()
         return queue
-    if uses_broker(runtime_of(request).settings):
-        return broker_queue()
-    return _background_runner(request.app, request).queue
+    app = request.app
+    with _lock:
+        work: Work | None = getattr(app.state, "work", None)
+        if work is None:
+            work = work_for(runtime_of(request))
+            work.serve_in_background(TICK_SECONDS)
+            app.state.work = work
+    return work.queue
 
 
 QueueDep = Annotated[TaskQueue, Depends(task_queue)]

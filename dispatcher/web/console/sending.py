@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.runners.broker import broker_queue, uses_broker
 from dispatcher.runners.embedded import EmbeddedRunner
+from dispatcher.runners.factory import work_for
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,8 @@ class BackgroundDelivery:
 
 def delivering(rt: Runtime, background: BackgroundDelivery, action: Callable[[TaskQueue], T]) -> T:
     """Run ``action`` (a publish or an approval) with a queue whose work someone will carry out."""
-    if uses_broker(rt.settings):
-        return action(broker_queue())
-    runner = EmbeddedRunner(rt)
-    result = action(runner.queue)
-    if len(runner.queue):
-        background.start(runner)
+    work = work_for(rt)
+    result = action(work.queue)
+    if work.runner is not None and len(work.runner.queue):
+        background.start(work.runner)
     return result
