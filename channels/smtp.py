@@ -20,6 +20,7 @@ import ssl
 from collections.abc import Sequence
 from typing import ClassVar, Self
 
+import tenacity
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from channels.base import (
@@ -60,6 +61,20 @@ class SmtpOptions(BaseModel):
         return self
 
 
+class _Refused(TransientError):
+    """The connection was refused or dropped at once: worth one more try before giving the batch back."""
+
+
+_RECONNECT = tenacity.Retrying(
+    retry=tenacity.retry_if_exception_type(_Refused),
+    stop=tenacity.stop_after_attempt(2),
+    wait=tenacity.wait_fixed(0.2),
+    reraise=True,
+)
+"""Connecting is idempotent: a refused or reset connection (a relay restarting) is tried once more,
+0.2 s later, in the same call. A timeout is not: it has already cost the configured timeout."""
+
+
 class _StopBatch(Exception):
     """Nothing more can go over this connection (disconnected, 421, sender refused); carries the reason."""
 
@@ -82,7 +97,7 @@ class SmtpAdapter(AdapterBase):
         if not recipients:
             return []
         builder = EmailBuilder(message, self.options.from_email, self.options.from_name)
-        connection = self._connect()
+        connection = _RECONNECT(self._connect)
         results: list[Result] = []
         try:
             for index, recipient in enumerate(recipients):
@@ -145,7 +160,10 @@ class SmtpAdapter(AdapterBase):
         except ssl.SSLError as exc:
             _close(connection)
             raise ProviderUnavailable(f"smtp {self._where}: TLS failed: {exc}") from None
-        except (OSError, smtplib.SMTPException) as exc:  # refused, timeout, DNS, disconnected
+        except (ConnectionRefusedError, ConnectionResetError, smtplib.SMTPServerDisconnected) as exc:
+            _close(connection)
+            raise _Refused(f"smtp {self._where}: cannot connect: {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:  # timeout, DNS, anything else on the way
             _close(connection)
             raise TransientError(f"smtp {self._where}: cannot connect: {exc}") from None
         except BaseException:

@@ -34,6 +34,12 @@ class Sink:
     messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
     connections: int = 0
+    dropped: int = 0
+    _drop: int = 0
+
+    def drop_next(self, count: int) -> None:
+        """Hang up on the next ``count`` connections before the greeting (a relay restarting)."""
+        self._drop = count
 
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -56,6 +62,11 @@ class CountingController(Controller):
     def factory(self) -> SMTP:
         self.handler.connections += 1
         server: SMTP = super().factory()  # type: ignore[no-untyped-call]
+        if self.handler._drop > 0:
+            self.handler._drop -= 1
+            self.handler.dropped += 1
+            server.connection_made = lambda transport: transport.close()  # type: ignore[method-assign]
+            server.connection_lost = lambda exc: None  # type: ignore[method-assign]
         return server
 
     def _trigger_server(self) -> None:
@@ -178,6 +189,29 @@ def test_a_server_that_is_down_is_a_transient_error() -> None:
     adapter = SmtpAdapter.from_options({"host": "127.0.0.1", "port": port, "from_email": "s@example.com"})
     with pytest.raises(TransientError, match="cannot connect"):
         adapter.send(MESSAGE, _recipients(1))
+
+
+def test_a_relay_that_hangs_up_once_is_connected_to_again_in_the_same_call(
+    smtp_server: tuple[Sink, Any],
+) -> None:
+    sink, controller = smtp_server
+    sink.drop_next(1)
+
+    results = _adapter(controller).send(MESSAGE, _recipients(2))
+
+    assert sink.dropped == 1
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    assert len(sink.messages) == 2
+
+
+def test_a_relay_that_keeps_hanging_up_is_a_transient_error_after_two_tries(
+    smtp_server: tuple[Sink, Any],
+) -> None:
+    sink, controller = smtp_server
+    sink.drop_next(5)
+    with pytest.raises(TransientError, match="cannot connect"):
+        _adapter(controller).send(MESSAGE, _recipients(1))
+    assert sink.dropped == 2
 
 
 def test_starttls_required_but_not_offered_is_provider_unavailable(smtp_server: tuple[Sink, Any]) -> None:

@@ -6,7 +6,6 @@ when rows must be retried it returns the delay, and the caller schedules the bat
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,12 +18,7 @@ from channels.base import (
     ChannelError,
     ChannelKind,
     Message,
-    Outcome,
-    PermanentError,
-    ProviderUnavailable,
     Recipient,
-    Result,
-    TransientError,
 )
 from dispatcher.domain.errors import ConfigurationError
 from dispatcher.domain.models import DeliveryState
@@ -41,7 +35,15 @@ from dispatcher.engine.ledger import (
 )
 from dispatcher.engine.messages import message_for, remember_thread, unsubscribe_links
 from dispatcher.engine.pacing.rate_limit import BucketSpec
-from dispatcher.engine.retry import Action, RetryPolicy
+from dispatcher.engine.retry import (
+    RetryPolicy,
+    Step,
+    Verdict,
+    decide_error,
+    decide_results,
+    retry_later,
+    skip_reason,
+)
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.sequencing.missed import missed_updates
 from dispatcher.engine.sequencing.ordering import IN_ORDER_WAIT_SECONDS, check_order
@@ -75,15 +77,6 @@ def _recipients(rt: Runtime, channel: ChannelKind, rows: Sequence[ClaimedRow]) -
     ]
 
 
-class _Step(enum.Enum):
-    DONE = "done"
-    """The rows' results are recorded: go on with the next chunk."""
-    FAILOVER = "failover"
-    """The provider cannot serve: these rows (and the rest) go to the next provider."""
-    HALT = "halt"
-    """The provider failed the whole call: stop calling it for this batch."""
-
-
 class _Send:
     """One locale group of a batch going through the channel's providers in failover order."""
 
@@ -92,12 +85,12 @@ class _Send:
 
     def run(self, message: Message, rows: list[ClaimedRow]) -> None:
         providers = self.rt.providers_for(self.ref.channel)
-        breaker = self.rt.breaker
         errors: list[str] = []
         for position, provider in enumerate(providers):
             has_fallback = position < len(providers) - 1
-            if has_fallback and not breaker.allows(provider):
-                errors.append(f"{provider}: circuit open")
+            skip = skip_reason(self.rt.breaker, provider, has_fallback)
+            if skip is not None:
+                errors.append(skip)
                 continue
             try:
                 adapter = self.rt.adapter(provider)
@@ -112,10 +105,10 @@ class _Send:
                 if spec is not None and not self._take_tokens(provider, spec, chunk + remaining):
                     return
                 step = self._attempt(provider, message, chunk, has_fallback)
-                if step is _Step.FAILOVER:
+                if step is Step.FAILOVER:
                     remaining = chunk + remaining
                     break
-                if step is _Step.HALT:
+                if step is Step.HALT:
                     # The provider failed the whole call: the rest of the batch waits with this chunk
                     # instead of hammering it (and spending rate tokens and lease time) call by call.
                     self._postpone(remaining, f"not tried: {provider} failed the call before")
@@ -127,7 +120,8 @@ class _Send:
             rows = remaining
             errors.append(f"{provider}: unavailable")
         # No provider could carry these rows: they stay owed and are retried later.
-        self._finish_transient(None, rows, "no provider available (" + "; ".join(errors) + ")", None)
+        verdict = retry_later(self.policy, rows, "no provider available (" + "; ".join(errors) + ")", None)
+        self._write(None, rows, verdict, None)
 
     def _postpone(self, rows: list[ClaimedRow], why: str) -> None:
         """Back to the queue, due with the rows that were tried; not counted as an attempt."""
@@ -159,132 +153,48 @@ class _Send:
                 return False
             time.sleep(wait)
 
-    def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool) -> _Step:
-        """Send ``rows`` through ``provider`` and record what happened to them."""
-        breaker = self.rt.breaker
+    def _attempt(self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool) -> Step:
+        """Send ``rows`` through ``provider``; the retry module decides, this records it."""
         started = self.rt.clock.now()
-        record = AttemptRecord(self.ref, provider, len(rows), "sent", started)
         try:
             with observe_send(self.ref.channel, provider):
                 recipients = _recipients(self.rt, self.ref.channel, rows)
                 results = self.rt.adapter(provider).send(message, recipients)
-        except ProviderUnavailable as exc:
-            breaker.trip(provider)
-            record.outcome, record.error = "unavailable", exc.message
-            self._log(record)
-            return _Step.FAILOVER
-        except TransientError as exc:
-            if breaker.record_failure(provider) and has_fallback:
-                record.outcome, record.error = "failover", f"circuit opened: {exc.message}"
-                self._log(record)
-                return _Step.FAILOVER
-            record.outcome, record.error = "transient", exc.message
-            self._finish_transient(provider, rows, exc.message, exc.retry_after, record)
-            return _Step.HALT
-        except PermanentError as exc:
-            record.outcome, record.error, record.failed = "failed", exc.message, len(rows)
-            self._finish_failed(provider, rows, exc.message, record)
-            return _Step.DONE
-        except ChannelError as exc:  # an adapter's own subclass we don't know: treat as transient
-            self._finish_transient(provider, rows, exc.message, None, record)
-            return _Step.HALT
-        if any(r.outcome is Outcome.SENT for r in results):
-            breaker.record_success(provider)
-        elif any(r.outcome is Outcome.RETRY for r in results):
-            breaker.record_failure(provider)
-        self._record(provider, message, rows, results, record)
-        return _Step.DONE
+        except ChannelError as exc:
+            verdict = decide_error(exc, rows, self.policy, self.rt.breaker, provider, has_fallback)
+        else:
+            verdict = decide_results(results, rows, self.policy, self.rt.breaker, provider)
+        record = AttemptRecord(self.ref, provider, len(rows), verdict.outcome, started, error=verdict.error)
+        self._write(provider, rows, verdict, record, message)
+        return verdict.step
 
-    def _record(
-        self,
-        provider: str,
-        message: Message,
-        rows: list[ClaimedRow],
-        results: list[Result],
-        record: AttemptRecord,
-    ) -> None:
-        by_id = {r.id: r for r in rows}
-        answered = {res.delivery_id for res in results}
-        sent, failed, retry, opted_out = [], [], [], []
-        for res in results:
-            row = by_id.get(res.delivery_id)
-            if row is None:
-                continue
-            if res.outcome is Outcome.SENT:
-                sent.append((row.id, res.provider_message_id))
-            elif res.outcome is Outcome.FAILED:
-                failed.append((row.id, res.error or "failed"))
-            elif res.outcome is Outcome.OPTED_OUT:
-                opted_out.append(row)
-            else:
-                retry.append((row, res.error or "retry", res.retry_after))
-        # A row the adapter did not answer for is owed again, never silently dropped.
-        retry += [(r, "no result from provider", None) for r in rows if r.id not in answered]
-        now = self.rt.clock.now()
-        requeue, give_up = self._decide(retry)
-        with self.rt.engine.begin() as conn:
-            mark_sent(conn, provider, sent, now)
-            if self.ref.channel is ChannelKind.SOCIAL and sent and sent[-1][1]:
-                remember_thread(conn, message.incident_id, str(sent[-1][1]))
-            mark_failed(conn, provider, failed + give_up, now)
-            mark_retry(conn, provider, requeue, now)
-            record_opt_outs(conn, provider, opted_out, now)
-            record.sent, record.failed, record.retrying = len(sent), len(failed) + len(give_up), len(requeue)
-            record.outcome = "sent" if not (failed or retry) else "partial"
-            log_attempt(conn, record, now)
-        self.outcome.sent += len(sent)
-        self.outcome.failed += len(failed) + len(give_up)
-        self.outcome.suppressed += len(opted_out)
-
-    def _decide(
-        self, retry: list[tuple[ClaimedRow, str, float | None]]
-    ) -> tuple[list[tuple[int, str, float]], list[tuple[int, str]]]:
-        """Rows to requeue (with one shared delay, so the batch stays whole) and rows to give up on."""
-        requeue: list[tuple[int, str, float]] = []
-        give_up: list[tuple[int, str]] = []
-        if not retry:
-            return requeue, give_up
-        attempts = max(row.attempts for row, _, _ in retry)
-        hints = [after for _, _, after in retry if after is not None]
-        delay = self.policy.backoff(attempts, max(hints) if hints else None)
-        for row, error, _ in retry:
-            if self.policy.after_transient(row.attempts).action is Action.GIVE_UP:
-                give_up.append((row.id, f"gave up after {row.attempts} attempts: {error}"))
-            else:
-                requeue.append((row.id, error, delay))
-                self.outcome.note_retry(delay)
-        return requeue, give_up
-
-    def _finish_transient(
+    def _write(
         self,
         provider: str | None,
         rows: list[ClaimedRow],
-        error: str,
-        retry_after: float | None,
-        record: AttemptRecord | None = None,
+        verdict: Verdict,
+        record: AttemptRecord | None,
+        message: Message | None = None,
     ) -> None:
-        requeue, give_up = self._decide([(r, error, retry_after) for r in rows])
+        """The verdict, in the ledger: each row's new state, and the attempt in the attempts log."""
         now = self.rt.clock.now()
+        opted_out = [r for r in rows if r.id in set(verdict.opted_out)]
         with self.rt.engine.begin() as conn:
-            mark_retry(conn, provider, requeue, now)
-            mark_failed(conn, provider, give_up, now)
+            mark_sent(conn, provider or "", verdict.sent, now)
+            if self.ref.channel is ChannelKind.SOCIAL and message and verdict.sent and verdict.sent[-1][1]:
+                remember_thread(conn, message.incident_id, str(verdict.sent[-1][1]))
+            mark_failed(conn, provider, verdict.failed, now)
+            mark_retry(conn, provider, verdict.requeue, now)
+            record_opt_outs(conn, provider or "", opted_out, now)
             if record is not None:
-                record.retrying, record.failed = len(requeue), len(give_up)
+                record.sent, record.failed = len(verdict.sent), len(verdict.failed)
+                record.retrying = len(verdict.requeue)
                 log_attempt(conn, record, now)
-        self.outcome.failed += len(give_up)
-
-    def _finish_failed(
-        self, provider: str, rows: list[ClaimedRow], error: str, record: AttemptRecord
-    ) -> None:
-        now = self.rt.clock.now()
-        with self.rt.engine.begin() as conn:
-            mark_failed(conn, provider, [(r.id, error) for r in rows], now)
-            log_attempt(conn, record, now)
-        self.outcome.failed += len(rows)
-
-    def _log(self, record: AttemptRecord) -> None:
-        with self.rt.engine.begin() as conn:
-            log_attempt(conn, record, self.rt.clock.now())
+        self.outcome.sent += len(verdict.sent)
+        self.outcome.failed += len(verdict.failed)
+        self.outcome.suppressed += len(opted_out)
+        for _, _, delay in verdict.requeue:
+            self.outcome.note_retry(delay)
 
 
 def record_opt_outs(conn: Connection, provider: str, rows: list[ClaimedRow], now: datetime) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+import tenacity
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -184,27 +185,32 @@ def _notify(
 TELLS_ON_CALL: frozenset[Action] = frozenset({"opened", "reopened", "escalated", "changed", "monitoring"})
 
 
-DEADLOCK_SQLSTATE = "40P01"
+RACE_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back."""
 T = TypeVar("T")
+
+
+def _raced(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) in RACE_SQLSTATES
 
 
 def _again_on_race(step: Callable[[], T], tries: int = 4) -> T:
     """Run ``step``, again when a delivery of the same group raced this one.
 
     Another delivery may open the incident at the same moment (a unique-key clash: it exists now), or
-    PostgreSQL may end one of two transactions locking the same rows in turn (a deadlock: it rolled
-    back). Every step is safe to run again: opening finds the incident, publishing has an
-    idempotency key."""
-    for attempt in range(tries):
-        try:
-            return step()
-        except IntegrityError:
-            if attempt == tries - 1:
-                raise
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != DEADLOCK_SQLSTATE or attempt == tries - 1:
-                raise
-    raise AssertionError("unreachable")
+    PostgreSQL may end one of two transactions locking the same rows in turn (a deadlock, or a
+    serialization failure: it rolled back). Every step is safe to run again: opening finds the
+    incident, publishing has an idempotency key. After ``tries`` the last error is raised."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_raced),
+        stop=tenacity.stop_after_attempt(tries),
+        wait=tenacity.wait_random(0, 0.05),
+        reraise=True,
+    )
+    result: T = retrying(step)
+    return result
 
 
 def ingest(rt: Runtime, group: AlertGroup, queue: TaskQueue) -> IngestResult:
