@@ -1,4 +1,7 @@
-"""The adapter contract every provider follows.
+"""The adapter contract every provider follows: Tocsin's public plugin API.
+
+Third-party providers implement this (and register under the ``tocsin.channels`` entry point group);
+nothing else in ``channels/`` is promised to stay stable.
 
 An adapter declares what it can do (``Capabilities``), takes one rendered ``Message`` and the batch of
 ``Recipient``s it goes to, and returns one ``Result`` per recipient. A failure of the whole call raises

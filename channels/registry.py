@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "x": "channels.x:XAdapter",
     "apprise": "channels.chat:ChatAdapter",
     "statuspage": "channels.statuspage.adapter:StatusPageAdapter",
+    "memory": "channels.memory:MemoryAdapter",
 }
 
 ENTRY_POINT_GROUP = "tocsin.channels"

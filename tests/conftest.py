@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from channels.base import Adapter
 from dispatcher.config.settings import Settings
 from dispatcher.engine.runtime import Runtime, build_runtime
 from dispatcher.store.engine import get_engine, migrate
@@ -105,8 +106,8 @@ def make_settings(db_url: str, tmp_path: Path) -> SettingsFactory:
 def make_runtime(make_settings: SettingsFactory) -> Iterator[Callable[..., Runtime]]:
     made: list[Runtime] = []
 
-    def factory(**overrides: Any) -> Runtime:
-        rt = build_runtime(make_settings(**overrides))
+    def factory(adapters: Mapping[str, Adapter] | None = None, **overrides: Any) -> Runtime:
+        rt = build_runtime(make_settings(**overrides), adapters=adapters)
         made.append(rt)
         return rt
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from channels import registry
-from channels.base import Adapter, ChannelKind, Message
+from channels.base import Adapter, Capabilities, ChannelKind, Message
 from dispatcher.config.settings import Settings
 from dispatcher.domain.clock import Clock, SystemClock
 from dispatcher.domain.errors import ConfigurationError, NotInitialised
@@ -29,11 +30,17 @@ class Runtime:
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     render_cache: dict[tuple[int, ChannelKind, str, tuple[int, ...]], Message] = field(default_factory=dict)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
+    injected: dict[str, Adapter] = field(default_factory=dict)
+    """Adapter objects handed in by name (``build_runtime(adapters=…)``): used instead of building the
+    provider from its options. The seam for engine tests (``channels.memory.MemoryAdapter``)."""
     _policy: LoadedPolicy | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def adapter(self, provider: str) -> Adapter:
-        """The adapter for ``provider``, created on first use and kept (it may pool connections)."""
+        """The adapter for ``provider``: the one handed in, else created on first use and kept (it may
+        pool connections)."""
+        if provider in self.injected:
+            return self.injected[provider]
         with self._lock:
             if provider not in self._adapters:
                 try:
@@ -52,7 +59,7 @@ class Runtime:
 
         A fallback with smaller calls (SMTP) gets the batch in several calls."""
         configured = self.settings.channels[channel].batch_size
-        ceiling = registry.adapter_class(self.providers_for(channel)[0]).capabilities.max_batch
+        ceiling = self.capabilities(self.providers_for(channel)[0]).max_batch
         return min(configured, ceiling) if configured else ceiling
 
     def broadcast_targets(self, channel: ChannelKind) -> list[str]:
@@ -73,8 +80,14 @@ class Runtime:
         configured = self.settings.rate_limits.get(provider)
         if configured is not None:
             return BucketSpec(configured.per_second, configured.burst)
-        default = registry.adapter_class(provider).capabilities.rate_limit_per_second
+        default = self.capabilities(provider).rate_limit_per_second
         return None if default is None else BucketSpec(default, 1)
+
+    def capabilities(self, provider: str) -> Capabilities:
+        """What ``provider`` can carry, without building it (an injected adapter says for itself)."""
+        if provider in self.injected:
+            return self.injected[provider].capabilities
+        return registry.adapter_class(provider).capabilities
 
     @property
     def policy(self) -> LoadedPolicy:
@@ -91,8 +104,12 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings | None = None, clock: Clock | None = None, require_schema: bool = True
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    require_schema: bool = True,
+    adapters: Mapping[str, Adapter] | None = None,
 ) -> Runtime:
+    """The runtime for ``settings``; ``adapters`` replaces providers by name with objects of your own."""
     settings = settings or Settings()
     engine = get_engine(settings.database_url)
     if require_schema and not is_initialised(settings.database_url):
@@ -104,6 +121,7 @@ def build_runtime(
         clock=clock or SystemClock(),
         breaker=CircuitBreaker(settings.circuit_breaker.failures, settings.circuit_breaker.reset_after),
         limiter=_limiter(settings),
+        injected=dict(adapters or {}),
     )
 
 
