@@ -26,9 +26,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest --durations=15
 
+## lint: ruff, mypy --strict and the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy dispatcher channels workers
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/fanout.py

@@ -20,7 +20,7 @@ Metric names are the contract ``docs/grafana-dashboard.json`` and the README use
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
-from channels.base import ChannelKind
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, delivery_attempts, incidents, updates
@@ -38,11 +37,6 @@ log = logging.getLogger(__name__)
 
 FIRST_UPDATE_BUCKETS = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 """Seconds from an incident opening to its first public update: 1m, 5m, 10m, 15m, 30m, 1h, 2h, 4h."""
-BROKER_QUEUES = ("fanout", "maintenance", *(kind.value for kind in ChannelKind))
-"""The Celery queues (``workers.app``): one for fan-out, one for periodic work, one per channel."""
-_PRIORITY_SEPARATOR = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
-"""kombu's Redis transport keeps a queue's prioritised messages in ``<queue>\\x06\\x16<step>`` lists."""
 OWED_STATES = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
 CIRCUIT_OPENING_OUTCOMES = ("unavailable", "failover")
 PUBLISHED_STATES = (UpdateState.PENDING.value, UpdateState.FANNED_OUT.value)
@@ -67,8 +61,12 @@ def _histogram(
 class LedgerCollector(Collector):
     """Reads the numbers that must hold across processes from the database, at each scrape."""
 
-    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+    def __init__(
+        self, runtime: Callable[[], Runtime], queue_lengths: Callable[[], Mapping[str, int]] | None = None
+    ) -> None:
         self._runtime = runtime
+        self._queue_lengths = queue_lengths
+        """Tasks waiting per broker queue, when there is a broker (the hook ``workers`` provides)."""
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("tocsin_ledger_up", "1 when the database could be read for this scrape.")
@@ -87,8 +85,7 @@ class LedgerCollector(Collector):
         yield from self._deliveries(rt)
         yield from self._attempts(rt)
         yield from self._comms(rt)
-        if rt.settings.redis_url is not None:
-            yield from self._broker(rt.settings.redis_url)
+        yield from self._broker()
 
     def _deliveries(self, rt: Runtime) -> Iterator[Metric]:
         rows = GaugeMetricFamily(
@@ -227,31 +224,19 @@ class LedgerCollector(Collector):
             open_family.add_metric([status, severity], int(count))
         yield open_family
 
-    def _broker(self, redis_url: str) -> Iterator[Metric]:
-        import redis
-
-        family = GaugeMetricFamily(
-            "tocsin_broker_queue_length", "Tasks waiting in each Celery queue on Redis.", labels=["queue"]
-        )
-        try:
-            client = redis.Redis.from_url(redis_url, socket_timeout=2)
-            try:
-                pipe = client.pipeline()
-                for queue in BROKER_QUEUES:
-                    pipe.llen(queue)
-                    for step in _PRIORITY_STEPS:
-                        pipe.llen(f"{queue}{_PRIORITY_SEPARATOR}{step}")
-                lengths = pipe.execute()
-            finally:
-                client.close()
-        except redis.RedisError as exc:
-            log.warning("metrics: Redis could not be read: %s", exc)
+    def _broker(self) -> Iterator[Metric]:
+        if self._queue_lengths is None:
             return
-        per_queue = 1 + len(_PRIORITY_STEPS)
-        for index, queue in enumerate(BROKER_QUEUES):
-            family.add_metric(
-                [queue], sum(int(n) for n in lengths[index * per_queue : (index + 1) * per_queue])
-            )
+        try:
+            lengths = self._queue_lengths()
+        except Exception as exc:  # the broker is down: the rest of the scrape still answers
+            log.warning("metrics: the broker's queues could not be read: %s", exc)
+            return
+        family = GaugeMetricFamily(
+            "tocsin_broker_queue_length", "Tasks waiting in each queue of the broker.", labels=["queue"]
+        )
+        for queue, length in sorted(lengths.items()):
+            family.add_metric([queue], length)
         yield family
 
 
@@ -274,9 +259,11 @@ def _seconds_between(start: Any, end: Any) -> float:
     return max(0.0, (finished - begun).total_seconds())
 
 
-def ledger_registry(runtime: Callable[[], Runtime]) -> CollectorRegistry:
+def ledger_registry(
+    runtime: Callable[[], Runtime], queue_lengths: Callable[[], Mapping[str, int]] | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(runtime))
+    registry.register(LedgerCollector(runtime, queue_lengths))
     return registry
 
 

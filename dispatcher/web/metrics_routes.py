@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.reporting import metrics
+from dispatcher.runners.factory import queue_lengths
 
 router = APIRouter(tags=["metrics"])
 
@@ -17,6 +18,7 @@ router = APIRouter(tags=["metrics"])
 async def prometheus_metrics(request: Request) -> Response:
     state = request.app.state
     if getattr(state, "ledger_metrics", None) is None:
-        state.ledger_metrics = metrics.ledger_registry(state.runtime)
+        lengths = queue_lengths(state.runtime().settings)
+        state.ledger_metrics = metrics.ledger_registry(state.runtime, lengths)
     body = await run_in_threadpool(metrics.render, state.ledger_metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
