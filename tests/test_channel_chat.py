@@ -94,11 +94,10 @@ def test_many_rooms_in_one_call_are_posted_concurrently(receiver):
     rooms = {f"room{i}": room_url(receiver, f"/r/{i}") for i in range(20)}
     receiver.set_faults(latency_ms=100)
     adapter = make_adapter(rooms, concurrency=10)
-    started = time.monotonic()
 
     results = adapter.send(MESSAGE, recipients(*rooms))
 
-    assert time.monotonic() - started < 1.5  # 20 x 100 ms sequentially would be 2 s
+    assert receiver.stats["max_in_flight"] > 1, "the rooms were posted to at the same time"
     assert [r.outcome for r in results] == [Outcome.SENT] * 20
     assert [r.provider_message_id for r in results] == list(rooms)
     assert len(receiver.received) == 20
@@ -115,11 +114,11 @@ def test_throttle_spaces_posts_to_one_room(receiver):
 
 def test_no_throttle_by_default(receiver):
     adapter = make_adapter({"ops": room_url(receiver, "/ops")})
-    started = time.monotonic()
     for _ in range(3):
         adapter.send(MESSAGE, recipients("ops"))
-    assert time.monotonic() - started < 1.0
     assert len(receiver.received) == 3
+    for room in adapter._rooms.values():
+        assert room.apprise[0].request_rate_per_sec == 0, "Apprise's own pause between posts is off"
 
 
 def test_an_invalid_url_is_a_validation_error_naming_the_room_not_the_secret(caplog):

@@ -106,6 +106,7 @@ def test_sendgrid_accepts_mail_through_the_sdk_and_records_each_recipient():
             "hung": 0,
             "dropped": 0,
             "early_retries": 0,
+            "max_in_flight": 1,
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -194,9 +194,12 @@ def test_publish_cli_schedules_with_at_or_in(tmp_path: Path) -> None:
     assert "scheduled update 1 for" in later.out and "nothing sent" in later.out
     assert not list(tmp_path.glob("outbox/**/*.*"))
 
-    naive = tocsin(*base, "--at", "2030-01-01T10:00", cwd=tmp_path)
+    # A time a year from now, whatever day the suite runs (never a date that will one day be past).
+    when = (datetime.now(UTC) + timedelta(days=365)).replace(hour=10, minute=0, second=0, microsecond=0)
+    stamp = when.strftime("%Y-%m-%dT%H:%M")
+    naive = tocsin(*base, "--at", stamp, cwd=tmp_path)
     assert naive.code != 0 and "time zone" in naive.err
-    both = tocsin(*base, "--at", "2030-01-01T10:00Z", "--in", "1h", cwd=tmp_path)
+    both = tocsin(*base, "--at", f"{stamp}Z", "--in", "1h", cwd=tmp_path)
     assert both.code != 0 and "not both" in both.err
-    at = tocsin(*base, "--at", "2030-01-01T10:00Z", cwd=tmp_path)
-    assert at.code == 0 and "scheduled update 2 for 2030-01-01 10:00 UTC" in at.out, at.err
+    at = tocsin(*base, "--at", f"{stamp}Z", cwd=tmp_path)
+    assert at.code == 0 and f"scheduled update 2 for {when:%Y-%m-%d} 10:00 UTC" in at.out, at.err

@@ -225,6 +225,8 @@ class Emulator:
         self._by_status: Counter[int] = Counter()
         self._hung = 0
         self._dropped = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
         # webhook-id -> monotonic time before which the client was told not to come back (Retry-After)
         self._not_before: dict[str, float] = {}
         self._early = 0
@@ -273,7 +275,8 @@ class Emulator:
     @property
     def stats(self) -> dict[str, Any]:
         """``requests`` (provider requests seen), ``accepted`` (messages recorded), ``accepted_requests``,
-        ``rejected`` (status code as string -> count of non-2xx answers), ``hung``, ``dropped``."""
+        ``rejected`` (status code as string -> count of non-2xx answers), ``hung``, ``dropped``,
+        ``max_in_flight`` (the most requests it was answering at one time)."""
         return {
             "requests": self._requests,
             "accepted": self._accepted,
@@ -282,6 +285,7 @@ class Emulator:
             "hung": self._hung,
             "dropped": self._dropped,
             "early_retries": self._early,
+            "max_in_flight": self._max_in_flight,
         }
 
     def reset(self) -> None:
@@ -290,7 +294,7 @@ class Emulator:
             self.received.clear()
             self.rejected.clear()
             self._requests = self._accepted = self._accepted_requests = 0
-            self._hung = self._dropped = self._early = 0
+            self._hung = self._dropped = self._early = self._max_in_flight = 0
             self._not_before.clear()
             self._by_status.clear()
             self.faults = self._initial_faults.copy()
@@ -308,6 +312,14 @@ class Emulator:
         """Wrap a provider handler with statistics and fault injection."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            try:
+                return await handle(request)
+            finally:
+                self._in_flight -= 1
+
+        async def handle(request: web.Request) -> web.StreamResponse:
             self._requests += 1
             message_id = request.headers.get("webhook-id")
             if message_id and time.monotonic() < self._not_before.get(message_id, 0.0) - EARLY_TOLERANCE:
