@@ -17,10 +17,21 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## demo: a real broadcast on the embedded default, written to demo/outbox
+DEMO ?= demo
+
+## demo: a real broadcast on the embedded default, written to demo/outbox (a second run starts afresh)
 demo: $(VENV)/.installed
-	mkdir -p demo
-	cd demo && ../$(BIN)/tocsin demo
+	@if [ -e "$(DEMO)" ]; then \
+	  echo "make demo: $(DEMO)/ holds an earlier run; starting afresh (its database, outbox and status page are removed)"; \
+	  rm -rf "$(DEMO)"; \
+	fi
+	mkdir -p "$(DEMO)"
+	cd "$(DEMO)" && "$(abspath $(BIN))/tocsin" demo
+	@echo
+	@echo "Tocsin is installed in $(VENV)/, not on your PATH. Next, from $(DEMO)/:"
+	@echo "  cd $(DEMO) && $(abspath $(BIN))/tocsin incident show 1     # the incident's timeline"
+	@echo "  $(abspath $(BIN))/tocsin status 1                          # who got update 1, per channel"
+	@echo "or activate the virtualenv first: source $(VENV)/bin/activate, then tocsin ..."
 
 ## test: the whole suite, Redis and PostgreSQL integration tests included
 test: $(VENV)/.installed-dev
