@@ -199,11 +199,11 @@ def test_retry_dry_run_counts_then_a_real_retry_delivers_once_fixed(
     assert tocsin("deliveries", "missing", "1", "--format", "json", cwd=folder).out.count('"reason"') == 0
 
 
-def test_retry_refuses_when_nothing_matches(folder: Path) -> None:
+def test_retry_when_nothing_failed_says_so_and_succeeds(folder: Path) -> None:
     ran = tocsin("deliveries", "retry", "--channel", "email", cwd=folder)
-    assert ran.code == 1
-    assert ran.err.strip() == "error: no failed deliveries match (channel email, state failed)"
-    assert ran.out == ""
+    assert ran.code == 0, ran.err
+    assert ran.out.strip() == "nothing to re-drive: no failed deliveries match (channel email, state failed)"
+    assert ran.err == ""
 
     sent = json.loads(tocsin("deliveries", "list", "--state", "sent", "--format", "json", cwd=folder).out)
     by_id = tocsin("deliveries", "retry", "--id", str(sent[0]["id"]), "--dry-run", cwd=folder)
@@ -225,3 +225,35 @@ def test_with_redis_retry_hands_the_batches_to_the_workers(folder: Path, redis_u
     rows = json.loads(tocsin("deliveries", "list", "--format", "json", cwd=folder).out)
     assert [(r["state"], r["attempts"]) for r in rows] == [("queued", 0), ("queued", 0)]
     assert all("410" in r["last_error"] for r in rows), "the last error stays until a new attempt"
+
+
+def test_an_update_not_fanned_out_yet_is_never_said_to_have_reached_everyone(folder: Path) -> None:
+    later = tocsin(
+        "publish",
+        "1",
+        "--status",
+        "identified",
+        "--message",
+        "Rollback starts at the top of the hour. Sorry.",
+        "--next-update-in",
+        "1h",
+        "--in",
+        "2h",
+        cwd=folder,
+    )
+    assert later.code == 0, later.err
+    scheduled = later.out.split("scheduled update ")[1].split()[0]
+
+    missing = tocsin("deliveries", "missing", scheduled, cwd=folder)
+
+    assert missing.code == 0, missing.err
+    assert "not fanned out yet" in missing.err
+    assert "every owed address has received it" not in missing.out
+    assert f"update {scheduled}: no address listed yet" in missing.out
+
+
+def test_status_shows_superseded_apart_from_suppressed(folder: Path) -> None:
+    shown = tocsin("status", "1", cwd=folder)
+    assert shown.code == 0, shown.err
+    header = next(line for line in shown.out.splitlines() if "suppressed" in line)
+    assert "superseded" in header

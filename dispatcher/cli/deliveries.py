@@ -23,6 +23,7 @@ from dispatcher.reporting.ledger_queries import (
     DEFAULT_STATES,
     DeliveryRow,
     MissingReport,
+    NothingToRetry,
     RetryResult,
     Selection,
     list_deliveries,
@@ -196,7 +197,10 @@ def _print_missing(result: MissingReport) -> None:
             highlight=False,
         )
     if not result.rows:
-        console.print(f"update {result.update_id}: every owed address has received it", highlight=False)
+        if result.fanned_out:
+            console.print(f"update {result.update_id}: every owed address has received it", highlight=False)
+        else:
+            console.print(f"update {result.update_id}: no address listed yet", highlight=False)
         return
     counts = ", ".join(f"{reason.value} {n}" for reason, n in result.counts.items())
     console.print(
@@ -236,13 +240,22 @@ def retry(
         update_id=update, channels=tuple(channel or ()), provider=provider, ids=tuple(delivery_id or ())
     )
     if dry_run:
-        result = retry_failed(rt, selection, None, dry_run=True)
+        try:
+            result = retry_failed(rt, selection, None, dry_run=True)
+        except NothingToRetry as exc:
+            _nothing_failed(selection, exc)
+            return
         _notes(result)
         console.print(f"would re-drive {_size(result)}; nothing changed (--dry-run)", highlight=False)
         return
     work = work_for(rt)
     try:
         result = retry_failed(rt, selection, work.queue)
+    except NothingToRetry as exc:
+        rt.close()
+        _nothing_failed(selection, exc)
+        return
+    try:
         _notes(result)
         stats = work.finish(wait)
     finally:
@@ -269,6 +282,14 @@ def _show_retried(rt: Runtime, result: RetryResult, stats: RunStats) -> None:
         console.print(status_table(outcome.update, outcome.channels, outcome.providers))
     if owed:
         console.print(f"{owed} deliveries still owed: `tocsin worker` retries them when due", highlight=False)
+
+
+def _nothing_failed(selection: Selection, why: NothingToRetry) -> None:
+    """Nothing failed among what a filter chose: good news, not an error. A delivery named by id that
+    cannot be re-driven is an error (the person asked for that one)."""
+    if selection.ids:
+        raise why
+    console.print(f"nothing to re-drive: {why}", highlight=False)
 
 
 def _size(result: RetryResult) -> str:

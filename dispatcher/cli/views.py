@@ -17,6 +17,7 @@ def status_table(
     table.add_column("sent", justify="right", style="green")
     table.add_column("failed", justify="right", style="red")
     table.add_column("suppressed", justify="right")
+    table.add_column("superseded", justify="right")
     table.add_column("providers")
     for st in statuses:
         carried = ", ".join(
@@ -27,7 +28,8 @@ def status_table(
             str(st.owed),
             str(st.count(DeliveryState.SENT)),
             str(st.count(DeliveryState.FAILED)),
-            str(st.count(DeliveryState.SUPPRESSED) + st.count(DeliveryState.SUPERSEDED)),
+            str(st.count(DeliveryState.SUPPRESSED)),
+            str(st.count(DeliveryState.SUPERSEDED)),
             carried or "-",
         )
     if not statuses:
