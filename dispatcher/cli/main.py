@@ -22,6 +22,7 @@ from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.common import console, friendly_errors, load_settings, parse_duration, runtime
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
+from dispatcher.cli.watch import watch
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.preview import preview as render_preview
 from dispatcher.comms.publish import Published
@@ -100,6 +101,9 @@ def publish(
     wait: Annotated[
         float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
     ] = 10.0,
+    watch_: Annotated[
+        bool, typer.Option("--watch", help="Show live progress per channel while it is delivered.")
+    ] = False,
 ) -> None:
     """Publish one update: it is rendered for every channel and delivered to everyone owed it.
 
@@ -133,7 +137,7 @@ def publish(
         going = published.update.state in (UpdateState.PENDING, UpdateState.FANNED_OUT)
         return published.update if going else None
 
-    deliver_now(rt, act, wait)
+    deliver_now(rt, act, wait, live=watch_)
 
 
 def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | None:
@@ -244,9 +248,22 @@ def preview(
 
 @app.command()
 @friendly_errors
-def status(update: Annotated[int, typer.Argument(help="Update id.")]) -> None:
+def status(
+    update: Annotated[int, typer.Argument(help="Update id.")],
+    watch_: Annotated[
+        bool, typer.Option("--watch", help="Live progress per channel until nothing is owed (Ctrl-C stops).")
+    ] = False,
+    every: Annotated[float, typer.Option(help="With --watch: seconds between redraws.", min=0.1)] = 1.0,
+) -> None:
     """What an update owes, has sent and has failed to send, per channel."""
-    result = report(runtime(), update)
+    rt = runtime()
+    if watch_:
+        try:
+            watch(rt, update, console, every=every)
+        except KeyboardInterrupt:
+            console.print("stopped watching; delivery goes on")
+        return
+    result = report(rt, update)
     console.print(status_table(result.update, result.channels, result.providers))
 
 
