@@ -296,11 +296,27 @@ def worker(
         console.print("stopped")
 
 
+ProxyHeadersOption = Annotated[
+    bool,
+    typer.Option(
+        "--proxy-headers/--no-proxy-headers",
+        help="Behind a reverse proxy: trust its X-Forwarded-Proto and X-Forwarded-For (from "
+        "--forwarded-allow-ips), so cookies are marked Secure behind HTTPS and logs show client addresses.",
+    ),
+]
+ForwardedAllowOption = Annotated[
+    str,
+    typer.Option(help="With --proxy-headers: the proxy addresses to trust, comma-separated (or '*')."),
+]
+
+
 @app.command()
 @friendly_errors
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    proxy_headers: ProxyHeadersOption = False,
+    forwarded_allow_ips: ForwardedAllowOption = "127.0.0.1",
 ) -> None:
     """Serve the HTTP API (docs at /docs, spec at /openapi.json): incidents, updates, subscribers,
     deliveries and policy behind scoped tokens (`tocsin tokens create`), plus provider callbacks
@@ -311,7 +327,14 @@ def api(
     from dispatcher.web.app import create_app
 
     rt = runtime()
-    uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(lambda: rt),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @app.command("console")
@@ -319,6 +342,8 @@ def api(
 def console_(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    proxy_headers: ProxyHeadersOption = False,
+    forwarded_allow_ips: ForwardedAllowOption = "127.0.0.1",
 ) -> None:
     """Serve the web console at /console (log in with an API token from `tocsin tokens create`);
     the HTTP API is served alongside, as `tocsin api` does."""
@@ -328,7 +353,14 @@ def console_(
 
     rt = runtime()
     console.print(f"web console: http://{host}:{port}/console (Ctrl-C to stop)", highlight=False)
-    uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(lambda: rt),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
