@@ -33,7 +33,7 @@ providers = ["outbox"]          # "webhook" to POST signed requests to subscribe
 [channels.social]
 providers = ["outbox"]
 # The static status page: a folder and/or an S3 bucket (see docs/statuspage.md).
-# [channels.statuspage.adapter]
+# [channels.statuspage]
 # enabled = true
 # [providers.statuspage]
 # directory = "/srv/status"
