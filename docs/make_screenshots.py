@@ -1,6 +1,6 @@
-"""Regenerate docs/screenshots/*.png: the web console's main pages, driven in Debian's Chromium.
+"""Regenerate docs/pages/screenshots/*.png: the web console's main pages, driven in Debian's Chromium.
 
-    .venv/bin/python docs/make_screenshots.py            # writes docs/screenshots/
+    .venv/bin/python docs/make_screenshots.py            # writes docs/pages/screenshots/
     .venv/bin/python docs/make_screenshots.py OUT_DIR
 
 Needs ``apt-get install chromium`` and the dev extra (playwright). Everything runs locally: the console
@@ -110,4 +110,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "pages" / "screenshots")

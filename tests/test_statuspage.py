@@ -28,7 +28,7 @@ from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
 from tests.helpers import draft, incident, publish_and_deliver, states
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "pages"
 ATOM = "{http://www.w3.org/2005/Atom}"
 KEY_ID, SECRET = "AKIDSTATUSPAGE", "sEcReT-status-page-key-do-not-log"
 

@@ -33,7 +33,7 @@ def _checked(field: str, check: Callable[[], T]) -> T:
 @friendly_errors
 def add(
     email: Annotated[str | None, typer.Option(help="Email address.")] = None,
-    phone: Annotated[str | None, typer.Option(help="Mobile number for SMS (+447700900123).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Mobile number for SMS (+447911123456).")] = None,
     webhook: Annotated[str | None, typer.Option(help="Webhook URL (a signing secret is generated).")] = None,
     name: Annotated[str | None, typer.Option(help="The person's or system's name.")] = None,
     external_id: Annotated[str | None, typer.Option(help="Your own id for them (unique).")] = None,
@@ -113,7 +113,7 @@ def add(
 @app.command("import")
 @friendly_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV file; columns are listed in the README.")],
+    file: Annotated[Path, typer.Argument(help="CSV file; its columns are listed in docs/pages/getting-started.md.")],
     skip_invalid: Annotated[
         bool, typer.Option(help="Import the valid rows even when some are bad (bad ones are listed).")
     ] = False,

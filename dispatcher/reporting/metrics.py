@@ -14,7 +14,7 @@ Two kinds, chosen for what stays correct when several processes deliver:
   and ingest requests. Celery workers expose these on their own port (``workers.metrics``), in
   prometheus-client's multiprocess mode so every pool process is counted.
 
-Metric names are the contract ``docs/grafana-dashboard.json`` and the README use.
+Metric names are the contract ``docs/pages/grafana-dashboard.json`` and the docs use.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class SubscriberIn(Preferences, Profile):
     """A new subscriber: at least one of email, phone, webhook_url."""
 
     email: str | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=32, description="E.164, e.g. +447700900123.")
+    phone: str | None = Field(default=None, max_length=32, description="E.164, e.g. +447911123456.")
     webhook_url: str | None = Field(default=None, max_length=2048)
     webhook_secret: str | None = Field(
         default=None, max_length=200, description="whsec_ + base64 of 24-64 bytes; generated if absent."
