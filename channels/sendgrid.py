@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -38,17 +39,22 @@ from channels.email_mime import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLI
 MAX_RECIPIENTS_PER_REQUEST = 1000
 
 
+API_KEY_PREFIX = "SG."
+
+
 def _looks_like_email(value: str) -> str:
-    local, _, domain = value.partition("@")
-    if not local or "." not in domain or any(ch.isspace() for ch in value):
-        raise ValueError(f"not an email address: {value!r}")
+    """The address as given, if it is one (syntax only: no DNS lookup at start-up)."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an email address: {value!r} ({exc})") from None
     return value
 
 
 class SendGridOptions(BaseModel):
     """Settings of the SendGrid adapter."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     api_key: SecretStr
     base_url: str = "https://api.sendgrid.com"
@@ -64,6 +70,14 @@ class SendGridOptions(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return base_url(value)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_shape(cls, value: SecretStr) -> SecretStr:
+        # Every SendGrid API key starts "SG."; anything else is a paste of the wrong secret.
+        if not value.get_secret_value().startswith(API_KEY_PREFIX):
+            raise ValueError(f"a SendGrid API key starts with {API_KEY_PREFIX!r}")
+        return value
 
     @field_validator("from_email", "reply_to")
     @classmethod

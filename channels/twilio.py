@@ -82,7 +82,7 @@ CALLBACK_DELIVERY_PARAM = "tocsin_delivery_id"
 class TwilioOptions(BaseModel):
     """Settings of the Twilio adapter. Exactly one of ``from_number`` and ``messaging_service_sid``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     account_sid: str
     auth_token: SecretStr
