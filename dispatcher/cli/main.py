@@ -29,6 +29,7 @@ from dispatcher.comms.publish import publish as publish_update
 from dispatcher.config.settings import config_file_path
 from dispatcher.config.show import effective_config
 from dispatcher.config.template import CONFIG_TEMPLATE
+from dispatcher.domain.durations import MAX_DURATION
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
@@ -149,6 +150,8 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
         raise typer.BadParameter(f"--at: {at!r} is not a time like 2026-11-25T14:30Z") from None
     if when.tzinfo is None:
         raise typer.BadParameter(f"--at: {at!r} needs a time zone, e.g. 2026-11-25T14:30Z")
+    if when - now > MAX_DURATION:
+        raise typer.BadParameter(f"--at: {at!r} is more than {MAX_DURATION.days} days ahead")
     return when
 
 

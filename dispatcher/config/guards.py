@@ -23,9 +23,9 @@ class LimitSettings(BaseModel):
 
     max_body_bytes: int = Field(default=4 * MIB, ge=1024, le=1024 * MIB)
     """Largest request body (413 beyond it); CSV imports have their own limit."""
-    max_import_bytes: int = Field(default=32 * MIB, ge=1024, le=4096 * MIB)
+    max_import_bytes: int = Field(default=20 * MIB, ge=1024, le=4096 * MIB)
     """Largest CSV body of a subscriber import (``/subscribers/import``, the console's import)."""
-    max_json_depth: int = Field(default=32, ge=2, le=1000)
+    max_json_depth: int = Field(default=32, ge=2, le=500)
     """Deepest nesting of arrays and objects a JSON body may have (400 beyond it)."""
 
 
