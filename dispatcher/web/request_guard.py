@@ -242,7 +242,7 @@ async def _answer(scope: Scope, send: Send, refused: Refused) -> None:
         body = json.dumps(problem).encode()
         media = "application/problem+json"
     headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
-    if refused.status == 413:
+    if refused.kind in ("content-too-large", "too-deep"):
         headers.append((b"connection", b"close"))  # the rest of the body is never read
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
