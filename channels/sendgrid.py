@@ -35,8 +35,10 @@ from channels.base import (
     TransientError,
 )
 from channels.email_mime import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLICK
+from channels.readiness import Readiness
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
+SEND_SCOPE = "mail.send"
 
 
 API_KEY_PREFIX = "SG."
@@ -195,6 +197,32 @@ class SendGridAdapter(AdapterBase):
         headers = response.headers
         message_id = headers.get("X-Message-Id") if headers is not None else None
         return None if message_id is None else str(message_id)
+
+    def probe(self) -> Readiness:
+        """``GET /v3/scopes`` with the API key: ready when the key may send (``mail.send``)."""
+        try:
+            response = self._sdk.client.scopes.get()
+        except HTTPError as exc:
+            status = int(exc.status_code)
+            detail = _error_detail(exc.body)
+            if status in (401, 403):
+                return Readiness.not_ready(f"SendGrid refused the API key ({status}): revoked or wrong")
+            if status in (404, 405):
+                return Readiness.not_ready(
+                    f"SendGrid answered {status} at {self.options.base_url}: is base_url right?"
+                )
+            return Readiness.not_ready(f"SendGrid answered {status}" + (f": {detail}" if detail else ""))
+        except (OSError, http.client.HTTPException) as exc:
+            return Readiness.not_ready(f"cannot reach SendGrid at {self.options.base_url}: {exc}")
+        try:
+            scopes = json.loads(response.body or b"{}").get("scopes") or []
+        except (ValueError, AttributeError):
+            return Readiness.not_ready("SendGrid's /v3/scopes answer was not the expected JSON")
+        if SEND_SCOPE not in scopes:
+            return Readiness.not_ready(
+                f"the API key lacks the {SEND_SCOPE} scope ({len(scopes)} other scopes)"
+            )
+        return Readiness.ok(f"the API key may send ({SEND_SCOPE})")
 
 
 def _results_for_error(recipients: Sequence[Recipient], exc: ChannelError) -> list[Result]:
