@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -10,14 +11,16 @@ from rich.table import Table
 
 from channels.base import ChannelKind
 from dispatcher.cli.common import console, friendly_errors, load_settings, runtime
+from dispatcher.comms.canary import CanaryOutcome, canary_outcomes, send_canary
 from dispatcher.comms.readiness import ReadinessRound, readiness_round
 from dispatcher.engine.readiness.services import ServiceCheck, check_broker, check_database
 from dispatcher.engine.readiness.state import DOWN, READY, ChannelReadiness, snapshot
 from dispatcher.engine.runtime import Runtime
-from dispatcher.runners.factory import work_for
+from dispatcher.runners.factory import Work, work_for
 from dispatcher.store.engine import get_engine
 
 NOT_READY_EXIT = 1
+CANARY_POLL_SECONDS = 1.0
 
 
 def used_channels(rt: Runtime) -> set[ChannelKind]:
@@ -90,8 +93,38 @@ def standing_lines(rt: Runtime, channels: list[ChannelKind]) -> list[str]:
     return lines
 
 
+def _canary(rt: Runtime, work: Work) -> list[CanaryOutcome]:
+    """Send the canary and follow it in the ledger until each one is settled or ``canary.wait`` ends."""
+    update_id = send_canary(rt, work.queue)
+    deadline = time.monotonic() + rt.settings.canary.wait
+    while True:
+        work.finish(0.0)  # embedded: deliver what is due now (with Redis, the workers do)
+        found = canary_outcomes(rt, update_id)
+        if all(o.settled for o in found) or time.monotonic() >= deadline:
+            return found
+        time.sleep(CANARY_POLL_SECONDS)
+
+
+def _canary_table(found: list[CanaryOutcome]) -> Table:
+    table = Table("channel", "to", "provider", "arrived", "how we know", title="Canary", title_justify="left")
+    shown = {True: "yes", False: "NO", None: "unconfirmed"}
+    for o in found:
+        table.add_row(
+            o.channel.value, escape(o.address), o.provider or "-", shown[o.arrived], escape(o.detail)
+        )
+    return table
+
+
 @friendly_errors
 def check(
+    send: Annotated[
+        bool,
+        typer.Option(
+            "--send",
+            help="Also send a marked test message through every channel to the [canary] contacts and report "
+            "whether each arrived.",
+        ),
+    ] = False,
     wait: Annotated[
         float, typer.Option(help="Embedded mode: seconds to wait for the alerts to staff to be delivered.")
     ] = 10.0,
@@ -99,7 +132,11 @@ def check(
     """Probe every configured provider with a harmless real call (nothing is sent to anyone), and the
     database and Redis; print one table. Exit 1 when the database or Redis is down, or a channel the
     severity policy uses has no provider that answers. A channel whose state changed is announced to
-    staff on the channels still standing, as the periodic tick does."""
+    staff on the channels still standing, as the periodic tick does.
+
+    With --send, a marked test message then goes to your canary contacts ([canary] in tocsin.toml) on
+    every private channel, and a second table says, from the ledger and the providers' delivery reports,
+    whether each arrived; exit 1 when one did not."""
     settings = load_settings()
     services = _services(settings.database_url, settings.redis_url)
     if not all(s.ok for s in services):
@@ -109,10 +146,13 @@ def check(
         raise typer.Exit(NOT_READY_EXIT)
     rt = runtime(settings)
     work = work_for(rt)
+    canaries: list[CanaryOutcome] = []
     try:
         done = readiness_round(rt, work.queue)
         work.finish(wait)
         states = snapshot(rt)
+        if send:
+            canaries = _canary(rt, work)
     finally:
         rt.close()
     console.print(_table(services, done))
@@ -125,9 +165,13 @@ def check(
     problems = _verdict(rt, states)
     for line in problems:
         console.print(escape(line), highlight=False)
+    if send:
+        console.print(_canary_table(canaries))
     used_down = [k.value for k, s in states.items() if s.state == DOWN and k in used_channels(rt)]
-    if used_down:
-        console.print(f"[bold red]not ready:[/] {', '.join(used_down)}", highlight=False)
+    lost = [f"{o.channel.value} to {o.address}" for o in canaries if o.arrived is False]
+    if used_down or lost:
+        failed = [*used_down, *(f"canary {what} did not arrive" for what in lost)]
+        console.print(f"[bold red]not ready:[/] {escape(', '.join(failed))}", highlight=False)
         raise typer.Exit(NOT_READY_EXIT)
     console.print(
         "[green]every channel the policy uses is ready[/]" if not problems else "ready, with warnings above"
