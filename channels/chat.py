@@ -43,6 +43,7 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.readiness import Readiness
 
 MAX_ROOMS_PER_CALL = 50
 _MASK = "***"
@@ -273,3 +274,12 @@ class ChatAdapter(AdapterBase):
         detail = "; ".join(line for line in lines if line)
         detail = _scrub(detail, room.url)[:500] if detail else "Apprise does not say why"
         return f"room {room.name!r} ({room.shown}) not delivered ({outcome.status.name}): {detail}"
+
+    def probe(self) -> Readiness:
+        """Every room's URL is one Apprise can load (services offer no harmless call to prove a webhook
+        still exists; ``canary.chat`` with ``tocsin check --send`` proves delivery)."""
+        asset = _asset()
+        broken = [room.name for room in self._rooms.values() if _instantiate(room.url, asset) is None]
+        if broken:
+            return Readiness.not_ready(f"Apprise cannot load the URL of room(s) {', '.join(sorted(broken))}")
+        return Readiness.ok(f"{len(self._rooms)} room(s), every URL valid for Apprise")

@@ -126,6 +126,17 @@ def _canonical_host(host: str) -> str:
     return host.rstrip(".").lower()
 
 
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
+
+
+def _loopback_name(host: str) -> bool:
+    """``localhost`` and every name under it are loopback by definition (RFC 6761), whatever the case or
+    a trailing dot, and whether or not this machine's resolver answers for them."""
+    name = _canonical_host(host)
+    return name == "localhost" or name.endswith(".localhost")
+
+
 class DestinationPolicy:
     """Which destinations outbound requests to user-supplied URLs may reach. See the module docstring."""
 
@@ -208,6 +219,25 @@ class DestinationPolicy:
             reason = self.refusal(address)
             if reason is not None:
                 raise BlockedDestination(f"{host} is {reason}")
+        self._check_loopback_name(host)
+
+    def _check_loopback_name(self, host: str) -> None:
+        if _loopback_name(host) and not (self.host_allowed(host) or self.address_allowed(_LOOPBACK)):
+            raise BlockedDestination(f"{host} is a loopback name (localhost)")
+
+    def check_endpoint(self, url: str | URL) -> list[IPAddress] | None:
+        """What sending checks, done ahead (at signup and import): the URL, then every address its host
+        resolves to. None when the name does not resolve from here: sending checks it again then."""
+        parsed = url if isinstance(url, URL) else _parse(url)
+        self.check_url(parsed)
+        if not parsed.host or parsed.port is None:
+            raise BlockedDestination(f"{_shorten(str(url))} has no host")
+        try:
+            return self.resolve_and_check(parsed.host, parsed.port)
+        except BlockedDestination:
+            raise
+        except OSError:
+            return None
 
     def resolve_and_check(self, host: str, port: int) -> list[IPAddress]:
         """The addresses of ``host`` (a name or a literal IP), all of which may be reached; connect to
@@ -219,6 +249,7 @@ class DestinationPolicy:
             if reason is not None:
                 raise BlockedDestination(f"{host} is {reason}")
             return [address]
+        self._check_loopback_name(host)
         addresses = self._resolve(host, port)
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, f"{host} has no addresses")
@@ -242,12 +273,15 @@ def _literal_address(host: str) -> IPAddress | None:
     """The address when ``host`` is (or looks like) a literal IP; looks-like-but-is-not is refused.
 
     Anything all digits and dots, or with a colon, is taken as an address by HTTP clients and never
-    resolved, so the legacy forms ``socket`` maps onto an address (``127.1``, ``2130706433``) are refused."""
+    resolved, so the legacy forms ``socket`` maps onto an address (``127.1``, ``2130706433``,
+    ``0x7f000001``, ``017700000001``) are refused."""
     text = host.strip("[]")
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        if ":" in text or text.replace(".", "").isdigit():
+        # Hexadecimal and octal parts too (0x7f000001, 0177.1): inet_aton, and so getaddrinfo, read
+        # them as an address.
+        if ":" in text or all(_NUMERIC_LABEL.match(label) for label in text.rstrip(".").split(".")):
             raise BlockedDestination(f"{host} is not a canonical IP address") from None
         return None
 

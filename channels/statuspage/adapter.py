@@ -41,6 +41,7 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.readiness import Readiness, folder_writable
 from channels.statuspage.directory import DirectoryPublisher, SiteDirectoryTaken
 from channels.statuspage.model import StatusSnapshot
 from channels.statuspage.render import SiteRenderer, SiteRenderError
@@ -183,6 +184,22 @@ class StatusPageAdapter(AdapterBase):
         return Result.failed(
             recipient.delivery_id, f"no status page destination {recipient.address!r} (configured: {known})"
         )
+
+    def probe(self) -> Readiness:
+        """Every destination can take the site: the folder's parent is writable, the bucket takes an
+        object (put, then deleted)."""
+        seen = []
+        if self.directory is not None:
+            found = folder_writable(self.directory.link.parent, "the status site's folder")
+            if not found.ready:
+                return found
+            seen.append(str(self.directory.link))
+        if self.s3 is not None:
+            refused = self.s3.probe()
+            if refused is not None:
+                return Readiness.not_ready(refused)
+            seen.append(self.s3.target.where)
+        return Readiness.ok("writable: " + ", ".join(seen))
 
     def close(self) -> None:
         if self.s3 is not None:

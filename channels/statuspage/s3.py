@@ -48,6 +48,10 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+PROBE_KEY = ".tocsin-probe"
+"""Written and deleted by the readiness probe, beside the site's files."""
+
+
 class S3PublishError(Exception):
     """An upload failed; ``transient`` says whether trying again later may help."""
 
@@ -162,6 +166,19 @@ class S3Publisher:
             except BotoCoreError as exc:
                 raise _boto_error(self.target.bucket, key, exc) from None
         return True
+
+    def probe(self) -> str | None:
+        """Why the bucket cannot take the site (None when it can): a tiny object put, then deleted."""
+        key = self.target.prefix + PROBE_KEY
+        try:
+            client = self.client()
+            client.put_object(Bucket=self.target.bucket, Key=key, Body=b"tocsin readiness probe")
+            client.delete_object(Bucket=self.target.bucket, Key=key)
+        except ClientError as exc:
+            return _client_error(self.target.bucket, key, exc).message
+        except BotoCoreError as exc:
+            return _boto_error(self.target.bucket, key, exc).message
+        return None
 
     def close(self) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateError
-from sqlalchemy import ColumnElement, Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
 
 from channels.base import (
     ChannelError,
@@ -37,6 +37,7 @@ from channels.base import (
     Recipient,
     TransientError,
 )
+from dispatcher.audience.subscribers import email_key
 from dispatcher.config.keys import (
     CODES,
     CONFIRM_VALID_FOR,
@@ -192,7 +193,8 @@ def request_signup(
     signing_key(rt.settings)  # a missing key is a configuration error before anything is written
     now = rt.clock.now()
     with rt.engine.begin() as conn:
-        row = _email_point(conn, contact_points.c.address == address)
+        # Case-blind, as imports compare: BOB@Example.com signing up is bob@example.com again.
+        row = _email_point(conn, func.lower(contact_points.c.address) == email_key(address))
         if row is None:
             subscriber_id = conn.execute(
                 insert(subscribers).returning(subscribers.c.id),
@@ -218,6 +220,7 @@ def request_signup(
             return Signup(row.id, address, "already_confirmed")
         else:
             point_id = row.id
+            address = row.address  # the link names the address as it is stored
             if not row.confirmed:  # still a pending self-service signup: take the latest choices
                 conn.execute(
                     update(subscribers)

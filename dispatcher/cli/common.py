@@ -10,11 +10,13 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
+from dispatcher.config import strict
 from dispatcher.config.settings import Settings
 from dispatcher.domain import durations
-from dispatcher.domain.errors import TocsinError
+from dispatcher.domain.errors import ConfigurationError, TocsinError
 from dispatcher.engine.runtime import Runtime, build_runtime
 
 console = Console()
@@ -25,7 +27,8 @@ R = TypeVar("R")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages quote tables like [retry]: printed as text, never read as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -59,12 +62,12 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def load_settings() -> Settings:
+    """The settings, checked strictly (unknown keys, provider names and options): a problem stops the
+    command here with one message naming the file, the table and the key."""
     try:
-        return Settings()
-    except ValidationError as exc:
-        fail(f"configuration: {describe_validation(exc)}")
-    except ValueError as exc:  # a broken tocsin.toml
-        fail(f"configuration: {exc}")
+        return strict.load_settings()
+    except ConfigurationError as exc:
+        fail(str(exc))
 
 
 def runtime(settings: Settings | None = None) -> Runtime:

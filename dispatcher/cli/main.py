@@ -11,6 +11,7 @@ from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
+from dispatcher.cli import check as check_cmd
 from dispatcher.cli import deliveries as deliveries_cmds
 from dispatcher.cli import demo as demo_cmd
 from dispatcher.cli import incidents as incident_cmds
@@ -19,6 +20,7 @@ from dispatcher.cli import policy as policy_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
+from dispatcher.cli.check import standing_lines
 from dispatcher.cli.common import console, friendly_errors, load_settings, parse_duration, runtime
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
@@ -30,6 +32,7 @@ from dispatcher.comms.publish import publish as publish_update
 from dispatcher.config.settings import config_file_path
 from dispatcher.config.show import effective_config
 from dispatcher.config.template import CONFIG_TEMPLATE
+from dispatcher.domain.durations import MAX_DURATION
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
@@ -49,6 +52,7 @@ app.command("tick")(maintenance_cmds.tick)
 app.add_typer(deliveries_cmds.app, name="deliveries")
 app.add_typer(tokens_cmds.app, name="tokens")
 app.command("demo")(demo_cmd.demo)
+app.command("check")(check_cmd.check)
 app.add_typer(policy_cmds.app, name="policy")
 approval_cmds.register(app)
 
@@ -153,6 +157,8 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
         raise typer.BadParameter(f"--at: {at!r} is not a time like 2026-11-25T14:30Z") from None
     if when.tzinfo is None:
         raise typer.BadParameter(f"--at: {at!r} needs a time zone, e.g. 2026-11-25T14:30Z")
+    if when - now > MAX_DURATION:
+        raise typer.BadParameter(f"--at: {at!r} is more than {MAX_DURATION.days} days ahead")
     return when
 
 
@@ -221,6 +227,9 @@ def preview(
         if item.channel is ChannelKind.EMAIL:
             shown = f"Subject: {item.message.subject}\n\n{shown}"
         console.print(Panel(escape(shown), title=title, title_align="left", expand=False), highlight=False)
+    console.print("channels standing:", highlight=False)
+    for line in standing_lines(rt, [item.channel for item in result.channels]):
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     if not result.findings:
         console.print("[green]guardrails: nothing found[/]")
     for finding in result.findings:

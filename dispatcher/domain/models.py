@@ -22,6 +22,7 @@ from pydantic import (
 
 from channels.base import ChannelKind
 from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
+from dispatcher.domain.text_safety import refuse_control_characters
 
 __all__ = [
     "Audience",
@@ -165,6 +166,13 @@ class IncidentDraft(BaseModel):
         cleaned = [c.strip() for c in value if c.strip()]
         return list(dict.fromkeys(cleaned))
 
+    @field_validator("title", "owner", "components")
+    @classmethod
+    def _no_control_characters(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in [value] if isinstance(value, str) else value or []:
+            refuse_control_characters(text)
+        return value
+
 
 class UpdateDraft(BaseModel):
     """What publishing an update takes. Validated before anything is written."""
@@ -190,6 +198,11 @@ class UpdateDraft(BaseModel):
     """Why guardrail errors are overridden (recorded with the update)."""
     publish_at: datetime | None = None
     """Publish later: the update waits in the database and the periodic tick sends it then."""
+
+    @field_validator("message", "idempotency_key", "author", "internal_note", "override_reason")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_control_characters(value)
 
 
 class Update(BaseModel):

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
+from dispatcher.engine.readiness.state import snapshot
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, delivery_attempts, incidents, updates
 
@@ -85,7 +86,28 @@ class LedgerCollector(Collector):
         yield from self._deliveries(rt)
         yield from self._attempts(rt)
         yield from self._comms(rt)
+        yield from self._readiness(rt)
         yield from self._broker()
+
+    def _readiness(self, rt: Runtime) -> Iterator[Metric]:
+        """What the last probe round found (``tocsin check``, the tick): a channel that died since the last
+        incident shows here before the next one."""
+        ready = GaugeMetricFamily(
+            "tocsin_provider_ready",
+            "1 when the provider answered its last readiness probe for the channel, else 0.",
+            labels=["channel", "provider"],
+        )
+        checked = GaugeMetricFamily(
+            "tocsin_readiness_checked_timestamp_seconds",
+            "When the channel's providers were last probed (Unix time): alert when it gets old.",
+            labels=["channel"],
+        )
+        for kind, found in snapshot(rt).items():
+            checked.add_metric([kind.value], found.checked_at.timestamp())
+            for status in found.providers:
+                ready.add_metric([kind.value, status.provider], 1 if status.ready else 0)
+        yield ready
+        yield checked
 
     def _deliveries(self, rt: Runtime) -> Iterator[Metric]:
         rows = GaugeMetricFamily(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -259,4 +260,49 @@ ingest_events = Table(
     Column("incident_id", Integer, nullable=True),
     Column("received_at", Timestamp(), nullable=False),
     UniqueConstraint("source", "dedupe_key", name="uq_ingest_events_source_dedupe_key"),
+)
+
+# Email addresses are unique without case (``BOB@Example.com`` is ``bob@example.com``): imports and
+# signups look them up by ``lower(address)``.
+Index("ix_contact_points_email_key", contact_points.c.channel, func.lower(contact_points.c.address))
+
+provider_readiness = Table(
+    "provider_readiness",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("provider", String(50), nullable=False),
+    Column("ready", Boolean, nullable=False),
+    # Why not (or what the probe saw when ready: "scopes include mail.send").
+    Column("detail", Text, nullable=False),
+    Column("checked_at", Timestamp(), nullable=False),
+    Column("elapsed_ms", Integer, nullable=False),
+    # When the provider last went from ready to not ready, or back.
+    Column("since", Timestamp(), nullable=False),
+    UniqueConstraint("channel", "provider", name="uq_provider_readiness_channel_provider"),
+)
+
+channel_readiness = Table(
+    "channel_readiness",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(20), nullable=False, unique=True),
+    # ready (every provider answers), degraded (a fallback carries it), down (no provider answers).
+    Column("state", String(20), nullable=False),
+    Column("since", Timestamp(), nullable=False),
+    Column("checked_at", Timestamp(), nullable=False),
+    # The internal incident that told staff the channel is not ready, while it is open.
+    Column("incident_id", Integer, nullable=True),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # sha256 of the random session id the cookie carries: logging out ends it here, for every copy.
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("token_id", Integer, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("expires_at", Timestamp(), nullable=False),
+    Column("ended_at", Timestamp(), nullable=True),
 )
