@@ -28,7 +28,7 @@ from typing import Any, cast, get_args
 
 from sqlalchemy import Connection, or_, select
 
-from channels.base import ChannelKind, Message
+from channels.base import ChannelError, ChannelKind, Message, Outcome, Recipient
 from channels.statuspage.model import (
     COMPONENT_STATUS_ORDER,
     ComponentState,
@@ -391,7 +391,7 @@ def _components(
 
 
 def _overall(
-    open_incidents: list[PublicIncident], maintenance: list[PublicIncident], parts: list[ComponentState]
+    open_incidents: list[PublicIncident], maintenance: list[PublicIncident], by_hand_set: list[str]
 ) -> OverallStatus:
     levels: list[Indicator] = ["none"]
     levels += [cast(Indicator, i.severity) for i in open_incidents]
@@ -404,7 +404,7 @@ def _overall(
         "major_outage": "critical",
         "under_maintenance": "maintenance",
     }
-    levels += [by_hand[c.status] for c in parts if c.status in by_hand]
+    levels += [by_hand[status] for status in by_hand_set if status in by_hand]
     indicator = max(levels, key=_INDICATOR_ORDER.index)
     return OverallStatus(indicator=indicator, description=_DESCRIPTIONS[indicator])
 
@@ -456,7 +456,7 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
         page_id=page_id,
         audience="internal" if internal else "public",
         subscribe_url=(rt.settings.public_url.rstrip("/") + "/subscribe") if rt.settings.public_url else None,
-        status=_overall(open_incidents, maintenance, parts),
+        status=_overall(open_incidents, maintenance, [r["status"] for r in defined]),
         components=parts,
         incidents=open_incidents,
         maintenance=maintenance,
@@ -493,3 +493,25 @@ def site_message(rt: Runtime, update_id: int, incident_id: int, subject: str) ->
         text=f"{snapshot.status.description}; {opened} open incident{'s' if opened != 1 else ''}",
         json_body=bundle.model_dump_json(),
     )
+
+
+def republish_site(rt: Runtime) -> dict[str, str | None]:
+    """Rebuild and publish the status sites now, outside any update (a component's status set by
+    hand, a component added or reordered). Destination -> None when published, else what went wrong.
+
+    Empty when the status page channel is off. The next update's publish (through the ledger, with
+    its retries) carries the same state, so a destination that failed here catches up then."""
+    if not rt.settings.channels[ChannelKind.STATUSPAGE].enabled:
+        return {}
+    targets = rt.broadcast_targets(ChannelKind.STATUSPAGE)
+    # Delivery ids <= 0: out of the ledger (see channels.base.Recipient).
+    recipients = [Recipient(delivery_id=-n, address=t) for n, t in enumerate(targets)]
+    try:
+        adapter = rt.adapter(rt.providers_for(ChannelKind.STATUSPAGE)[0])
+        results = adapter.send(site_message(rt, 0, 0, "Component status"), recipients)
+    except (ChannelError, ConfigurationError) as exc:
+        return dict.fromkeys(targets, str(exc))
+    return {
+        target: None if result.outcome is Outcome.SENT else (result.error or result.outcome.value)
+        for target, result in zip(targets, results, strict=True)
+    }
