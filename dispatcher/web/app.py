@@ -14,6 +14,7 @@ from dispatcher.web.console import router as console_router
 from dispatcher.web.ingest_routes import router as ingest_router
 from dispatcher.web.metrics_routes import router as metrics_router
 from dispatcher.web.provider_routes import router as provider_router
+from dispatcher.web.self_service import router as self_service_router
 
 
 def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
@@ -21,6 +22,7 @@ def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
     app = FastAPI(title="Tocsin", description="Outage notification dispatcher")
     app.state.runtime = runtime or cache(build_runtime)
     app.include_router(provider_router)
+    app.include_router(self_service_router)
     app.include_router(consent_router)
     app.include_router(ingest_router)
     app.include_router(metrics_router)
