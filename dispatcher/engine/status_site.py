@@ -239,8 +239,9 @@ def _is_finished(item: PublicIncident) -> bool:
 # --- per-component impact and uptime ---------------------------------------------------------------
 
 
-def _recorded_impacts(conn: Connection, incident_ids: Sequence[int]) -> dict[int, list[Any]]:
-    """Incident id -> its recorded per-component impact rows (issue 15's table), oldest first."""
+def _recorded_impacts(conn: Connection, incident_ids: Sequence[int], now: datetime) -> dict[int, list[Any]]:
+    """Incident id -> its recorded per-component impact rows in effect by ``now`` (issue 15's table),
+    oldest first."""
     found: dict[int, list[Any]] = defaultdict(list)
     for chunk in _chunks(list(incident_ids), 500):
         for r in conn.execute(
@@ -250,7 +251,7 @@ def _recorded_impacts(conn: Connection, incident_ids: Sequence[int]) -> dict[int
                 component_impacts.c.impact,
                 component_impacts.c.effective_at,
             )
-            .where(component_impacts.c.incident_id.in_(chunk))
+            .where(component_impacts.c.incident_id.in_(chunk), component_impacts.c.effective_at <= now)
             .order_by(component_impacts.c.effective_at, component_impacts.c.id)
         ):
             if r.impact in _LEVELS:
@@ -419,7 +420,7 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
     with rt.engine.connect() as conn:
         rows, timelines = _public_updates(conn, looked_back, internal)
         rows = [r for r in rows if timelines.get(r["id"])]
-        recorded = _recorded_impacts(conn, [r["id"] for r in rows])
+        recorded = _recorded_impacts(conn, [r["id"] for r in rows], now)
         intervals = _manual_intervals(conn)
         defined = _configured_components(conn)
     open_incidents: list[PublicIncident] = []
