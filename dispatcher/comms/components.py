@@ -124,10 +124,9 @@ def get_component(rt: Runtime, key: str | int) -> Component:
         return _find(conn, key)
 
 
-def _taken(conn: Connection, name: str, slug: str, but: int | None = None) -> None:
-    query = select(components.c.name).where(
-        (func.lower(components.c.name) == name.lower()) | (components.c.slug == slug)
-    )
+def _taken(conn: Connection, name: str, slug: str | None, but: int | None = None) -> None:
+    same = func.lower(components.c.name) == name.lower()
+    query = select(components.c.name).where(same if slug is None else same | (components.c.slug == slug))
     if but is not None:
         query = query.where(components.c.id != but)
     clash = conn.execute(query).scalar_one_or_none()
@@ -167,7 +166,7 @@ def edit_component(rt: Runtime, key: str | int, edit: ComponentEdit) -> Componen
         found = _find(conn, key)
         values: dict[str, object] = {"updated_at": rt.clock.now()}
         if edit.name is not None and edit.name != found.name:
-            _taken(conn, edit.name, "\0", but=found.id)
+            _taken(conn, edit.name, None, but=found.id)
             values["name"] = edit.name
             # The hand-set history follows the component under its new name.
             conn.execute(
