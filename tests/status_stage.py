@@ -24,17 +24,18 @@ from sqlalchemy import insert
 
 from channels.base import ChannelKind
 from dispatcher.comms.components import ComponentDraft, create_component
+from dispatcher.comms.incidents import open_incident
 from dispatcher.comms.maintenance import MaintenanceDraft, schedule_maintenance
 from dispatcher.comms.publish import publish
 from dispatcher.config.settings import ChannelSettings, Settings
-from dispatcher.domain.models import Incident, IncidentStatus, Severity
+from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity
 from dispatcher.engine.runtime import Runtime, build_runtime
 from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.engine import migrate
 from dispatcher.store.schema import component_impacts
 from dispatcher.web.app import create_app
 from tests.emulators import SendGridEmulator, TwilioEmulator, WebhookReceiver
-from tests.helpers import ManualClock, draft, incident
+from tests.helpers import ManualClock, draft
 from tests.services import free_port
 
 SENDGRID_KEY = "SG.status-test"
@@ -158,10 +159,10 @@ def _history(rt: Runtime, clock: ManualClock, now: datetime) -> tuple[Incident, 
             )
 
     def outage(
-        days_ago: int, component: str, severity: Severity, first: str, worst: str, minutes: int
+        days_ago: int, title: str, component: str, severity: Severity, first: str, worst: str, minutes: int
     ) -> Incident:
         clock.at = now - timedelta(days=days_ago, hours=2)
-        inc = incident(rt, severity, [component])
+        inc = open_incident(rt, IncidentDraft(title=title, severity=severity, components=[component]))
         hit(inc, component, worst, say(inc, first, IncidentStatus.INVESTIGATING))
         clock.at += timedelta(minutes=minutes // 2)
         hit(
@@ -181,9 +182,21 @@ def _history(rt: Runtime, clock: ManualClock, now: datetime) -> tuple[Incident, 
         )
         return inc
 
-    outage(21, "Dashboard", Severity.MINOR, "Dashboard pages load slowly.", "degraded_performance", 90)
-    outage(12, "API", Severity.MAJOR, "About one API call in five fails.", "partial_outage", 120)
-    checkout = outage(3, "Checkout", Severity.MAJOR, "Nobody can pay at checkout.", "major_outage", 120)
+    outage(
+        21,
+        "Slow dashboard",
+        "Dashboard",
+        Severity.MINOR,
+        "Dashboard pages load slowly.",
+        "degraded_performance",
+        90,
+    )
+    outage(
+        12, "API errors", "API", Severity.MAJOR, "About one API call in five fails.", "partial_outage", 120
+    )
+    checkout = outage(
+        3, "Checkout failing", "Checkout", Severity.MAJOR, "Nobody can pay at checkout.", "major_outage", 120
+    )
     bad_day = now - timedelta(days=3, hours=2)
     clock.at = now
     schedule_maintenance(
