@@ -347,3 +347,10 @@ def test_the_internal_site_cannot_be_the_public_folder(
         r and "internal_directory: must not be the public directory or inside it" in r
         for r in results.values()
     )
+
+
+def test_the_examples_in_the_documentation_match_the_schemas() -> None:
+    text = (DOCS / "status-json.md").read_text(encoding="utf-8")
+    own, summary = (json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S))
+    validate(own)
+    validate_statuspage(summary, "summary")
