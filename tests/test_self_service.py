@@ -205,6 +205,10 @@ def test_a_webhook_that_does_not_answer_the_challenge_is_not_subscribed(
     assert page.status_code == 422
     assert "answered the verification ping with HTTP 204 but not with its challenge" in page.text
     assert not point(rt, url).confirmed
+    unknown = client.post(
+        "/subscribe", json={"channel": "webhook", "address": "https://no-such-host.invalid/hook"}
+    )
+    assert unknown.status_code == 422 and "cannot find the host 'no-such-host.invalid'" in unknown.text
     blocked = client.post("/subscribe", json={"channel": "webhook", "address": "http://10.0.0.8/hook"})
     assert blocked.status_code == 422 and blocked.json()["errors"][0]["field"] == "address"
 

@@ -430,6 +430,8 @@ def _ping(rt: Runtime, point: Point, base: str) -> SignupResult:
         policy.resolve_and_check(url.host, url.port or (443 if url.scheme == "https" else 80))
     except BlockedDestination as exc:
         raise InvalidInput(f"address: {exc}") from None
+    except OSError as exc:  # the host name does not resolve
+        raise InvalidInput(f"address: cannot find the host {url.host!r} ({exc.strerror or exc})") from None
     challenge = secrets.token_urlsafe(24)
     body = json.dumps(
         {
