@@ -10,9 +10,16 @@ publishes the site from it. What the public may see:
   latest public update gave it (an internal update never changes what the page says);
 * open incidents; maintenance that is scheduled or in progress; and the history of the last
   ``history_days`` (90 by default): resolved incidents and finished or cancelled maintenance;
-* components: ``[providers.statuspage] components`` in the configured order, then every other component
-  a shown incident names. A component shows the worst state an open incident (by severity) or a
-  maintenance in progress gives it.
+* components: those defined in the database (``dispatcher.comms.components``) in page order, then
+  ``[providers.statuspage] components`` not defined there, then every other component a shown incident
+  names. A component shows the worst of: each open incident's impact on it (its latest recorded
+  ``component_impacts`` row, issue 15's table; without one, what the incident's severity implies), a
+  maintenance in progress naming it, and a status set by hand;
+* each component's uptime bar over ``uptime_days`` (``dispatcher.domain.uptime``), from the same
+  impact intervals and the statuses set by hand (``component_status_changes``).
+
+Staff's internal site (``build_snapshot(internal=True)``) shows every published update, internal notes
+included; it goes only to the ``internal-*`` targets (``INTERNAL_TARGETS``).
 
 The snapshot is built when the page is published (not when the update was written), so a retried or
 late publish shows the newest state, never an older one.
