@@ -177,6 +177,8 @@ def request_signup(
     locale: str = "en",
     components: Sequence[str] = (),
     base_url: str | None = None,
+    min_severity: Severity = Severity.MINOR,
+    timezone: str | None = None,
 ) -> Signup:
     """Sign ``email`` up, unconfirmed, and send it a confirmation link.
 
@@ -201,9 +203,10 @@ def request_signup(
                 {
                     "locale": chosen_locale,
                     "components": chosen,
-                    "min_severity_rank": Severity.MINOR.rank,
+                    "min_severity_rank": min_severity.rank,
                     "internal": False,
                     "created_at": now,
+                    "timezone": timezone,
                 },
             ).scalar_one()
             point_id = conn.execute(
@@ -225,7 +228,12 @@ def request_signup(
                 conn.execute(
                     update(subscribers)
                     .where(subscribers.c.id == row.subscriber_id)
-                    .values(locale=chosen_locale, components=chosen)
+                    .values(
+                        locale=chosen_locale,
+                        components=chosen,
+                        min_severity_rank=min_severity.rank,
+                        timezone=timezone,
+                    )
                 )
             conn.execute(
                 update(contact_points).where(contact_points.c.id == point_id).values(confirmed=False)

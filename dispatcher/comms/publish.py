@@ -34,6 +34,7 @@ from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.domain.policy import SeverityPolicy
 from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.status_site import internal_site_configured
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store import queries
 from dispatcher.store.queries import get_incident, update_from_row
@@ -88,7 +89,11 @@ def channels_for(rt: Runtime, draft: UpdateDraft, rules: SeverityPolicy) -> list
     if draft.audience is not Audience.PUBLIC:
         # Social posts reach the whole world: only for public updates (chat rooms are staff's).
         # The status page shows public updates only: an internal one changes nothing there.
+        had_site = ChannelKind.STATUSPAGE in chosen
         chosen = [c for c in chosen if c not in (ChannelKind.SOCIAL, ChannelKind.STATUSPAGE)]
+        if had_site and internal_site_configured(rt):
+            # ...but staff's internal status site shows internal updates too (its own target only).
+            chosen.append(ChannelKind.STATUSPAGE)
     return list(dict.fromkeys(chosen))
 
 

@@ -73,7 +73,13 @@ class Runtime:
         if channel is ChannelKind.STATUSPAGE:
             # One ledger row per destination the site is published to.
             options = self.settings.providers.get(self.providers_for(channel)[0], {})
-            targets = [t for t, key in (("directory", "directory"), ("s3", "s3_bucket")) if options.get(key)]
+            pairs = (
+                ("directory", "directory"),
+                ("s3", "s3_bucket"),
+                ("internal-directory", "internal_directory"),
+                ("internal-s3", "internal_s3_bucket"),
+            )
+            targets = [t for t, key in pairs if options.get(key)]
             return targets or ["site"]
         return ["public"]
 

@@ -306,3 +306,76 @@ console_sessions = Table(
     Column("expires_at", Timestamp(), nullable=False),
     Column("ended_at", Timestamp(), nullable=True),
 )
+
+
+# --- status page components and self-service subscriptions (migration 0012) ---------------------------
+
+components = Table(
+    "components",
+    metadata,
+    # What the status page lists: configured by people (console, API, CLI), shown in ``position`` order
+    # within their group. ``status`` is what a person set by hand (between incidents); the page shows
+    # the worse of it and what open incidents say.
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("slug", String(100), nullable=False, unique=True),
+    Column("group_name", String(200), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("status", String(30), nullable=False, server_default="operational"),
+    Column("status_set_at", Timestamp(), nullable=True),
+    Column("status_set_by", String(200), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
+)
+
+component_status_changes = Table(
+    "component_status_changes",
+    metadata,
+    # Every status set by hand, from when: the uptime history counts these intervals as well.
+    Column("id", Integer, primary_key=True),
+    Column("component", String(200), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("effective_at", Timestamp(), nullable=False),
+    Column("actor", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Index("ix_component_status_changes_component_effective_at", "component", "effective_at"),
+)
+
+component_impacts = Table(
+    "component_impacts",
+    metadata,
+    # Same table and fields as issue 15's (its migration 0009 owns it; 0012 creates it only when absent):
+    # how hard each component was hit, and from when, one row per component each time a released public
+    # update or a person changes it (and "operational" when the incident ends).
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("component", String(200), nullable=False),
+    Column("impact", String(30), nullable=False),
+    Column("effective_at", Timestamp(), nullable=False),
+    # "update" (a released public update), "manual" (a person), "resolved" (the incident ended).
+    Column("source", String(20), nullable=False),
+    Column("update_id", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Index("ix_component_impacts_component_effective_at", "component", "effective_at"),
+)
+
+subscription_challenges = Table(
+    "subscription_challenges",
+    metadata,
+    # A self-service contact point waiting to prove itself: an SMS code texted to the number, or a
+    # verification ping the webhook endpoint must answer. Only the code's hash is kept.
+    Column("id", Integer, primary_key=True),
+    Column(
+        "contact_point_id",
+        Integer,
+        ForeignKey("contact_points.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("kind", String(20), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("expires_at", Timestamp(), nullable=False),
+)

@@ -15,6 +15,7 @@ from dispatcher.web.ingest_routes import router as ingest_router
 from dispatcher.web.metrics_routes import router as metrics_router
 from dispatcher.web.provider_routes import router as provider_router
 from dispatcher.web.request_guard import RequestGuard
+from dispatcher.web.self_service import router as self_service_router
 
 
 def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
@@ -24,6 +25,7 @@ def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
     app.add_middleware(RequestGuard)  # body size, JSON depth, control characters: before anything else
     log_redaction.install()  # tokens in a query string (or anywhere) never reach the access log
     app.include_router(provider_router)
+    app.include_router(self_service_router)
     app.include_router(consent_router)
     app.include_router(ingest_router)
     app.include_router(metrics_router)

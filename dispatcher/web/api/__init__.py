@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from dispatcher.web.api import deliveries, health, incidents, policy, subscribers, updates
+from dispatcher.web.api import components, deliveries, health, incidents, policy, subscribers, updates
 from dispatcher.web.api.auth import reject_unknown_query
 from dispatcher.web.api.problems import install_problem_handlers, use_problem_media_type
 
@@ -21,6 +21,7 @@ ROUTERS = (
     subscribers.router,
     deliveries.router,
     policy.router,
+    components.router,
 )
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from dispatcher.access.console_sessions import begin_session, end_session
-from dispatcher.web.console import incident_routes, subscriber_routes, update_routes
+from dispatcher.web.console import component_routes, incident_routes, subscriber_routes, update_routes
 from dispatcher.web.console.access import (
     PREFIX,
     ConsoleRoute,
@@ -100,3 +100,4 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 router.include_router(incident_routes.router)
 router.include_router(update_routes.router)
 router.include_router(subscriber_routes.router)
+router.include_router(component_routes.router)
