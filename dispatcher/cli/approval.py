@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import console, friendly_errors, runtime, work_here
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.comms.approval import approve, pending_approvals, reject
@@ -16,14 +16,13 @@ from dispatcher.domain.models import Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
-from dispatcher.runners.factory import work_for
 
 
 def deliver_now(rt: Runtime, act: Callable[[TaskQueue], Update | None], wait: float) -> Update | None:
     """Run ``act`` with the right queue. On Redis the workers deliver (and this says so); embedded,
     deliver here and now (waiting up to ``wait`` seconds for retries due soon) and print what went
     out per channel."""
-    work = work_for(rt)
+    work = work_here(rt)
     try:
         upd = act(work.queue)
         work.finish(wait)
