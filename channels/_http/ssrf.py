@@ -127,7 +127,6 @@ def _canonical_host(host: str) -> str:
 
 
 _LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
-_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 
 
 def _loopback_name(host: str) -> bool:
@@ -219,7 +218,6 @@ class DestinationPolicy:
             reason = self.refusal(address)
             if reason is not None:
                 raise BlockedDestination(f"{host} is {reason}")
-        self._check_loopback_name(host)
 
     def _check_loopback_name(self, host: str) -> None:
         if _loopback_name(host) and not (self.host_allowed(host) or self.address_allowed(_LOOPBACK)):
@@ -249,8 +247,12 @@ class DestinationPolicy:
             if reason is not None:
                 raise BlockedDestination(f"{host} is {reason}")
             return [address]
-        self._check_loopback_name(host)
-        addresses = self._resolve(host, port)
+        try:
+            addresses = self._resolve(host, port)
+        except OSError:
+            # `LOCALHOST.` may not resolve here, yet it is loopback wherever it does: refused by name.
+            self._check_loopback_name(host)
+            raise
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, f"{host} has no addresses")
         if self.host_allowed(host):
@@ -273,15 +275,14 @@ def _literal_address(host: str) -> IPAddress | None:
     """The address when ``host`` is (or looks like) a literal IP; looks-like-but-is-not is refused.
 
     Anything all digits and dots, or with a colon, is taken as an address by HTTP clients and never
-    resolved, so the legacy forms ``socket`` maps onto an address (``127.1``, ``2130706433``,
-    ``0x7f000001``, ``017700000001``) are refused."""
+    resolved, so the legacy forms ``socket`` maps onto an address (``127.1``, ``2130706433``) are refused.
+    Hexadecimal forms (``0x7f000001``) are names to an HTTP client: resolving them (glibc reads them as
+    an address) gives the address that is checked."""
     text = host.strip("[]")
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        # Hexadecimal and octal parts too (0x7f000001, 0177.1): inet_aton, and so getaddrinfo, read
-        # them as an address.
-        if ":" in text or all(_NUMERIC_LABEL.match(label) for label in text.rstrip(".").split(".")):
+        if ":" in text or text.replace(".", "").isdigit():
             raise BlockedDestination(f"{host} is not a canonical IP address") from None
         return None
 

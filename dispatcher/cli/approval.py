@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import console, friendly_errors, runtime, work_here
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
@@ -18,7 +18,7 @@ from dispatcher.domain.models import Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
-from dispatcher.runners.factory import Work, work_for
+from dispatcher.runners.factory import Work
 
 
 def deliver_now(
@@ -27,7 +27,7 @@ def deliver_now(
     """Run ``act`` with the right queue. On Redis the workers deliver (and this says so); embedded,
     deliver here and now (waiting up to ``wait`` seconds for retries due soon) and print what went
     out per channel. ``live``: show the progress per channel as it happens (``--watch``)."""
-    work = work_for(rt)
+    work = work_here(rt)
     try:
         upd = act(work.queue)
         if live and upd is not None:

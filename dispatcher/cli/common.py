@@ -15,9 +15,12 @@ from sqlalchemy.exc import OperationalError
 
 from dispatcher.config import strict
 from dispatcher.config.settings import Settings
+from dispatcher.config.show import mask_url
 from dispatcher.domain import durations
 from dispatcher.domain.errors import ConfigurationError, TocsinError
+from dispatcher.engine.readiness.services import check_broker
 from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.runners.factory import Work, work_for
 
 console = Console()
 err_console = Console(stderr=True)
@@ -72,6 +75,26 @@ def load_settings() -> Settings:
 
 def runtime(settings: Settings | None = None) -> Runtime:
     return build_runtime(settings or load_settings())
+
+
+def require_broker(settings: Settings) -> None:
+    """With ``REDIS_URL``, Redis must answer before anything is written or started: an update written
+    while no worker can be told of it would read "published" and reach no one."""
+    if settings.redis_url is None:
+        return
+    found = check_broker(settings.redis_url)
+    if found.problem is not None:
+        why = found.problem.rstrip(".")
+        fail(
+            f"Redis unreachable at {mask_url(settings.redis_url)}: {why}; nothing was done "
+            "(start Redis, or unset REDIS_URL to deliver from this process)"
+        )
+
+
+def work_here(rt: Runtime) -> Work:
+    """Where this command's work goes (``dispatcher.runners.factory``), once the broker answers."""
+    require_broker(rt.settings)
+    return work_for(rt)
 
 
 def parse_duration(text: str) -> timedelta:

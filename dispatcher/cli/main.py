@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from channels.base import ChannelKind
@@ -21,7 +22,14 @@ from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.check import standing_lines
-from dispatcher.cli.common import console, friendly_errors, load_settings, parse_duration, runtime
+from dispatcher.cli.common import (
+    console,
+    friendly_errors,
+    load_settings,
+    parse_duration,
+    require_broker,
+    runtime,
+)
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
@@ -34,6 +42,8 @@ from dispatcher.config.show import effective_config
 from dispatcher.config.template import CONFIG_TEMPLATE
 from dispatcher.domain.durations import MAX_DURATION
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
+from dispatcher.engine.readiness.state import snapshot
+from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
 from dispatcher.runners.factory import run_worker
@@ -138,6 +148,7 @@ def publish(
     def act(queue: TaskQueue) -> Update | None:
         published = publish_update(rt, draft, queue)
         _say_what_happened(published)
+        _warn_of_down_channels(rt, published.update)
         going = published.update.state in (UpdateState.PENDING, UpdateState.FANNED_OUT)
         return published.update if going else None
 
@@ -160,6 +171,20 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
     if when - now > MAX_DURATION:
         raise typer.BadParameter(f"--at: {at!r} is more than {MAX_DURATION.days} days ahead")
     return when
+
+
+def _warn_of_down_channels(rt: Runtime, upd: Update) -> None:
+    """Loud, not silent: a channel of this update that the last probes found down (see `tocsin check`)."""
+    states = snapshot(rt)
+    for kind in upd.channels:
+        found = states.get(kind)
+        if found is not None and not found.standing:
+            console.print(
+                f"[bold red]warning:[/] {kind.value} was down at the last probe "
+                f"({found.checked_at:%H:%M} UTC): {escape(found.summary())}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _say_what_happened(published: Published) -> None:
@@ -289,6 +314,8 @@ def worker(
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
     settings = load_settings()
+    require_broker(settings)  # Celery would otherwise retry connecting forever, silently
+    runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
         run_worker(
@@ -336,6 +363,7 @@ def api(
     from dispatcher.web.app import create_app
 
     rt = runtime()
+    require_broker(rt.settings)
     uvicorn.run(
         create_app(lambda: rt),
         host=host,
@@ -361,6 +389,7 @@ def console_(
     from dispatcher.web.app import create_app
 
     rt = runtime()
+    require_broker(rt.settings)
     console.print(f"web console: http://{host}:{port}/console (Ctrl-C to stop)", highlight=False)
     uvicorn.run(
         create_app(lambda: rt),

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import console, friendly_errors, runtime, work_here
 from dispatcher.comms.maintenance import (
     MaintenanceDraft,
     cancel_maintenance,
@@ -21,7 +21,6 @@ from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Severity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.runners.factory import work_for
 
 app = typer.Typer(help="Announce planned maintenance windows ahead of time.", no_args_is_help=True)
 
@@ -40,7 +39,7 @@ def parse_moment(option: str, text: str) -> datetime:
 
 def _run(rt: Runtime, act: Callable[[TaskQueue], T], wait: float) -> T:
     """Do ``act`` with the broker's queue, or in this process (embedded) and deliver what it owes."""
-    work = work_for(rt)
+    work = work_here(rt)
     try:
         result = act(work.queue)
         work.finish(wait)

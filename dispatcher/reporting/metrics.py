@@ -27,8 +27,11 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
 from dispatcher.engine.readiness.state import snapshot
 from dispatcher.engine.runtime import Runtime
@@ -73,8 +76,13 @@ class LedgerCollector(Collector):
         up = GaugeMetricFamily("tocsin_ledger_up", "1 when the database could be read for this scrape.")
         try:
             families = list(self._families(self._runtime()))
-        except Exception as exc:  # a scrape must answer even when the database does not
+        except (SQLAlchemyError, TocsinError, OSError) as exc:  # a scrape answers when the database does not
             log.warning("metrics: the database could not be read: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        except Exception:  # a bug in Tocsin: the scrape still answers, and the traceback says where
+            log.exception("metrics: reading the ledger failed (not a database outage: a bug)")
             up.add_metric([], 0)
             yield up
             return
@@ -251,8 +259,11 @@ class LedgerCollector(Collector):
             return
         try:
             lengths = self._queue_lengths()
-        except Exception as exc:  # the broker is down: the rest of the scrape still answers
+        except (RedisError, OSError) as exc:  # the broker is down: the rest of the scrape still answers
             log.warning("metrics: the broker's queues could not be read: %s", exc)
+            return
+        except Exception:  # a bug in the hook: logged with its traceback, the rest of the scrape answers
+            log.exception("metrics: reading the broker's queue lengths failed (a bug, not an outage)")
             return
         family = GaugeMetricFamily(
             "tocsin_broker_queue_length", "Tasks waiting in each queue of the broker.", labels=["queue"]

@@ -23,6 +23,7 @@ def common_context(who: Viewer, **context: Any) -> dict[str, Any]:
         "may_publish": who.may(Scope.PUBLISH),
         "may_import": who.may(Scope.SUBSCRIBERS),
         "standing": snapshot(who.rt),  # channel readiness, shown where updates are composed
+        "delivery_problems": who.state.background.problems,
         "error": None,
         **context,
     }

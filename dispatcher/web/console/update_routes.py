@@ -51,6 +51,7 @@ def _progress_context(who: Viewer, update_id: int) -> dict[str, Any]:
         "failures": failures,
         "retrying": retrying,
         "done": done and not waiting,
+        "stopped": who.state.background.problems,
     }
 
 
