@@ -271,6 +271,7 @@ def open_or_reopen(
     source: str | None = None,
     external_key: str | None = None,
     actor: str | None = None,
+    reason: str | None = None,
 ) -> Opened:
     """Open an incident, unless the same thing is already open or broke again soon after resolving.
 
@@ -335,6 +336,7 @@ def open_or_reopen(
             status=IncidentStatus.INVESTIGATING,
             at=now,
             actor=actor,
+            reason=reason,
             owner=draft.owner,
             source=source if keyed else None,
             external_key=external_key if keyed else None,

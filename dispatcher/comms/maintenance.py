@@ -30,6 +30,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import delete, select, update
 
+from dispatcher.comms import guardrails
 from dispatcher.comms.lifecycle import insert_incident, record_event
 from dispatcher.comms.publish import publish
 from dispatcher.domain.errors import InvalidInput, NotFound, TocsinError
@@ -76,6 +77,8 @@ class MaintenanceDraft(BaseModel):
     """The announcement; the window is added to it. None: a standard text."""
     severity: Severity = Severity.MINOR
     """Who hears of it: subscribers whose minimum severity is at most this."""
+    override_reason: str | None = Field(default=None, max_length=1000)
+    """Why guardrail errors in the title, components or message are overridden (recorded)."""
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -176,11 +179,36 @@ def _announce(rt: Runtime, queue: TaskQueue, inc: Incident, stage: str, message:
     return published.id
 
 
+def _check_text(
+    rt: Runtime,
+    title: str,
+    components: list[str],
+    message: str | None,
+    override_reason: str | None,
+    severity: Severity,
+) -> None:
+    """A person wrote these words: the guardrails check them like any public text (no leaks, no vague
+    timing), before anything is written."""
+    probe = Incident(
+        id=0,
+        title=title,
+        status=IncidentStatus.IDENTIFIED,
+        severity=severity,
+        components=components,
+        opened_at=rt.clock.now(),
+        updated_at=rt.clock.now(),
+        kind=KIND,
+    )
+    findings = guardrails.maintenance_findings(rt, probe, message, title, components)
+    guardrails.refuse_unless_overridden(findings, override_reason)
+
+
 def schedule_maintenance(rt: Runtime, queue: TaskQueue, draft: MaintenanceDraft) -> Incident:
     """Create the maintenance and publish its notice. Nothing is kept if the notice cannot be published."""
     now = rt.clock.now()
     if draft.starts_at <= now:
         raise InvalidInput(f"start: {when(draft.starts_at)} is not in the future (now {when(now)})")
+    _check_text(rt, draft.title, draft.components, draft.message, draft.override_reason, draft.severity)
     with rt.engine.begin() as conn:
         new_id = insert_incident(
             conn,

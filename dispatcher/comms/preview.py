@@ -146,11 +146,12 @@ def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> Previe
         status_page_url=rt.settings.status_page_url,
     )
     channels = []
-    for channel in preview_channels(rt, incident, draft):
+    chosen = preview_channels(rt, incident, draft)
+    for channel in chosen:
         message = _render(rt, channel, context, locale)
         size = audience_size(rt, channel, incident, audience)
         channels.append(ChannelPreview(channel, message, _measure(channel, message), size))
-    return PreviewResult(draft.message, channels, check_draft(rt, incident, draft))
+    return PreviewResult(draft.message, channels, check_draft(rt, incident, draft, chosen))
 
 
 def preview(

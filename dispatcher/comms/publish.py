@@ -30,7 +30,7 @@ from channels.base import ChannelKind
 from dispatcher.comms import guardrails
 from dispatcher.comms.lifecycle import apply_transition, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
-from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
+from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.domain.policy import SeverityPolicy
 from dispatcher.engine.runtime import Runtime
@@ -110,12 +110,11 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
     return goes_out
 
 
-def _check_guardrails(rt: Runtime, incident: Incident, draft: UpdateDraft) -> tuple[Finding, ...]:
-    if draft.kind in PRE_APPROVED_KINDS:
-        return ()
-    findings = tuple(guardrails.check_draft(rt, incident, draft))
-    if any(f.level == "error" for f in findings) and not (draft.override_reason or "").strip():
-        raise GuardrailsBlocked(findings)
+def _check_guardrails(
+    rt: Runtime, incident: Incident, draft: UpdateDraft, channels: list[ChannelKind]
+) -> tuple[Finding, ...]:
+    findings = tuple(guardrails.check_draft(rt, incident, draft, channels))
+    guardrails.refuse_unless_overridden(findings, draft.override_reason)
     return findings
 
 
@@ -150,7 +149,7 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
     if not channels:
         raise InvalidInput("channels: the update would go out on no channel")
     plan_transition(rt.policy.policy, incident, draft.status, goes_out)  # refused before any write
-    findings = _check_guardrails(rt, incident, draft)
+    findings = _check_guardrails(rt, incident, draft, channels)
     if draft.publish_at is not None:
         state = UpdateState.SCHEDULED
     elif needs_approval(rules, draft.kind, draft.audience):
