@@ -2,41 +2,36 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.comms.incidents import get_incident, list_incidents
+from dispatcher.cli.delivering import deliver_now
+from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify
+from dispatcher.comms.closure import resolve as resolve_incident
+from dispatcher.comms.incidents import get_incident, list_incidents, open_by_person
 from dispatcher.comms.lifecycle import (
     TimelineEntry,
     change_status,
-    open_or_reopen,
     reopen,
     set_owner,
     timeline,
 )
-from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity
+from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, Update
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
 
 app = typer.Typer(help="Open, move, resolve, reopen and inspect incidents.", no_args_is_help=True)
 
+__all__ = ["AsOption", "TokenOption", "app", "default_actor"]
 
-def default_actor() -> str:
-    """Who is acting: ``$TOCSIN_USER``, else the operating-system user."""
-    given = os.environ.get("TOCSIN_USER", "").strip()
-    if given:
-        return given
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-AsOption = Annotated[
-    str | None, typer.Option("--as", help="Who you are (default: $TOCSIN_USER or your OS user).")
+WaitOption = Annotated[
+    float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
+]
+OverrideOption = Annotated[
+    str | None, typer.Option(help="Go ahead despite guardrail errors (in the title or text); recorded.")
 ]
 
 
@@ -49,13 +44,15 @@ def open_(
         list[str] | None, typer.Option("--component", help="Affected component (repeatable).")
     ] = None,
     owner: Annotated[str | None, typer.Option(help="Who answers for this incident.")] = None,
+    override_reason: OverrideOption = None,
     as_: AsOption = None,
 ) -> None:
     """Open an incident (status: investigating). Then `tocsin publish` tells people about it.
 
-    The same title resolved within the policy's flap window is reopened instead."""
+    The title and components go out in every message: the guardrails check them. The same title
+    resolved within the policy's flap window is reopened instead."""
     draft = IncidentDraft(title=title, severity=severity, components=component or [], owner=owner)
-    opened = open_or_reopen(runtime(), draft, actor=as_ or default_actor())
+    opened = open_by_person(runtime(), draft, as_ or default_actor(), override_reason)
     incident = opened.incident
     if opened.action == "reopened":
         console.print(
@@ -87,6 +84,63 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
     console.print(table)
 
 
+def _resolve(
+    rt: Runtime,
+    incident: int,
+    *,
+    reason: str | None,
+    force: bool,
+    message: str | None,
+    override_reason: str | None,
+    as_: str | None,
+    token: str | None,
+    wait: float,
+) -> None:
+    """Resolve and tell everyone told; deliver here (embedded) or hand it to the workers."""
+    own_words = bool((message or "").strip())
+    proof = "writing a resolution that waits for approval" if own_words and _waits(rt, incident) else None
+    who = identify(rt, as_, token, needed_for=proof)
+    said: list[str] = []
+
+    def act(queue: TaskQueue) -> Update | None:
+        done = resolve_incident(
+            rt,
+            incident,
+            who,
+            queue,
+            reason=reason,
+            force=force,
+            message=message,
+            override_reason=override_reason,
+        )
+        if done.waiting:
+            said.append(
+                f"the resolution (update {done.update.id}) waits for approval by someone other than "
+                f"{who.name}: `tocsin approve {done.update.id}`; incident {incident} stays open until then"
+            )
+            return None
+        said.append(
+            f"incident {incident} is resolved; resolution update {done.update.id} tells everyone told"
+        )
+        return done.update
+
+    deliver_now(rt, act, wait)
+    for line in said:
+        console.print(line, highlight=False)
+
+
+def _waits(rt: Runtime, incident: int) -> bool:
+    """Whether an update of this incident written by someone waits for a second person."""
+    severity = get_incident(rt, incident).severity
+    return rt.policy.policy.for_severity(severity).needs_approval
+
+
+ResolveMessage = Annotated[
+    str | None,
+    typer.Option(help="Your own resolution text (default: the policy's approved one); guardrails apply."),
+]
+
+
 @app.command("status")
 @friendly_errors
 def status(
@@ -96,10 +150,28 @@ def status(
     force: Annotated[
         bool, typer.Option(help="Resolve before the monitoring hold has passed (needs --reason).")
     ] = False,
+    message: ResolveMessage = None,
+    token: TokenOption = None,
     as_: AsOption = None,
+    wait: WaitOption = 10.0,
 ) -> None:
-    """Move an incident to another status without publishing an update."""
-    moved = change_status(runtime(), incident, to, as_ or default_actor(), reason=reason, force=force)
+    """Move an incident to another status without publishing an update; moving it to resolved is
+    resolving it, which tells everyone who was told about it (see `tocsin incident resolve`)."""
+    rt = runtime()
+    if to is IncidentStatus.RESOLVED:
+        _resolve(
+            rt,
+            incident,
+            reason=reason,
+            force=force,
+            message=message,
+            override_reason=None,
+            as_=as_,
+            token=token,
+            wait=wait,
+        )
+        return
+    moved = change_status(rt, incident, to, identify(rt, as_, token).name, reason=reason, force=force)
     console.print(f"incident {moved.id} is now {moved.status.value}")
 
 
@@ -110,14 +182,27 @@ def resolve(
     force: Annotated[
         bool, typer.Option(help="Resolve before the monitoring hold has passed (needs --reason).")
     ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why (required with --force).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required with --force; staff see it).")] = None,
+    message: ResolveMessage = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
     as_: AsOption = None,
+    wait: WaitOption = 10.0,
 ) -> None:
-    """Resolve an incident: it must have been monitored for the policy's hold, or be forced with a reason."""
-    moved = change_status(
-        runtime(), incident, IncidentStatus.RESOLVED, as_ or default_actor(), reason=reason, force=force
+    """Resolve an incident and tell everyone who was told about it, on the channels they were told on,
+    and the status page. It must have been monitored for the policy's hold, or be forced with a reason
+    (the reason is for staff; customers get the resolution text)."""
+    _resolve(
+        runtime(),
+        incident,
+        reason=reason,
+        force=force,
+        message=message,
+        override_reason=override_reason,
+        as_=as_,
+        token=token,
+        wait=wait,
     )
-    console.print(f"incident {moved.id} is resolved")
 
 
 @app.command("reopen")

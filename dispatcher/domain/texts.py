@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from dispatcher.domain.locales import locale_candidates
 from dispatcher.domain.models import Incident, Update
-from dispatcher.domain.policy import PromisePolicy
+from dispatcher.domain.policy import Policy, PromisePolicy
 
 OPEN_STAGES = ("scheduled", "reminded", "in_progress")
 """Maintenance stages of a window that has not ended."""
@@ -39,6 +39,41 @@ def holding_text(promise: PromisePolicy, locale: str | None, next_update: dateti
     candidates = [c.lower() for c in locale_candidates(locale or "")] + ["en"]
     text = next(texts[c] for c in candidates if c in texts)
     return text.replace("{next_update}", hhmm(next_update))
+
+
+def _in_locale(texts: dict[str, str], locale: str | None) -> tuple[str, str]:
+    """(language found, text) for ``locale`` (``fr-CA`` → ``fr`` → ``en``)."""
+    known = {key.replace("_", "-").lower(): text for key, text in texts.items()}
+    candidates = [c.lower() for c in locale_candidates(locale or "")] + ["en"]
+    found = next(c for c in candidates if c in known)
+    return found, known[found]
+
+
+SOME_SERVICES = {"en": "some of our services", "fr": "certains de nos services"}
+"""What ``{components}`` says when the incident names none."""
+
+
+def _components(incident: Incident, language: str) -> str:
+    base = language.split("-")[0]
+    return ", ".join(incident.components) or SOME_SERVICES.get(base, SOME_SERVICES["en"])
+
+
+# --- first notice and resolution -----------------------------------------------------------------
+
+
+def first_notice_text(policy: Policy, incident: Incident, locale: str | None, next_update: datetime) -> str:
+    """The severity's pre-approved first notice in ``locale``, naming the components and the promise."""
+    language, text = _in_locale(policy.for_severity(incident.severity).first_notice, locale)
+    return text.replace("{components}", _components(incident, language)).replace(
+        "{next_update}", hhmm(next_update)
+    )
+
+
+def resolution_text(policy: Policy, incident: Incident, locale: str | None) -> str:
+    """The policy's resolution text in ``locale``: what people hear when an incident is resolved
+    without a text of its own."""
+    language, text = _in_locale(policy.resolution.message, locale)
+    return text.replace("{components}", _components(incident, language))
 
 
 # --- maintenance notices -------------------------------------------------------------------------
@@ -112,14 +147,25 @@ def localized_notice(inc: Incident, text: str, locale: str | None) -> str:
 # --- any update ----------------------------------------------------------------------------------
 
 
-def localized_message(promise: PromisePolicy, incident: Incident, upd: Update, locale: str | None) -> str:
+def localized_message(
+    promise: PromisePolicy, incident: Incident, upd: Update, locale: str | None, policy: Policy | None = None
+) -> str:
     """The text a recipient in ``locale`` reads for ``upd``: a holding message from the policy's
     approved texts (naming the update's own ``next_update_at``, so the text never changes after
-    publishing), a maintenance notice from ``NOTICES``, or what someone wrote, untouched."""
+    publishing), a first notice or a resolution from the policy (when it is the policy's own English
+    text, so an edited policy never rewrites what was sent), a maintenance notice from ``NOTICES``, or
+    what someone wrote, untouched."""
     if not locale:
         return upd.message
     if upd.kind == "holding" and upd.next_update_at is not None:
         return holding_text(promise, locale, upd.next_update_at)
+    if policy is not None and upd.kind == "first_notice" and upd.next_update_at is not None:
+        due = upd.next_update_at
+        if upd.message == first_notice_text(policy, incident, "en", due):
+            return first_notice_text(policy, incident, locale, due)
+    is_resolution = policy is not None and upd.kind == "resolution"
+    if is_resolution and policy is not None and upd.message == resolution_text(policy, incident, "en"):
+        return resolution_text(policy, incident, locale)
     if upd.kind == "maintenance":
         return localized_notice(incident, upd.message, locale)
     return upd.message

@@ -6,13 +6,15 @@ publishes the site from it. What the public may see:
 
 * only **published public** updates (audience ``public``, state pending or fanned out): never internal
   updates, never internal notes, never updates still scheduled, awaiting approval or rejected;
-* an incident or maintenance window appears once it has at least one such update, with the status its
-  latest public update gave it (an internal update never changes what the page says);
+* an incident or maintenance window appears once it has at least one such update, with the status and
+  severity its latest public update gave it (an internal update, a status moved by hand or a severity
+  changed since never change what the page says until customers are told);
 * open incidents; maintenance that is scheduled or in progress; and the history of the last
   ``history_days`` (90 by default): resolved incidents and finished or cancelled maintenance;
 * components: ``[providers.statuspage] components`` in the configured order, then every other component
-  a shown incident names. A component shows the worst state an open incident (by severity) or a
-  maintenance in progress gives it.
+  a shown incident names. A component shows the worst state an open incident or a maintenance in
+  progress gives it: the impact the incident's latest public update (or a person) set for that
+  component (``component_impacts``), else what the incident's severity implies.
 
 The snapshot is built when the page is published (not when the update was written), so a retried or
 late publish shows the newest state, never an older one.
@@ -42,7 +44,7 @@ from channels.statuspage.model import (
 from dispatcher.domain.errors import ConfigurationError
 from dispatcher.domain.models import Audience, IncidentStatus, UpdateState
 from dispatcher.engine.runtime import Runtime
-from dispatcher.store.schema import incidents, updates
+from dispatcher.store.schema import component_impacts, incidents, updates
 
 DEFAULT_HISTORY_DAYS = 90
 PUBLISHED_STATES = (UpdateState.PENDING.value, UpdateState.FANNED_OUT.value)
@@ -114,6 +116,7 @@ def _public_updates(rt: Runtime, cutoff: datetime) -> tuple[list[Mapping[Any, An
                     updates.c.published_at,
                     updates.c.next_update_at,
                     updates.c.kind,
+                    updates.c.severity,
                 )
                 .where(updates.c.incident_id.in_(chunk))
                 .where(updates.c.audience == Audience.PUBLIC.value)
@@ -123,6 +126,26 @@ def _public_updates(rt: Runtime, cutoff: datetime) -> tuple[list[Mapping[Any, An
             for u in found:
                 by_incident[u.incident_id].append(u)
     return rows, by_incident
+
+
+def _impacts(
+    rt: Runtime, incident_ids: Sequence[int], now: datetime
+) -> dict[int, dict[str, ComponentStatus]]:
+    """Per incident, each component's latest impact in effect now."""
+    found: dict[int, dict[str, ComponentStatus]] = defaultdict(dict)
+    with rt.engine.connect() as conn:
+        for chunk in _chunks(list(incident_ids), 500):
+            rows = conn.execute(
+                select(
+                    component_impacts.c.incident_id, component_impacts.c.component, component_impacts.c.impact
+                )
+                .where(component_impacts.c.incident_id.in_(chunk), component_impacts.c.effective_at <= now)
+                .order_by(component_impacts.c.effective_at, component_impacts.c.id)
+            )
+            for incident_id, component, impact in rows:
+                if impact in COMPONENT_STATUS_ORDER:
+                    found[incident_id][component] = cast(ComponentStatus, impact)
+    return found
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
@@ -145,10 +168,14 @@ def _stage(row: Mapping[Any, Any], public_status: str, now: datetime) -> Mainten
     return "scheduled"
 
 
-def _public_incident(row: Mapping[Any, Any], timeline: list[Any], now: datetime) -> PublicIncident:
+def _public_incident(
+    row: Mapping[Any, Any], timeline: list[Any], now: datetime, impact: Mapping[str, ComponentStatus]
+) -> PublicIncident:
     latest = timeline[0]
     is_maintenance = row["kind"] == "maintenance"
-    resolved = IncidentStatus.RESOLVED.value in (latest.status, row["status"])
+    # Only what customers were told: the latest public update's status and severity.
+    resolved = latest.status == IncidentStatus.RESOLVED.value
+    severity = latest.severity if latest.severity in _SEVERITY_COMPONENT else row["severity"]
     stage = _stage(row, latest.status, now) if is_maintenance else None
     finished = stage in _FINISHED_STAGES if is_maintenance else resolved
     resolved_at = (row["resolved_at"] or latest.published_at) if finished else None
@@ -157,8 +184,8 @@ def _public_incident(row: Mapping[Any, Any], timeline: list[Any], now: datetime)
         kind="maintenance" if is_maintenance else "incident",
         title=row["title"],
         status=IncidentStatus.RESOLVED.value if resolved else latest.status,
-        severity=row["severity"],
-        components=list(row["components"] or []),
+        severity=severity,
+        components=list(dict.fromkeys([*(row["components"] or []), *impact])),
         opened_at=row["opened_at"],
         updated_at=latest.published_at,
         resolved_at=resolved_at,
@@ -183,18 +210,22 @@ def _is_finished(item: PublicIncident) -> bool:
 
 
 def _components(
-    configured: list[str], open_items: list[PublicIncident], shown: list[PublicIncident]
+    configured: list[str],
+    open_items: list[PublicIncident],
+    shown: list[PublicIncident],
+    impacts: Mapping[int, Mapping[str, ComponentStatus]],
 ) -> list[ComponentState]:
     names = list(dict.fromkeys([*configured, *sorted({c for i in shown for c in i.components})]))
     worst: dict[str, ComponentStatus] = dict.fromkeys(names, "operational")
     for item in open_items:
-        if item.kind == "maintenance":
-            if item.maintenance_stage != "in_progress":
-                continue
-            state: ComponentStatus = "under_maintenance"
-        else:
-            state = _SEVERITY_COMPONENT[item.severity]
+        if item.kind == "maintenance" and item.maintenance_stage != "in_progress":
+            continue
         for name in item.components:
+            state: ComponentStatus
+            if item.kind == "maintenance":
+                state = "under_maintenance"
+            else:
+                state = impacts.get(item.id, {}).get(name) or _SEVERITY_COMPONENT[item.severity]
             if COMPONENT_STATUS_ORDER.index(state) > COMPONENT_STATUS_ORDER.index(worst[name]):
                 worst[name] = state
     return [ComponentState(name=n, status=worst[n]) for n in names]
@@ -215,6 +246,7 @@ def build_snapshot(rt: Runtime) -> StatusSnapshot:
     now = rt.clock.now()
     cutoff = now - timedelta(days=history_days)
     rows, timelines = _public_updates(rt, cutoff)
+    impacts = _impacts(rt, [r["id"] for r in rows], now)
     open_incidents: list[PublicIncident] = []
     maintenance: list[PublicIncident] = []
     history: list[PublicIncident] = []
@@ -222,7 +254,7 @@ def build_snapshot(rt: Runtime) -> StatusSnapshot:
         timeline = timelines.get(row["id"])
         if not timeline:
             continue
-        item = _public_incident(row, timeline, now)
+        item = _public_incident(row, timeline, now, impacts.get(row["id"], {}))
         if _is_finished(item):
             assert item.resolved_at is not None
             if item.resolved_at >= cutoff:
@@ -243,7 +275,7 @@ def build_snapshot(rt: Runtime) -> StatusSnapshot:
         last_update_id=max(update_ids) if update_ids else None,
         history_days=history_days,
         status=_overall(open_incidents, maintenance),
-        components=_components(configured, [*open_incidents, *maintenance], shown),
+        components=_components(configured, [*open_incidents, *maintenance], shown, impacts),
         incidents=open_incidents,
         maintenance=maintenance,
         history=history,

@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.lifecycle import TimelineEntry, change_status, open_or_reopen, timeline
-from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity
+from dispatcher.access.identity import API_PREFIX, of_token
+from dispatcher.comms.closure import resolve
+from dispatcher.comms.incidents import get_incident, open_by_person
+from dispatcher.comms.lifecycle import TimelineEntry, change_status, timeline
+from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.queries import incident_from_row
 from dispatcher.store.schema import incidents
@@ -19,6 +21,7 @@ from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.idempotency import IdempotencyDep
 from dispatcher.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
 from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
+from dispatcher.web.api.work import QueueDep
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=AUTH_PROBLEMS)
 
@@ -34,6 +37,9 @@ class IncidentOpen(BaseModel):
     severity: Severity = Severity.MAJOR
     components: list[str] = Field(default_factory=list, max_length=50)
     owner: str | None = Field(default=None, max_length=200)
+    override_reason: str | None = Field(
+        default=None, max_length=1000, description="Open despite guardrail errors in the title (recorded)."
+    )
 
 
 class Opened(BaseModel):
@@ -54,6 +60,30 @@ class StatusChange(BaseModel):
     force: bool = Field(
         default=False, description="Resolve before the policy's monitoring hold (needs reason)."
     )
+    message: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="Resolving only: your own resolution text (default: the policy's approved one).",
+    )
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1000, description="Why (required with force).")
+    force: bool = Field(default=False, description="Resolve before the policy's monitoring hold.")
+    message: str | None = Field(
+        default=None, min_length=1, max_length=4000, description="Default: the policy's resolution text."
+    )
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+class Resolved(BaseModel):
+    incident: Incident = Field(
+        description="Still open while a resolution text of your own waits for approval."
+    )
+    update: Update = Field(description="The resolution: sent to everyone told about the incident.")
 
 
 def _page(rt: Runtime, limit: int, cursor: str | None, status: IncidentStatus | None) -> Page[Incident]:
@@ -88,8 +118,8 @@ def list_incidents(
 )
 def open_(body: IncidentOpen, rt: RuntimeDep, token: PublishToken, idem: IdempotencyDep) -> Response:
     def produce() -> Opened:
-        draft = IncidentDraft(**body.model_dump())
-        result = open_or_reopen(rt, draft, actor=f"api:{token.name}")
+        draft = IncidentDraft(**body.model_dump(exclude={"override_reason"}))
+        result = open_by_person(rt, draft, f"{API_PREFIX}{token.name}", body.override_reason)
         return Opened(incident=result.incident, action=result.action)
 
     return idem.run(token, 201, produce)
@@ -102,12 +132,48 @@ def get_(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> Incident
 
 @router.post(
     "/{incident_id}/status",
-    summary="Change the incident's status by hand (no update is published)",
+    summary="Change the incident's status by hand (no update is published); resolved tells everyone told",
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def change_status_(
-    incident_id: IncidentId, body: StatusChange, rt: RuntimeDep, token: PublishToken
+    incident_id: IncidentId, body: StatusChange, rt: RuntimeDep, token: PublishToken, queue: QueueDep
 ) -> Incident:
+    if body.status is IncidentStatus.RESOLVED:
+        done = await run_in_threadpool(
+            lambda: resolve(
+                rt,
+                incident_id,
+                of_token(token, API_PREFIX),
+                queue,
+                reason=body.reason,
+                force=body.force,
+                message=body.message,
+            )
+        )
+        return done.incident
     return await run_in_threadpool(
-        change_status, rt, incident_id, body.status, f"api:{token.name}", body.reason, body.force
+        change_status, rt, incident_id, body.status, f"{API_PREFIX}{token.name}", body.reason, body.force
     )
+
+
+@router.post(
+    "/{incident_id}/resolve",
+    summary="Resolve: the resolution goes to everyone told about the incident, and the status page",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def resolve_(
+    incident_id: IncidentId, body: ResolveRequest, rt: RuntimeDep, token: PublishToken, queue: QueueDep
+) -> Resolved:
+    done = await run_in_threadpool(
+        lambda: resolve(
+            rt,
+            incident_id,
+            of_token(token, API_PREFIX),
+            queue,
+            reason=body.reason,
+            force=body.force,
+            message=body.message,
+            override_reason=body.override_reason,
+        )
+    )
+    return Resolved(incident=done.incident, update=done.update)

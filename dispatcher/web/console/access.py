@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from dispatcher.domain.errors import NotFound
+from dispatcher.domain.identity import Identity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.console.identity import ApiToken, Scope, live_token
 from dispatcher.web.console.queries import Attention
@@ -69,6 +70,11 @@ class Viewer:
 
     def may(self, scope: Scope) -> bool:
         return self.token.allows(scope)
+
+    @property
+    def identity(self) -> Identity:
+        """Who this is, proven by the token behind the session (authors and approvers are compared by it)."""
+        return Identity(self.session.actor, self.token.id, self.token.name)
 
     def require(self, scope: Scope) -> None:
         if not self.may(scope):

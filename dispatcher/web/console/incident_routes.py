@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from channels.base import ChannelKind
 from dispatcher.comms import lifecycle
+from dispatcher.comms.closure import resolve
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
@@ -143,6 +144,8 @@ def change_status_action(
 ) -> Response:
     who.require(Scope.PUBLISH)
     try:
+        if IncidentStatus(status) is IncidentStatus.RESOLVED:
+            return _resolve(who, incident_id, reason, force=False, message="")
         lifecycle.change_status(
             who.rt, incident_id, IncidentStatus(status), who.session.actor, reason.strip() or None
         )
@@ -151,6 +154,42 @@ def change_status_action(
     except (TocsinError, ValueError) as exc:
         return _incident_page(who, incident_id, 400, error=problem(exc))
     return see(f"/incidents/{incident_id}")
+
+
+def _resolve(who: Viewer, incident_id: int, reason: str, force: bool, message: str) -> Response:
+    """Resolve and tell everyone told; the browser goes to the resolution's delivery progress."""
+    done = delivering(
+        who.rt,
+        who.state.background,
+        lambda queue: resolve(
+            who.rt,
+            incident_id,
+            who.identity,
+            queue,
+            reason=reason.strip() or None,
+            force=force,
+            message=message.strip() or None,
+        ),
+    )
+    return see(f"/updates/{done.update.id}")
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def resolve_action(
+    who: Writer,
+    incident_id: int,
+    reason: Annotated[str, Form()] = "",
+    force: Annotated[bool, Form()] = False,
+    message: Annotated[str, Form()] = "",
+) -> Response:
+    """Resolve from the incident page: the resolution goes to everyone told about it."""
+    who.require(Scope.PUBLISH)
+    try:
+        return _resolve(who, incident_id, reason, force, message)
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
 
 
 @dataclass(frozen=True)
