@@ -10,11 +10,14 @@ from rich.table import Table
 from dispatcher.cli.common import console, friendly_errors, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify
+from dispatcher.comms.attention import flags
 from dispatcher.comms.closure import resolve as resolve_incident
+from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_by_person
 from dispatcher.comms.lifecycle import (
     TimelineEntry,
     change_status,
+    human,
     reopen,
     set_owner,
     timeline,
@@ -70,8 +73,9 @@ def open_(
 @friendly_errors
 def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """List incidents, newest first."""
-    table = Table("id", "title", "status", "severity", "components", "owner", "opened")
-    for inc in list_incidents(runtime(), limit):
+    table = Table("id", "title", "status", "severity", "components", "owner", "opened", "attention")
+    rt = runtime()
+    for inc in list_incidents(rt, limit):
         table.add_row(
             str(inc.id),
             inc.title,
@@ -80,6 +84,7 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
             ", ".join(inc.components) or "-",
             inc.owner or "-",
             inc.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+            ", ".join(flags(rt, inc)) or "-",
         )
     console.print(table)
 
@@ -205,6 +210,34 @@ def resolve(
     )
 
 
+@app.command("first-notice")
+@friendly_errors
+def first_notice(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Send the severity's pre-approved first notice now ("We are aware of a problem with … Next update
+    by …"): it needs no approval, so the first word is never held up."""
+    rt = runtime()
+    who = identify(rt, as_, token)
+    said: list[str] = []
+
+    def act(queue: TaskQueue) -> Update | None:
+        sent = send_first_notice(rt, incident, who, queue, override_reason)
+        if not sent.created:
+            said.append(f"the first notice went out already as update {sent.update.id}; nothing sent")
+            return None
+        said.append(f"first notice sent as update {sent.update.id}")
+        return sent.update
+
+    deliver_now(rt, act, wait)
+    for line in said:
+        console.print(line, highlight=False)
+
+
 @app.command("reopen")
 @friendly_errors
 def reopen_(
@@ -261,11 +294,15 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     rt = runtime()
     inc = get_incident(rt, incident)
     promise = f"{inc.next_update_at:%Y-%m-%d %H:%M} UTC" if inc.next_update_at else "-"
+    first = human(inc.first_word_at - inc.opened_at) + " after opening" if inc.first_word_at else "not yet"
     console.print(
         f"incident {inc.id}: {inc.title} [{inc.severity.value}] {inc.status.value}\n"
-        f"owner: {inc.owner or '-'} · next update due: {promise} · reopened: {inc.reopened_count}",
+        f"owner: {inc.owner or '-'} · next update due: {promise} · reopened: {inc.reopened_count}\n"
+        f"customers first told: {first}",
         highlight=False,
     )
+    for flag in flags(rt, inc):
+        console.print(f"ATTENTION: {flag}", style="bold red", highlight=False)
     table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {inc.id}")
     for entry in timeline(rt, incident):
         what, detail = _what(entry)

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.access.identity import API_PREFIX, of_token
+from dispatcher.comms.attention import flags
 from dispatcher.comms.closure import resolve
+from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, open_by_person
 from dispatcher.comms.lifecycle import TimelineEntry, change_status, timeline
 from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
@@ -50,6 +52,23 @@ class Opened(BaseModel):
 class IncidentDetail(BaseModel):
     incident: Incident
     timeline: list[TimelineEntry] = Field(description="Events and updates, oldest first.")
+    attention: list[str] = Field(
+        default_factory=list,
+        description="What needs someone now: escalated, no public word yet, promise late.",
+    )
+
+
+class FirstNoticeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    override_reason: str | None = Field(
+        default=None, max_length=1000, description="Send despite guardrail errors in the title (recorded)."
+    )
+
+
+class FirstNoticeOut(BaseModel):
+    update: Update = Field(description="The pre-approved first notice (never waits for approval).")
+    created: bool = Field(description="False when the first notice had gone out already.")
 
 
 class StatusChange(BaseModel):
@@ -127,7 +146,29 @@ def open_(body: IncidentOpen, rt: RuntimeDep, token: PublishToken, idem: Idempot
 
 @router.get("/{incident_id}", summary="One incident with its timeline", responses=NOT_FOUND)
 def get_(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> IncidentDetail:
-    return IncidentDetail(incident=get_incident(rt, incident_id), timeline=timeline(rt, incident_id))
+    incident = get_incident(rt, incident_id)
+    return IncidentDetail(
+        incident=incident, timeline=timeline(rt, incident_id), attention=flags(rt, incident)
+    )
+
+
+@router.post(
+    "/{incident_id}/first-notice",
+    summary="Send the severity's pre-approved first notice now (no approval needed)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def first_notice_(
+    incident_id: IncidentId,
+    rt: RuntimeDep,
+    token: PublishToken,
+    queue: QueueDep,
+    body: FirstNoticeRequest | None = None,
+) -> FirstNoticeOut:
+    reason = body.override_reason if body else None
+    sent = await run_in_threadpool(
+        lambda: send_first_notice(rt, incident_id, of_token(token, API_PREFIX), queue, reason)
+    )
+    return FirstNoticeOut(update=sent.update, created=sent.created)
 
 
 @router.post(

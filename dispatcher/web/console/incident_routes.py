@@ -13,7 +13,9 @@ from starlette.responses import Response
 
 from channels.base import ChannelKind
 from dispatcher.comms import lifecycle
+from dispatcher.comms.attention import flags
 from dispatcher.comms.closure import resolve
+from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
@@ -27,6 +29,7 @@ from dispatcher.domain.models import (
     Severity,
     UpdateDraft,
 )
+from dispatcher.domain.texts import first_notice_text
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.console import queries
 from dispatcher.web.console.access import (
@@ -113,12 +116,15 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
         "override_reason": "",
     }
     compose.update(extra.pop("compose", {}))
+    promise = rt.clock.now() + rt.policy.policy.for_severity(incident.severity).cadence
     return page(
         "incident.html",
         status_code=status_code,
         **common_context(
             who,
             incident=incident,
+            flags=flags(rt, incident),
+            first_notice=first_notice_text(rt.policy.policy, incident, "en", promise),
             timeline=list(reversed(lifecycle.timeline(rt, incident_id))),
             updates=queries.incident_updates(rt, incident_id),
             statuses=list(IncidentStatus),
@@ -172,6 +178,23 @@ def _resolve(who: Viewer, incident_id: int, reason: str, force: bool, message: s
         ),
     )
     return see(f"/updates/{done.update.id}")
+
+
+@router.post("/incidents/{incident_id}/first-notice")
+def first_notice_action(who: Writer, incident_id: int) -> Response:
+    """Send the severity's pre-approved first notice (no approval: the first word never waits)."""
+    who.require(Scope.PUBLISH)
+    try:
+        sent = delivering(
+            who.rt,
+            who.state.background,
+            lambda queue: send_first_notice(who.rt, incident_id, who.identity, queue),
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/updates/{sent.update.id}")
 
 
 @router.post("/incidents/{incident_id}/resolve")
