@@ -9,8 +9,9 @@ from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
 from dispatcher.cli.delivering import deliver_now
-from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify
+from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
 from dispatcher.comms.attention import flags
+from dispatcher.comms.changes import change_incident
 from dispatcher.comms.closure import resolve as resolve_incident
 from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_by_person
@@ -207,6 +208,52 @@ def resolve(
         as_=as_,
         token=token,
         wait=wait,
+    )
+
+
+@app.command("change")
+@friendly_errors
+def change(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    reason: Annotated[str, typer.Option(help="Why it changes (recorded on the timeline).")],
+    severity: Annotated[
+        Severity | None, typer.Option(help="A new severity (its policy applies at once).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="A new title, in the customer's words.")] = None,
+    component: Annotated[
+        list[str] | None,
+        typer.Option("--component", help="The affected components from now on (repeatable)."),
+    ] = None,
+    impact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a component is hit now, COMPONENT=LEVEL (repeatable); shown from the next update."
+        ),
+    ] = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+) -> None:
+    """Change an open incident's severity, title or components: recorded with who and why, and the
+    severity policy applies at once (its channels and approval from the next update; a shorter cadence
+    pulls the next update in)."""
+    rt = runtime()
+    changed = change_incident(
+        rt,
+        incident,
+        identify(rt, as_, token),
+        reason=reason,
+        severity=severity,
+        title=title,
+        components=component,
+        impact=parse_impact(impact),
+        override_reason=override_reason,
+    )
+    due = f"; next update due by {changed.next_update_at:%H:%M} UTC" if changed.next_update_at else ""
+    console.print(
+        f"incident {changed.id}: {changed.title} [{changed.severity.value}] "
+        f"components: {', '.join(changed.components) or '-'}{due}",
+        markup=False,
     )
 
 

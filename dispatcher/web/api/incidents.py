@@ -11,11 +11,19 @@ from starlette.concurrency import run_in_threadpool
 
 from dispatcher.access.identity import API_PREFIX, of_token
 from dispatcher.comms.attention import flags
+from dispatcher.comms.changes import change_incident
 from dispatcher.comms.closure import resolve
 from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, open_by_person
 from dispatcher.comms.lifecycle import TimelineEntry, change_status, timeline
-from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
+from dispatcher.domain.models import (
+    ComponentImpact,
+    Incident,
+    IncidentDraft,
+    IncidentStatus,
+    Severity,
+    Update,
+)
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.queries import incident_from_row
 from dispatcher.store.schema import incidents
@@ -56,6 +64,21 @@ class IncidentDetail(BaseModel):
         default_factory=list,
         description="What needs someone now: escalated, no public word yet, promise late.",
     )
+
+
+class IncidentChange(BaseModel):
+    """A mid-incident change: only what is given changes; the policy applies at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000, description="Why (recorded on the timeline).")
+    severity: Severity | None = None
+    title: str | None = Field(default=None, min_length=3, max_length=200)
+    components: list[str] | None = Field(default=None, max_length=50)
+    impact: dict[str, ComponentImpact] | None = Field(
+        default=None, max_length=50, description="How each component is hit from now on (status page)."
+    )
+    override_reason: str | None = Field(default=None, max_length=1000)
 
 
 class FirstNoticeRequest(BaseModel):
@@ -149,6 +172,29 @@ def get_(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> Incident
     incident = get_incident(rt, incident_id)
     return IncidentDetail(
         incident=incident, timeline=timeline(rt, incident_id), attention=flags(rt, incident)
+    )
+
+
+@router.patch(
+    "/{incident_id}",
+    summary="Change severity, title, components or impact mid-incident (recorded with who and why)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def change_(
+    incident_id: IncidentId, body: IncidentChange, rt: RuntimeDep, token: PublishToken
+) -> Incident:
+    return await run_in_threadpool(
+        lambda: change_incident(
+            rt,
+            incident_id,
+            of_token(token, API_PREFIX),
+            reason=body.reason,
+            severity=body.severity,
+            title=body.title,
+            components=body.components,
+            impact=body.impact,
+            override_reason=body.override_reason,
+        )
     )
 
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from channels.base import ChannelKind
 from dispatcher.comms import lifecycle
 from dispatcher.comms.attention import flags
+from dispatcher.comms.changes import change_incident
 from dispatcher.comms.closure import resolve
 from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
@@ -21,8 +22,10 @@ from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import NotFound, TocsinError
+from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import (
     Audience,
+    ComponentImpact,
     Incident,
     IncidentDraft,
     IncidentStatus,
@@ -108,6 +111,8 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
     rt = who.rt
     incident = get_incident(rt, incident_id)
     compose = {
+        "internal_note": "",
+        "impact": [],
         "message": "",
         "status": incident.status.value,
         "next_update_in": _cadence(rt, incident),
@@ -128,6 +133,8 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
             timeline=list(reversed(lifecycle.timeline(rt, incident_id))),
             updates=queries.incident_updates(rt, incident_id),
             statuses=list(IncidentStatus),
+            severities=list(Severity),
+            impacts=list(ComponentImpact),
             channels=rt.settings.enabled_channels(),
             audiences=["public", "internal", *sorted(rt.policy.policy.segments)],
             compose=compose,
@@ -180,6 +187,36 @@ def _resolve(who: Viewer, incident_id: int, reason: str, force: bool, message: s
     return see(f"/updates/{done.update.id}")
 
 
+@router.post("/incidents/{incident_id}/change")
+def change_action(
+    who: Writer,
+    incident_id: int,
+    reason: Annotated[str, Form()] = "",
+    severity: Annotated[str, Form()] = "",
+    title: Annotated[str, Form()] = "",
+    components: Annotated[str, Form()] = "",
+    override_reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Change severity, title or components mid-incident; the policy applies at once."""
+    who.require(Scope.PUBLISH)
+    try:
+        change_incident(
+            who.rt,
+            incident_id,
+            who.identity,
+            reason=reason,
+            severity=Severity(severity) if severity else None,
+            title=title.strip() or None,
+            components=[c.strip() for c in components.split(",")] if components.strip() else None,
+            override_reason=override_reason.strip() or None,
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/incidents/{incident_id}")
+
+
 @router.post("/incidents/{incident_id}/first-notice")
 def first_notice_action(who: Writer, incident_id: int) -> Response:
     """Send the severity's pre-approved first notice (no approval: the first word never waits)."""
@@ -225,8 +262,12 @@ class ComposeForm:
     override_reason: str
     channels_ticked: bool
     """The form had its channel boxes (none ticked means none); without them the policy chooses."""
+    internal_note: str = ""
+    """For staff only: shown in staff's copy, never to customers."""
+    impact: tuple[str, ...] = ()
+    """``component=level`` for each component whose impact the author set."""
 
-    def draft(self, rt: Runtime, incident: Incident, author: str) -> UpdateDraft:
+    def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
 
         Channels are left to the severity policy unless the author changed the ticked set."""
@@ -243,12 +284,25 @@ class ComposeForm:
             message=self.message,
             next_update_at=next_at,
             audience=Audience(self.audience),
-            author=author,
+            author=author.name,
+            author_token_id=author.token_id,
             override_reason=self.override_reason.strip() or None,
+            internal_note=self.internal_note.strip() or None,
+            impact=_impact(self.impact),
         )
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
         return draft
+
+
+def _impact(given: tuple[str, ...]) -> dict[str, ComponentImpact] | None:
+    """``("checkout=partial_outage", "")`` from the impact selects (empty: left as it is)."""
+    found = {}
+    for item in given:
+        name, _, level = item.partition("=")
+        if name.strip() and level.strip():
+            found[name.strip()] = ComponentImpact(level.strip())
+    return found or None
 
 
 def compose_form(
@@ -259,6 +313,8 @@ def compose_form(
     channel: Annotated[list[str] | None, Form()] = None,
     override_reason: Annotated[str, Form()] = "",
     channel_boxes: Annotated[str, Form()] = "",
+    internal_note: Annotated[str, Form()] = "",
+    impact: Annotated[list[str] | None, Form()] = None,
 ) -> ComposeForm:
     return ComposeForm(
         message,
@@ -268,6 +324,8 @@ def compose_form(
         channel or [],
         override_reason,
         bool(channel or channel_boxes),
+        internal_note,
+        tuple(impact or ()),
     )
 
 
@@ -280,7 +338,7 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
     if not form.message.strip():
         return page("_preview.html", result=None, error=None, empty=True)
     try:
-        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.identity)
         result = draft_preview(who.rt, draft)
     except (TocsinError, ValidationError, ValueError) as exc:
         return page("_preview.html", result=None, error=problem(exc), empty=False)
@@ -291,7 +349,7 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
 def send_action(who: Writer, incident_id: int, form: Compose) -> Response:
     who.require(Scope.PUBLISH)
     try:
-        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.identity)
         published = delivering(who.rt, who.state.background, lambda queue: publish(who.rt, draft, queue))
     except NotFound:
         raise
