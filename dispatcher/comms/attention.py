@@ -29,6 +29,8 @@ def flags(rt: Runtime, inc: Incident) -> list[str]:
             f"no public word for {human(now - inc.opened_at)} (budget {human(budget)}): "
             f"`tocsin incident first-notice {inc.id}`"
         )
-    if inc.next_update_at is not None and inc.next_update_at < now and inc.escalated_at is None:
+    late = inc.next_update_at is not None and inc.next_update_at < now
+    if late and inc.escalated_at is None and inc.kind == "incident":  # a window's schedule is its promise
+        assert inc.next_update_at is not None
         found.append(f"the promised update is {human(now - inc.next_update_at)} late")
     return found

@@ -144,6 +144,9 @@ def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> Previe
         published_at=draft.publish_at or rt.clock.now(),
         organisation=rt.settings.organisation,
         status_page_url=rt.settings.status_page_url,
+        internal=audience is Audience.INTERNAL,
+        starts_at=incident.starts_at,
+        ends_at=incident.ends_at,
     )
     channels = []
     chosen = preview_channels(rt, incident, draft)

@@ -259,7 +259,12 @@ def go_live(
         apply_transition(conn, change, now, actor=actor, reason=force_reason, update_id=upd.id)
     values: dict[str, Any] = {"state": UpdateState.PENDING.value, "published_at": now}
     if reaches_customers(upd.audience):
-        _settle_promises(conn, upd, now, values)
+        # A maintenance notice keeps the window's promise when it comes within the completion grace
+        # (plus a tick's worth): completion waits that long after the window's end on purpose.
+        slack = (
+            rt.policy.policy.maintenance.completion_grace + TICK_SLACK if upd.kind == "maintenance" else None
+        )
+        _settle_promises(conn, upd, now, values, slack)
         _customers_told(conn, incident, upd, now, actor)
     if change is not None and change.to_status is IncidentStatus.RESOLVED:
         _everyone_hears_the_end(conn, rt, upd, incident, now, actor)
@@ -271,14 +276,16 @@ def go_live(
     return update_from_row(row)
 
 
-def _settle_promises(conn: Connection, upd: Update, now: datetime, values: dict[str, Any]) -> None:
+def _settle_promises(
+    conn: Connection, upd: Update, now: datetime, values: dict[str, Any], slack: timedelta | None = None
+) -> None:
     resolved = upd.status is IncidentStatus.RESOLVED
     open_promises = (
         updates.c.incident_id == upd.incident_id,
         updates.c.promise_state == "open",
         updates.c.id != upd.id,
     )
-    kept_until = now - MAINTENANCE_SLACK if upd.kind == "maintenance" else now
+    kept_until = now - slack if slack is not None else now
     conn.execute(
         update(updates)
         .where(*open_promises, updates.c.next_update_at >= kept_until)
@@ -294,9 +301,8 @@ def _settle_promises(conn: Connection, upd: Update, now: datetime, values: dict[
     )
 
 
-MAINTENANCE_SLACK = timedelta(minutes=20)
-"""A maintenance notice keeps the window's promise when it comes this late at most: completion waits
-for the end of the window plus a grace (``maintenance.completion_grace``) and the next tick."""
+TICK_SLACK = timedelta(minutes=5)
+"""How late after its due time the periodic tick may act (it runs every ``tick_every`` seconds)."""
 
 
 def _customers_told(

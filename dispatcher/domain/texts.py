@@ -16,6 +16,8 @@ from dispatcher.domain.policy import Policy, PromisePolicy
 OPEN_STAGES = ("scheduled", "reminded", "in_progress")
 """Maintenance stages of a window that has not ended."""
 STAGES = (*OPEN_STAGES, "completed", "cancelled")
+CHANGES = ("rescheduled", "extended")
+"""Notices of a window moved or made longer (not stages: the stage stays or goes back to scheduled)."""
 
 
 def hhmm(value: datetime) -> str:
@@ -80,33 +82,38 @@ def resolution_text(policy: Policy, incident: Incident, locale: str | None) -> s
 
 NOTICES: dict[str, dict[str, str]] = {
     "en": {
-        "scheduled": "Scheduled maintenance: {title}. Window: {window}.{affected}",
+        "scheduled": "Scheduled maintenance: {title}. Window: {window}.",
         "custom": "{message}\n\nMaintenance window: {window}.",
         "reminded": (
-            "Reminder: scheduled maintenance '{title}' starts at {start} (window: {window}).{affected}"
+            "Reminder: scheduled maintenance '{title}' starts at {start} (window: {window})."
         ),
-        "in_progress": "Scheduled maintenance '{title}' is in progress until {end}.{affected}",
+        "in_progress": "Scheduled maintenance '{title}' is in progress until {end}.",
         "completed": "Scheduled maintenance '{title}' is complete.",
         "cancelled": "Scheduled maintenance '{title}' ({window}) is cancelled.",
+        "rescheduled": "Scheduled maintenance '{title}' is moved to a new window: {window}.",
+        "extended": "Scheduled maintenance '{title}' takes longer than planned: it now ends at {end}.",
         "window": "{start} to {end}",
-        "affected": " Affected: {components}.",
     },
     "fr": {
-        "scheduled": "Maintenance programmée : {title}. Créneau : {window}.{affected}",
+        "scheduled": "Maintenance programmée : {title}. Créneau : {window}.",
         "custom": "{message}\n\nCréneau de maintenance : {window}.",
         "reminded": (
             "Rappel : la maintenance programmée « {title} » commence le {start} "
-            "(créneau : {window}).{affected}"
+            "(créneau : {window})."
         ),
-        "in_progress": "La maintenance programmée « {title} » est en cours jusqu'à {end}.{affected}",
+        "in_progress": "La maintenance programmée « {title} » est en cours jusqu'à {end}.",
         "completed": "La maintenance programmée « {title} » est terminée.",
         "cancelled": "La maintenance programmée « {title} » ({window}) est annulée.",
+        "rescheduled": "La maintenance programmée « {title} » est déplacée : {window}.",
+        "extended": (
+            "La maintenance programmée « {title} » dure plus longtemps que prévu : elle se termine à {end}."
+        ),
         "window": "du {start} au {end}",
-        "affected": " Concerné : {components}.",
     },
 }
 """Tocsin's own maintenance texts per language; the update stores the English one, and subscribers
-with another language get theirs when it is rendered (``localized_notice``)."""
+with another language get theirs when it is rendered (``localized_notice``). The affected components
+are not in them: every template shows them once, in its own "Affected" line."""
 
 
 def maintenance_notice(inc: Incident, stage: str, message: str | None = None, language: str = "en") -> str:
@@ -120,11 +127,13 @@ def maintenance_notice(inc: Incident, stage: str, message: str | None = None, la
         "start": when(start),
         "end": until,
         "window": texts["window"].format(start=when(start), end=until),
-        "affected": texts["affected"].format(components=", ".join(inc.components)) if inc.components else "",
         "message": message or "",
     }
-    key = "custom" if stage == "scheduled" and message else stage
-    return texts[key].format(**fields)
+    if message and stage in ("scheduled", *CHANGES):
+        return texts["custom"].format(**fields)  # someone's own words, and the window as it now is
+    if message:  # someone's own words, then what happened (completed early, cancelled…)
+        return f"{message}\n\n{texts[stage].format(**fields)}"
+    return texts[stage].format(**fields)
 
 
 def localized_notice(inc: Incident, text: str, locale: str | None) -> str:
@@ -133,7 +142,7 @@ def localized_notice(inc: Incident, text: str, locale: str | None) -> str:
     language = next((c.lower() for c in locale_candidates(locale or "") if c.lower() in NOTICES), "en")
     if language == "en" or inc.starts_at is None or inc.ends_at is None:
         return text
-    for stage in STAGES:
+    for stage in (*STAGES, *CHANGES):
         if text == maintenance_notice(inc, stage):
             return maintenance_notice(inc, stage, language=language)
     window = maintenance_notice(inc, "scheduled", message="\0")  # the window line added to someone's text

@@ -35,6 +35,7 @@ def attention(rt: Runtime) -> Attention:
                 incidents.c.next_update_at.is_not(None),
                 incidents.c.next_update_at < now,
                 incidents.c.escalated_at.is_(None),
+                incidents.c.kind == "incident",  # a maintenance window's schedule is its promise
             )
             .order_by(incidents.c.next_update_at)
             .limit(20)

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from dispatcher.web.console import incident_routes, subscriber_routes, update_routes
+from dispatcher.web.console import incident_routes, maintenance_routes, subscriber_routes, update_routes
 from dispatcher.web.console.access import (
     PREFIX,
     ConsoleRoute,
@@ -95,3 +95,4 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 router.include_router(incident_routes.router)
 router.include_router(update_routes.router)
 router.include_router(subscriber_routes.router)
+router.include_router(maintenance_routes.router)
