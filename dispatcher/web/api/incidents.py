@@ -100,7 +100,7 @@ class StatusChange(BaseModel):
     status: IncidentStatus
     reason: str | None = Field(default=None, max_length=1000)
     force: bool = Field(
-        default=False, description="Resolve before the policy's monitoring hold (needs reason)."
+        default=False, strict=True, description="Resolve before the policy's monitoring hold (needs reason)."
     )
     message: str | None = Field(
         default=None,
@@ -114,7 +114,9 @@ class ResolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=1000, description="Why (required with force).")
-    force: bool = Field(default=False, description="Resolve before the policy's monitoring hold.")
+    force: bool = Field(
+        default=False, strict=True, description="Resolve before the policy's monitoring hold."
+    )
     message: str | None = Field(
         default=None, min_length=1, max_length=4000, description="Default: the policy's resolution text."
     )
