@@ -254,7 +254,8 @@ def test_maintenance_and_history_on_the_page(make_runtime: Callable[..., Runtime
     runner = EmbeddedRunner(rt)
 
     def publish_now(inc: Incident, message: str, status: IncidentStatus) -> None:
-        publish(rt, draft(inc, message, status=status), runner.queue)
+        promise = None if status is IncidentStatus.RESOLVED else clock.at + timedelta(hours=1)
+        publish(rt, draft(inc, message, status=status, next_update_at=promise), runner.queue)
         runner.run_until_idle()
 
     def resolve(inc: Incident, what: str) -> None:

@@ -30,12 +30,13 @@ from dispatcher.cli.common import (
     require_broker,
     runtime,
 )
-from dispatcher.cli.incidents import AsOption, default_actor
+from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
+from dispatcher.cli.who import TokenOption, identify, parse_impact
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.preview import preview as render_preview
-from dispatcher.comms.publish import Published
+from dispatcher.comms.publish import Published, needs_approval
 from dispatcher.comms.publish import publish as publish_update
 from dispatcher.config.settings import config_file_path
 from dispatcher.config.show import effective_config
@@ -111,6 +112,17 @@ def publish(
     override_reason: Annotated[
         str | None, typer.Option(help="Publish despite guardrail errors; the reason is recorded.")
     ] = None,
+    internal_note: Annotated[
+        str | None, typer.Option(help="A note for staff only (shown in staff's copy, never to customers).")
+    ] = None,
+    impact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a component is hit, as COMPONENT=operational|degraded|partial_outage|major_outage "
+            "(repeatable); the status page shows it."
+        ),
+    ] = None,
+    token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
         float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
@@ -121,7 +133,8 @@ def publish(
 ) -> None:
     """Publish one update: it is rendered for every channel and delivered to everyone owed it.
 
-    Severities whose policy wants approval wait for `tocsin approve`; --at/--in schedule it instead."""
+    Severities whose policy wants approval wait for `tocsin approve` (write them with your personal
+    token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead."""
     rt = runtime()
     publish_at = _publish_time(rt.clock.now(), at, in_)
     next_at: datetime | None = None
@@ -140,10 +153,16 @@ def publish(
         audience=audience,
         channels=channel,
         idempotency_key=idempotency_key,
-        author=as_ or default_actor(),
         override_reason=override_reason,
         publish_at=publish_at,
+        internal_note=internal_note,
+        impact=parse_impact(impact),
     )
+    waits = needs_approval(
+        rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience
+    )
+    who = identify(rt, as_, token, needed_for="writing an update that waits for approval" if waits else None)
+    draft = draft.model_copy(update={"author": who.name, "author_token_id": who.token_id})
 
     def act(queue: TaskQueue) -> Update | None:
         published = publish_update(rt, draft, queue)

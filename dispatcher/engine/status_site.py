@@ -6,8 +6,9 @@ publishes the site from it. What the public may see:
 
 * only **published public** updates (audience ``public``, state pending or fanned out): never internal
   updates, never internal notes, never updates still scheduled, awaiting approval or rejected;
-* an incident or maintenance window appears once it has at least one such update, with the status its
-  latest public update gave it (an internal update never changes what the page says);
+* an incident or maintenance window appears once it has at least one such update, with the status and
+  severity its latest public update gave it (an internal update, a status moved by hand or a severity
+  changed since never change what the page says until customers are told);
 * open incidents; maintenance that is scheduled or in progress; and the history of the last
   ``history_days`` (90 by default): resolved incidents and finished or cancelled maintenance;
 * components: those defined in the database (``dispatcher.comms.components``) in page order, then
@@ -155,6 +156,7 @@ def _public_updates(
         updates.c.next_update_at,
         updates.c.kind,
         updates.c.audience,
+        updates.c.severity,
     ]
     if internal:
         columns.append(updates.c.internal_note)
@@ -213,7 +215,10 @@ def _public_incident(
 ) -> PublicIncident:
     latest = timeline[0]
     is_maintenance = row["kind"] == "maintenance"
-    resolved = IncidentStatus.RESOLVED.value in (latest.status, row["status"])
+    # Only what customers were told: the latest published update's status and severity (a status moved
+    # by hand, or a severity changed since, shows once an update tells people).
+    resolved = latest.status == IncidentStatus.RESOLVED.value
+    severity = latest.severity if latest.severity in _SEVERITY_COMPONENT else row["severity"]
     stage = _stage(row, latest.status, now) if is_maintenance else None
     finished = stage in _FINISHED_STAGES if is_maintenance else resolved
     resolved_at = (row["resolved_at"] or latest.published_at) if finished else None
@@ -222,7 +227,7 @@ def _public_incident(
         kind="maintenance" if is_maintenance else "incident",
         title=row["title"],
         status=IncidentStatus.RESOLVED.value if resolved else latest.status,
-        severity=row["severity"],
+        severity=severity,
         components=list(row["components"] or []),
         opened_at=row["opened_at"],
         updated_at=latest.published_at,

@@ -193,15 +193,10 @@ class LedgerCollector(Collector):
 
     def _comms(self, rt: Runtime) -> Iterator[Metric]:
         now = rt.clock.now()
-        first_public = (
-            select(incidents.c.opened_at, func.min(updates.c.published_at))
-            .join(updates, updates.c.incident_id == incidents.c.id)
-            .where(
-                incidents.c.kind == "incident",
-                updates.c.audience == "public",
-                updates.c.state.in_(PUBLISHED_STATES),
-            )
-            .group_by(incidents.c.id, incidents.c.opened_at)
+        # When customers were first told is recorded as the first update to them is released (public
+        # or a segment; an update written and waiting for approval told nobody yet).
+        first_public = select(incidents.c.opened_at, incidents.c.first_word_at).where(
+            incidents.c.kind == "incident", incidents.c.first_word_at.is_not(None)
         )
         open_incidents = (
             select(incidents.c.status, incidents.c.severity, func.count())
@@ -227,7 +222,7 @@ class LedgerCollector(Collector):
             promises = {str(state): int(count) for state, count in conn.execute(promise_query)}
         yield _histogram(
             "tocsin_time_to_first_public_update_seconds",
-            "Per incident, seconds from opening to its first published public update.",
+            "Per incident, seconds from opening to the release of its first update to customers.",
             waits,
             FIRST_UPDATE_BUCKETS,
         )

@@ -82,6 +82,13 @@ incidents = Table(
     # Who opened it from outside (alertmanager, grafana, generic) and their key for it (e.g. groupKey).
     Column("source", String(30), nullable=True),
     Column("external_key", String(300), nullable=True),
+    # When customers were first told, and the first-word watchdog's reminder and escalation.
+    Column("first_word_at", Timestamp(), nullable=True),
+    Column("first_word_nudged_at", Timestamp(), nullable=True),
+    Column("first_word_escalated_at", Timestamp(), nullable=True),
+    # Holding messages in a row since the last real public update; set when the incident drags on.
+    Column("holding_streak", Integer, nullable=False, server_default="0"),
+    Column("escalated_at", Timestamp(), nullable=True),
     UniqueConstraint("source", "external_key", name="uq_incidents_source_external_key"),
 )
 
@@ -128,6 +135,30 @@ updates = Table(
     Column("rejected_reason", Text, nullable=True),
     # The promise this update made: open until the next public update (kept) or its time passing (broken).
     Column("promise_state", String(20), nullable=True),
+    # The API tokens that proved who wrote and who approved it (four eyes compare these, not names).
+    Column("author_token_id", Integer, nullable=True),
+    Column("approver_token_id", Integer, nullable=True),
+    Column("approval_nudged_at", Timestamp(), nullable=True),
+    # Component name -> impact (operational, degraded_performance, partial_outage, major_outage).
+    Column("impact", JSON, nullable=True),
+)
+
+component_impacts = Table(
+    "component_impacts",
+    metadata,
+    # How hard each component was hit, and from when: one row per component each time a released public
+    # update or a person changes it (and "operational" for every component when the incident ends), so
+    # uptime can be computed as intervals per component.
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("component", String(200), nullable=False),
+    Column("impact", String(30), nullable=False),
+    Column("effective_at", Timestamp(), nullable=False),
+    # "update" (a released public update), "manual" (a person), "resolved" (the incident ended).
+    Column("source", String(20), nullable=False),
+    Column("update_id", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Index("ix_component_impacts_component_effective_at", "component", "effective_at"),
 )
 
 subscribers = Table(
@@ -340,24 +371,6 @@ component_status_changes = Table(
     Column("actor", String(200), nullable=True),
     Column("reason", Text, nullable=True),
     Index("ix_component_status_changes_component_effective_at", "component", "effective_at"),
-)
-
-component_impacts = Table(
-    "component_impacts",
-    metadata,
-    # Same table and fields as issue 15's (its migration 0009 owns it; 0012 creates it only when absent):
-    # how hard each component was hit, and from when, one row per component each time a released public
-    # update or a person changes it (and "operational" when the incident ends).
-    Column("id", Integer, primary_key=True),
-    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
-    Column("component", String(200), nullable=False),
-    Column("impact", String(30), nullable=False),
-    Column("effective_at", Timestamp(), nullable=False),
-    # "update" (a released public update), "manual" (a person), "resolved" (the incident ended).
-    Column("source", String(20), nullable=False),
-    Column("update_id", Integer, nullable=True),
-    Column("actor", String(200), nullable=True),
-    Index("ix_component_impacts_component_effective_at", "component", "effective_at"),
 )
 
 subscription_challenges = Table(

@@ -1,10 +1,9 @@
-"""``/components`` and ``/maintenance``: the status page's components (create, edit, order, set a status
-by hand) and maintenance windows (schedule, list, cancel; reschedule, extend and finish early are issue
-15's). A change to a component republishes the status site at once; the answer says where it went."""
+"""``/components``: the status page's components (create, edit, order, set a status by hand). A change
+republishes the status site at once; the answer says where it went. Maintenance windows have their own
+routes (``dispatcher.web.api.maintenance``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -13,22 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from dispatcher.comms import components as parts
 from dispatcher.comms.components import Component, ComponentDraft, ComponentEdit
-from dispatcher.comms.maintenance import (
-    MaintenanceDraft,
-    cancel_maintenance,
-    list_maintenance,
-    schedule_maintenance,
-)
-from dispatcher.domain.models import Incident
 from dispatcher.engine.status_site import republish_site
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.problems import AUTH_PROBLEMS, NOT_FOUND
-from dispatcher.web.api.work import QueueDep
 
 router = APIRouter(tags=["components"], responses=AUTH_PROBLEMS)
 
 ComponentKey = Annotated[str, Path(min_length=1, max_length=200, description="Component id, name or slug.")]
-MaintenanceId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Maintenance window id.")]
 
 
 class StatusChange(BaseModel):
@@ -87,35 +77,3 @@ async def set_status(rt: RuntimeDep, token: PublishToken, key: ComponentKey, bod
         parts.set_component_status, rt, key, body.status, token.name, body.reason
     )
     return Changed(component=changed, published=await run_in_threadpool(republish_site, rt))
-
-
-class MaintenanceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(min_length=3, max_length=200)
-    starts_at: datetime
-    ends_at: datetime
-    components: list[str] = Field(default_factory=list, max_length=50)
-    message: str | None = Field(default=None, min_length=1, max_length=3000)
-
-
-@router.get("/maintenance", summary="Maintenance windows, soonest first")
-def maintenance_list(rt: RuntimeDep, _token: ReadToken) -> list[Incident]:
-    return list_maintenance(rt)
-
-
-@router.post("/maintenance", status_code=201, summary="Schedule a maintenance window (announced at once)")
-async def maintenance_schedule(
-    rt: RuntimeDep, _token: PublishToken, queue: QueueDep, body: MaintenanceRequest
-) -> Incident:
-    draft = MaintenanceDraft.model_validate(body.model_dump())
-    return await run_in_threadpool(schedule_maintenance, rt, queue, draft)
-
-
-@router.post(
-    "/maintenance/{maintenance_id}/cancel", responses=NOT_FOUND, summary="Cancel a maintenance window"
-)
-async def maintenance_cancel(
-    rt: RuntimeDep, _token: PublishToken, queue: QueueDep, maintenance_id: MaintenanceId
-) -> Incident:
-    return await run_in_threadpool(cancel_maintenance, rt, queue, maintenance_id)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from dispatcher.access.console_sessions import session_alive
 from dispatcher.domain.errors import ConfigurationError, InvalidInput, NotFound, NotInitialised, TocsinError
+from dispatcher.domain.identity import Identity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.console.identity import ApiToken, Scope, live_token
 from dispatcher.web.console.queries import Attention
@@ -71,6 +72,11 @@ class Viewer:
 
     def may(self, scope: Scope) -> bool:
         return self.token.allows(scope)
+
+    @property
+    def identity(self) -> Identity:
+        """Who this is, proven by the token behind the session (authors and approvers are compared by it)."""
+        return Identity(self.session.actor, self.token.id, self.token.name)
 
     def require(self, scope: Scope) -> None:
         if not self.may(scope):

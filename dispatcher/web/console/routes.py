@@ -14,7 +14,13 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from dispatcher.access.console_sessions import begin_session, end_session
-from dispatcher.web.console import component_routes, incident_routes, subscriber_routes, update_routes
+from dispatcher.web.console import (
+    component_routes,
+    incident_routes,
+    maintenance_routes,
+    subscriber_routes,
+    update_routes,
+)
 from dispatcher.web.console.access import (
     PREFIX,
     ConsoleRoute,
@@ -101,3 +107,4 @@ router.include_router(incident_routes.router)
 router.include_router(update_routes.router)
 router.include_router(subscriber_routes.router)
 router.include_router(component_routes.router)
+router.include_router(maintenance_routes.router)

@@ -12,7 +12,7 @@ from alembic import op
 from dispatcher.store.schema import Timestamp
 
 revision = "0012"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
