@@ -23,8 +23,9 @@ from dispatcher.config.providers import provider_problems
 from dispatcher.config.settings import Settings, config_file_path
 from dispatcher.domain.errors import ConfigurationError
 
-NOT_SETTINGS = frozenset({"CONFIG", "USER"})
-"""``TOCSIN_CONFIG`` (which file) and ``TOCSIN_USER`` (who you are): read, but not settings."""
+NOT_SETTINGS = frozenset({"CONFIG", "USER", "TOKEN"})
+"""``TOCSIN_CONFIG`` (which file), ``TOCSIN_USER`` (who you are) and ``TOCSIN_TOKEN`` (your personal
+token, proving who you are when you approve): read, but not settings."""
 NOT_SETTINGS_PREFIXES = ("TEST_", "BENCH_", "CHAOS_")
 """Read by the test suite and the benchmarks only."""
 
