@@ -178,3 +178,13 @@ def test_an_injected_provider_counts_as_configured_and_memory_is_valid(sqlite_ur
     assert rt.providers_for("email") == ["sendgrid"]  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"\[providers.sendgrid\] needs `api_key`"):
         build_runtime(settings)
+
+
+def test_a_bad_value_names_where_it_was_written(tmp_path: Path, refused: Callable[..., str]) -> None:
+    in_file = refused('database_url = "mysql://nope"\n')
+    assert (
+        in_file
+        == f"{tmp_path / 'tocsin.toml'}: `database_url`: must be a sqlite:/// path or a postgresql:// URL"
+    )
+    from_env = refused("", {"DATABASE_URL": "mysql://nope"})
+    assert from_env.startswith("DATABASE_URL: `database_url`: must be"), "the variable the platform set"
