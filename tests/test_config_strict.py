@@ -188,3 +188,12 @@ def test_a_bad_value_names_where_it_was_written(tmp_path: Path, refused: Callabl
     )
     from_env = refused("", {"DATABASE_URL": "mysql://nope"})
     assert from_env.startswith("DATABASE_URL: `database_url`: must be"), "the variable the platform set"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("public_url", "tocsin.example.com"), ("status_page_url", "ftp://status")]
+)
+def test_web_addresses_need_a_scheme_and_a_host(refused: Callable[..., str], key: str, value: str) -> None:
+    assert f"`{key}`: {value!r} must be an http:// or https:// URL with a host" in refused(
+        f'{key} = "{value}"\n'
+    )
