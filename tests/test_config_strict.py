@@ -178,3 +178,22 @@ def test_an_injected_provider_counts_as_configured_and_memory_is_valid(sqlite_ur
     assert rt.providers_for("email") == ["sendgrid"]  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"\[providers.sendgrid\] needs `api_key`"):
         build_runtime(settings)
+
+
+def test_a_bad_value_names_where_it_was_written(tmp_path: Path, refused: Callable[..., str]) -> None:
+    in_file = refused('database_url = "mysql://nope"\n')
+    assert (
+        in_file
+        == f"{tmp_path / 'tocsin.toml'}: `database_url`: must be a sqlite:/// path or a postgresql:// URL"
+    )
+    from_env = refused("", {"DATABASE_URL": "mysql://nope"})
+    assert from_env.startswith("DATABASE_URL: `database_url`: must be"), "the variable the platform set"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("public_url", "tocsin.example.com"), ("status_page_url", "ftp://status")]
+)
+def test_web_addresses_need_a_scheme_and_a_host(refused: Callable[..., str], key: str, value: str) -> None:
+    assert f"`{key}`: {value!r} must be an http:// or https:// URL with a host" in refused(
+        f'{key} = "{value}"\n'
+    )

@@ -157,3 +157,12 @@ def test_control_characters_in_a_query_or_a_form_are_refused_too(rt: Runtime) ->
         assert form.status_code == 422
         assert form.headers["content-type"].startswith("text/html"), "the signup form gets a page"
         assert "email: contains the control character U+0000" in form.text
+
+
+def test_a_nul_in_a_monitoring_alert_is_refused_naming_the_field(http: TestClient, limited: Runtime) -> None:
+    alert = {"key": "db-down", "status": "firing", "title": "Primary database\u0000 unreachable"}
+    response = http.post("/ingest/generic", json=alert, headers={"Authorization": f"Bearer {INGEST_TOKEN}"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "title"
+    with limited.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(incidents)).scalar_one() == 0

@@ -37,7 +37,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from channels.base import (
     AdapterBase,
@@ -97,6 +105,13 @@ class StatusPageOptions(BaseModel):
     internal_s3_prefix: str = ""
     template_dirs: list[Path] = Field(min_length=1)
     """Template folders, first found wins (Tocsin passes ``templates_dir`` and the packaged ones)."""
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("s3_endpoint_url must start with http:// or https://")
+        return value
 
     @model_validator(mode="after")
     def _somewhere_to_publish(self) -> Self:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -41,7 +41,6 @@ from dispatcher.comms.publish import publish as publish_update
 from dispatcher.config.settings import config_file_path
 from dispatcher.config.show import effective_config
 from dispatcher.config.template import CONFIG_TEMPLATE
-from dispatcher.domain.durations import MAX_DURATION
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.engine.readiness.state import snapshot
 from dispatcher.engine.runtime import Runtime
@@ -49,6 +48,9 @@ from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
 from dispatcher.runners.factory import run_worker
 from dispatcher.store.engine import migrate
+
+MAX_SCHEDULE_AHEAD = timedelta(days=3653)
+"""``--at`` at most ten years ahead."""
 
 app = typer.Typer(
     help="Tocsin: tell everyone what is broken, fast, on every channel you still have.",
@@ -187,8 +189,8 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
         raise typer.BadParameter(f"--at: {at!r} is not a time like 2026-11-25T14:30Z") from None
     if when.tzinfo is None:
         raise typer.BadParameter(f"--at: {at!r} needs a time zone, e.g. 2026-11-25T14:30Z")
-    if when - now > MAX_DURATION:
-        raise typer.BadParameter(f"--at: {at!r} is more than {MAX_DURATION.days} days ahead")
+    if when - now > MAX_SCHEDULE_AHEAD:  # far beyond it, adding the promise overflows the date
+        raise typer.BadParameter(f"--at: {at!r} is more than 10 years ahead")
     return when
 
 

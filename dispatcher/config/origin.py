@@ -13,6 +13,8 @@ from dispatcher.domain.errors import ConfigurationError
 
 ENV_PREFIX = "TOCSIN_"
 ENV_DELIMITER = "__"
+UNPREFIXED = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}
+"""Settings also read from these variables, as most platforms set them."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class Sources:
             name = ENV_PREFIX + ENV_DELIMITER.join(path[:depth]).upper()
             if name in upper:
                 return upper[name]
-        if path and path[0].isupper():  # a setting read without the prefix: DATABASE_URL, REDIS_URL
-            return path[0]
+        bare = UNPREFIXED.get(path[0]) if path else None
+        if bare is not None and bare in upper:  # read without the prefix too
+            return upper[bare]
         return str(self.file)
 
 

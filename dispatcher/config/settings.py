@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -196,6 +197,17 @@ class Settings(BaseSettings):
     def _known_provider_tables(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         """``[providers.sendgird]`` would configure nothing: a table must be named after a provider."""
         check_provider_names({f"{info.field_name}.{name}": [name] for name in value}, table=True)
+        return value
+
+    @field_validator("public_url", "status_page_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        """Links in every message and the callbacks' signatures depend on it: http(s) with a host."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} must be an http:// or https:// URL with a host")
         return value
 
     @field_validator("redis_url")

@@ -89,6 +89,8 @@ def explain(exc: ValidationError, sources: Sources) -> list[str]:
 
 def _explain_one(error: Mapping[str, Any], sources: Sources) -> str:
     loc = [str(part) for part in error["loc"]]
+    if loc and loc[0].isupper():  # named by its alias (TOCSIN_DATABASE_URL) wherever it came from
+        loc[0] = loc[0].removeprefix(ENV_PREFIX).lower()
     kind = error["type"]
     if loc and loc[-1] == "[key]":  # a channel name that is none: [channels.emial]
         path, key = loc[:-2], loc[-2]
@@ -97,14 +99,14 @@ def _explain_one(error: Mapping[str, Any], sources: Sources) -> str:
             f"{sources.origin(loc[:-1])}: {table_name(path)} has no channel `{key}`"
             f"{did_you_mean(key, channels)}; channels: {', '.join(channels)}"
         )
-    if loc and loc[0].isupper():  # DATABASE_URL, REDIS_URL: named by the variable itself
-        return f"{sources.origin(loc)}: {_message(error)}"
     path, key = loc[:-1], (loc[-1] if loc else "")
     where = f"{sources.origin(loc)}: {table_name(path)}"
     if kind == "extra_forbidden":
         return where + _unknown_key(path, key)
     if kind == "missing":
         return f"{where} needs `{key}`"
+    if not path:  # a top-level setting: its name says where it is
+        return f"{sources.origin(loc)}: `{key}`: {_message(error)}"
     return f"{where} `{key}`: {_message(error)}"
 
 
