@@ -40,6 +40,7 @@ from dispatcher.domain.models import (
     Update,
     UpdateDraft,
 )
+from dispatcher.domain.texts import resolution_text
 from dispatcher.engine.runtime import Runtime
 from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.queries import update_from_row
@@ -356,3 +357,15 @@ def test_a_forced_resolve_needs_its_reason_and_keeps_four_eyes(rt: Runtime) -> N
         resolve(rt, inc.id, Identity("ada"), queue, force=True, reason="x", message="All fixed, sorry.")
     assert get_incident(rt, inc.id).status is IncidentStatus.INVESTIGATING
     assert queue.fanouts == [told.id], "nothing more was sent"
+
+
+def test_the_resolution_text_is_in_each_readers_language(rt: Runtime) -> None:
+    inc = incident(rt, Severity.MINOR, ["checkout"])
+    policy = rt.policy.policy
+    assert resolution_text(policy, inc, "en") == (
+        "This incident is resolved and everything works normally again (checkout). "
+        "We are sorry for the disruption."
+    )
+    assert resolution_text(policy, inc, "fr-CA").startswith("Cet incident est résolu")
+    bare = open_incident(rt, IncidentDraft(title="Slow pages", severity=Severity.MINOR))
+    assert "(all services)" in resolution_text(policy, bare, "en")
