@@ -369,3 +369,27 @@ def test_the_resolution_text_is_in_each_readers_language(rt: Runtime) -> None:
     assert resolution_text(policy, inc, "fr-CA").startswith("Cet incident est résolu")
     bare = open_incident(rt, IncidentDraft(title="Slow pages", severity=Severity.MINOR))
     assert "(all services)" in resolution_text(policy, bare, "en")
+
+
+def test_a_staff_only_update_cannot_end_an_incident_customers_were_told_about(rt: Runtime) -> None:
+    inc = incident(rt, Severity.MINOR)
+    queue = RecordingQueue()
+    publish(
+        rt,
+        UpdateDraft(
+            incident_id=inc.id,
+            status=IncidentStatus.INVESTIGATING,
+            message="Checkout fails for some customers. We are sorry.",
+            next_update_at=rt.clock.now() + timedelta(minutes=30),
+        ),
+        queue,
+    )
+    staff_only = UpdateDraft(
+        incident_id=inc.id,
+        status=IncidentStatus.RESOLVED,
+        message="Fixed; root cause in the wiki.",
+        audience=Audience.INTERNAL,
+    )
+    with pytest.raises(InvalidInput, match="its end goes to them too"):
+        publish(rt, staff_only, queue)
+    assert get_incident(rt, inc.id).status is IncidentStatus.INVESTIGATING
