@@ -40,6 +40,7 @@ from dispatcher.domain.models import (
     Update,
     UpdateDraft,
 )
+from dispatcher.domain.texts import resolution_text
 from dispatcher.engine.runtime import Runtime
 from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.queries import update_from_row
@@ -356,3 +357,39 @@ def test_a_forced_resolve_needs_its_reason_and_keeps_four_eyes(rt: Runtime) -> N
         resolve(rt, inc.id, Identity("ada"), queue, force=True, reason="x", message="All fixed, sorry.")
     assert get_incident(rt, inc.id).status is IncidentStatus.INVESTIGATING
     assert queue.fanouts == [told.id], "nothing more was sent"
+
+
+def test_the_resolution_text_is_in_each_readers_language(rt: Runtime) -> None:
+    inc = incident(rt, Severity.MINOR, ["checkout"])
+    policy = rt.policy.policy
+    assert resolution_text(policy, inc, "en") == (
+        "This incident is resolved and everything works normally again (checkout). "
+        "We are sorry for the disruption."
+    )
+    assert resolution_text(policy, inc, "fr-CA").startswith("Cet incident est résolu")
+    bare = open_incident(rt, IncidentDraft(title="Slow pages", severity=Severity.MINOR))
+    assert "(all services)" in resolution_text(policy, bare, "en")
+
+
+def test_a_staff_only_update_cannot_end_an_incident_customers_were_told_about(rt: Runtime) -> None:
+    inc = incident(rt, Severity.MINOR)
+    queue = RecordingQueue()
+    publish(
+        rt,
+        UpdateDraft(
+            incident_id=inc.id,
+            status=IncidentStatus.INVESTIGATING,
+            message="Checkout fails for some customers. We are sorry.",
+            next_update_at=rt.clock.now() + timedelta(minutes=30),
+        ),
+        queue,
+    )
+    staff_only = UpdateDraft(
+        incident_id=inc.id,
+        status=IncidentStatus.RESOLVED,
+        message="Fixed; root cause in the wiki.",
+        audience=Audience.INTERNAL,
+    )
+    with pytest.raises(InvalidInput, match="its end goes to them too"):
+        publish(rt, staff_only, queue)
+    assert get_incident(rt, inc.id).status is IncidentStatus.INVESTIGATING

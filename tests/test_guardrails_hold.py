@@ -219,6 +219,7 @@ def test_declaring_recovery_is_treated_like_fixed(at_ten: Runtime, message: str)
         "Customers in eu-west-1 see errors; see status.example.com. Next update by 10:45.",
         "Our Customer Success Team will contact affected customers within 2 hours.",
         "Version 1.2.3 fixes it; tickets DEV-123 and QA-42 track it. Next update in 30 minutes.",
+        "Health advice is on who.int and gov.uk; customers in eu-west-1 and us-east-2 are not affected.",
         "A follow-up is planned; orders placed meanwhile are safe. We are sorry.",
     ],
 )

@@ -23,6 +23,7 @@ from dispatcher.comms.lifecycle import (
     set_owner,
     timeline,
 )
+from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
@@ -177,6 +178,8 @@ def status(
             wait=wait,
         )
         return
+    if message is not None:
+        raise InvalidInput("--message: only a resolution carries a text here; `tocsin publish` says more")
     moved = change_status(rt, incident, to, identify(rt, as_, token).name, reason=reason, force=force)
     console.print(f"incident {moved.id} is now {moved.status.value}")
 

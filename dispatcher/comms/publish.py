@@ -176,6 +176,16 @@ def publish(
     channels = channels_for(rt, draft, rules)
     if not channels:
         raise InvalidInput("channels: the update would go out on no channel")
+    if (
+        draft.status is IncidentStatus.RESOLVED
+        and audience == Audience.INTERNAL.value
+        and incident.first_word_at
+    ):
+        # Its rows would carry staff's words to everyone told: customers hear the end in theirs.
+        raise InvalidInput(
+            f"audience: customers were told about incident {incident.id}, so its end goes to them too: "
+            f"`tocsin incident resolve {incident.id}` (or publish the resolution to the public)"
+        )
     # Refused before anything is written:
     plan_transition(
         rt.policy.policy, incident, draft.status, goes_out, force=bool(force_reason), reason=force_reason

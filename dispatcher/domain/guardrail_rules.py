@@ -453,7 +453,8 @@ def vague_timing(draft: Draft) -> Iterator[Hit]:
 
 def _internal_zone(host: str, draft: Draft) -> bool:
     labels = host.lower().rstrip(".").split(".")
-    if any(label in INTERNAL_LABELS for label in labels[:-1]) or labels[-1] in INTERNAL_LABELS:
+    # Any label but the last (``.int`` is a real top-level domain: who.int).
+    if any(label in INTERNAL_LABELS for label in labels[:-1]) or labels[-1] in INTERNAL_DOMAIN_SUFFIXES:
         return True
     name = ".".join(labels)
     return any(name == zone or name.endswith("." + zone) for zone in draft.internal_domains)

@@ -185,12 +185,12 @@ class ResolutionPolicy(BaseModel):
     message: LocaleTexts = Field(
         default_factory=lambda: {
             "en": (
-                "This incident is resolved: service for {components} is working normally again. "
+                "This incident is resolved and everything works normally again ({components}). "
                 "We are sorry for the disruption."
             ),
             "fr": (
-                "Cet incident est résolu : le service pour {components} fonctionne de nouveau "
-                "normalement. Nous sommes désolés pour la gêne occasionnée."
+                "Cet incident est résolu et tout fonctionne de nouveau normalement ({components}). "
+                "Nous sommes désolés pour la gêne occasionnée."
             ),
         }
     )

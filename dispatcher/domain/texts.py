@@ -52,12 +52,14 @@ def _in_locale(texts: dict[str, str], locale: str | None) -> tuple[str, str]:
 
 
 SOME_SERVICES = {"en": "some of our services", "fr": "certains de nos services"}
-"""What ``{components}`` says when the incident names none."""
+"""What a first notice's ``{components}`` says when the incident names none."""
+ALL_SERVICES = {"en": "all services", "fr": "tous les services"}
+"""What a resolution's ``{components}`` says when the incident names none."""
 
 
-def _components(incident: Incident, language: str) -> str:
+def _components(incident: Incident, language: str, fallback: dict[str, str] = SOME_SERVICES) -> str:
     base = language.split("-")[0]
-    return ", ".join(incident.components) or SOME_SERVICES.get(base, SOME_SERVICES["en"])
+    return ", ".join(incident.components) or fallback.get(base, fallback["en"])
 
 
 # --- first notice and resolution -----------------------------------------------------------------
@@ -75,7 +77,7 @@ def resolution_text(policy: Policy, incident: Incident, locale: str | None) -> s
     """The policy's resolution text in ``locale``: what people hear when an incident is resolved
     without a text of its own."""
     language, text = _in_locale(policy.resolution.message, locale)
-    return text.replace("{components}", _components(incident, language))
+    return text.replace("{components}", _components(incident, language, ALL_SERVICES))
 
 
 # --- maintenance notices -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dispatcher.comms.closure import resolve
 from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, open_by_person
 from dispatcher.comms.lifecycle import TimelineEntry, change_status, timeline
+from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import (
     ComponentImpact,
     Incident,
@@ -240,6 +241,8 @@ async def change_status_(
             )
         )
         return done.incident
+    if body.message is not None:
+        raise InvalidInput("message: only a resolution carries a text here; publish an update to say more")
     return await run_in_threadpool(
         change_status, rt, incident_id, body.status, f"{API_PREFIX}{token.name}", body.reason, body.force
     )
