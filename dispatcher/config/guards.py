@@ -49,7 +49,7 @@ class CanarySettings(BaseModel):
     email: list[str] = Field(default_factory=list, max_length=20)
     """Staff email addresses."""
     sms: list[str] = Field(default_factory=list, max_length=5)
-    """Canary phone numbers, E.164 (``+447700900123``)."""
+    """Canary phone numbers, E.164 (``+447911123456``)."""
     webhook: list[str] = Field(default_factory=list, max_length=5)
     """Canary webhook endpoints (http:// or https://)."""
     chat: list[str] = Field(default_factory=list, max_length=10)
@@ -73,7 +73,7 @@ class CanarySettings(BaseModel):
     def _numbers(cls, values: list[str]) -> list[str]:
         for value in values:
             if not _E164.match(value):
-                raise ValueError(f"{value!r} is not an E.164 number like +447700900123")
+                raise ValueError(f"{value!r} is not an E.164 number like +447911123456")
         return values
 
     @field_validator("webhook")
