@@ -66,6 +66,9 @@ class SendGridEmulator(Emulator):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v3/mail/send", self.provider_route(self.mail_send))
 
+    def account_of(self, request: web.Request) -> str | None:
+        return request.headers.get("Authorization")
+
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
         if "api_key" in options:

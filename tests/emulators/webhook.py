@@ -59,6 +59,10 @@ class WebhookReceiver(Emulator):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/{tail:.*}", self.provider_route(self.deliver))
 
+    async def request_key(self, request: web.Request) -> str | None:
+        """The ``webhook-id`` of a delivery, else (a chat post through Apprise) the path."""
+        return request.headers.get("webhook-id") or request.path
+
     # ------------------------------------------------------------------ configuration
 
     def _set_responses(self, responses: Mapping[str, Any]) -> None:
