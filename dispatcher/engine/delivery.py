@@ -147,7 +147,7 @@ class _Send:
                 if not self._ready(provider, spec, chunk + remaining):
                     remaining = []
                     break
-                called = self._attempt(provider, message, chunk, has_fallback)
+                called = self._attempt(provider, message, chunk, has_fallback, remaining)
                 onward += called.onward
                 if called.step is Step.FAILOVER:
                     onward += remaining
@@ -214,10 +214,16 @@ class _Send:
     # --- one call ---------------------------------------------------------------------------------
 
     def _attempt(
-        self, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool
+        self,
+        provider: str,
+        message: Message,
+        rows: list[ClaimedRow],
+        has_fallback: bool,
+        waiting: list[ClaimedRow],
     ) -> _Called:
-        """Send ``rows`` through ``provider``, writing results as they come; the retry module decides."""
-        return _Call(self, provider, message, rows, has_fallback).run()
+        """Send ``rows`` through ``provider``, writing results as they come; the retry module decides.
+        ``waiting``: the rest of the batch, whose claim a long call keeps alive too."""
+        return _Call(self, provider, message, rows, has_fallback, waiting).run()
 
     def write(
         self,
@@ -257,10 +263,17 @@ class _Call:
     """One provider call: its results read as they come and written a window at a time."""
 
     def __init__(
-        self, send: _Send, provider: str, message: Message, rows: list[ClaimedRow], has_fallback: bool
+        self,
+        send: _Send,
+        provider: str,
+        message: Message,
+        rows: list[ClaimedRow],
+        has_fallback: bool,
+        waiting: list[ClaimedRow],
     ) -> None:
         self.send, self.provider, self.message, self.rows = send, provider, message, rows
-        self.has_fallback = has_fallback
+        self.has_fallback, self.waiting = has_fallback, waiting
+        self.renewed = time.monotonic()
         self.by_id = {r.id: r for r in rows}
         self.answered: set[int] = set()
         self.total = Verdict(Step.DONE, "sent")
@@ -328,6 +341,7 @@ class _Call:
                 self.failing = self.failing + 1 if result.outcome is Outcome.RETRY else 0
             if self._window_full():
                 self._window()
+            self._keep_claim()
             if not self.send.provider_api or len(self.answered) >= len(self.rows):
                 continue
             if self.failing >= threshold:
@@ -364,6 +378,14 @@ class _Call:
         send.write(self.provider, verdict, self.by_id, self.message)
         self.total.absorb(verdict)
         self.writing += time.perf_counter() - began
+
+    def _keep_claim(self) -> None:
+        """A long call (slow endpoints, hangs) renews the lease of the rows it has not finished, and of
+        the rest of the batch, before a third of it is gone: no other worker takes them meanwhile."""
+        if time.monotonic() - self.renewed < self.send.rt.settings.retry.lease_seconds / 3:
+            return
+        self.renewed = time.monotonic()
+        self.send._renew_lease([r for r in self.rows if r.id not in self.answered] + self.waiting)
 
     def _paused_meanwhile(self) -> bool:
         """Whether the provider account was paused since the call began (another worker met a 429),

@@ -118,7 +118,7 @@ class Verdict:
 
     step: Step
     outcome: str
-    """For the attempts log: sent, partial, transient, failed, unavailable, failover."""
+    """For the attempts log: sent, partial, transient, failed, unavailable, failover, stopped."""
     error: str | None = None
     sent: list[tuple[int, str | None]] = field(default_factory=list)
     """(row id, provider message id)."""
@@ -205,9 +205,9 @@ def retry_later(
 
 
 def not_reached(rows: Sequence[ClaimedRow], why: str) -> Verdict:
-    """No provider took these rows (every circuit open, none configured, all unavailable): they stay
-    owed, uncounted."""
-    return Verdict(Step.HALT, "unavailable", why, untried=[(r.id, why) for r in rows])
+    """The call was stopped before these rows (the provider asked every caller to wait, or failed a run
+    of requests): they stay owed, uncounted."""
+    return Verdict(Step.HALT, "stopped", why, untried=[(r.id, why) for r in rows])
 
 
 def untried_wait(policy: RetryPolicy, pause: float, progressed: bool) -> float:

@@ -69,6 +69,18 @@ class SendGridEmulator(Emulator):
     def account_of(self, request: web.Request) -> str | None:
         return request.headers.get("Authorization")
 
+    async def request_key(self, request: web.Request) -> str | None:
+        """The ``tocsin_delivery_id`` of each personalization, space separated."""
+        try:
+            body = await request.json()
+            ids = [
+                str((p.get("custom_args") or {}).get("tocsin_delivery_id", ""))
+                for p in body["personalizations"]
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return " ".join(i for i in ids if i) or None
+
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
         if "api_key" in options:
