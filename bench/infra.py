@@ -179,12 +179,14 @@ def child_env(**extra: str | None) -> dict[str, str]:
 
 
 class CeleryWorker:
-    """``tocsin worker -c N -Q … --no-beat`` as a child process; ready when Celery logs ``ready.``."""
+    """``tocsin worker -c N -Q … --no-beat`` (``--beat`` with ``beat``: the periodic re-drive, one per
+    deployment) as a child process; ready when Celery logs ``ready.``."""
 
-    def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str) -> None:
+    def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str,
+                 beat: bool = False) -> None:
         self.log = log
-        self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues, "--no-beat",
-                        "--loglevel", "info"]
+        self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues,
+                        "--beat" if beat else "--no-beat", "--loglevel", "info"]
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 

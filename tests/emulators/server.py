@@ -415,6 +415,7 @@ class Emulator:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/_emulator/received", self._ctl_received)
         app.router.add_get("/_emulator/rejected", self._ctl_rejected)
+        app.router.add_get("/_emulator/requests", self._ctl_requests)
         app.router.add_get("/_emulator/stats", self._ctl_stats)
         app.router.add_post("/_emulator/reset", self._ctl_reset)
         app.router.add_get("/_emulator/faults", self._ctl_get_faults)
@@ -429,6 +430,9 @@ class Emulator:
 
     async def _ctl_rejected(self, request: web.Request) -> web.Response:
         return web.json_response(list(self.rejected))
+
+    async def _ctl_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.request_log))
 
     async def _ctl_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats)
