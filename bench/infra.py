@@ -185,6 +185,8 @@ class CeleryWorker:
     def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str,
                  beat: bool = False) -> None:
         self.log = log
+        # The beat keeps its schedule file in the working folder: the benchmark's, not the project's.
+        self.cwd = log.parent if beat else PROJECT_ROOT
         self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues,
                         "--beat" if beat else "--no-beat", "--loglevel", "info"]
         self.env = env
@@ -192,7 +194,7 @@ class CeleryWorker:
 
     def start(self, timeout: float = 60.0) -> CeleryWorker:
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env=self.env, stdout=out,
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
