@@ -252,7 +252,7 @@ def test_a_provider_failing_every_call_is_called_until_a_run_of_failures_then_th
     outcome = deliver_batch(rt, ref)
 
     assert len(memory.calls) == 3, "one failed call is about its own rows; three in a row is a run"
-    assert outcome.untried == 2 and outcome.retry_in == 0
+    assert outcome.untried == 2 and outcome.retry_in == 1, "a run: the rest waits a second's cool-down"
     assert sorted(attempts for _, _, attempts, _ in ledger(rt, ref)) == [0, 0, 1, 1, 1], (
         "only the rows that were tried count an attempt"
     )

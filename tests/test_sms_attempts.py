@@ -126,7 +126,7 @@ def test_rows_a_throttled_chunk_never_reached_are_not_charged_and_wait_only_for_
     ), "every row waits for the account's Retry-After, not for a backoff of its own"
 
 
-def test_a_run_of_failed_requests_stops_the_call_and_the_untried_rows_are_owed_at_once(
+def test_a_run_of_failed_requests_stops_the_call_and_the_untried_rows_wait_only_a_cool_down(
     make_runtime: Callable[..., Runtime], twilio: TwilioEmulator
 ) -> None:
     rt = sms_runtime(make_runtime, twilio)
@@ -141,9 +141,12 @@ def test_a_run_of_failed_requests_stops_the_call_and_the_untried_rows_are_owed_a
     ledger = rows(rt, update_id).values()
     untried = [r for r in ledger if r.attempts == 0]
     assert len(untried) == 17 and {r.state for r in untried} == {"queued"}
-    assert all(r.next_attempt_at <= clock.at for r in untried), "not delayed by the failed rows' backoff"
-    assert outcome.retry_in == 0
+    assert all(r.next_attempt_at == clock.at + timedelta(seconds=1) for r in untried), (
+        "a second's cool-down for the provider, not the failed rows' 30 s backoff"
+    )
+    assert outcome.retry_in == 1
 
+    clock.advance(seconds=1)
     deliver_batch(rt, BatchRef(update_id, ChannelKind.SMS, 0))
 
     assert sum(r.state == "sent" for r in rows(rt, update_id).values()) == 17

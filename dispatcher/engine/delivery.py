@@ -62,7 +62,7 @@ from dispatcher.engine.retry import (
 )
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.sequencing.missed import missed_updates
-from dispatcher.engine.sequencing.ordering import IN_ORDER_WAIT_SECONDS, check_order
+from dispatcher.engine.sequencing.ordering import IN_ORDER_WAIT_SECONDS, check_order, overtake
 from dispatcher.engine.sequencing.recipient_cap import over_cap
 from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import contact_points
@@ -123,6 +123,14 @@ class _Send:
     def __init__(self, rt: Runtime, ref: BatchRef, policy: RetryPolicy, outcome: BatchOutcome) -> None:
         self.rt, self.ref, self.policy, self.outcome = rt, ref, policy, outcome
         self.provider_api = is_provider_api(ref.channel)
+        self.failing = 0
+        """Requests failed in a row (transiently), across the calls of this batch."""
+
+    @property
+    def failing_run(self) -> bool:
+        """A provider API failed as many requests in a row as open the circuit: it is failing, not the
+        recipients (webhooks: each endpoint fails for itself)."""
+        return self.provider_api and self.failing >= self.rt.breaker.threshold
 
     def run(self, message: Message, rows: list[ClaimedRow]) -> None:
         providers = self.rt.providers_for(self.ref.channel)
@@ -139,6 +147,7 @@ class _Send:
                 errors.append(f"{provider}: {exc}")
                 continue
             spec = self.rt.rate_spec(provider)
+            self.failing = 0  # a run belongs to one provider
             size = min(adapter.capabilities.max_batch, spec.burst if spec else adapter.capabilities.max_batch)
             onward: list[ClaimedRow] = []
             remaining = rows
@@ -152,9 +161,9 @@ class _Send:
                 if called.step is Step.FAILOVER:
                     onward += remaining
                     break
-                if called.step is Step.HALT:
-                    # The provider failed the whole call or asked to wait: the rest of the batch waits
-                    # with the rows it did not reach, uncounted, instead of meeting the same answer.
+                if called.step is Step.HALT or self.failing_run:
+                    # The provider is failing or asked to wait: the rest of the batch waits with the
+                    # rows it did not reach, uncounted, instead of meeting the same answer.
                     self._put_back(remaining, f"not tried: {provider} failed or asked to wait", called.wait)
                     break
                 if remaining:
@@ -208,7 +217,7 @@ class _Send:
                 mark_failed(conn, None, gave_up, self.rt.clock.now(), charged=False)
             self.outcome.failed += len(spent)
         reopen = min((self.rt.breaker.closed_in(p) for p in providers), default=0.0)
-        wait = max(reopen, untried_wait(self.policy, 0.0, progressed=False))
+        wait = max(reopen, untried_wait(0.0, progressed=False))
         self._put_back([r for r in rows if r.attempts < self.policy.max_attempts], why, wait)
 
     # --- one call ---------------------------------------------------------------------------------
@@ -283,8 +292,6 @@ class _Call:
         """Seconds spent writing windows meanwhile (not the provider's time)."""
         self.stopped: str | None = None
         """Why the engine stopped reading before every row had a result (the rest were not tried)."""
-        self.failing = 0
-        """Transient failures in a row, as the results came."""
         self._polled = 0.0
 
     def run(self) -> _Called:
@@ -312,7 +319,9 @@ class _Call:
         record.sent, record.failed = len(self.total.sent), len(self.total.failed)
         record.retrying = len(self.total.requeue)
         send.write(self.provider, last, self.by_id, self.message, record)
-        wait = self._put_back_untried()
+        # The provider is failing (not merely busy): a run of failed requests, or whole calls failing.
+        failing = send.failing_run or (last.step is Step.HALT and not self.total.pause)
+        wait = self._put_back_untried(failing)
         onward = [self.by_id[i] for i in self.total.hand_over]
         if last.step is Step.FAILOVER:
             return _Called(Step.FAILOVER, onward + rest, wait)
@@ -331,23 +340,23 @@ class _Call:
         return decide_results(results, rest, send.policy, rt.breaker, self.provider, self.has_fallback)
 
     def _read(self, stream: Iterator[list[Result]]) -> None:
-        threshold = self.send.rt.breaker.threshold
+        send = self.send
         for group in stream:
             if not self.pending and group:
                 self.pending_since = time.monotonic()
             self.pending += group
             self.answered.update(r.delivery_id for r in group)
             for result in group:
-                self.failing = self.failing + 1 if result.outcome is Outcome.RETRY else 0
+                send.failing = send.failing + 1 if result.outcome is Outcome.RETRY else 0
             if self._window_full():
                 self._window()
             self._keep_claim()
-            if not self.send.provider_api or len(self.answered) >= len(self.rows):
+            if not send.provider_api or len(self.answered) >= len(self.rows):
                 continue
-            if self.failing >= threshold:
+            if send.failing_run:
                 # A run of failed requests is about the provider, not the recipients: the rest waits.
-                self.send.rt.breaker.trip(self.provider)
-                self.stopped = f"not tried: {self.provider} failed {self.failing} requests in a row"
+                send.rt.breaker.trip(self.provider)
+                self.stopped = f"not tried: {self.provider} failed {send.failing} requests in a row"
                 return
             if self._paused_meanwhile():
                 self.stopped = f"not tried: {self.provider} asked every caller to wait (Retry-After)"
@@ -396,11 +405,12 @@ class _Call:
         self._polled = now
         return self.send.rt.pauses.remaining(self.provider) > 0
 
-    def _put_back_untried(self) -> float:
-        """Rows the call never reached go back to the queue, uncounted; returns when they are due."""
+    def _put_back_untried(self, failing: bool) -> float:
+        """Rows the call never reached go back to the queue, uncounted; returns when they (and the rest
+        of the batch, if the call stopped it) are due."""
         send = self.send
         pause = send.rt.pauses.remaining(self.provider) if send.provider_api else 0.0
-        wait = untried_wait(send.policy, max(pause, self.total.pause or 0.0), self.total.charged > 0)
+        wait = untried_wait(max(pause, self.total.pause or 0.0), self.total.charged > 0, failing)
         if self.total.untried:
             why = self.total.untried[0][1]
             send._put_back([self.by_id[i] for i, _ in self.total.untried], why, wait)
@@ -455,8 +465,10 @@ def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: Batc
             charged=False,
         )
         held = over_cap(conn, ref, order.send, channel_settings, now)
+        send, raced = overtake(conn, ref, order, [r for r in order.send if r.id not in held], now)
         later = [
-            (r.id, f"waiting for update {older} to finish", IN_ORDER_WAIT_SECONDS) for r, older in order.wait
+            (r.id, f"waiting for update {older} to finish", IN_ORDER_WAIT_SECONDS)
+            for r, older in order.wait + raced
         ]
         later += [
             (
@@ -467,7 +479,6 @@ def _set_aside(rt: Runtime, ref: BatchRef, rows: list[ClaimedRow], outcome: Batc
             for row_id, at in held.items()
         ]
         mark_waiting(conn, later, now)
-        send = [r for r in order.send if r.id not in held]
         missed = missed_updates(conn, ref, send)
     outcome.suppressed += len(opted_out) + len(order.superseded)
     for _, _, delay in later:

@@ -210,13 +210,19 @@ def not_reached(rows: Sequence[ClaimedRow], why: str) -> Verdict:
     return Verdict(Step.HALT, "stopped", why, untried=[(r.id, why) for r in rows])
 
 
-def untried_wait(policy: RetryPolicy, pause: float, progressed: bool) -> float:
-    """When rows a call never reached are owed again: when the provider account's pause ends; at once
-    when the call delivered or tried something (the provider is answering); else after the schedule's
-    first step, so a provider that cannot be reached at all is not called in a tight loop."""
+COOL_DOWN = 1.0
+"""Seconds the rows a stopped call never reached wait after a run of failed requests (or when no
+request reached the provider at all): the provider is probed about once a second, not hammered, and no
+row waits for another row's backoff."""
+
+
+def untried_wait(pause: float, progressed: bool, failing: bool = False) -> float:
+    """When rows a call never reached are owed again: when the provider account's pause ends; after
+    ``COOL_DOWN`` when the provider failed a run of requests (``failing``) or nothing reached it; else at
+    once."""
     if pause > 0:
         return pause
-    return 0.0 if progressed else max(policy.backoff(1), 1.0)
+    return COOL_DOWN if failing or not progressed else 0.0
 
 
 def skip_reason(breaker: CircuitBreaker, provider: str, has_fallback: bool) -> str | None:

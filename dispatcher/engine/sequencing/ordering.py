@@ -6,10 +6,11 @@ Checked when rows are claimed, just before sending:
   ``superseded``: it is never sent, since it would arrive after, or instead of, fresher news;
 * a row whose address has an OLDER update still ``sending`` (under a live lease) waits a moment, so a
   slow provider call for update N cannot land after update N+1;
-* a row whose address has an OLDER update still owed but not on the wire (queued, waiting for a retry,
-  held by the cap, or claimed by a worker that died) supersedes it now, in the same transaction, so the
-  newer message carries the older one's content (``dispatcher.engine.sequencing.missed``) instead of
-  the older row being superseded later, after the newer message went out without it.
+* a row about to be sent to an address that an OLDER update is still owed to but not on the wire
+  (queued, waiting for a retry, held by the cap, or claimed by a worker that died) supersedes it then
+  (``overtake``), in the same transaction, so the newer message carries the older one's content
+  (``dispatcher.engine.sequencing.missed``) instead of the older row being superseded later, after the
+  newer message went out without it.
 
 Retries pass through the same check, so nothing is retried after a newer update superseded it.
 """
@@ -38,8 +39,9 @@ class Ordering:
     """Rows never to send, with the newer update that replaced them."""
     wait: list[tuple[ClaimedRow, int]] = field(default_factory=list)
     """Rows to send later, with the older update still in flight to that address."""
-    overtaken: list[int] = field(default_factory=list)
-    """Older rows superseded now by a row of this batch (their content rides along with it)."""
+    older_owed: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """Address -> (row id, update id) of older updates still owed to it but not on the wire: ``overtake``
+    supersedes them when a row of this batch is actually sent to that address."""
 
 
 def check_order(conn: Connection, ref: BatchRef, rows: Sequence[ClaimedRow], now: datetime) -> Ordering:
@@ -82,22 +84,23 @@ def check_order(conn: Connection, ref: BatchRef, rows: Sequence[ClaimedRow], now
             result.wait.append((row, older_in_flight[row.address]))
         else:
             result.send.append(row)
-    _overtake(conn, ref, result, older_owed, now)
+    result.older_owed = older_owed
     return result
 
 
-def _overtake(
-    conn: Connection, ref: BatchRef, result: Ordering, older: dict[str, list[tuple[int, int]]], now: datetime
-) -> None:
-    """Supersede the older rows still owed to the addresses about to be sent; a row whose older one
-    was claimed meanwhile (it is on the wire now) waits instead."""
+def overtake(
+    conn: Connection, ref: BatchRef, order: Ordering, send: Sequence[ClaimedRow], now: datetime
+) -> tuple[list[ClaimedRow], list[tuple[ClaimedRow, int]]]:
+    """Supersede the older rows still owed to the addresses of ``send`` (the rows about to go out, after
+    the cap held some back), so their content rides along. Returns the rows to send and those that wait:
+    an older row claimed meanwhile by another worker is on the wire now."""
     targets = {
         row_id: (row.address, update_id)
-        for row in result.send
-        for row_id, update_id in older.get(row.address, [])
+        for row in send
+        for row_id, update_id in order.older_owed.get(row.address, [])
     }
     if not targets:
-        return
+        return list(send), []
     not_on_wire = or_(
         deliveries.c.state == DeliveryState.QUEUED.value,
         and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
@@ -116,8 +119,6 @@ def _overtake(
             .returning(deliveries.c.id)
         ).scalars()
     )
-    result.overtaken = sorted(done)
     raced = {address: update_id for row_id, (address, update_id) in targets.items() if row_id not in done}
-    if raced:
-        result.wait += [(r, raced[r.address]) for r in result.send if r.address in raced]
-        result.send = [r for r in result.send if r.address not in raced]
+    waiting = [(r, raced[r.address]) for r in send if r.address in raced]
+    return [r for r in send if r.address not in raced], waiting
