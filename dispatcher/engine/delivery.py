@@ -9,7 +9,7 @@ time, ``WINDOW_ROWS`` results or ``WINDOW_SECONDS``, whichever comes first), not
 worker killed mid-batch leaves at most a window and the requests on the wire unrecorded, so that is all
 it re-sends. Rows an adapter never reached go back to the queue uncounted. A provider API that asks to wait
 (429) pauses its whole account for every worker; the engine looks at that pause before each call, and
-between the requests of a per-recipient call.
+before each further request of a per-recipient call.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ WINDOW_ROWS = 64
 """At most this many results wait to be written (the webhook adapter's requests in flight, by default)."""
 WINDOW_SECONDS = 0.1
 """And no result waits longer than this to be written."""
-PAUSE_POLL_SECONDS = 0.02
-"""During a per-recipient call, how often the provider account's shared pause is looked at."""
 
 
 @dataclass
@@ -292,7 +290,6 @@ class _Call:
         """Seconds spent writing windows meanwhile (not the provider's time)."""
         self.stopped: str | None = None
         """Why the engine stopped reading before every row had a result (the rest were not tried)."""
-        self._polled = 0.0
 
     def run(self) -> _Called:
         rt, send = self.send.rt, self.send
@@ -397,12 +394,9 @@ class _Call:
         self.send._renew_lease([r for r in self.rows if r.id not in self.answered] + self.waiting)
 
     def _paused_meanwhile(self) -> bool:
-        """Whether the provider account was paused since the call began (another worker met a 429),
-        looked up at most every ``PAUSE_POLL_SECONDS``."""
-        now = time.monotonic()
-        if now - self._polled < PAUSE_POLL_SECONDS:
-            return False
-        self._polled = now
+        """Whether the provider account was paused since the call began (another worker met a 429).
+        Looked at before each further request of a provider API (one Redis read: a provider API's
+        requests are few, or each carries many recipients)."""
         return self.send.rt.pauses.remaining(self.provider) > 0
 
     def _put_back_untried(self, failing: bool) -> float:

@@ -133,7 +133,8 @@ class Verdict:
     hand_over: list[int] = field(default_factory=list)
     """Row ids whose schedule ran out on this provider: the channel's next provider tries them now."""
     pause: float | None = None
-    """Seconds the provider account asked every caller to wait (a provider API's 429 Retry-After)."""
+    """Seconds the provider asked to wait (a Retry-After); for a provider API that is the whole
+    account's pause (webhooks: only that endpoint's row waits)."""
     tried: list[tuple[int, str, str]] = field(default_factory=list)
     """(row id, outcome, error) of each counted attempt that did not deliver: the evidence kept per
     row in ``delivery_tries``."""
@@ -300,6 +301,8 @@ def decide_results(
         else:
             retry.append((row, res.error or "retry", res.retry_after))
             verdict.tried.append((row.id, "retry", res.error or "retry"))
+            if res.retry_after:  # a provider API's "come back later" is its account's (the caller decides)
+                verdict.pause = max(verdict.pause or 0.0, res.retry_after)
     if verdict.failed or retry or verdict.untried:
         verdict.outcome = "partial"
     if verdict.untried:
