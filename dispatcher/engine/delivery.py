@@ -317,7 +317,9 @@ class _Call:
         record.retrying = len(self.total.requeue)
         send.write(self.provider, last, self.by_id, self.message, record)
         # The provider is failing (not merely busy): a run of failed requests, or whole calls failing.
-        failing = send.failing_run or (last.step is Step.HALT and not self.total.pause)
+        failing = send.failing_run or (
+            last.step is Step.HALT and not (send.provider_api and self.total.pause)
+        )
         wait = self._put_back_untried(failing)
         onward = [self.by_id[i] for i in self.total.hand_over]
         if last.step is Step.FAILOVER:
@@ -403,8 +405,12 @@ class _Call:
         """Rows the call never reached go back to the queue, uncounted; returns when they (and the rest
         of the batch, if the call stopped it) are due."""
         send = self.send
-        pause = send.rt.pauses.remaining(self.provider) if send.provider_api else 0.0
-        wait = untried_wait(max(pause, self.total.pause or 0.0), self.total.charged > 0, failing)
+        pause = (
+            max(send.rt.pauses.remaining(self.provider), self.total.pause or 0.0)
+            if send.provider_api
+            else 0.0
+        )
+        wait = untried_wait(pause, self.total.charged > 0, failing)
         if self.total.untried:
             why = self.total.untried[0][1]
             send._put_back([self.by_id[i] for i, _ in self.total.untried], why, wait)

@@ -169,15 +169,14 @@ class Verdict:
 def _schedule(
     policy: RetryPolicy, retry: list[tuple[ClaimedRow, str, float | None]], has_fallback: bool
 ) -> tuple[list[tuple[int, str, float]], list[tuple[int, str]], list[int]]:
-    """Rows to requeue (each after the wait its own attempt count calls for: one jitter draw per count,
-    so rows tried as often stay together), rows to give up on, and rows to hand to the next provider."""
+    """Rows to requeue (each after the wait its own attempt count calls for, one jitter draw per count so
+    rows tried as often stay together, never before its own Retry-After), rows to give up on, and rows
+    to hand to the next provider."""
     requeue: list[tuple[int, str, float]] = []
     give_up: list[tuple[int, str]] = []
     hand_over: list[int] = []
-    hints = [after for _, _, after in retry if after is not None]
-    floor = max(hints) if hints else None
     delays: dict[int, float] = {}
-    for row, error, _ in retry:
+    for row, error, after in retry:
         made = row.attempts + 1  # the attempt that just failed counts
         if policy.after_transient(made).action is Action.GIVE_UP:
             if has_fallback:
@@ -186,8 +185,8 @@ def _schedule(
                 give_up.append((row.id, f"gave up after {made} attempts: {error}"))
             continue
         if made not in delays:
-            delays[made] = policy.backoff(made, floor)
-        requeue.append((row.id, error, delays[made]))
+            delays[made] = policy.backoff(made)
+        requeue.append((row.id, error, max(delays[made], after or 0.0)))
     return requeue, give_up, hand_over
 
 
