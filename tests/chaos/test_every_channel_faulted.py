@@ -228,6 +228,8 @@ def test_every_channel_under_faults_kill_9_and_flushall_loses_nothing_and_the_le
             found = INCIDENT.findall(key)
             return published[int(found[0])] if found else None
 
+        logs = {"email": sendgrid, "sms": twilio, "webhook": receiver, "social": x, "chat": rooms}
+        answered = {channel: dict(faulted(emu.request_log)) for channel, emu in logs.items()}
         arrivals = {
             "email": first_arrivals(sendgrid.request_log, published[main], split=True),
             "sms": first_arrivals(twilio.request_log, published[main]),
@@ -237,7 +239,8 @@ def test_every_channel_under_faults_kill_9_and_flushall_loses_nothing_and_the_le
         }
     for channel, tally in tallies.items():
         print(
-            f"chaos: {channel}: {tally}; publish -> arrival {percentiles(list(arrivals[channel].values()))}"
+            f"chaos: {channel}: {tally}; publish -> arrival {percentiles(list(arrivals[channel].values()))}; "
+            f"the provider answered {answered[channel]}"
         )
     assert len(struck) == 3, f"every fault struck while deliveries were owed: {struck}"
     assert done and survived
