@@ -149,7 +149,7 @@ def test_every_channel_under_faults_kill_9_and_flushall_loses_nothing_and_the_le
     with (
         SendGridEmulator(api_key="SG.chaos", seed=21, **FAULT_MIX) as sendgrid,
         TwilioEmulator(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN, seed=22, **FAULT_MIX) as twilio,
-        XEmulator(seed=23, **FAULT_MIX) as x,
+        XEmulator(seed=23, fail_next=["drop"], **FAULT_MIX) as x,  # the first post's answer is lost
         WebhookReceiver(verify=False, seed=24, **FAULT_MIX) as receiver,
         WebhookReceiver(verify=False, seed=25, **FAULT_MIX) as rooms,
     ):
@@ -230,6 +230,7 @@ def test_every_channel_under_faults_kill_9_and_flushall_loses_nothing_and_the_le
 
         logs = {"email": sendgrid, "sms": twilio, "webhook": receiver, "social": x, "chat": rooms}
         answered = {channel: dict(faulted(emu.request_log)) for channel, emu in logs.items()}
+        x_log = list(x.request_log)
         arrivals = {
             "email": first_arrivals(sendgrid.request_log, published[main], split=True),
             "sms": first_arrivals(twilio.request_log, published[main]),
@@ -243,6 +244,9 @@ def test_every_channel_under_faults_kill_9_and_flushall_loses_nothing_and_the_le
             f"the provider answered {answered[channel]}"
         )
     assert len(struck) == 3, f"every fault struck while deliveries were owed: {struck}"
+    assert answered["social"].get("drop", 0) >= 1 and any(
+        str(e["key"]).startswith("GET /2/users/") for e in x_log
+    ), "an X post's answer was lost, and the post was looked up"
     assert done and survived
     assert ledger_states(postgres_url) == {"sent": owed}, "0 lost, no dead letter"
     for channel, tally in tallies.items():
