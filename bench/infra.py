@@ -179,18 +179,22 @@ def child_env(**extra: str | None) -> dict[str, str]:
 
 
 class CeleryWorker:
-    """``tocsin worker -c N -Q … --no-beat`` as a child process; ready when Celery logs ``ready.``."""
+    """``tocsin worker -c N -Q … --no-beat`` (``--beat`` with ``beat``: the periodic re-drive, one per
+    deployment) as a child process; ready when Celery logs ``ready.``."""
 
-    def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str) -> None:
+    def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str,
+                 beat: bool = False) -> None:
         self.log = log
-        self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues, "--no-beat",
-                        "--loglevel", "info"]
+        # The beat keeps its schedule file in the working folder: the benchmark's, not the project's.
+        self.cwd = log.parent if beat else PROJECT_ROOT
+        self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues,
+                        "--beat" if beat else "--no-beat", "--loglevel", "info"]
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> CeleryWorker:
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env=self.env, stdout=out,
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

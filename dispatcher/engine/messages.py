@@ -99,7 +99,8 @@ def render_for(
             rt.render_cache.clear()
         language, staff = split_staff(locale)
         context = render_context(rt, update_id, earlier, language, staff)
-        cached = fit_for_channel(rt, channel, rt.renderer.render(channel, context, language))
+        rendered = rt.renderer.render(channel, context, language)
+        cached = fit_for_channel(rt, channel, replace(rendered, published_at=context.published_at))
         rt.render_cache[key] = cached
     return cached
 
