@@ -1,5 +1,6 @@
-"""A provider added from outside, as the channels page shows: installed as a package with a ``tocsin.channels``
-entry point, chosen in the configuration, carrying an update without any change to Tocsin."""
+"""A provider added from outside, as the channels page shows: installed as a package with a
+``tocsin.channels`` entry point, chosen in the configuration, carrying an update without any change to
+Tocsin."""
 
 from __future__ import annotations
 

@@ -113,7 +113,9 @@ def add(
 @app.command("import")
 @friendly_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV file; its columns are listed in docs/pages/getting-started.md.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV file; its columns are listed in docs/pages/getting-started.md.")
+    ],
     skip_invalid: Annotated[
         bool, typer.Option(help="Import the valid rows even when some are bad (bad ones are listed).")
     ] = False,
