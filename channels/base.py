@@ -17,9 +17,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # an annotation only: importing this module (``ChannelKind``) stays free of pydantic
+    from pydantic import BaseModel
 
 
 class ChannelKind(enum.StrEnum):

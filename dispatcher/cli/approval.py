@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,12 +13,12 @@ from dispatcher.cli.common import console, friendly_errors, runtime
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
-from dispatcher.comms.approval import approve, pending_approvals, reject
-from dispatcher.domain.models import Update
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.reporting.status import report
-from dispatcher.runners.factory import Work, work_for
+
+if TYPE_CHECKING:
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
+    from dispatcher.runners.factory import Work
 
 
 def deliver_now(
@@ -27,6 +27,9 @@ def deliver_now(
     """Run ``act`` with the right queue. On Redis the workers deliver (and this says so); embedded,
     deliver here and now (waiting up to ``wait`` seconds for retries due soon) and print what went
     out per channel. ``live``: show the progress per channel as it happens (``--watch``)."""
+    from dispatcher.reporting.status import report
+    from dispatcher.runners.factory import work_for
+
     work = work_for(rt)
     try:
         upd = act(work.queue)
@@ -73,6 +76,8 @@ def approve_(
     ] = 10.0,
 ) -> None:
     """Approve an update waiting for a second person, and send it. You cannot approve your own."""
+    from dispatcher.comms.approval import approve
+
     rt = runtime()
     who = as_ or default_actor()
     approved = deliver_now(rt, lambda queue: approve(rt, update, who, queue), wait)
@@ -87,6 +92,8 @@ def reject_(
     as_: AsOption = None,
 ) -> None:
     """Reject an update waiting for approval (or still scheduled): it is never sent."""
+    from dispatcher.comms.approval import reject
+
     rejected = reject(runtime(), update, as_ or default_actor(), reason)
     console.print(f"update {rejected.id} rejected by {rejected.rejected_by}; nothing was sent")
 
@@ -94,6 +101,8 @@ def reject_(
 @friendly_errors
 def approvals() -> None:
     """List the updates waiting for a second person's approval."""
+    from dispatcher.comms.approval import pending_approvals
+
     waiting = pending_approvals(runtime())
     table = Table("update", "incident", "severity", "status", "author", "written (UTC)", "message")
     for upd in waiting:

@@ -1,21 +1,29 @@
-"""What every command shares: settings, the runtime, one-line errors, durations."""
+"""What every command shares: settings, the runtime, one-line errors, durations.
+
+The CLI starts in a fraction of a second because its modules import only typer, rich and the domain's
+enums at import time: a command imports the use cases, the store and the providers it needs when it
+runs (``tocsin --help`` needs none of them).
+"""
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from datetime import timedelta
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 
-from dispatcher.config.settings import Settings
 from dispatcher.domain import durations
 from dispatcher.domain.errors import TocsinError
-from dispatcher.engine.runtime import Runtime, build_runtime
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from dispatcher.config.settings import Settings
+    from dispatcher.engine.runtime import Runtime
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,17 +56,40 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except TocsinError as exc:
             fail(str(exc))
-        except ValidationError as exc:
-            fail(describe_validation(exc))
-        except OperationalError as exc:
-            fail(f"database unreachable or locked: {str(exc.orig).splitlines()[0]}")
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename}" if getattr(exc, "filename", None) else str(exc))
+        except Exception as exc:
+            message = _expected_library_error(exc)
+            if message is None:
+                raise
+            fail(message)
 
     return wrapper
 
 
+def _expected_library_error(exc: Exception) -> str | None:
+    """One line for the library errors a user can act on: bad input, an unreachable database.
+
+    A library's error can only be raised once the library is imported, so one that is not imported yet
+    is not imported for the check (the commands that need neither stay quick)."""
+    if "pydantic" in sys.modules:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            return describe_validation(exc)
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            return f"database unreachable or locked: {str(exc.orig).splitlines()[0]}"
+    return None
+
+
 def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from dispatcher.config.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -68,6 +99,8 @@ def load_settings() -> Settings:
 
 
 def runtime(settings: Settings | None = None) -> Runtime:
+    from dispatcher.engine.runtime import build_runtime
+
     return build_runtime(settings or load_settings())
 
 

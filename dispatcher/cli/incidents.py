@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.comms.incidents import get_incident, list_incidents
-from dispatcher.comms.lifecycle import (
-    TimelineEntry,
-    change_status,
-    open_or_reopen,
-    reopen,
-    set_owner,
-    timeline,
-)
-from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity
+from dispatcher.domain.vocabulary import IncidentStatus, Severity
+
+if TYPE_CHECKING:
+    from dispatcher.comms.lifecycle import TimelineEntry
 
 app = typer.Typer(help="Open, move, resolve, reopen and inspect incidents.", no_args_is_help=True)
 
@@ -54,6 +48,9 @@ def open_(
     """Open an incident (status: investigating). Then `tocsin publish` tells people about it.
 
     The same title resolved within the policy's flap window is reopened instead."""
+    from dispatcher.comms.lifecycle import open_or_reopen
+    from dispatcher.domain.models import IncidentDraft
+
     draft = IncidentDraft(title=title, severity=severity, components=component or [], owner=owner)
     opened = open_or_reopen(runtime(), draft, actor=as_ or default_actor())
     incident = opened.incident
@@ -73,6 +70,8 @@ def open_(
 @friendly_errors
 def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """List incidents, newest first."""
+    from dispatcher.comms.incidents import list_incidents
+
     table = Table("id", "title", "status", "severity", "components", "owner", "opened")
     for inc in list_incidents(runtime(), limit):
         table.add_row(
@@ -99,6 +98,8 @@ def status(
     as_: AsOption = None,
 ) -> None:
     """Move an incident to another status without publishing an update."""
+    from dispatcher.comms.lifecycle import change_status
+
     moved = change_status(runtime(), incident, to, as_ or default_actor(), reason=reason, force=force)
     console.print(f"incident {moved.id} is now {moved.status.value}")
 
@@ -114,6 +115,8 @@ def resolve(
     as_: AsOption = None,
 ) -> None:
     """Resolve an incident: it must have been monitored for the policy's hold, or be forced with a reason."""
+    from dispatcher.comms.lifecycle import change_status
+
     moved = change_status(
         runtime(), incident, IncidentStatus.RESOLVED, as_ or default_actor(), reason=reason, force=force
     )
@@ -128,6 +131,8 @@ def reopen_(
     as_: AsOption = None,
 ) -> None:
     """Reopen a resolved incident (back to investigating)."""
+    from dispatcher.comms.lifecycle import reopen
+
     moved = reopen(runtime(), incident, as_ or default_actor(), reason)
     console.print(f"incident {moved.id} reopened: {moved.status.value}")
 
@@ -140,6 +145,8 @@ def owner(
     as_: AsOption = None,
 ) -> None:
     """Set who answers for an incident."""
+    from dispatcher.comms.lifecycle import set_owner
+
     moved = set_owner(runtime(), incident, name, as_ or default_actor())
     console.print(f"incident {moved.id} owner: {moved.owner or 'nobody'}")
 
@@ -173,6 +180,9 @@ def _what(entry: TimelineEntry) -> tuple[str, str]:
 @friendly_errors
 def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     """The incident and its timeline: status changes, approvals and updates, oldest first."""
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.lifecycle import timeline
+
     rt = runtime()
     inc = get_incident(rt, incident)
     promise = f"{inc.next_update_at:%Y-%m-%d %H:%M} UTC" if inc.next_update_at else "-"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
@@ -23,18 +22,15 @@ from dispatcher.cli.common import console, friendly_errors, load_settings, parse
 from dispatcher.cli.incidents import AsOption, default_actor
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
-from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.preview import preview as render_preview
-from dispatcher.comms.publish import Published
-from dispatcher.comms.publish import publish as publish_update
-from dispatcher.config.settings import config_file_path
-from dispatcher.config.show import effective_config
-from dispatcher.config.template import CONFIG_TEMPLATE
-from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.reporting.status import report
-from dispatcher.runners.factory import run_worker
-from dispatcher.store.engine import migrate
+from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
+
+if TYPE_CHECKING:
+    from dispatcher.comms.publish import Published
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.task_queue import TaskQueue
+
+# Each command imports what it uses when it runs (see dispatcher/cli/common.py): `tocsin --help` and
+# `tocsin publish` must answer at once during an outage.
 
 app = typer.Typer(
     help="Tocsin: tell everyone what is broken, fast, on every channel you still have.",
@@ -57,6 +53,10 @@ approval_cmds.register(app)
 @friendly_errors
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False) -> None:
     """Write a tocsin.toml (if there is none) and create or upgrade the database schema."""
+    from dispatcher.config.settings import config_file_path
+    from dispatcher.config.template import CONFIG_TEMPLATE
+    from dispatcher.store.engine import migrate
+
     path = config_file_path()
     if path.exists() and not force:
         console.print(f"keeping existing config {path}")
@@ -108,6 +108,10 @@ def publish(
     """Publish one update: it is rendered for every channel and delivered to everyone owed it.
 
     Severities whose policy wants approval wait for `tocsin approve`; --at/--in schedule it instead."""
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.publish import publish as publish_update
+    from dispatcher.domain.models import UpdateDraft
+
     rt = runtime()
     publish_at = _publish_time(rt.clock.now(), at, in_)
     next_at: datetime | None = None
@@ -201,9 +205,12 @@ def preview(
     Exit code: 0 when no guardrail error was found (warnings only), 3 when there are errors (publishing
     would be refused without --override-reason)."""
     from rich.markup import escape
+    from rich.panel import Panel
 
     from dispatcher.comms.guardrails import errors
+    from dispatcher.comms.incidents import get_incident
     from dispatcher.comms.preview import excerpt
+    from dispatcher.comms.preview import preview as render_preview
 
     rt = runtime()
     next_at: datetime | None = None
@@ -256,6 +263,8 @@ def status(
     every: Annotated[float, typer.Option(help="With --watch: seconds between redraws.", min=0.1)] = 1.0,
 ) -> None:
     """What an update owes, has sent and has failed to send, per channel."""
+    from dispatcher.reporting.status import report
+
     rt = runtime()
     if watch_:
         try:
@@ -279,6 +288,8 @@ def worker(
     tick: Annotated[float, typer.Option(help="Embedded mode: seconds between database checks.")] = 5.0,
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
+    from dispatcher.runners.factory import run_worker
+
     settings = load_settings()
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
@@ -371,6 +382,8 @@ app.add_typer(config_app, name="config")
 @friendly_errors
 def config_show() -> None:
     """Print the effective configuration (file, environment and defaults), secrets masked."""
+    from dispatcher.config.show import effective_config
+
     console.print_json(json.dumps(effective_config(load_settings())))
 
 

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.comms.maintenance import (
-    MaintenanceDraft,
-    cancel_maintenance,
-    list_maintenance,
-    schedule_maintenance,
-)
-from dispatcher.comms.tick import TickReport, run_tick
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.domain.models import Severity
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.runners.factory import work_for
+from dispatcher.domain.vocabulary import Severity
+
+if TYPE_CHECKING:
+    from dispatcher.comms.tick import TickReport
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
 
 app = typer.Typer(help="Announce planned maintenance windows ahead of time.", no_args_is_help=True)
 
@@ -40,6 +35,8 @@ def parse_moment(option: str, text: str) -> datetime:
 
 def _run(rt: Runtime, act: Callable[[TaskQueue], T], wait: float) -> T:
     """Do ``act`` with the broker's queue, or in this process (embedded) and deliver what it owes."""
+    from dispatcher.runners.factory import work_for
+
     work = work_for(rt)
     try:
         result = act(work.queue)
@@ -72,6 +69,8 @@ def schedule(
     wait: WaitOption = 10.0,
 ) -> None:
     """Schedule a maintenance window and announce it now; Tocsin reminds, starts and ends it on time."""
+    from dispatcher.comms.maintenance import MaintenanceDraft, schedule_maintenance
+
     rt = runtime()
     draft = MaintenanceDraft(
         title=title,
@@ -98,6 +97,8 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Also completed and cancelled windows.")] = False,
 ) -> None:
     """List maintenance windows, the latest start first."""
+    from dispatcher.comms.maintenance import list_maintenance
+
     table = Table("id", "title", "stage", "starts", "ends", "components")
     for item in list_maintenance(runtime(), include_finished=all_):
         table.add_row(
@@ -118,6 +119,8 @@ def cancel(
     wait: WaitOption = 10.0,
 ) -> None:
     """Call off a maintenance that has not started; everyone it was announced to is told."""
+    from dispatcher.comms.maintenance import cancel_maintenance
+
     rt = runtime()
     done = _run(rt, lambda queue: cancel_maintenance(rt, queue, maintenance_id), wait)
     console.print(f"cancelled maintenance {done.id}: {done.title}; announced")
@@ -127,6 +130,8 @@ def cancel(
 def tick(wait: WaitOption = 10.0) -> None:
     """Run the periodic duties once: scheduled updates, maintenance stages, next-update reminders and
     holding messages. `tocsin worker` does this on its own; use this from cron otherwise."""
+    from dispatcher.comms.tick import run_tick
+
     rt = runtime()
     report: TickReport = _run(rt, lambda queue: run_tick(rt, queue), wait)
     console.print(f"tick: {report.summary()}")
