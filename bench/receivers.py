@@ -72,7 +72,7 @@ class _TimedConnection(fast_webhook._Connection):
     def on_message_complete(self) -> None:
         before = self.counts.accepted
         super().on_message_complete()
-        if self.counts.accepted != before:
+        if self.counts.accepted > before:  # a delivery (a reset sets it back to 0)
             now = time.time()
             if self.counts.first_at is None:
                 self.counts.first_at = now
