@@ -565,8 +565,8 @@ def scenario_rss(b: Bench) -> None:
     figure(
         f"rss peak {n} outbox embedded",
         f"{peak:.0f} MB",
-        "<= 250 MB",
-        peak <= 250,
+        "<= 150 MB",
+        peak <= 150,
         f"[`tocsin publish` child, {sampler.samples} samples; wall {elapsed:.1f} s; fan-out {fan:.1f} s; "
         f"sent {sent}/{n}; {files} files; ledger {times.states}]",
     )
