@@ -9,7 +9,7 @@ HTML comment just before a block says when it needs more:
   api`` and ``tocsin console``, still running after a few seconds for ``tocsin worker``), then it is
   stopped. The test adds ``--port`` with a free port, so it never collides with anything;
 * ``<!-- docs-test: with-api [NAME=VALUE …] -->``: a ``tocsin api`` (with those settings in its
-  environment and the block's) is running at ``$TOCSIN_URL`` while the block runs;
+  environment and the block's) is running at ``$API_URL`` while the block runs;
 * ``<!-- docs-test: after-demo -->``: the block runs where ``make demo`` left its ``demo/`` folder;
 * ``<!-- docs-test: elsewhere WHAT -->``: another test or CI step runs these commands; ``WHAT`` names
   it, and every ``tests/…`` or ``.ci/…`` path it names must exist.
@@ -154,7 +154,7 @@ def serve(block: Block, folder: Path, env: dict[str, str]) -> None:
 def with_api(block: Block, folder: Path, settings: list[str]) -> None:
     extra = dict(setting.split("=", 1) for setting in settings)
     port = free_port()
-    env = environment(folder, {**extra, "TOCSIN_URL": f"http://127.0.0.1:{port}"})
+    env = environment(folder, {**extra, "API_URL": f"http://127.0.0.1:{port}"})
     log = folder / "api.log"
     proc = start(f"tocsin api --port {port}", folder, env, log)
     try:

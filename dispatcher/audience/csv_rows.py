@@ -56,6 +56,7 @@ from email_validator import EmailNotValidError, validate_email
 from dispatcher.domain.locales import LOCALE_PATTERN
 from dispatcher.domain.models import ChannelKind, ContactPoint, Severity, Subscriber
 from dispatcher.domain.quiet_hours import check_timezone, parse_quiet_hours
+from dispatcher.domain.text_safety import control_character
 
 __all__ = ["COLUMNS", "ImportReport", "RowProblem", "parse_subscribers_csv"]
 
@@ -260,6 +261,11 @@ class _RowParser:
             for i, column in enumerate(self.columns)
             if column in COLUMNS
         }
+        for column, value in values.items():
+            # NUL and other control characters: PostgreSQL cannot store them, and no one types them.
+            unreadable = control_character(value)
+            if unreadable is not None:
+                problems.append(RowProblem(line, column, unreadable))
 
         def cell(column: str, check: Callable[[str], object], default: object = None) -> object:
             value = values.get(column, "")

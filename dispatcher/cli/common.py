@@ -2,7 +2,7 @@
 
 The CLI starts in a fraction of a second because its modules import only typer, rich and the domain's
 enums at import time: a command imports the use cases, the store and the providers it needs when it
-runs (``tocsin --help`` needs none of them).
+runs (``tocsin --help`` needs none of them; ``tests/test_cli_startup.py`` checks it).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dispatcher.domain import durations
-from dispatcher.domain.errors import TocsinError
+from dispatcher.domain.errors import ConfigurationError, TocsinError
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from dispatcher.config.settings import Settings
     from dispatcher.engine.runtime import Runtime
+    from dispatcher.runners.factory import Work
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,7 +35,8 @@ R = TypeVar("R")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages quote tables like [retry]: printed as text, never read as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -86,22 +89,45 @@ def _expected_library_error(exc: Exception) -> str | None:
 
 
 def load_settings() -> Settings:
-    from pydantic import ValidationError
-
-    from dispatcher.config.settings import Settings
+    """The settings, checked strictly (unknown keys, provider names and options): a problem stops the
+    command here with one message naming the file, the table and the key."""
+    from dispatcher.config import strict
 
     try:
-        return Settings()
-    except ValidationError as exc:
-        fail(f"configuration: {describe_validation(exc)}")
-    except ValueError as exc:  # a broken tocsin.toml
-        fail(f"configuration: {exc}")
+        return strict.load_settings()
+    except ConfigurationError as exc:
+        fail(str(exc))
 
 
 def runtime(settings: Settings | None = None) -> Runtime:
     from dispatcher.engine.runtime import build_runtime
 
     return build_runtime(settings or load_settings())
+
+
+def require_broker(settings: Settings) -> None:
+    """With ``REDIS_URL``, Redis must answer before anything is written or started: an update written
+    while no worker can be told of it would read "published" and reach no one."""
+    if settings.redis_url is None:
+        return
+    from dispatcher.config.show import mask_url
+    from dispatcher.engine.readiness.services import check_broker
+
+    found = check_broker(settings.redis_url)
+    if found.problem is not None:
+        why = found.problem.rstrip(".")
+        fail(
+            f"Redis unreachable at {mask_url(settings.redis_url)}: {why}; nothing was done "
+            "(start Redis, or unset REDIS_URL to deliver from this process)"
+        )
+
+
+def work_here(rt: Runtime) -> Work:
+    """Where this command's work goes (``dispatcher.runners.factory``), once the broker answers."""
+    from dispatcher.runners.factory import work_for
+
+    require_broker(rt.settings)
+    return work_for(rt)
 
 
 def parse_duration(text: str) -> timedelta:

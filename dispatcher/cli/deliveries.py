@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from channels.base import ChannelKind
-from dispatcher.cli.common import console, err_console, friendly_errors, runtime
+from dispatcher.cli.common import console, err_console, friendly_errors, runtime, work_here
 from dispatcher.cli.views import status_table
 from dispatcher.domain.vocabulary import DeliveryState
 
@@ -236,7 +236,6 @@ def retry(
     Superseded and suppressed deliveries are never re-driven. Without REDIS_URL they are delivered now,
     in this process; with it, their batches go to the workers."""
     from dispatcher.reporting.ledger_queries import NothingToRetry, Selection, retry_failed
-    from dispatcher.runners.factory import work_for
 
     rt = runtime()
     selection = Selection(
@@ -251,7 +250,7 @@ def retry(
         _notes(result)
         console.print(f"would re-drive {_size(result)}; nothing changed (--dry-run)", highlight=False)
         return
-    work = work_for(rt)
+    work = work_here(rt)
     try:
         result = retry_failed(rt, selection, work.queue)
     except NothingToRetry as exc:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
+from dispatcher.cli import check as check_cmd
 from dispatcher.cli import deliveries as deliveries_cmds
 from dispatcher.cli import demo as demo_cmd
 from dispatcher.cli import incidents as incident_cmds
@@ -18,19 +20,32 @@ from dispatcher.cli import policy as policy_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
-from dispatcher.cli.common import console, friendly_errors, load_settings, parse_duration, runtime
-from dispatcher.cli.incidents import AsOption, default_actor
+from dispatcher.cli.check import standing_lines
+from dispatcher.cli.common import (
+    console,
+    friendly_errors,
+    load_settings,
+    parse_duration,
+    require_broker,
+    runtime,
+)
+from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
+from dispatcher.cli.who import TokenOption, identify, parse_impact
 from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
 
 if TYPE_CHECKING:
     from dispatcher.comms.publish import Published
     from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
     from dispatcher.engine.task_queue import TaskQueue
 
 # Each command imports what it uses when it runs (see dispatcher/cli/common.py): `tocsin --help` and
 # `tocsin publish` must answer at once during an outage.
+
+MAX_SCHEDULE_AHEAD = timedelta(days=3653)
+"""``--at`` at most ten years ahead."""
 
 app = typer.Typer(
     help="Tocsin: tell everyone what is broken, fast, on every channel you still have.",
@@ -45,6 +60,7 @@ app.command("tick")(maintenance_cmds.tick)
 app.add_typer(deliveries_cmds.app, name="deliveries")
 app.add_typer(tokens_cmds.app, name="tokens")
 app.command("demo")(demo_cmd.demo)
+app.command("check")(check_cmd.check)
 app.add_typer(policy_cmds.app, name="policy")
 approval_cmds.register(app)
 
@@ -97,6 +113,17 @@ def publish(
     override_reason: Annotated[
         str | None, typer.Option(help="Publish despite guardrail errors; the reason is recorded.")
     ] = None,
+    internal_note: Annotated[
+        str | None, typer.Option(help="A note for staff only (shown in staff's copy, never to customers).")
+    ] = None,
+    impact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a component is hit, as COMPONENT=operational|degraded|partial_outage|major_outage "
+            "(repeatable); the status page shows it."
+        ),
+    ] = None,
+    token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
         float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
@@ -107,8 +134,10 @@ def publish(
 ) -> None:
     """Publish one update: it is rendered for every channel and delivered to everyone owed it.
 
-    Severities whose policy wants approval wait for `tocsin approve`; --at/--in schedule it instead."""
+    Severities whose policy wants approval wait for `tocsin approve` (write them with your personal
+    token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead."""
     from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.publish import needs_approval
     from dispatcher.comms.publish import publish as publish_update
     from dispatcher.domain.models import UpdateDraft
 
@@ -130,14 +159,21 @@ def publish(
         audience=audience,
         channels=channel,
         idempotency_key=idempotency_key,
-        author=as_ or default_actor(),
         override_reason=override_reason,
         publish_at=publish_at,
+        internal_note=internal_note,
+        impact=parse_impact(impact),
     )
+    waits = needs_approval(
+        rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience
+    )
+    who = identify(rt, as_, token, needed_for="writing an update that waits for approval" if waits else None)
+    draft = draft.model_copy(update={"author": who.name, "author_token_id": who.token_id})
 
     def act(queue: TaskQueue) -> Update | None:
         published = publish_update(rt, draft, queue)
         _say_what_happened(published)
+        _warn_of_down_channels(rt, published.update)
         going = published.update.state in (UpdateState.PENDING, UpdateState.FANNED_OUT)
         return published.update if going else None
 
@@ -157,7 +193,25 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
         raise typer.BadParameter(f"--at: {at!r} is not a time like 2026-11-25T14:30Z") from None
     if when.tzinfo is None:
         raise typer.BadParameter(f"--at: {at!r} needs a time zone, e.g. 2026-11-25T14:30Z")
+    if when - now > MAX_SCHEDULE_AHEAD:  # far beyond it, adding the promise overflows the date
+        raise typer.BadParameter(f"--at: {at!r} is more than 10 years ahead")
     return when
+
+
+def _warn_of_down_channels(rt: Runtime, upd: Update) -> None:
+    """Loud, not silent: a channel of this update that the last probes found down (see `tocsin check`)."""
+    from dispatcher.engine.readiness.state import snapshot
+
+    states = snapshot(rt)
+    for kind in upd.channels:
+        found = states.get(kind)
+        if found is not None and not found.standing:
+            console.print(
+                f"[bold red]warning:[/] {kind.value} was down at the last probe "
+                f"({found.checked_at:%H:%M} UTC): {escape(found.summary())}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _say_what_happened(published: Published) -> None:
@@ -228,6 +282,9 @@ def preview(
         if item.channel is ChannelKind.EMAIL:
             shown = f"Subject: {item.message.subject}\n\n{shown}"
         console.print(Panel(escape(shown), title=title, title_align="left", expand=False), highlight=False)
+    console.print("channels standing:", highlight=False)
+    for line in standing_lines(rt, [item.channel for item in result.channels]):
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     if not result.findings:
         console.print("[green]guardrails: nothing found[/]")
     for finding in result.findings:
@@ -291,6 +348,8 @@ def worker(
     from dispatcher.runners.factory import run_worker
 
     settings = load_settings()
+    require_broker(settings)  # Celery would otherwise retry connecting forever, silently
+    runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
         run_worker(
@@ -338,6 +397,7 @@ def api(
     from dispatcher.web.app import create_app
 
     rt = runtime()
+    require_broker(rt.settings)
     uvicorn.run(
         create_app(lambda: rt),
         host=host,
@@ -363,6 +423,7 @@ def console_(
     from dispatcher.web.app import create_app
 
     rt = runtime()
+    require_broker(rt.settings)
     console.print(f"web console: http://{host}:{port}/console (Ctrl-C to stop)", highlight=False)
     uvicorn.run(
         create_app(lambda: rt),

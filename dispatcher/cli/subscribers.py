@@ -58,8 +58,8 @@ def add(
     ] = None,
 ) -> None:
     """Add one subscriber."""
-    from channels._http.ssrf import BlockedDestination, DestinationPolicy
     from dispatcher.audience.csv_rows import normalise_email, normalise_phone, parse_channels
+    from dispatcher.audience.endpoints import EndpointCheck
     from dispatcher.audience.subscribers import add_subscribers
     from dispatcher.domain.models import ChannelKind, ContactPoint, Subscriber
     from dispatcher.domain.quiet_hours import parse_quiet_hours
@@ -75,11 +75,9 @@ def add(
         number = _checked("phone", lambda: normalise_phone(phone, region_code))
         points.append(ContactPoint(channel=ChannelKind.SMS, address=number))
     if webhook:
-        allowed = rt.settings.provider_options("webhook").get("allow_destinations", [])
-        try:
-            DestinationPolicy(allowed).check_url(webhook)
-        except BlockedDestination as exc:
-            raise InvalidInput(f"webhook: not reachable by Tocsin: {exc.reason}") from None
+        unreachable = EndpointCheck(rt.settings).problem(webhook)
+        if unreachable is not None:
+            raise InvalidInput(f"webhook: {unreachable}")
         points.append(ContactPoint(channel=ChannelKind.WEBHOOK, address=webhook))
     if not points:
         raise InvalidInput("contact: give at least one of --email, --phone, --webhook")
@@ -135,7 +133,7 @@ def import_(
     for problem in outcome.problems:
         err_console.print(f"{file}:{problem.line}: {problem.column}: {problem.reason}", highlight=False)
     if outcome.problems and not skip_invalid:
-        fail(f"{len(outcome.problems)} bad row(s) in {file}; nothing imported (fix them, or --skip-invalid)")
+        fail(f"{outcome.summary()} in {file}; nothing imported (fix them, or --skip-invalid)")
     console.print(
         f"imported {outcome.imported} subscriber(s)"
         + (f", skipped {outcome.skipped} bad row(s)" if outcome.skipped else "")

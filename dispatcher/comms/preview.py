@@ -144,13 +144,17 @@ def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> Previe
         published_at=draft.publish_at or rt.clock.now(),
         organisation=rt.settings.organisation,
         status_page_url=rt.settings.status_page_url,
+        internal=audience is Audience.INTERNAL,
+        starts_at=incident.starts_at,
+        ends_at=incident.ends_at,
     )
     channels = []
-    for channel in preview_channels(rt, incident, draft):
+    chosen = preview_channels(rt, incident, draft)
+    for channel in chosen:
         message = _render(rt, channel, context, locale)
         size = audience_size(rt, channel, incident, audience)
         channels.append(ChannelPreview(channel, message, _measure(channel, message), size))
-    return PreviewResult(draft.message, channels, check_draft(rt, incident, draft))
+    return PreviewResult(draft.message, channels, check_draft(rt, incident, draft, chosen))
 
 
 def preview(

@@ -32,7 +32,7 @@ providers = ["outbox"]
 providers = ["outbox"]          # "webhook" to POST signed requests to subscribers' endpoints
 [channels.social]
 providers = ["outbox"]
-# The static status page: a folder and/or an S3 bucket (see docs/statuspage.md).
+# The static status page: a folder and/or an S3 bucket (see docs/pages/statuspage.md).
 # [channels.statuspage]
 # enabled = true
 # [providers.statuspage]

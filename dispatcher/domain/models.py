@@ -20,9 +20,11 @@ from pydantic import (
 
 from channels.base import ChannelKind
 from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
+from dispatcher.domain.text_safety import refuse_control_characters
 from dispatcher.domain.vocabulary import (
     AUDIENCE_NAME_PATTERN,
     Audience,
+    ComponentImpact,
     DeliveryState,
     IncidentStatus,
     Severity,
@@ -34,6 +36,7 @@ __all__ = [
     "Audience",
     "ChannelKind",
     "ClockTime",
+    "ComponentImpact",
     "ContactPoint",
     "Delivery",
     "DeliveryState",
@@ -74,6 +77,15 @@ class Incident(BaseModel):
     maintenance_stage: str | None = None
     source: str | None = None
     external_key: str | None = None
+    first_word_at: datetime | None = None
+    """When customers were first told (the first public update released); None: not yet."""
+    first_word_nudged_at: datetime | None = None
+    first_word_escalated_at: datetime | None = None
+    holding_streak: int = 0
+    """Holding messages sent in a row since the last real public update."""
+    escalated_at: datetime | None = None
+    """Flagged as dragging on (too many holding messages, or too long without news): the next public
+    update must be a real one."""
 
 
 class IncidentDraft(BaseModel):
@@ -93,6 +105,13 @@ class IncidentDraft(BaseModel):
         cleaned = [c.strip() for c in value if c.strip()]
         return list(dict.fromkeys(cleaned))
 
+    @field_validator("title", "owner", "components")
+    @classmethod
+    def _no_control_characters(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in [value] if isinstance(value, str) else value or []:
+            refuse_control_characters(text)
+        return value
+
 
 class UpdateDraft(BaseModel):
     """What publishing an update takes. Validated before anything is written."""
@@ -110,7 +129,9 @@ class UpdateDraft(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     author: str | None = Field(default=None, max_length=200)
     """Who wrote it (a person, or "monitoring:alertmanager"); approval needs a different person."""
-    kind: str = Field(default="update", pattern="^(update|holding|reminder|maintenance)$")
+    kind: str = Field(
+        default="update", pattern="^(update|holding|reminder|maintenance|first_notice|resolution)$"
+    )
     """"update" is written by someone; the others are written by Tocsin from approved texts."""
     internal_note: str | None = Field(default=None, max_length=4000)
     """Shown to the internal audience only; never rendered for the public."""
@@ -118,6 +139,23 @@ class UpdateDraft(BaseModel):
     """Why guardrail errors are overridden (recorded with the update)."""
     publish_at: datetime | None = None
     """Publish later: the update waits in the database and the periodic tick sends it then."""
+    author_token_id: int | None = None
+    """The API token that proved who the author is (None: a name nobody proved, e.g. monitoring)."""
+    impact: dict[str, ComponentImpact] | None = None
+    """How each named component is hit as of this update (the status page shows it)."""
+
+    @field_validator("impact")
+    @classmethod
+    def _clean_impact(cls, value: dict[str, ComponentImpact] | None) -> dict[str, ComponentImpact] | None:
+        if value is None:
+            return None
+        cleaned = {name.strip(): level for name, level in value.items() if name.strip()}
+        return cleaned or None
+
+    @field_validator("message", "idempotency_key", "author", "internal_note", "override_reason")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_control_characters(value)
 
 
 class Update(BaseModel):
@@ -149,6 +187,10 @@ class Update(BaseModel):
     rejected_by: str | None = None
     rejected_reason: str | None = None
     promise_state: str | None = None
+    author_token_id: int | None = None
+    approver_token_id: int | None = None
+    approval_nudged_at: datetime | None = None
+    impact: dict[str, ComponentImpact] | None = None
 
 
 class ContactPoint(BaseModel):

@@ -1,4 +1,5 @@
-"""The domain's closed vocabularies: incident statuses, severities, audiences, update and delivery states.
+"""The domain's closed vocabularies: incident statuses, severities, audiences, component impacts, update
+and delivery states.
 
 Plain enums with no pydantic, so what only needs the words (the ``tocsin`` command line, building its
 help) imports them without the models. ``dispatcher.domain.models`` re-exports every one of them.
@@ -12,6 +13,7 @@ import re
 __all__ = [
     "AUDIENCE_NAME_PATTERN",
     "Audience",
+    "ComponentImpact",
     "DeliveryState",
     "IncidentStatus",
     "Severity",
@@ -71,6 +73,25 @@ class Audience(enum.StrEnum):
 
 AUDIENCE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 """What a segment name may look like (the ``updates.audience`` column is 50 characters)."""
+
+
+class ComponentImpact(enum.StrEnum):
+    """How badly an update says one component is hit; the status page shows it per component."""
+
+    OPERATIONAL = "operational"
+    DEGRADED_PERFORMANCE = "degraded_performance"
+    PARTIAL_OUTAGE = "partial_outage"
+    MAJOR_OUTAGE = "major_outage"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ComponentImpact | None:
+        # People type "degraded", "partial outage", "Major-Outage": accept the plain words.
+        if not isinstance(value, str):
+            return None
+        words = "_".join(value.strip().lower().replace("-", " ").split())
+        aliases = {"degraded": "degraded_performance", "partial": "partial_outage", "major": "major_outage"}
+        words = aliases.get(words, words)
+        return next((member for member in cls if member.value == words), None)
 
 
 class UpdateState(enum.StrEnum):

@@ -36,7 +36,7 @@ from sqlalchemy import (
 
 from channels.base import ChannelKind
 from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
-from dispatcher.domain.models import DeliveryState, Incident, Severity, Update, UpdateState
+from dispatcher.domain.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
 from dispatcher.domain.policy import Segment
 from dispatcher.domain.quiet_hours import quiet_until
 from dispatcher.engine.runtime import Runtime
@@ -292,10 +292,11 @@ def _fan_out_channel(
     writer = _Writer(rt, queue, fresh=_nothing_written(rt, update.id, channel))
     kind = channel.value
     if channel.is_broadcast:
-        rows = [
-            _row(update.id, kind, 0, now, target, None, None, "en", False)
-            for target in rt.broadcast_targets(channel)
-        ]
+        targets = rt.broadcast_targets(channel)
+        if channel is ChannelKind.STATUSPAGE and update.audience is not Audience.PUBLIC:
+            # Staff's internal site only: a public status site never changes for an internal update.
+            targets = [t for t in targets if t.startswith("internal-")]
+        rows = [_row(update.id, kind, 0, now, target, None, None, "en", False) for target in targets]
         if rows:
             writer.flush(BatchRef(update.id, channel, 0), rows)
         summary.rows[channel], summary.batches[channel] = len(rows), 1 if rows else 0

@@ -56,7 +56,9 @@ def render_context(
             "incident_status": update.status,
             "earlier": tuple(EarlierUpdate.model_validate(dict(c)) for c in carried),
             "message": with_internal_note(
-                update, localized_message(rt.policy.policy.promise, incident, update, locale), staff
+                update,
+                localized_message(rt.policy.policy.promise, incident, update, locale, rt.policy.policy),
+                staff,
             ),
         }
     )

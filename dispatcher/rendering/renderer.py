@@ -10,8 +10,9 @@ So a user can override any single file, and a subscriber never gets English when
 language exists. Templates render in a sandbox with ``StrictUndefined`` (a typo is an error, never a
 silent blank); only ``.html`` templates are autoescaped.
 
-Each template sees ``incident`` (id, title, status, severity, components, opened_at), ``update`` (id,
-status, message, next_update_at, published_at), ``organisation``, ``status_page_url`` (or none) and
+Each template sees ``incident`` (id, title, status, severity, components, opened_at, and a maintenance
+window's starts_at and ends_at), ``update`` (id, status, message, next_update_at, published_at, and
+``internal``: staff only, marked INTERNAL), ``organisation``, ``status_page_url`` (or none) and
 ``locale``, plus the filters ``utc_hhmm`` ("14:30"), ``utc_datetime`` ("2024-03-01 14:30 UTC"),
 ``iso_utc`` ("2024-03-01T14:30:00Z", none stays none) and ``paragraphs`` (HTML paragraphs of a text).
 """
@@ -123,8 +124,13 @@ class RenderContext(BaseModel):
     organisation: str
     status_page_url: str | None = None
     earlier: tuple[EarlierUpdate, ...] = ()
+    internal: bool = False
+    """For staff only (an internal update or a reminder): templates mark it INTERNAL, with a staff footer."""
+    starts_at: datetime | None = None
+    """A maintenance window's start and end (templates show the window, not when it was scheduled)."""
+    ends_at: datetime | None = None
 
-    @field_validator("opened_at", "published_at", "next_update_at")
+    @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _as_utc(value)
@@ -148,6 +154,9 @@ class RenderContext(BaseModel):
             published_at=update.published_at,
             organisation=organisation,
             status_page_url=status_page_url,
+            internal=update.audience.value == "internal",
+            starts_at=incident.starts_at,
+            ends_at=incident.ends_at,
         )
 
     def template_vars(self, locale: str) -> dict[str, Any]:
@@ -161,6 +170,8 @@ class RenderContext(BaseModel):
                 "severity": str(self.incident_severity.value),
                 "components": list(self.components),
                 "opened_at": self.opened_at,
+                "starts_at": self.starts_at,
+                "ends_at": self.ends_at,
             },
             "update": {
                 "id": self.update_id,
@@ -168,6 +179,7 @@ class RenderContext(BaseModel):
                 "message": self.message,
                 "next_update_at": self.next_update_at,
                 "published_at": self.published_at,
+                "internal": self.internal,
             },
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
@@ -365,7 +377,8 @@ def _filename(template: Template) -> str:
 
 
 def sample_contexts() -> list[RenderContext]:
-    """Contexts that walk every branch a stock template has: an open incident and a resolved one."""
+    """Contexts that walk every branch a stock template has: an open incident, a resolved one, a staff-only
+    reminder and a maintenance window."""
     opened = datetime(2024, 3, 1, 13, 2, tzinfo=UTC)
     open_incident = RenderContext(
         incident_id=42,
@@ -392,7 +405,15 @@ def sample_contexts() -> list[RenderContext]:
             "message": "Résolu: all systems normal.",
         }
     )
-    return [open_incident, resolved]
+    internal = open_incident.model_copy(update={"internal": True, "message": "Reminder: update due."})
+    maintenance = open_incident.model_copy(
+        update={
+            "incident_kind": "maintenance",
+            "starts_at": datetime(2024, 3, 2, 2, 0, tzinfo=UTC),
+            "ends_at": datetime(2024, 3, 2, 4, 0, tzinfo=UTC),
+        }
+    )
+    return [open_incident, resolved, internal, maintenance]
 
 
 def _locale_dirs(roots: Iterable[Path]) -> list[str]:

@@ -13,19 +13,26 @@ from starlette.responses import Response
 
 from channels.base import ChannelKind
 from dispatcher.comms import lifecycle
+from dispatcher.comms.attention import flags
+from dispatcher.comms.changes import change_incident
+from dispatcher.comms.closure import resolve
+from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import NotFound, TocsinError
+from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import (
     Audience,
+    ComponentImpact,
     Incident,
     IncidentDraft,
     IncidentStatus,
     Severity,
     UpdateDraft,
 )
+from dispatcher.domain.texts import first_notice_text
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.console import queries
 from dispatcher.web.console.access import (
@@ -104,6 +111,8 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
     rt = who.rt
     incident = get_incident(rt, incident_id)
     compose = {
+        "internal_note": "",
+        "impact": [],
         "message": "",
         "status": incident.status.value,
         "next_update_in": _cadence(rt, incident),
@@ -112,15 +121,20 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
         "override_reason": "",
     }
     compose.update(extra.pop("compose", {}))
+    promise = rt.clock.now() + rt.policy.policy.for_severity(incident.severity).cadence
     return page(
         "incident.html",
         status_code=status_code,
         **common_context(
             who,
             incident=incident,
+            flags=flags(rt, incident),
+            first_notice=first_notice_text(rt.policy.policy, incident, "en", promise),
             timeline=list(reversed(lifecycle.timeline(rt, incident_id))),
             updates=queries.incident_updates(rt, incident_id),
             statuses=list(IncidentStatus),
+            severities=list(Severity),
+            impacts=list(ComponentImpact),
             channels=rt.settings.enabled_channels(),
             audiences=["public", "internal", *sorted(rt.policy.policy.segments)],
             compose=compose,
@@ -143,6 +157,8 @@ def change_status_action(
 ) -> Response:
     who.require(Scope.PUBLISH)
     try:
+        if IncidentStatus(status) is IncidentStatus.RESOLVED:
+            return _resolve(who, incident_id, reason, force=False, message="")
         lifecycle.change_status(
             who.rt, incident_id, IncidentStatus(status), who.session.actor, reason.strip() or None
         )
@@ -151,6 +167,89 @@ def change_status_action(
     except (TocsinError, ValueError) as exc:
         return _incident_page(who, incident_id, 400, error=problem(exc))
     return see(f"/incidents/{incident_id}")
+
+
+def _resolve(who: Viewer, incident_id: int, reason: str, force: bool, message: str) -> Response:
+    """Resolve and tell everyone told; the browser goes to the resolution's delivery progress."""
+    done = delivering(
+        who.rt,
+        who.state.background,
+        lambda queue: resolve(
+            who.rt,
+            incident_id,
+            who.identity,
+            queue,
+            reason=reason.strip() or None,
+            force=force,
+            message=message.strip() or None,
+        ),
+    )
+    return see(f"/updates/{done.update.id}")
+
+
+@router.post("/incidents/{incident_id}/change")
+def change_action(
+    who: Writer,
+    incident_id: int,
+    reason: Annotated[str, Form()] = "",
+    severity: Annotated[str, Form()] = "",
+    title: Annotated[str, Form()] = "",
+    components: Annotated[str, Form()] = "",
+    override_reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Change severity, title or components mid-incident; the policy applies at once."""
+    who.require(Scope.PUBLISH)
+    try:
+        change_incident(
+            who.rt,
+            incident_id,
+            who.identity,
+            reason=reason,
+            severity=Severity(severity) if severity else None,
+            title=title.strip() or None,
+            components=[c.strip() for c in components.split(",")] if components.strip() else None,
+            override_reason=override_reason.strip() or None,
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/incidents/{incident_id}")
+
+
+@router.post("/incidents/{incident_id}/first-notice")
+def first_notice_action(who: Writer, incident_id: int) -> Response:
+    """Send the severity's pre-approved first notice (no approval: the first word never waits)."""
+    who.require(Scope.PUBLISH)
+    try:
+        sent = delivering(
+            who.rt,
+            who.state.background,
+            lambda queue: send_first_notice(who.rt, incident_id, who.identity, queue),
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/updates/{sent.update.id}")
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def resolve_action(
+    who: Writer,
+    incident_id: int,
+    reason: Annotated[str, Form()] = "",
+    force: Annotated[bool, Form()] = False,
+    message: Annotated[str, Form()] = "",
+) -> Response:
+    """Resolve from the incident page: the resolution goes to everyone told about it."""
+    who.require(Scope.PUBLISH)
+    try:
+        return _resolve(who, incident_id, reason, force, message)
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
 
 
 @dataclass(frozen=True)
@@ -163,8 +262,12 @@ class ComposeForm:
     override_reason: str
     channels_ticked: bool
     """The form had its channel boxes (none ticked means none); without them the policy chooses."""
+    internal_note: str = ""
+    """For staff only: shown in staff's copy, never to customers."""
+    impact: tuple[str, ...] = ()
+    """``component=level`` for each component whose impact the author set."""
 
-    def draft(self, rt: Runtime, incident: Incident, author: str) -> UpdateDraft:
+    def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
 
         Channels are left to the severity policy unless the author changed the ticked set."""
@@ -181,12 +284,25 @@ class ComposeForm:
             message=self.message,
             next_update_at=next_at,
             audience=Audience(self.audience),
-            author=author,
+            author=author.name,
+            author_token_id=author.token_id,
             override_reason=self.override_reason.strip() or None,
+            internal_note=self.internal_note.strip() or None,
+            impact=_impact(self.impact),
         )
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
         return draft
+
+
+def _impact(given: tuple[str, ...]) -> dict[str, ComponentImpact] | None:
+    """``("checkout=partial_outage", "")`` from the impact selects (empty: left as it is)."""
+    found = {}
+    for item in given:
+        name, _, level = item.partition("=")
+        if name.strip() and level.strip():
+            found[name.strip()] = ComponentImpact(level.strip())
+    return found or None
 
 
 def compose_form(
@@ -197,6 +313,8 @@ def compose_form(
     channel: Annotated[list[str] | None, Form()] = None,
     override_reason: Annotated[str, Form()] = "",
     channel_boxes: Annotated[str, Form()] = "",
+    internal_note: Annotated[str, Form()] = "",
+    impact: Annotated[list[str] | None, Form()] = None,
 ) -> ComposeForm:
     return ComposeForm(
         message,
@@ -206,6 +324,8 @@ def compose_form(
         channel or [],
         override_reason,
         bool(channel or channel_boxes),
+        internal_note,
+        tuple(impact or ()),
     )
 
 
@@ -218,7 +338,7 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
     if not form.message.strip():
         return page("_preview.html", result=None, error=None, empty=True)
     try:
-        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.identity)
         result = draft_preview(who.rt, draft)
     except (TocsinError, ValidationError, ValueError) as exc:
         return page("_preview.html", result=None, error=problem(exc), empty=False)
@@ -229,7 +349,7 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
 def send_action(who: Writer, incident_id: int, form: Compose) -> Response:
     who.require(Scope.PUBLISH)
     try:
-        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.identity)
         published = delivering(who.rt, who.state.background, lambda queue: publish(who.rt, draft, queue))
     except NotFound:
         raise
