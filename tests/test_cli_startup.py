@@ -61,12 +61,12 @@ NOT_FOR_PUBLISHING = (
     *WEB,
     "alembic",
     "email_validator",
-    "phonenumbers",
     "dispatcher.engine.delivery",
     "dispatcher.runners.embedded",
 )
 """``tocsin publish`` on Redis writes the update and queues its fan-out: the workers deliver, so the
-command needs neither the delivery machine nor a provider's SDK (nor migrations, nor address parsing)."""
+command needs neither the delivery machine nor a provider's SDK (nor migrations, nor email address
+checks; phone numbers it does read: a guardrail looks for them in the text)."""
 
 
 def loaded_by(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[set[str], str]:
