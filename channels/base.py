@@ -25,9 +25,10 @@ import enum
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # an annotation only: importing this module (``ChannelKind``) stays free of pydantic
+    from pydantic import BaseModel
 
 
 class ChannelKind(enum.StrEnum):

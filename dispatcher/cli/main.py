@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
@@ -34,20 +33,16 @@ from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
 from dispatcher.cli.who import TokenOption, identify, parse_impact
-from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.preview import preview as render_preview
-from dispatcher.comms.publish import Published, needs_approval
-from dispatcher.comms.publish import publish as publish_update
-from dispatcher.config.settings import config_file_path
-from dispatcher.config.show import effective_config
-from dispatcher.config.template import CONFIG_TEMPLATE
-from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.engine.readiness.state import snapshot
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.reporting.status import report
-from dispatcher.runners.factory import run_worker
-from dispatcher.store.engine import migrate
+from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
+
+if TYPE_CHECKING:
+    from dispatcher.comms.publish import Published
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
+
+# Each command imports what it uses when it runs (see dispatcher/cli/common.py): `tocsin --help` and
+# `tocsin publish` must answer at once during an outage.
 
 MAX_SCHEDULE_AHEAD = timedelta(days=3653)
 """``--at`` at most ten years ahead."""
@@ -74,6 +69,10 @@ approval_cmds.register(app)
 @friendly_errors
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False) -> None:
     """Write a tocsin.toml (if there is none) and create or upgrade the database schema."""
+    from dispatcher.config.settings import config_file_path
+    from dispatcher.config.template import CONFIG_TEMPLATE
+    from dispatcher.store.engine import migrate
+
     path = config_file_path()
     if path.exists() and not force:
         console.print(f"keeping existing config {path}")
@@ -137,6 +136,11 @@ def publish(
 
     Severities whose policy wants approval wait for `tocsin approve` (write them with your personal
     token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead."""
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.publish import needs_approval
+    from dispatcher.comms.publish import publish as publish_update
+    from dispatcher.domain.models import UpdateDraft
+
     rt = runtime()
     publish_at = _publish_time(rt.clock.now(), at, in_)
     next_at: datetime | None = None
@@ -196,6 +200,8 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
 
 def _warn_of_down_channels(rt: Runtime, upd: Update) -> None:
     """Loud, not silent: a channel of this update that the last probes found down (see `tocsin check`)."""
+    from dispatcher.engine.readiness.state import snapshot
+
     states = snapshot(rt)
     for kind in upd.channels:
         found = states.get(kind)
@@ -253,9 +259,12 @@ def preview(
     Exit code: 0 when no guardrail error was found (warnings only), 3 when there are errors (publishing
     would be refused without --override-reason)."""
     from rich.markup import escape
+    from rich.panel import Panel
 
     from dispatcher.comms.guardrails import errors
+    from dispatcher.comms.incidents import get_incident
     from dispatcher.comms.preview import excerpt
+    from dispatcher.comms.preview import preview as render_preview
 
     rt = runtime()
     next_at: datetime | None = None
@@ -311,6 +320,8 @@ def status(
     every: Annotated[float, typer.Option(help="With --watch: seconds between redraws.", min=0.1)] = 1.0,
 ) -> None:
     """What an update owes, has sent and has failed to send, per channel."""
+    from dispatcher.reporting.status import report
+
     rt = runtime()
     if watch_:
         try:
@@ -334,6 +345,8 @@ def worker(
     tick: Annotated[float, typer.Option(help="Embedded mode: seconds between database checks.")] = 5.0,
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
+    from dispatcher.runners.factory import run_worker
+
     settings = load_settings()
     require_broker(settings)  # Celery would otherwise retry connecting forever, silently
     runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
@@ -430,6 +443,8 @@ app.add_typer(config_app, name="config")
 @friendly_errors
 def config_show() -> None:
     """Print the effective configuration (file, environment and defaults), secrets masked."""
+    from dispatcher.config.show import effective_config
+
     console.print_json(json.dumps(effective_config(load_settings())))
 
 
