@@ -43,6 +43,7 @@ from bench.infra import (
     count_sent,
     ledger_times,
     load_subscribers,
+    load_webhook_audience,
     server_pid,
     sqlite_database,
     write_config,
@@ -251,22 +252,7 @@ def scenario_webhooks(b: Bench) -> None:
     info(f"receiver: {b.args.webhook_receiver}")
     warm = 200
     t0 = time.monotonic()
-    load_subscribers(
-        url,
-        n,
-        ChannelKind.WEBHOOK,
-        lambda i: f"{receiver.base_url}/s/{i}",
-        components=["checkout"],
-        webhook_secrets=True,
-    )
-    load_subscribers(
-        url,
-        warm,
-        ChannelKind.WEBHOOK,
-        lambda i: f"{receiver.base_url}/warm/{i}",
-        components=["warmup"],
-        webhook_secrets=True,
-    )
+    load_webhook_audience(url, receiver.base_url, n, warm)
     info(
         f"loaded {n} webhook subscribers (+{warm} warm-up) in {time.monotonic() - t0:.1f} s, "
         f"store {url.split(':')[0]}"

@@ -82,6 +82,15 @@ def load_subscribers(url: str, count: int, channel: ChannelKind, address: Callab
                         webhook_secrets=webhook_secrets)
 
 
+def load_webhook_audience(url: str, base_url: str, count: int, warm: int) -> None:
+    """``count`` webhook subscribers of component ``checkout`` at ``{base_url}/s/{i}`` and ``warm`` more of
+    component ``warmup`` at ``{base_url}/warm/{i}`` (a warm-up update goes to those), each with a secret."""
+    load_subscribers(url, count, ChannelKind.WEBHOOK, lambda i: f"{base_url}/s/{i}",
+                     components=["checkout"], webhook_secrets=True)
+    load_subscribers(url, warm, ChannelKind.WEBHOOK, lambda i: f"{base_url}/warm/{i}",
+                     components=["warmup"], webhook_secrets=True)
+
+
 def load_contact_points(url: str, count: int, addresses: Mapping[ChannelKind, Callable[[int], str]], *,
                         components: list[str], webhook_secrets: bool = False) -> None:
     """Insert ``count`` subscribers, each with one contact point per channel of ``addresses`` (subscriber

@@ -56,12 +56,11 @@ from bench.infra import (
     CpuSplit,
     child_env,
     ledger_times,
-    load_subscribers,
+    load_webhook_audience,
     tree_cpu,
     write_config,
 )
 from bench.receivers import RECEIVERS, ReceiverProcess
-from channels.base import ChannelKind
 from dispatcher.engine.runtime import build_runtime
 from tests.emulators.client import EmulatorProcess
 
@@ -308,22 +307,7 @@ class TocsinSetup:
 def tocsin_setup(b: Bench, receiver: ReceiverProcess, n: int, warm: int, label: str) -> TocsinSetup:
     url = b.database(label)
     t0 = time.monotonic()
-    load_subscribers(
-        url,
-        n,
-        ChannelKind.WEBHOOK,
-        lambda i: f"{receiver.base_url}/s/{i}",
-        components=["checkout"],
-        webhook_secrets=True,
-    )
-    load_subscribers(
-        url,
-        warm,
-        ChannelKind.WEBHOOK,
-        lambda i: f"{receiver.base_url}/warm/{i}",
-        components=["warmup"],
-        webhook_secrets=True,
-    )
+    load_webhook_audience(url, receiver.base_url, n, warm)
     info(f"loaded {n} webhook subscribers (+{warm} warm-up) in {time.monotonic() - t0:.1f} s")
     # The defaults (batch 500, 64 in flight); only the destination rule is needed for 127.0.0.1.
     config = write_config(b.work / f"{label}.toml", webhook_toml(500, 64))
