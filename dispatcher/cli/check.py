@@ -15,6 +15,7 @@ from dispatcher.cli.common import console, friendly_errors, load_settings, runti
 if TYPE_CHECKING:
     from dispatcher.comms.canary import CanaryOutcome
     from dispatcher.comms.readiness import ReadinessRound
+    from dispatcher.config.settings import Settings
     from dispatcher.engine.readiness.services import ServiceCheck
     from dispatcher.engine.readiness.state import ChannelReadiness
     from dispatcher.engine.runtime import Runtime
@@ -84,6 +85,26 @@ def _verdict(rt: Runtime, states: dict[ChannelKind, ChannelReadiness]) -> list[s
         used_note = "" if kind in used else " (the severity policy does not use it)"
         lines.append(f"{kind.value} is {state.state}: {note}{used_note}")
     return lines
+
+
+def link_warnings(settings: Settings) -> list[str]:
+    """What every reader's email would lack: the one-click unsubscribe link (RFC 8058, which Gmail and
+    Yahoo require of bulk senders) needs ``public_url`` and a signing key. Sending still goes on without it,
+    so ``tocsin check`` is where it is said."""
+    from dispatcher.config.keys import signing_key
+    from dispatcher.domain.errors import ConfigurationError
+
+    email = settings.channels.get(ChannelKind.EMAIL)
+    if email is None or not email.enabled or set(email.providers) <= {"outbox"}:
+        return []
+    lacking = "email goes out without its one-click unsubscribe link"
+    if not settings.public_url:
+        return [f"{lacking}: set public_url to the address where readers reach `tocsin api`"]
+    try:
+        signing_key(settings)
+    except ConfigurationError as exc:
+        return [f"{lacking}: {exc}"]
+    return []
 
 
 def standing_lines(rt: Runtime, channels: list[ChannelKind]) -> list[str]:
@@ -176,7 +197,7 @@ def check(
         )
     for error in done.errors:
         console.print(f"[bold red]error:[/] {escape(error)}", highlight=False)
-    problems = _verdict(rt, states)
+    problems = _verdict(rt, states) + link_warnings(settings)
     for line in problems:
         console.print(escape(line), highlight=False)
     if send:
