@@ -78,6 +78,15 @@ class Message:
 
 MESSAGE_ID_PREFIX = "tocsin-"
 
+MANAGE_URL_PLACEHOLDER = "%tocsin_manage_url%"
+"""Where an email's text and HTML show the recipient's own "manage or stop these updates" link: email
+adapters put ``Recipient.unsubscribe_url`` in its place for each recipient (``personalise``)."""
+
+
+def personalise(text: str, recipient: Recipient) -> str:
+    """``text`` with ``MANAGE_URL_PLACEHOLDER`` replaced by the recipient's own link (empty if none)."""
+    return text.replace(MANAGE_URL_PLACEHOLDER, recipient.unsubscribe_url or "")
+
 
 @dataclass(frozen=True)
 class Recipient:

@@ -5,6 +5,10 @@ prepended for each recipient.
 
 That keeps writing a million ``.eml`` files (outbox) or sending a 100-recipient SMTP batch cheap, and every
 recipient gets their own copy: nobody sees anyone else's address.
+
+A message whose text or HTML shows the recipient's own "manage or stop these updates" link
+(``channels.base.MANAGE_URL_PLACEHOLDER``) gets that link per recipient: only the quoted-printable body
+of each such part is encoded again and put in place of the shared one, not the whole message.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import email.policy
 import re
 from datetime import UTC, datetime
+from email import quoprimime
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from channels.base import Message, Recipient
+from channels.base import MANAGE_URL_PLACEHOLDER, Message, Recipient, personalise
 
 DELIVERY_ID_HEADER = "X-Tocsin-Delivery-Id"
 LIST_UNSUBSCRIBE = "List-Unsubscribe"
@@ -56,15 +61,38 @@ class EmailBuilder:
     ) -> None:
         self.from_email = from_email
         self.domain = from_email.rpartition("@")[2] or "localhost"
+        self.message = message
+        self.from_name = from_name
+        self.date = date or datetime.now(UTC)
+        self._shared = self._body(message.text, message.html)
+        # The parts that show the recipient's own link: (their encoded body in _shared, their text).
+        self._personal = [
+            (_quoted_printable(part), part)
+            for part in (message.text, message.html)
+            if part is not None and MANAGE_URL_PLACEHOLDER in part
+        ]
+        self._fast = all(encoded in self._shared for encoded, _ in self._personal)
+
+    def _body(self, text: str, html: str | None) -> bytes:
         shared = EmailMessage(policy=POLICY)
-        shared["From"] = format_address(from_email, from_name)
-        shared["Subject"] = _one_line(message.subject)
-        shared["Date"] = format_datetime(date or datetime.now(UTC))
+        shared["From"] = format_address(self.from_email, self.from_name)
+        shared["Subject"] = _one_line(self.message.subject)
+        shared["Date"] = format_datetime(self.date)
         # quoted-printable keeps the message 7-bit clean, so no server needs 8BITMIME
-        shared.set_content(message.text, cte="quoted-printable")
-        if message.html is not None:
-            shared.add_alternative(message.html, subtype="html", cte="quoted-printable")
-        self._shared = shared.as_bytes(policy=POLICY)
+        shared.set_content(text, cte="quoted-printable")
+        if html is not None:
+            shared.add_alternative(html, subtype="html", cte="quoted-printable")
+        return shared.as_bytes(policy=POLICY)
+
+    def _personalised(self, recipient: Recipient) -> bytes:
+        """The shared part with this recipient's own link in each part that shows one."""
+        if not self._fast:  # the email package encoded a part differently: build this one in full
+            html = None if self.message.html is None else personalise(self.message.html, recipient)
+            return self._body(personalise(self.message.text, recipient), html)
+        body = self._shared
+        for encoded, part in self._personal:
+            body = body.replace(encoded, _quoted_printable(personalise(part, recipient)), 1)
+        return body
 
     def message_id(self, recipient: Recipient) -> str:
         """Stable per delivery, so a retried send carries the same Message-ID."""
@@ -79,8 +107,16 @@ class EmailBuilder:
             _to_header(recipient.address, recipient.name)
             + fixed.encode("ascii")
             + unsubscribe_headers(recipient.unsubscribe_url)
-            + self._shared
+            + (self._personalised(recipient) if self._personal else self._shared)
         )
+
+
+def _quoted_printable(text: str) -> bytes:
+    """A text part's body as ``set_content(text, cte="quoted-printable")`` writes it with ``POLICY``."""
+    lines = text.encode("utf-8").splitlines()
+    width = POLICY.max_line_length or 78
+    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), width)
+    return encoded.replace("\n", "\r\n").encode("ascii")
 
 
 def unsubscribe_headers(url: str | None) -> bytes:

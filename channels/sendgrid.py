@@ -22,6 +22,7 @@ from sendgrid import SendGridAPIClient
 
 from channels._http.hints import base_url, retry_after, seconds_until_epoch
 from channels.base import (
+    MANAGE_URL_PLACEHOLDER,
     AdapterBase,
     Capabilities,
     ChannelError,
@@ -130,6 +131,7 @@ class SendGridAdapter(AdapterBase):
         sender: dict[str, str] = {"email": options.from_email}
         if options.from_name:
             sender["name"] = options.from_name
+        personal_link = any(MANAGE_URL_PLACEHOLDER in part for part in (message.text, message.html or ""))
         personalizations = []
         for recipient in recipients:
             to: dict[str, str] = {"email": recipient.address}
@@ -147,6 +149,9 @@ class SendGridAdapter(AdapterBase):
                     LIST_UNSUBSCRIBE: f"<{recipient.unsubscribe_url}>",
                     LIST_UNSUBSCRIBE_POST: ONE_CLICK,
                 }
+            if personal_link:
+                # The visible "manage or stop these updates" link: SendGrid substitutes it per recipient.
+                personalization["substitutions"] = {MANAGE_URL_PLACEHOLDER: recipient.unsubscribe_url or ""}
             personalizations.append(personalization)
         content = []
         if message.text:
