@@ -27,7 +27,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind
-from dispatcher.comms import guardrails
+from dispatcher.comms import guardrails, languages
 from dispatcher.comms.lifecycle import apply_transition, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
 from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
@@ -113,7 +113,9 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
 def _check_guardrails(rt: Runtime, incident: Incident, draft: UpdateDraft) -> tuple[Finding, ...]:
     if draft.kind in PRE_APPROVED_KINDS:
         return ()
-    findings = tuple(guardrails.check_draft(rt, incident, draft))
+    findings = tuple(guardrails.check_draft(rt, incident, draft)) + tuple(
+        languages.draft_findings(rt, incident, draft)
+    )
     if any(f.level == "error" for f in findings) and not (draft.override_reason or "").strip():
         raise GuardrailsBlocked(findings)
     return findings
@@ -174,6 +176,8 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
         "internal_note": draft.internal_note,
         "override_reason": (draft.override_reason or "").strip() or None,
         "scheduled_for": draft.publish_at,
+        "texts": languages.stored_texts(languages.checked_texts(rt, draft)),
+        "template": draft.template,
     }
     try:
         with rt.engine.begin() as conn:

@@ -1,4 +1,5 @@
-"""Rendered messages, cached per (update, channel, locale) (an update never changes once published)."""
+"""Rendered messages, one per reader variant (locale, time zone, staff, SMS opt-out hint), cached: an
+update never changes once published."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ from dataclasses import replace
 
 from sqlalchemy import Connection, select, update
 
-from channels.base import ChannelKind, Message
-from channels.text.sms_segments import fit_to_segments
-from channels.text.x_text import fit_to_weighted
+from channels.base import MANAGE_URL_PLACEHOLDER, ChannelKind, Message
+from channels.text.fit import Budget, sms_budget, x_budget
 from dispatcher.config.keys import UNSUBSCRIBE_VALID_FOR, make_token, signing_key
-from dispatcher.domain.audiences import split_staff
 from dispatcher.domain.errors import ConfigurationError
 from dispatcher.domain.models import Audience, Update
+from dispatcher.domain.reader_time import ReaderClock
+from dispatcher.domain.readers import ReaderVariant
 from dispatcher.domain.texts import localized_message
 from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.status_site import status_site_message
 from dispatcher.engine.task_queue import BatchRef
-from dispatcher.rendering.renderer import EarlierUpdate, RenderContext
+from dispatcher.rendering.renderer import EarlierUpdate, RenderContext, Rendered
 from dispatcher.store.queries import get_incident, get_update
 from dispatcher.store.schema import incidents, updates
 
@@ -32,9 +33,10 @@ def render_context(
     earlier: tuple[int, ...] = (),
     locale: str | None = None,
     staff: bool = False,
+    clock: ReaderClock | None = None,
 ) -> RenderContext:
-    """What the templates see; ``locale`` picks the text of updates Tocsin writes in every language;
-    ``staff`` adds the update's internal note (staff's copy)."""
+    """What the templates see; ``locale`` and ``clock`` pick the text and times of updates Tocsin
+    writes in every language; ``staff`` adds the update's internal note (staff's copy)."""
     with rt.engine.connect() as conn:
         update = get_update(conn, update_id)
         incident = get_incident(conn, update.incident_id)
@@ -49,15 +51,25 @@ def render_context(
             if earlier
             else []
         )
+    message = localized_message(rt.policy.policy.promise, incident, update, locale, clock)
+    # Tocsin's own texts (holding messages, maintenance notices) come in the reader's language already.
+    own_words = update.kind in ("holding", "maintenance") and locale
+    texts = {
+        loc: text.model_copy(update={"message": with_internal_note(update, text.message, staff)})
+        if text.message is not None
+        else text
+        for loc, text in (update.texts or {}).items()
+    }
     return RenderContext.from_models(
         incident, update, rt.settings.organisation, rt.settings.status_page_url
     ).model_copy(
         update={
             "incident_status": update.status,
             "earlier": tuple(EarlierUpdate.model_validate(dict(c)) for c in carried),
-            "message": with_internal_note(
-                update, localized_message(rt.policy.policy.promise, incident, update, locale), staff
-            ),
+            "message": with_internal_note(update, message, staff),
+            "texts": texts,
+            "default_locale": locale if own_words else rt.settings.default_locale,
+            "manage_url": MANAGE_URL_PLACEHOLDER if manage_links(rt) else None,
         }
     )
 
@@ -73,31 +85,58 @@ def with_internal_note(update: Update, message: str, staff: bool = False) -> str
 
 
 X_LIMIT = 280
+SMS_SEGMENTS = 2
+"""The SMS budget when ``channels.sms.max_segments`` is not set."""
 
 
-def fit_for_channel(rt: Runtime, channel: ChannelKind, message: Message) -> Message:
-    """Keep short texts within what the channel carries, ending with the status page link if cut."""
-    link = rt.settings.status_page_url
+def budget_for(rt: Runtime, channel: ChannelKind) -> Budget | None:
+    """How long a short channel's text may be: SMS segments, X's weighted length; None for others."""
     if channel is ChannelKind.SMS:
-        limit = rt.settings.channels[ChannelKind.SMS].max_segments
-        if limit:
-            return replace(message, text=fit_to_segments(message.text, limit, link))
+        return sms_budget(rt.settings.channels[ChannelKind.SMS].max_segments or SMS_SEGMENTS)
     if channel is ChannelKind.SOCIAL:
-        return replace(message, text=fit_to_weighted(message.text, X_LIMIT, link))
-    return message
+        return x_budget(X_LIMIT)
+    return None
+
+
+def render_message(
+    rt: Runtime,
+    channel: ChannelKind,
+    context: RenderContext,
+    locale: str,
+    zone: str | None = None,
+    opt_out_hint: bool = False,
+) -> Rendered:
+    """``context`` for a reader in ``locale`` and ``zone`` (None: the organisation's) on ``channel``,
+    now, within the channel's budget."""
+    return rt.renderer.render_for_reader(
+        channel,
+        context,
+        locale,
+        zone=zone or rt.settings.timezone,
+        now=rt.clock.now(),
+        sms_opt_out_hint=opt_out_hint,
+        budget=budget_for(rt, channel),
+    )
 
 
 def render_for(
     rt: Runtime, update_id: int, channel: ChannelKind, locale: str, earlier: tuple[int, ...] = ()
 ) -> Message:
-    key = (update_id, channel, locale, earlier)
+    """The message for the readers a delivery row's ``locale`` names (``dispatcher.domain.readers``).
+
+    Cached per (update, channel, reader variant, carried updates) and the reader's date, since "today"
+    and "tomorrow" move at midnight where the reader is."""
+    reader = ReaderVariant.parse(locale)
+    zone = reader.zone or rt.settings.timezone
+    now = rt.clock.now()
+    clock = rt.renderer.reader_clock(channel, reader.locale, zone, now)
+    key = (update_id, channel, f"{locale}#{clock.local(now).date()}", earlier)
     cached = rt.render_cache.get(key)
     if cached is None:
         if len(rt.render_cache) >= CACHE_LIMIT:
             rt.render_cache.clear()
-        language, staff = split_staff(locale)
-        context = render_context(rt, update_id, earlier, language, staff)
-        cached = fit_for_channel(rt, channel, rt.renderer.render(channel, context, language))
+        context = render_context(rt, update_id, earlier, reader.locale, reader.staff, clock)
+        cached = render_message(rt, channel, context, reader.locale, zone, reader.opt_out_hint).message
         rt.render_cache[key] = cached
     return cached
 
@@ -120,6 +159,17 @@ def message_for(rt: Runtime, ref: BatchRef, locale: str, earlier: tuple[int, ...
 
 def remember_thread(conn: Connection, incident_id: int, post_id: str) -> None:
     conn.execute(update(incidents).where(incidents.c.id == incident_id).values(social_thread_id=post_id))
+
+
+def manage_links(rt: Runtime) -> bool:
+    """Whether each email recipient gets their own signed link (``unsubscribe_links`` can make them)."""
+    if not rt.settings.public_url:
+        return False
+    try:
+        signing_key(rt.settings)
+    except ConfigurationError:
+        return False
+    return True
 
 
 def unsubscribe_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, str]:
