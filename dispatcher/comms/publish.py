@@ -27,7 +27,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind
-from dispatcher.comms import guardrails, languages
+from dispatcher.comms import guardrails, languages, message_templates
 from dispatcher.comms.lifecycle import apply_transition, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
 from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
@@ -155,7 +155,7 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
     findings = _check_guardrails(rt, incident, draft)
     if draft.publish_at is not None:
         state = UpdateState.SCHEDULED
-    elif needs_approval(rules, draft.kind, draft.audience):
+    elif needs_approval(rules, draft.kind, draft.audience) and not message_templates.pre_approved(rt, draft):
         state = UpdateState.PENDING_APPROVAL
     else:
         state = UpdateState.PENDING
