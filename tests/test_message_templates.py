@@ -110,8 +110,8 @@ def test_the_promise_is_the_templates_or_the_severitys_cadence(acme: Runtime) ->
 @pytest.mark.parametrize(
     ("values", "problem"),
     [
-        ({}, "--var impact: template 'identified-workaround' needs it"),
-        ({"impact": "x", "workaround": "y", "colour": "z"}, "--var colour: .* has no such variable"),
+        ({}, "vars.impact: template 'identified-workaround' needs it"),
+        ({"impact": "x", "workaround": "y", "colour": "z"}, "vars.colour: .* has no such value"),
     ],
 )
 def test_missing_and_unknown_values_are_named(acme: Runtime, values: dict[str, str], problem: str) -> None:

@@ -205,7 +205,7 @@ def fill(
     if unknown:
         known = ", ".join(template.variables) or "none"
         raise InvalidInput(
-            f"--var {unknown[0]}: template {template.name!r} has no such variable (it takes: {known})"
+            f"vars.{unknown[0]}: template {template.name!r} has no such value (it takes: {known})"
         )
     default = normalise_locale(default_locale)
     if default not in template.texts:
@@ -242,8 +242,8 @@ def _fill_one(
         if given is None:
             if template.variables[name].required:
                 raise InvalidInput(
-                    f"--var {name}: template {template.name!r} needs it "
-                    f"({template.variables[name].description or name})"
+                    f"vars.{name}: template {template.name!r} needs it "
+                    f"({template.variables[name].description or name}; --var {name}=…)"
                 )
             return ""
         return given.strip()

@@ -13,8 +13,9 @@ language's, and the layout says so in the reader's own language (``fallback``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from channels.base import ChannelKind
 from dispatcher.domain.locales import LOCALE_PATTERN, locale_candidates
@@ -35,6 +36,11 @@ class LocaleText(BaseModel):
     email: str | None = Field(default=None, min_length=1, max_length=20000)
     """A longer body for email, in place of the message."""
 
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Only the texts given: ``{"message": …}``, never ``"sms": null``."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
     def for_channel(self, channel: ChannelKind) -> str | None:
         field = CHANNEL_TEXTS.get(channel)
         own = getattr(self, field) if field else None
@@ -42,7 +48,8 @@ class LocaleText(BaseModel):
 
     def items(self) -> list[tuple[str, str]]:
         """(field, text) of every text given."""
-        return [(name, value) for name, value in self.model_dump().items() if value is not None]
+        given = ((name, getattr(self, name)) for name in type(self).model_fields)
+        return [(name, value) for name, value in given if value is not None]
 
 
 CHANNEL_TEXTS: dict[ChannelKind, str] = {
