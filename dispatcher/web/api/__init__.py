@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from dispatcher.web.api import deliveries, health, incidents, policy, subscribers, updates
+from dispatcher.web.api import deliveries, drafts, health, incidents, policy, subscribers, templates, updates
 from dispatcher.web.api.auth import reject_unknown_query
 from dispatcher.web.api.problems import install_problem_handlers, use_problem_media_type
 
@@ -21,6 +21,8 @@ ROUTERS = (
     subscribers.router,
     deliveries.router,
     policy.router,
+    templates.router,
+    drafts.router,
 )
 
 
