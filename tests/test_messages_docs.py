@@ -85,3 +85,16 @@ def test_the_readmes_template_file_and_command_run(tmp_path: Path) -> None:
     assert "published update 1" in outputs[-1]
     (body,) = email_texts(tmp_path).values()
     assert "Checkout is slower than usual. If a payment fails, try again in a minute." in body
+
+
+def test_a_misspelt_text_option_or_template_is_named_and_nothing_is_sent(tmp_path: Path) -> None:
+    assert tocsin("init", cwd=tmp_path).code == 0
+    assert tocsin("incident", "open", "Checkout slow", cwd=tmp_path).code == 0
+    said = ["--status", "identified", "--message", "Slow. Sorry.", "--next-update-in", "30m"]
+    typo = tocsin("publish", "1", *said, "--mesage-fr", "Lent.", cwd=tmp_path)
+    assert typo.code == 2 and "no such option: --mesage-fr" in typo.err
+    unknown = tocsin("publish", "1", "--template", "degradd", cwd=tmp_path)
+    assert unknown.code == 1 and "no message template 'degradd' (templates: degraded," in unknown.err
+    no_value = tocsin("publish", "1", "--template", "third-party", cwd=tmp_path)
+    assert no_value.code == 1 and "vars.provider: template 'third-party' needs it" in no_value.err
+    assert not list(tmp_path.glob("outbox/**/*.*"))
