@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy dispatcher channels workers
 	$(BIN)/lint-imports
 
+## docs: the documentation site (docs/pages) into docs/site, failing on any broken link or page
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/fanout.py
 
 clean:
-	rm -rf demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf demo docs/site .pytest_cache .mypy_cache .ruff_cache

@@ -98,8 +98,15 @@ _NEW = sorted(set(MOVES.values()), key=len, reverse=True)
 _ALREADY_NEW = re.compile("(?:" + "|".join(re.escape(n) for n in _NEW) + r")(?![\w])")
 
 
+_TOML_KEY = re.compile(r"\]|\.(?:enabled|providers|batch_size|retry_schedule)\b")
+"""``[channels.statuspage]`` and ``channels.statuspage.enabled`` are settings, not the module."""
+
+
 def _dotted(match: re.Match[str]) -> str:
     old = match.group(1)
+    before = match.string[match.start() - 1 : match.start()]
+    if before == "[" or _TOML_KEY.match(match.string, match.end()):
+        return old
     already = _ALREADY_NEW.match(match.string, match.start())
     if already and already.end() > match.end():
         return old  # already a new path (``channels.statuspage.model``): rewrite once only

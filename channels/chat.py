@@ -33,6 +33,7 @@ from typing import ClassVar
 from apprise import Apprise, AppriseAsset, AppriseResult, NotifyFormat, PersistentStoreMode
 from apprise.plugins.base import NotifyBase
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from requests import RequestException
 
 from channels.base import (
     AdapterBase,
@@ -43,6 +44,9 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.readiness import Readiness
+
+log = logging.getLogger(__name__)
 
 MAX_ROOMS_PER_CALL = 50
 _MASK = "***"
@@ -256,9 +260,11 @@ class ChatAdapter(AdapterBase):
                 outcome = room.apprise.notify(
                     body=message.text, title=message.subject, body_format=NotifyFormat.MARKDOWN
                 )
-        except Exception as exc:  # Apprise catches per-service errors; anything else is ours to report
+        except (OSError, RequestException) as exc:  # the network, past what Apprise catches itself
             detail = _scrub(f"{type(exc).__name__}: {exc}", room.url)
             return Result.retry(recipient.delivery_id, f"room {room.name!r} ({room.shown}): {detail}")
+        # Anything else is a bug (ours or Apprise's): it raises, loud in the worker's log, instead of
+        # being retried quietly until the schedule runs out.
         if outcome:
             return Result.sent(recipient.delivery_id, room.name)
         return Result.retry(recipient.delivery_id, self._why(room, outcome))
@@ -269,7 +275,17 @@ class ChatAdapter(AdapterBase):
         try:
             lines = [entry.message.strip() for entry in outcome.logs()]
         except Exception:  # the logs are a diagnostic nicety; never let them hide the outcome
+            log.warning("chat: Apprise's logs for room %r could not be read", room.name, exc_info=True)
             lines = []
         detail = "; ".join(line for line in lines if line)
         detail = _scrub(detail, room.url)[:500] if detail else "Apprise does not say why"
         return f"room {room.name!r} ({room.shown}) not delivered ({outcome.status.name}): {detail}"
+
+    def probe(self) -> Readiness:
+        """Every room's URL is one Apprise can load (services offer no harmless call to prove a webhook
+        still exists; ``canary.chat`` with ``tocsin check --send`` proves delivery)."""
+        asset = _asset()
+        broken = [room.name for room in self._rooms.values() if _instantiate(room.url, asset) is None]
+        if broken:
+            return Readiness.not_ready(f"Apprise cannot load the URL of room(s) {', '.join(sorted(broken))}")
+        return Readiness.ok(f"{len(self._rooms)} room(s), every URL valid for Apprise")

@@ -10,7 +10,8 @@ By default every recipient is sent. Tell it otherwise:
 * ``fail_calls(error, times=n)`` — the next ``n`` calls raise ``error`` (any of the three typed errors,
   or ``times=None`` for every call from now on);
 * ``answer(handler)`` — ``handler(message, recipient)`` returns a ``Result`` for that recipient, or
-  ``None`` to let it be sent.
+  ``None`` to let it be sent;
+* ``answer_probes(readiness)`` — what its readiness probe says (ready by default).
 
 It is also the built-in provider ``memory`` (no options), for trying a configuration without sending.
 """
@@ -33,6 +34,7 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.readiness import Readiness
 
 Handler = Callable[[Message, Recipient], Result | None]
 
@@ -60,6 +62,9 @@ class MemoryAdapter:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.closed = False
+        self._readiness = Readiness.ok("the in-memory provider is always there")
+        self.probes = 0
+        """How many times ``probe()`` was called."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Adapter:
@@ -95,6 +100,16 @@ class MemoryAdapter:
         with self._lock:
             self._errors.clear()
             self._handler = None
+
+    def answer_probes(self, readiness: Readiness) -> None:
+        """What ``probe()`` answers from now on (ready by default): a provider going down, or back."""
+        with self._lock:
+            self._readiness = readiness
+
+    def probe(self) -> Readiness:
+        with self._lock:
+            self.probes += 1
+            return self._readiness
 
     # --- what it saw ---------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from channels.base import (
     TransientError,
 )
 from channels.email_mime import BadAddress, EmailBuilder
+from channels.readiness import Readiness, folder_writable
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
@@ -58,6 +59,9 @@ class OutboxAdapter(AdapterBase):
     def __init__(self, options: OutboxOptions) -> None:
         self.options = options
         self.directory = Path(options.directory)
+
+    def probe(self) -> Readiness:
+        return folder_writable(self.directory, "the outbox folder")
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
         relative_folder = f"update-{message.update_id}/{ChannelKind(message.kind).value}"

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -35,21 +36,28 @@ from channels.base import (
     TransientError,
 )
 from channels.email_mime import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLICK
+from channels.readiness import Readiness
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
+SEND_SCOPE = "mail.send"
+
+
+API_KEY_PREFIX = "SG."
 
 
 def _looks_like_email(value: str) -> str:
-    local, _, domain = value.partition("@")
-    if not local or "." not in domain or any(ch.isspace() for ch in value):
-        raise ValueError(f"not an email address: {value!r}")
+    """The address as given, if it is one (syntax only: no DNS lookup at start-up)."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an email address: {value!r} ({exc})") from None
     return value
 
 
 class SendGridOptions(BaseModel):
     """Settings of the SendGrid adapter."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     api_key: SecretStr
     base_url: str = "https://api.sendgrid.com"
@@ -65,6 +73,14 @@ class SendGridOptions(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return base_url(value)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_shape(cls, value: SecretStr) -> SecretStr:
+        # Every SendGrid API key starts "SG."; anything else is a paste of the wrong secret.
+        if not value.get_secret_value().startswith(API_KEY_PREFIX):
+            raise ValueError(f"a SendGrid API key starts with {API_KEY_PREFIX!r}")
+        return value
 
     @field_validator("from_email", "reply_to")
     @classmethod
@@ -186,6 +202,32 @@ class SendGridAdapter(AdapterBase):
         headers = response.headers
         message_id = headers.get("X-Message-Id") if headers is not None else None
         return None if message_id is None else str(message_id)
+
+    def probe(self) -> Readiness:
+        """``GET /v3/scopes`` with the API key: ready when the key may send (``mail.send``)."""
+        try:
+            response = self._sdk.client.scopes.get()
+        except HTTPError as exc:
+            status = int(exc.status_code)
+            detail = _error_detail(exc.body)
+            if status in (401, 403):
+                return Readiness.not_ready(f"SendGrid refused the API key ({status}): revoked or wrong")
+            if status in (404, 405):
+                return Readiness.not_ready(
+                    f"SendGrid answered {status} at {self.options.base_url}: is base_url right?"
+                )
+            return Readiness.not_ready(f"SendGrid answered {status}" + (f": {detail}" if detail else ""))
+        except (OSError, http.client.HTTPException) as exc:
+            return Readiness.not_ready(f"cannot reach SendGrid at {self.options.base_url}: {exc}")
+        try:
+            scopes = json.loads(response.body or b"{}").get("scopes") or []
+        except (ValueError, AttributeError):
+            return Readiness.not_ready("SendGrid's /v3/scopes answer was not the expected JSON")
+        if SEND_SCOPE not in scopes:
+            return Readiness.not_ready(
+                f"the API key lacks the {SEND_SCOPE} scope ({len(scopes)} other scopes)"
+            )
+        return Readiness.ok(f"the API key may send ({SEND_SCOPE})")
 
 
 def _results_for_error(recipients: Sequence[Recipient], exc: ChannelError) -> list[Result]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from channels.base import (
     AdapterBase,
     Capabilities,
+    ChannelError,
     ChannelKind,
     Message,
     PermanentError,
@@ -35,6 +36,7 @@ from channels.base import (
     TransientError,
 )
 from channels.email_mime import BadAddress, EmailBuilder, format_address
+from channels.readiness import Readiness
 
 
 class SmtpOptions(BaseModel):
@@ -210,6 +212,23 @@ class SmtpAdapter(AdapterBase):
         if code >= 500:
             return Result.failed(recipient.delivery_id, text)
         return Result.retry(recipient.delivery_id, text)
+
+    def probe(self) -> Readiness:
+        """Connect, EHLO, STARTTLS and AUTH as sending does, then NOOP and QUIT: no message is sent."""
+        try:
+            connection = self._connect()
+        except ChannelError as exc:
+            return Readiness.not_ready(exc.message)
+        try:
+            code, reply = connection.noop()
+        except (smtplib.SMTPException, OSError) as exc:
+            return Readiness.not_ready(f"smtp {self._where}: NOOP failed: {exc}")
+        finally:
+            _close(connection)
+        if code != 250:
+            return Readiness.not_ready(f"smtp {self._where}: NOOP answered {code} {_reply(reply)}")
+        login = f" as {self.options.username}" if self.options.username else ""
+        return Readiness.ok(f"{self._where} accepts a session{login}")
 
 
 def _reply(reply: bytes | str) -> str:

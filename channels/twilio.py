@@ -58,6 +58,7 @@ from channels.base import (
     Result,
     TransientError,
 )
+from channels.readiness import Readiness
 
 TWILIO_API = "https://api.twilio.com"
 MAX_BATCH = 100
@@ -82,7 +83,7 @@ CALLBACK_DELIVERY_PARAM = "tocsin_delivery_id"
 class TwilioOptions(BaseModel):
     """Settings of the Twilio adapter. Exactly one of ``from_number`` and ``messaging_service_sid``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     account_sid: str
     auth_token: SecretStr
@@ -274,6 +275,42 @@ class TwilioAdapter(AdapterBase):
         if code == OPTED_OUT_CODE:
             return Result.opted_out(recipient.delivery_id, text)
         return Result.failed(recipient.delivery_id, text)
+
+    def probe(self) -> Readiness:
+        """Fetch the account (``GET /2010-04-01/Accounts/{sid}.json``): ready when the SID and token
+        match and the account is active; then the sender number must be one of the account's."""
+        sid = self.options.account_sid
+        try:
+            account = self._client.api.v2010.accounts(sid).fetch()
+            status = str(getattr(account, "status", "") or "")
+            if status != "active":
+                return Readiness.not_ready(f"the Twilio account {sid} is {status or 'in an unknown state'}")
+            sender = self.options.from_number
+            if sender is not None and not self._client.incoming_phone_numbers.list(
+                phone_number=sender, limit=1
+            ):
+                return Readiness.not_ready(f"from_number {sender} is not a number of the account {sid}")
+        except (TwilioRestException, TwilioServiceException) as exc:
+            return Readiness.not_ready(self._probe_refusal(exc))
+        except (requests.RequestException, TwilioException) as exc:
+            return Readiness.not_ready(
+                f"cannot reach Twilio at {self.options.base_url}: {type(exc).__name__}"
+            )
+        sender_text = self.options.from_number or f"messaging service {self.options.messaging_service_sid}"
+        return Readiness.ok(f"account {sid} is active; sending from {sender_text}")
+
+    def _probe_refusal(self, exc: TwilioException) -> str:
+        status = int(getattr(exc, "status", 0) or 0)
+        code = getattr(exc, "code", None)
+        detail = _error_message(self._http.last_response, exc)
+        if status == 401:
+            return f"Twilio refused account_sid and auth_token ({code or status}: {detail}): revoked or wrong"
+        if status == 404:
+            return (
+                f"Twilio has no account {self.options.account_sid} for these credentials ({code or status}): "
+                "the SID belongs to another account, or base_url is wrong"
+            )
+        return f"Twilio answered {status} ({code}): {detail}"
 
 
 def _error_message(response: TwilioResponse | None, exc: TwilioException) -> str:

@@ -47,6 +47,7 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.readiness import Readiness
 
 SECRET_PREFIX = "whsec_"
 MAX_BATCH = 500
@@ -263,6 +264,14 @@ class WebhookAdapter(AdapterBase):
                 )
             lookups = self._lookups
         return dict(zip(ordered, lookups.map(check, ordered), strict=True))
+
+    def probe(self) -> Readiness:
+        """Nothing shared to probe: every subscriber has an endpoint of their own, checked when sent to.
+        ``canary.webhook`` with ``tocsin check --send`` proves the whole path to an endpoint of yours."""
+        allowed = (
+            f"; private destinations allowed: {', '.join(self.policy.allow)}" if self.policy.allow else ""
+        )
+        return Readiness.ok(f"signing and sending are set up (timeout {self.options.timeout:g} s){allowed}")
 
     def close(self) -> None:
         with self._lock:

@@ -46,6 +46,7 @@ from channels.base import (
     Result,
     TransientError,
 )
+from channels.readiness import Readiness
 from channels.text.x_text import MAX_WEIGHTED_LENGTH, shorten_keeping_last_link
 
 X_API = "https://api.twitter.com"
@@ -172,6 +173,35 @@ class XAdapter(AdapterBase):
         data = answer.get("data") if isinstance(answer, Mapping) else None
         post_id = data.get("id") if isinstance(data, Mapping) else None
         return None if post_id is None else str(post_id)
+
+    def probe(self) -> Readiness:
+        """``GET /2/users/me`` with the posting account's user-context credentials: ready when X names
+        the account and the token is not limited to reading (``x-access-level``)."""
+        try:
+            response = self._client.request("GET", "/2/users/me", user_auth=True)
+        except tweepy.HTTPException as exc:
+            status = int(getattr(exc.response, "status_code", 0))
+            detail = "; ".join(str(m) for m in (exc.api_messages or [])) or str(
+                getattr(exc.response, "reason", "")
+            )
+            if status == 401:
+                return Readiness.not_ready(f"X refused the access token (401: {detail}): revoked or wrong")
+            if status == 403:
+                return Readiness.not_ready(f"X refused the app (403: {detail}): its plan or permissions")
+            return Readiness.not_ready(f"X answered {status}: {detail}")
+        except requests.RequestException as exc:
+            return Readiness.not_ready(f"cannot reach X at {self.options.base_url}: {type(exc).__name__}")
+        try:
+            user = response.json().get("data") or {}
+        except (ValueError, AttributeError):
+            return Readiness.not_ready("X's /2/users/me answer was not the expected JSON")
+        level = response.headers.get("x-access-level", "")
+        if level and "write" not in level:
+            return Readiness.not_ready(
+                f"the access token of @{user.get('username', '?')} may only read (x-access-level: {level}): "
+                "give the app Read and Write permission and make a new access token"
+            )
+        return Readiness.ok(f"posting as @{user.get('username', '?')}")
 
 
 class _ParentGone(Exception):

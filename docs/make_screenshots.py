@@ -1,10 +1,12 @@
-"""Regenerate docs/screenshots/*.png: the web console's main pages, driven in Debian's Chromium.
+"""Regenerate docs/pages/screenshots/*.png: the web console's main pages and the status page with its uptime
+bars (desktop and phone), driven in Debian's Chromium.
 
-    .venv/bin/python docs/make_screenshots.py            # writes docs/screenshots/
+    .venv/bin/python docs/make_screenshots.py            # writes docs/pages/screenshots/
     .venv/bin/python docs/make_screenshots.py OUT_DIR
 
 Needs ``apt-get install chromium`` and the dev extra (playwright). Everything runs locally: the console
-on 127.0.0.1, email through the SendGrid emulator, webhooks to a local receiver (tests/console_stage.py).
+on 127.0.0.1, email through the SendGrid emulator, webhooks to a local receiver (tests/console_stage.py);
+the status site published to a local folder with a few weeks of history (tests/status_stage.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dispatcher.comms.incidents import open_incident  # noqa: E402
 from dispatcher.domain.models import ContactPoint, IncidentDraft, Severity, Subscriber  # noqa: E402
 from dispatcher.store.schema import incidents  # noqa: E402
 from tests.console_stage import GONE_WEBHOOK_PATH, Stage, chromium_path, staged_console  # noqa: E402
+from tests.status_stage import staged_status  # noqa: E402
 
 VAGUE = "Some customers cannot pay at checkout. We expect a fix soon."
 CLEAR = (
@@ -107,7 +110,26 @@ def main(out: Path) -> None:
         expect(page.locator("#import-problems")).to_be_visible()
         _shoot(page, out, "subscribers.png", full_page=False)
         browser.close()
+    _status_page(chromium, out)
+
+
+def _status_page(chromium: str, out: Path) -> None:
+    """The public status page: components with their 90-day uptime bars, at desktop and phone width."""
+    with (
+        tempfile.TemporaryDirectory(prefix="tocsin-status-shots-") as folder,
+        staged_status(Path(folder)) as stage,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(stage.site + "index.html")
+        expect(page.locator("ol.bar").first).to_be_visible()
+        _shoot(page, out, "status-page.png")
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2).new_page()
+        phone.goto(stage.site + "components/checkout.html")
+        _shoot(phone, out, "status-component-phone.png", full_page=False)
+        browser.close()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "pages" / "screenshots")

@@ -24,7 +24,8 @@ def readyz(factory: Callable[[], Runtime]) -> tuple[int, str, dict[str, object]]
 
 
 def test_ready_when_the_database_answers(rt: Runtime) -> None:
-    assert readyz(lambda: rt) == (200, "application/json", {"status": "ok", "checks": {"database": "ok"}})
+    ready = {"status": "ok", "checks": {"database": "ok"}, "channels": {}}  # no probe round yet
+    assert readyz(lambda: rt) == (200, "application/json", ready)
 
 
 def test_not_ready_when_the_database_is_unreachable(rt: Runtime) -> None:
@@ -59,5 +60,5 @@ def test_ready_with_a_reachable_broker(make_runtime: Callable[..., Runtime], red
     assert readyz(lambda: rt) == (
         200,
         "application/json",
-        {"status": "ok", "checks": {"database": "ok", "broker": "ok"}},
+        {"status": "ok", "checks": {"database": "ok", "broker": "ok"}, "channels": {}},
     )

@@ -57,7 +57,7 @@ def test_a_publish_through_the_api_reaches_every_subscriber_in_the_outbox(api: A
     )
 
     detail = api.http.get(f"/incidents/{incident_id}", headers=api.auth(Scope.READ)).json()
-    assert [e["kind"] for e in detail["timeline"]] == ["opened", "update"]
+    assert [e["kind"] for e in detail["timeline"]] == ["opened", "first_word", "update"]
     assert detail["timeline"][1]["update_id"] == update["id"]
 
 
@@ -255,8 +255,13 @@ def test_status_changes_and_approvals(api: Api) -> None:
 
     same = api.http.post(f"/updates/{uid}/approve", headers=api.auth(Scope.PUBLISH, name="alice"))
     assert same.status_code == 409 and "someone else" in same.json()["detail"]
-    approved = api.http.post(f"/updates/{uid}/approve", json={"approver": "bob"}, headers=publisher)
-    assert approved.status_code == 200 and approved.json()["approved_by"] == "bob"
+    # Alice's token cannot approve alice's update by naming someone else (issue 15).
+    claimed = api.http.post(
+        f"/updates/{uid}/approve", json={"approver": "bob"}, headers=api.auth(Scope.PUBLISH, name="alice")
+    )
+    assert claimed.status_code == 422 and claimed.json()["errors"][0]["field"] == "approver"
+    approved = api.http.post(f"/updates/{uid}/approve", headers=api.auth(Scope.PUBLISH, name="bob"))
+    assert approved.status_code == 200 and approved.json()["approved_by"] == "api:bob"
     assert api.http.get("/approvals", headers=api.auth(Scope.READ)).json() == []
     rejected = api.http.post(f"/updates/{uid}/reject", json={"reason": "late"}, headers=publisher)
     assert rejected.status_code == 409

@@ -158,3 +158,22 @@ def test_wrong_kind_is_permanent(receiver):
 )
 def test_redact_keeps_scheme_and_host_only(url, shown):
     assert redact(url) == shown
+
+
+def test_a_network_error_past_apprise_is_retried_but_a_bug_is_not_hidden(receiver, monkeypatch):
+    adapter = make_adapter({"ops": room_url(receiver, "/ops")})
+    room = adapter._rooms["ops"]
+
+    def refused(**_: object) -> bool:
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr(room.apprise, "notify", refused)
+    [result] = adapter.send(MESSAGE, recipients("ops"))
+    assert result.outcome is Outcome.RETRY and "ConnectionRefusedError" in (result.error or "")
+
+    def bug(**_: object) -> bool:
+        raise TypeError("unexpected keyword argument 'title'")
+
+    monkeypatch.setattr(room.apprise, "notify", bug)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        adapter.send(MESSAGE, recipients("ops"))

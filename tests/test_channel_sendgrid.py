@@ -195,7 +195,7 @@ def test_dropped_connection_is_transient_though_the_mail_was_accepted(emulator):
 
 def test_nothing_listening_is_transient():
     adapter = registry.create(
-        "sendgrid", {"api_key": "k", "base_url": "http://127.0.0.1:9", "from_email": "a@example.com"}
+        "sendgrid", {"api_key": "SG.k", "base_url": "http://127.0.0.1:9", "from_email": "a@example.com"}
     )
     with pytest.raises(TransientError):
         adapter.send(MESSAGE, people(1))

@@ -84,6 +84,11 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
         "incident", "open", "API errors", "--severity", "critical", "--component", "api", cwd=tmp_path
     )
     assert opened.code == 0 and "opened incident 1" in opened.out
+    # Critical updates wait for a second person: each of us proves who we are with a personal token.
+    writer, checker = (
+        tocsin("tokens", "create", name, "--scope", "publish", cwd=tmp_path).out.splitlines()[0]
+        for name in ("ada", "second-pair-of-eyes")
+    )
     published = tocsin(
         "publish",
         "1",
@@ -96,12 +101,13 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
         "--idempotency-key",
         "first",
         cwd=tmp_path,
+        env={"TOCSIN_TOKEN": writer},
     )
     assert published.code == 0, published.err
     # Critical incidents' public updates wait for a second person (the built-in severity policy).
     assert "waits for approval" in published.out
     assert not list(tmp_path.glob("outbox/update-1/**/*.*"))
-    approved = tocsin("approve", "1", "--as", "second-pair-of-eyes", cwd=tmp_path)
+    approved = tocsin("approve", "1", "--token", checker, cwd=tmp_path)
     assert approved.code == 0, approved.err
     assert len(list(tmp_path.glob("outbox/update-1/email/*.eml"))) == 3
     assert len(list(tmp_path.glob("outbox/update-1/sms/*.json"))) == 2
@@ -116,6 +122,7 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
         "--idempotency-key",
         "first",
         cwd=tmp_path,
+        env={"TOCSIN_TOKEN": writer},
     )
     assert "already published as update 1" in again.out
     assert len(list(tmp_path.glob("outbox/update-*/email/*.eml"))) == 3

@@ -30,7 +30,9 @@ def browser(rt: Runtime) -> Iterator[Browser]:
 
 
 def field(page: str, name: str) -> str:
-    """The value of a form field (input or textarea) in a page."""
+    """The value of a form field (input or textarea) of the page's compose form (the resolve form above it
+    has a ``message`` of its own)."""
+    page = page.split('id="compose"', 1)[-1]
     found = re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]*)"', page) or re.search(
         rf'name="{re.escape(name)}"[^>]*>([^<]*)</textarea>', page
     )

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from dispatcher.comms.closure import resolve
 from dispatcher.comms.incidents import get_incident, open_incident
 from dispatcher.comms.lifecycle import change_status, open_or_reopen, reopen, set_owner, timeline
 from dispatcher.comms.publish import publish
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity
+from dispatcher.domain.identity import Identity
+from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incident_events, updates
 from tests.cli import tocsin
@@ -47,6 +49,17 @@ def events(rt: Runtime, incident_id: int) -> list[tuple[str, str | None, str | N
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def resolved_by(rt: Runtime, incident_id: int, who: str = "ada", **fields: object) -> Incident:
+    """Resolve as a person does (it tells everyone told: ``dispatcher.comms.closure``)."""
+    return resolve(rt, incident_id, Identity(who), RecordingQueue(), **fields).incident  # type: ignore[arg-type]
+
+
+def last_event(
+    rt: Runtime, incident_id: int, kind: str
+) -> tuple[str, str | None, str | None, str | None, str | None]:
+    return [e for e in events(rt, incident_id) if e[0] == kind][-1]
+
+
 def update_count(rt: Runtime) -> int:
     with rt.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(updates)).scalar_one())
@@ -75,34 +88,35 @@ def test_resolving_waits_for_the_monitoring_hold_and_says_how_long_is_left(
 ) -> None:
     inc = opened(rt, severity=Severity.MAJOR)  # built-in policy: major holds 30m in monitoring
     with pytest.raises(InvalidInput, match="move it to monitoring first"):
-        change_status(rt, inc, RESOLVED, "ada")
+        resolved_by(rt, inc)
     change_status(rt, inc, MONITORING, "ada")
     clock.advance(minutes=12)
     with pytest.raises(InvalidInput, match=r"monitoring for 12m.*18m left"):
-        change_status(rt, inc, RESOLVED, "ada")
+        resolved_by(rt, inc)
     assert get_incident(rt, inc).status is MONITORING, "nothing changed"
+    assert update_count(rt) == 0, "nothing written"
 
     clock.advance(minutes=18)
-    resolved = change_status(rt, inc, RESOLVED, "ada")
+    resolved = resolved_by(rt, inc)
 
     assert resolved.status is RESOLVED and resolved.resolved_at == clock.now()
-    assert events(rt, inc)[-1][:4] == ("status", "ada", "monitoring", "resolved")
+    assert last_event(rt, inc, "status")[:4] == ("status", "ada", "monitoring", "resolved")
 
 
 def test_a_minor_incident_has_no_hold(rt: Runtime, clock: ManualClock) -> None:
     inc = opened(rt, severity=Severity.MINOR)
-    assert change_status(rt, inc, RESOLVED, "ada").status is RESOLVED
+    assert resolved_by(rt, inc).status is RESOLVED
 
 
 def test_forcing_a_resolve_needs_a_reason_which_is_recorded(rt: Runtime, clock: ManualClock) -> None:
     inc = opened(rt, severity=Severity.CRITICAL)
     with pytest.raises(InvalidInput, match="reason: forcing a resolve needs a reason"):
-        change_status(rt, inc, RESOLVED, "ada", force=True, reason="  ")
+        resolved_by(rt, inc, force=True, reason="  ")
 
-    change_status(rt, inc, RESOLVED, "ada", force=True, reason="provider confirmed full recovery")
+    resolved_by(rt, inc, force=True, reason="provider confirmed full recovery")
 
     assert get_incident(rt, inc).status is RESOLVED
-    assert events(rt, inc)[-1] == (
+    assert last_event(rt, inc, "forced_resolve") == (
         "forced_resolve",
         "ada",
         "investigating",
@@ -145,7 +159,7 @@ def test_a_status_update_moves_the_incident_through_the_same_rules(rt: Runtime, 
 
 def test_a_resolved_incident_takes_no_open_status_until_reopened(rt: Runtime, clock: ManualClock) -> None:
     inc = opened(rt, severity=Severity.MINOR)
-    change_status(rt, inc, RESOLVED, "ada")
+    resolved_by(rt, inc)
     with pytest.raises(InvalidInput, match=f"reopen it first .*tocsin incident reopen {inc}"):
         publish(
             rt,
@@ -169,7 +183,7 @@ def test_the_same_title_breaking_again_within_the_flap_window_reopens(
     rt: Runtime, clock: ManualClock
 ) -> None:
     first = opened(rt, "API errors", Severity.MINOR)
-    change_status(rt, first, RESOLVED, "ada")
+    resolved_by(rt, first)
     clock.advance(minutes=119)  # built-in flap window: 2h
 
     again = open_or_reopen(rt, IncidentDraft(title="API errors", severity=Severity.MINOR), actor="ada")
@@ -180,7 +194,7 @@ def test_the_same_title_breaking_again_within_the_flap_window_reopens(
     other = opened(rt, "Login slow", Severity.MINOR)
     assert other != first, "another title opens another incident"
 
-    change_status(rt, first, RESOLVED, "ada")
+    resolved_by(rt, first)
     clock.advance(hours=2, seconds=1)
     later = opened(rt, "API errors", Severity.MINOR)
     assert later not in (first, other), "past the flap window it is a new incident"
@@ -194,13 +208,13 @@ def test_monitorings_key_finds_the_open_incident_or_reopens_a_recent_one(
     assert first.action == "opened"
     assert open_or_reopen(rt, alert, source="alertmanager", external_key="group-1").action == "existing"
 
-    change_status(rt, first.incident.id, RESOLVED, "monitoring:alertmanager")
+    resolved_by(rt, first.incident.id, "grace")
     clock.advance(minutes=30)
     renamed = alert.model_copy(update={"title": "HighErrorRate (api)"})
     reopened = open_or_reopen(rt, renamed, source="alertmanager", external_key="group-1")
     assert (reopened.action, reopened.incident.id) == ("reopened", first.incident.id)
 
-    change_status(rt, first.incident.id, RESOLVED, "monitoring:alertmanager")
+    resolved_by(rt, first.incident.id, "grace")
     clock.advance(hours=3)
     fresh = open_or_reopen(rt, renamed, source="alertmanager", external_key="group-1")
 
@@ -233,13 +247,15 @@ def test_the_timeline_puts_events_and_updates_in_time_order(rt: Runtime, clock: 
 
     assert [(e.kind, e.update_id) for e in entries] == [
         ("opened", None),
+        ("first_word", first.id),
         ("update", first.id),
         ("status", None),
         ("status", last.id),
+        ("closure", last.id),
         ("update", last.id),
     ]
     assert [e.at for e in entries] == sorted(e.at for e in entries)
-    assert entries[1].update is not None and entries[1].update.message == first.message
+    assert entries[2].update is not None and entries[2].update.message == first.message
 
 
 def test_the_cli_moves_resolves_reopens_and_shows_the_timeline(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""Every command docs/messages.md and the README's message templates section show, run as a user would,
-in an empty folder holding the files they show (``<!-- file: PATH -->`` before a fenced block)."""
+"""Every command docs/pages/messages.md and the README's message templates section show, run as a user
+would, in an empty folder holding the files they show (``<!-- docs-test: file PATH -->`` before a fenced
+block); their shell blocks say ``docs-test: elsewhere`` this file, so tests/test_docs_examples.py leaves
+them to it."""
 
 from __future__ import annotations
 
@@ -14,11 +16,20 @@ import pytest
 from tests.cli import tocsin
 
 ROOT = Path(__file__).resolve().parent.parent
-FENCE = re.compile(r"(?:<!-- file: (?P<path>\S+) -->\n)?```(?P<lang>\w+)\n(?P<body>.*?)```", re.S)
+FENCE = re.compile(
+    r"(?:<!-- docs-test: (?:file (?P<path>\S+)|(?P<elsewhere>elsewhere [^>]*)) -->\n)?```(?P<lang>\w+)\n"
+    r"(?P<body>.*?)```",
+    re.S,
+)
 
 
 def blocks(text: str) -> list[tuple[str | None, str, str]]:
-    return [(m.group("path"), m.group("lang"), m.group("body")) for m in FENCE.finditer(text)]
+    found = []
+    for m in FENCE.finditer(text):
+        if m.group("lang") == "sh":
+            assert m.group("elsewhere") and "tests/test_messages_docs.py" in m.group("elsewhere"), m.group(0)
+        found.append((m.group("path"), m.group("lang"), m.group("body")))
+    return found
 
 
 def commands(body: str) -> list[list[str]]:
@@ -58,15 +69,15 @@ def email_texts(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.timeout(600)
-def test_every_command_of_docs_messages_md_runs(tmp_path: Path) -> None:
-    outputs = run_document((ROOT / "docs" / "messages.md").read_text(encoding="utf-8"), tmp_path)
+def test_every_command_of_the_messages_page_runs(tmp_path: Path) -> None:
+    outputs = run_document((ROOT / "docs" / "pages" / "messages.md").read_text(encoding="utf-8"), tmp_path)
     joined = "\n".join(outputs)
     assert "payments-down" in joined and "message templates and the channel layouts are fine" in joined
     assert "published update 1" in joined and "published draft 1 as update 3" in joined
 
     mails = email_texts(tmp_path)
     ada, grace = mails["update-1:ada@example.com"], mails["update-1:grace@example.com"]
-    assert "Le paiement par virement fonctionne normalement." in grace and "EST" in ada
+    assert "Vous pouvez payer par virement en attendant." in grace and "EST" in ada
     assert re.search(r"Next update by today, \d+:\d\d [AP]M EST\.", ada)
     assert "Les paiements par carte échouent" in mails["update-2:grace@example.com"]
     assert "de nouveau disponibles" in mails["update-3:grace@example.com"]
@@ -76,7 +87,7 @@ def test_every_command_of_docs_messages_md_runs(tmp_path: Path) -> None:
 
 def test_the_readmes_template_file_and_command_run(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Messages prepared before the outage", 1)[1].split("\n### ", 1)[0]
+    section = readme.split("## Messages prepared before the outage", 1)[1].split("\n## ", 1)[0]
     assert tocsin("init", cwd=tmp_path).code == 0
     (tmp_path / "people.csv").write_text("name,email\nAda,ada@example.com\n")
     assert tocsin("subscribers", "import", "people.csv", cwd=tmp_path).code == 0

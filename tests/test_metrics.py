@@ -263,7 +263,7 @@ def test_the_worker_adds_up_what_its_pool_processes_observed(tmp_path: Path) -> 
 
 def test_the_grafana_dashboard_uses_only_series_tocsin_exposes(make_runtime: Callable[..., Runtime]) -> None:
     dashboard = json.loads(
-        (Path(__file__).resolve().parent.parent / "docs/grafana-dashboard.json").read_text()
+        (Path(__file__).resolve().parent.parent / "docs/pages/grafana-dashboard.json").read_text()
     )
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     used = {re.sub(r"_(bucket|sum|count|total)$", "", n) for e in exprs for n in re.findall(r"tocsin_\w+", e)}

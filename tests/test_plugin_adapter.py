@@ -1,5 +1,6 @@
-"""A provider added from outside, as the README shows: installed as a package with a ``tocsin.channels``
-entry point, chosen in the configuration, carrying an update without any change to Tocsin."""
+"""A provider added from outside, as the channels page shows: installed as a package with a
+``tocsin.channels`` entry point, chosen in the configuration, carrying an update without any change to
+Tocsin."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from dispatcher.engine.runtime import Runtime
 from tests.emulators import WebhookReceiver
 from tests.helpers import draft, incident, publish_and_deliver, states
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "pages" / "channels.md"
 
 
 def readme_example() -> str:
     text = README.read_text(encoding="utf-8")
     match = re.search(r"<!-- example-adapter -->\s*```python\n(.*?)```", text, re.DOTALL)
-    assert match, "the README shows an example adapter"
+    assert match, "the channels page shows an example adapter"
     return match.group(1)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from channels.base import ChannelKind
 from dispatcher.audience.subscribers import add_subscribers, iter_subscribers
 from dispatcher.comms.publish import publish
-from dispatcher.domain.models import ContactPoint, Severity, Subscriber
+from dispatcher.domain.models import ContactPoint, Incident, Severity, Subscriber, UpdateDraft
 from dispatcher.domain.quiet_hours import check_timezone, parse_quiet_hours, quiet_until
 from dispatcher.engine.delivery import deliver_batch
 from dispatcher.engine.redrive import redrive
@@ -143,9 +143,14 @@ def ledger(rt: Runtime, update_id: int) -> dict[str, tuple[str, datetime | None]
         return {address: (state, due) for address, state, due in found}
 
 
+def promised(rt: Runtime, inc: Incident) -> UpdateDraft:
+    """An update promising the next one within the severity's cadence, by the test's clock."""
+    return draft(inc, channels=[ChannelKind.EMAIL], next_update_at=rt.clock.now() + timedelta(minutes=30))
+
+
 def test_a_non_critical_update_waits_for_the_end_of_the_quiet_hours(rt: Runtime, clock: FakeClock) -> None:
     runner = EmbeddedRunner(rt)
-    update_id = publish(rt, draft(incident(rt), channels=[ChannelKind.EMAIL]), runner.queue).update.id
+    update_id = publish(rt, promised(rt, incident(rt)), runner.queue).update.id
     runner.run_until_idle()
 
     morning = utc(2026, 1, 11, 6, 0)  # 07:00 in Paris
@@ -168,7 +173,7 @@ def test_a_non_critical_update_waits_for_the_end_of_the_quiet_hours(rt: Runtime,
 def test_a_critical_update_goes_out_at_once(rt: Runtime) -> None:
     runner = EmbeddedRunner(rt)
     inc = incident(rt, severity=Severity.CRITICAL)
-    update_id = publish(rt, draft(inc, channels=[ChannelKind.EMAIL]), runner.queue).update.id
+    update_id = publish(rt, promised(rt, inc), runner.queue).update.id
     runner.run_until_idle()
 
     assert {address: state for address, (state, _) in ledger(rt, update_id).items()} == {
@@ -180,7 +185,7 @@ def test_a_critical_update_goes_out_at_once(rt: Runtime) -> None:
 def test_outside_the_window_nobody_waits(rt: Runtime, clock: FakeClock) -> None:
     clock.at = utc(2026, 1, 11, 12, 0)  # 13:00 in Paris
     runner = EmbeddedRunner(rt)
-    update_id = publish(rt, draft(incident(rt), channels=[ChannelKind.EMAIL]), runner.queue).update.id
+    update_id = publish(rt, promised(rt, incident(rt)), runner.queue).update.id
     runner.run_until_idle()
 
     assert {state for state, _ in ledger(rt, update_id).values()} == {"sent"}

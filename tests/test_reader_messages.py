@@ -53,6 +53,10 @@ def reader(
     return Subscriber(name=f"Reader {n}", locale=locale, timezone=zone, contact_points=points)
 
 
+FAR = "promised beyond the cadence on purpose"
+"""These promises lie beyond a major incident's hourly cadence (to cross midnight or a day): said why."""
+
+
 class Stage(TimedStage):
     def publish(self, inc: Incident, text: str, promise: timedelta | None, **fields: Any) -> int:
         next_at = None if promise is None else self.clock.at + promise
@@ -116,7 +120,12 @@ def test_promises_read_in_the_readers_zone_with_the_day_when_it_is_not_today(sta
         ],
     )
     inc = incident(stage.rt)
-    first = stage.publish(inc, "Card payments fail for some customers. We are sorry.", timedelta(minutes=71))
+    first = stage.publish(
+        inc,
+        "Card payments fail for some customers. We are sorry.",
+        timedelta(minutes=71),
+        override_reason=FAR,
+    )
 
     # 05:11 UTC: after midnight in New York, so "tomorrow" there; the same morning in Paris.
     assert "Next update by tomorrow, 12:11 AM EST." in stage.sms(first)["+12125550101"]
@@ -127,10 +136,14 @@ def test_promises_read_in_the_readers_zone_with_the_day_when_it_is_not_today(sta
     assert '<time datetime="2026-11-25T05:11:00Z">tomorrow, 12:11 AM EST</time>' in html
 
     # A promise a day away names its day: it must not read like "now".
-    second = stage.publish(inc, "Still failing for some customers. We are sorry.", timedelta(hours=24))
+    second = stage.publish(
+        inc, "Still failing for some customers. We are sorry.", timedelta(hours=24), override_reason=FAR
+    )
     assert "Next update by tomorrow, 4:00 AM UTC." in stage.sms(second)["+447700900123"]
     assert "Next update by tomorrow, 11:00 PM EST." in stage.sms(second)["+12125550101"]
-    third = stage.publish(inc, "Still failing for some customers. We are sorry.", timedelta(hours=48))
+    third = stage.publish(
+        inc, "Still failing for some customers. We are sorry.", timedelta(hours=48), override_reason=FAR
+    )
     assert "Next update by Fri, Nov 27, 4:00 AM UTC." in stage.sms(third)["+447700900123"]
 
 
@@ -138,7 +151,12 @@ def test_broadcast_posts_use_the_organisations_zone_and_carry_utc(make_runtime: 
     rt = make_runtime(status_page_url=STATUS, timezone="Europe/Paris")
     stage = Stage(rt, tmp_path / "outbox", T0)
     inc = incident(rt)
-    upd = stage.publish(inc, "Card payments fail for some customers. We are sorry.", timedelta(minutes=90))
+    upd = stage.publish(
+        inc,
+        "Card payments fail for some customers. We are sorry.",
+        timedelta(minutes=90),
+        override_reason=FAR,
+    )
     assert "Next update by 6:30 AM CET (5:30 AM UTC)." in stage.post(upd, ChannelKind.SOCIAL)
 
 

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from dispatcher.comms.approval import reject
+from dispatcher.comms.closure import resolve
 from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.lifecycle import change_status
 from dispatcher.comms.publish import get_update, publish, release_due
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import IncidentStatus, Severity, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incident_events
@@ -77,7 +78,9 @@ def test_a_scheduled_update_of_a_severity_needing_approval_then_waits_for_it(
     queue = RecordingQueue()
     at = clock.now() + timedelta(minutes=10)
     scheduled = publish(
-        rt, draft(inc, "Payments fail. Sorry.", publish_at=at, next_update_at=at + timedelta(hours=1)), queue
+        rt,
+        draft(inc, "Payments fail. Sorry.", publish_at=at, next_update_at=at + timedelta(minutes=30)),
+        queue,
     ).update
     clock.advance(minutes=10)
 
@@ -97,7 +100,8 @@ def test_an_update_the_lifecycle_refuses_at_its_time_is_rejected_not_sent(
         draft(inc, status=IncidentStatus.IDENTIFIED, publish_at=at, next_update_at=at + timedelta(hours=1)),
         queue,
     ).update
-    change_status(rt, inc.id, IncidentStatus.RESOLVED, "ada")
+    resolve(rt, inc.id, Identity("ada"), queue)
+    queue.fanouts.clear()
     clock.advance(hours=1)
 
     assert release_due(rt, queue) == []
@@ -118,7 +122,7 @@ def test_a_scheduled_update_can_be_cancelled(rt: Runtime, clock: ManualClock) ->
     queue = RecordingQueue()
     at = clock.now() + timedelta(minutes=5)
     scheduled = publish(rt, draft(inc, publish_at=at, next_update_at=at + timedelta(hours=1)), queue).update
-    reject(rt, scheduled.id, "ada", "the fix landed early")
+    reject(rt, scheduled.id, Identity("ada"), "the fix landed early")
     clock.advance(minutes=5)
     assert release_due(rt, queue) == [] and queue.fanouts == []
 

@@ -28,7 +28,7 @@ from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
 from tests.helpers import draft, incident, publish_and_deliver, states
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "pages"
 ATOM = "{http://www.w3.org/2005/Atom}"
 KEY_ID, SECRET = "AKIDSTATUSPAGE", "sEcReT-status-page-key-do-not-log"
 
@@ -148,9 +148,9 @@ def test_an_update_publishes_the_site_to_the_folder_and_the_bucket(
     status = json.loads(files["status.json"])
     validate(status)
     assert status["status"] == {"indicator": "major", "description": "Partial outage"}
-    assert status["components"] == [
-        {"name": "API", "status": "operational"},
-        {"name": "Checkout", "status": "partial_outage"},
+    assert [(c["name"], c["status"]) for c in status["components"]] == [
+        ("API", "operational"),
+        ("Checkout", "partial_outage"),
     ]
     [shown] = status["incidents"]
     assert (shown["title"], shown["status"], shown["path"]) == ("Checkout failing", "identified", page)
@@ -254,7 +254,8 @@ def test_maintenance_and_history_on_the_page(make_runtime: Callable[..., Runtime
     runner = EmbeddedRunner(rt)
 
     def publish_now(inc: Incident, message: str, status: IncidentStatus) -> None:
-        publish(rt, draft(inc, message, status=status), runner.queue)
+        promise = None if status is IncidentStatus.RESOLVED else clock.at + timedelta(hours=1)
+        publish(rt, draft(inc, message, status=status, next_update_at=promise), runner.queue)
         runner.run_until_idle()
 
     def resolve(inc: Incident, what: str) -> None:

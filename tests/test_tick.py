@@ -67,7 +67,8 @@ def test_one_tick_does_every_duty_that_is_due(rt: Runtime) -> None:
     assert [get_update(rt, r).incident_id for r in report.reminders] == [soon.id]
     assert [get_update(rt, h).incident_id for h in report.holdings] == [missed.id]
     assert report.summary() == (
-        "released 1 scheduled updates, 1 maintenance stages, 1 reminders, 1 holding messages"
+        "released 1 scheduled updates, 1 maintenance stages, 1 reminders, 1 holding messages, "
+        "0 escalations, 0 first-word alerts (0 first notices sent), 0 approval nudges"
     )
 
     again = run_tick(rt, queue)

@@ -126,6 +126,16 @@ def _canonical_host(host: str) -> str:
     return host.rstrip(".").lower()
 
 
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+
+
+def _loopback_name(host: str) -> bool:
+    """``localhost`` and every name under it are loopback by definition (RFC 6761), whatever the case or
+    a trailing dot, and whether or not this machine's resolver answers for them."""
+    name = _canonical_host(host)
+    return name == "localhost" or name.endswith(".localhost")
+
+
 class DestinationPolicy:
     """Which destinations outbound requests to user-supplied URLs may reach. See the module docstring."""
 
@@ -209,6 +219,24 @@ class DestinationPolicy:
             if reason is not None:
                 raise BlockedDestination(f"{host} is {reason}")
 
+    def _check_loopback_name(self, host: str) -> None:
+        if _loopback_name(host) and not (self.host_allowed(host) or self.address_allowed(_LOOPBACK)):
+            raise BlockedDestination(f"{host} is a loopback name (localhost)")
+
+    def check_endpoint(self, url: str | URL) -> list[IPAddress] | None:
+        """What sending checks, done ahead (at signup and import): the URL, then every address its host
+        resolves to. None when the name does not resolve from here: sending checks it again then."""
+        parsed = url if isinstance(url, URL) else _parse(url)
+        self.check_url(parsed)
+        if not parsed.host or parsed.port is None:
+            raise BlockedDestination(f"{_shorten(str(url))} has no host")
+        try:
+            return self.resolve_and_check(parsed.host, parsed.port)
+        except BlockedDestination:
+            raise
+        except OSError:
+            return None
+
     def resolve_and_check(self, host: str, port: int) -> list[IPAddress]:
         """The addresses of ``host`` (a name or a literal IP), all of which may be reached; connect to
         exactly these. Raises ``BlockedDestination`` when any address is refused, ``OSError`` when the
@@ -219,7 +247,12 @@ class DestinationPolicy:
             if reason is not None:
                 raise BlockedDestination(f"{host} is {reason}")
             return [address]
-        addresses = self._resolve(host, port)
+        try:
+            addresses = self._resolve(host, port)
+        except OSError:
+            # `LOCALHOST.` may not resolve here, yet it is loopback wherever it does: refused by name.
+            self._check_loopback_name(host)
+            raise
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, f"{host} has no addresses")
         if self.host_allowed(host):
@@ -242,7 +275,9 @@ def _literal_address(host: str) -> IPAddress | None:
     """The address when ``host`` is (or looks like) a literal IP; looks-like-but-is-not is refused.
 
     Anything all digits and dots, or with a colon, is taken as an address by HTTP clients and never
-    resolved, so the legacy forms ``socket`` maps onto an address (``127.1``, ``2130706433``) are refused."""
+    resolved, so the legacy forms ``socket`` maps onto an address (``127.1``, ``2130706433``) are refused.
+    Hexadecimal forms (``0x7f000001``) are names to an HTTP client: resolving them (glibc reads them as
+    an address) gives the address that is checked."""
     text = host.strip("[]")
     try:
         return ipaddress.ip_address(text)

@@ -20,8 +20,15 @@ Each destination is one ledger row per update, so a failed upload is retried lik
     s3_secret_access_key = "…"
     components = ["API", "Dashboard", "Checkout"]
     history_days = 90
+    uptime_days = 90                   # days on each component's history bar
+    page_id = "…"                      # page.id in api/v2/*.json (default: from the organisation)
+    internal_directory = "/srv/status-internal"   # staff's site, with internal updates and notes
+    internal_s3_bucket = "status-internal"       # (behind the host's own access control)
+    internal_s3_prefix = ""
 
-``components`` and ``history_days`` are read by the dispatcher when it builds the snapshot.
+``components``, ``history_days``, ``uptime_days`` and ``page_id`` are read by the dispatcher when it
+builds the snapshot. The internal site is published only to the ``internal-*`` destinations and the
+public one only to the others: one never reaches the other's target.
 """
 
 from __future__ import annotations
@@ -30,7 +37,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from channels.base import (
     AdapterBase,
@@ -41,13 +56,16 @@ from channels.base import (
     Recipient,
     Result,
 )
+from channels.readiness import Readiness, folder_writable
 from channels.statuspage.directory import DirectoryPublisher, SiteDirectoryTaken
-from channels.statuspage.model import StatusSnapshot
+from channels.statuspage.model import SiteBundle, StatusSnapshot
 from channels.statuspage.render import SiteRenderer, SiteRenderError
 from channels.statuspage.s3 import S3Publisher, S3PublishError, S3Target
 
 DIRECTORY = "directory"
 S3 = "s3"
+INTERNAL_DIRECTORY = "internal-directory"
+INTERNAL_S3 = "internal-s3"
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -79,8 +97,21 @@ class StatusPageOptions(BaseModel):
     """Cache-Control max-age of incident pages and the history."""
     components: list[str] = Field(default_factory=list)
     history_days: int = Field(default=90, ge=1, le=3650)
+    uptime_days: int = Field(default=90, ge=1, le=366)
+    page_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    internal_directory: Path | None = None
+    """Staff's internal site (internal updates and notes): a folder the public never reaches."""
+    internal_s3_bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    internal_s3_prefix: str = ""
     template_dirs: list[Path] = Field(min_length=1)
     """Template folders, first found wins (Tocsin passes ``templates_dir`` and the packaged ones)."""
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("s3_endpoint_url must start with http:// or https://")
+        return value
 
     @model_validator(mode="after")
     def _somewhere_to_publish(self) -> Self:
@@ -88,13 +119,52 @@ class StatusPageOptions(BaseModel):
             raise ValueError("set directory and/or s3_bucket: the status site needs somewhere to go")
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("set both s3_access_key_id and s3_secret_access_key, or neither")
+        if self.internal_directory is not None and self.directory is not None:
+            inside = self.internal_directory.resolve().is_relative_to(self.directory.resolve())
+            if inside or self.internal_directory.resolve() == self.directory.resolve():
+                raise ValueError("internal_directory: must not be the public directory or inside it")
+        if (
+            self.internal_s3_bucket is not None
+            and self.internal_s3_bucket == self.s3_bucket
+            and _prefix(self.internal_s3_prefix).startswith(_prefix(self.s3_prefix))
+        ):
+            raise ValueError("internal_s3_bucket: must not be the public bucket and prefix, or inside them")
         return self
 
     @property
     def prefix(self) -> str:
         """``s3_prefix`` as a key prefix: no leading slash, one trailing slash (or empty)."""
-        cleaned = self.s3_prefix.strip().strip("/")
-        return f"{cleaned}/" if cleaned else ""
+        return _prefix(self.s3_prefix)
+
+
+def _prefix(value: str) -> str:
+    cleaned = value.strip().strip("/")
+    return f"{cleaned}/" if cleaned else ""
+
+
+def _s3(options: StatusPageOptions, bucket: str | None, prefix: str) -> S3Publisher | None:
+    if bucket is None:
+        return None
+    return S3Publisher(
+        S3Target(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=options.s3_endpoint_url,
+            region=options.s3_region,
+            access_key_id=_secret(options.s3_access_key_id),
+            secret_access_key=_secret(options.s3_secret_access_key),
+            session_token=_secret(options.s3_session_token),
+            timeout=options.s3_timeout,
+            live_max_age=options.live_max_age,
+            page_max_age=options.page_max_age,
+        )
+    )
+
+
+def _folder(options: StatusPageOptions, directory: Path | None) -> DirectoryPublisher | None:
+    if directory is None:
+        return None
+    return DirectoryPublisher(directory, keep=options.keep_versions, fsync=options.fsync)
 
 
 class StatusPageAdapter(AdapterBase):
@@ -109,81 +179,105 @@ class StatusPageAdapter(AdapterBase):
     def __init__(self, options: StatusPageOptions) -> None:
         self.options = options
         self.renderer = SiteRenderer(options.template_dirs)
-        self.directory = (
-            DirectoryPublisher(options.directory, keep=options.keep_versions, fsync=options.fsync)
-            if options.directory is not None
-            else None
-        )
-        self.s3 = (
-            S3Publisher(
-                S3Target(
-                    bucket=options.s3_bucket,
-                    prefix=options.prefix,
-                    endpoint_url=options.s3_endpoint_url,
-                    region=options.s3_region,
-                    access_key_id=_secret(options.s3_access_key_id),
-                    secret_access_key=_secret(options.s3_secret_access_key),
-                    session_token=_secret(options.s3_session_token),
-                    timeout=options.s3_timeout,
-                    live_max_age=options.live_max_age,
-                    page_max_age=options.page_max_age,
-                )
-            )
-            if options.s3_bucket is not None
-            else None
-        )
+        self.directory = _folder(options, options.directory)
+        self.s3 = _s3(options, options.s3_bucket, options.prefix)
+        self.internal_directory = _folder(options, options.internal_directory)
+        self.internal_s3 = _s3(options, options.internal_s3_bucket, _prefix(options.internal_s3_prefix))
+
+    def _targets(self) -> dict[str, DirectoryPublisher | S3Publisher | None]:
+        return {
+            DIRECTORY: self.directory,
+            S3: self.s3,
+            INTERNAL_DIRECTORY: self.internal_directory,
+            INTERNAL_S3: self.internal_s3,
+        }
 
     @property
     def destinations(self) -> list[str]:
-        return [name for name, on in ((DIRECTORY, self.directory), (S3, self.s3)) if on is not None]
+        return [name for name, on in self._targets().items() if on is not None]
 
-    def render(self, message: Message) -> tuple[StatusSnapshot, dict[str, bytes]]:
-        """The snapshot in ``message`` and every file of the site, or ``PermanentError``."""
+    def bundle(self, message: Message) -> SiteBundle:
+        """The sites' snapshots ``message`` carries (a bundle, or a lone public snapshot)."""
         if message.kind is not ChannelKind.STATUSPAGE:
             raise PermanentError(f"statuspage carries status page snapshots, not {message.kind}")
         if not message.json_body:
             raise PermanentError("statuspage: the message carries no site snapshot")
         try:
-            snapshot = StatusSnapshot.model_validate_json(message.json_body)
+            if '"public"' in message.json_body[:20]:
+                return SiteBundle.model_validate_json(message.json_body)
+            return SiteBundle(public=StatusSnapshot.model_validate_json(message.json_body))
         except ValidationError as exc:
             raise PermanentError(f"statuspage: invalid site snapshot: {exc.errors()[0]['msg']}") from None
+
+    def render(self, message: Message, internal: bool = False) -> tuple[StatusSnapshot, dict[str, bytes]]:
+        """The (public or internal) snapshot in ``message`` and every file of its site."""
+        bundle = self.bundle(message)
+        snapshot = bundle.internal if internal else bundle.public
+        if snapshot is None:
+            raise PermanentError("statuspage: the message carries no internal site")
         try:
             return snapshot, self.renderer.render(snapshot)
         except SiteRenderError as exc:
             raise PermanentError(f"statuspage: {exc}") from None
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
-        """Render once, then publish to each recipient's destination (``directory`` or ``s3``)."""
-        snapshot, files = self.render(message)
-        version = f"{snapshot.generated_at:%Y%m%dT%H%M%S%fZ}-u{snapshot.last_update_id or 0:012d}"
-        return [self._publish(r, files, version) for r in recipients]
+        """Render each site once, then publish it to each of its recipients' destinations: the public
+        site to ``directory``/``s3``, staff's site to ``internal-directory``/``internal-s3`` only."""
+        rendered: dict[bool, tuple[StatusSnapshot, dict[str, bytes]]] = {}
+        results = []
+        for recipient in recipients:
+            internal = recipient.address.startswith("internal-")
+            if internal not in rendered:
+                rendered[internal] = self.render(message, internal)
+            snapshot, files = rendered[internal]
+            version = f"{snapshot.generated_at:%Y%m%dT%H%M%S%fZ}-u{snapshot.last_update_id or 0:012d}"
+            results.append(self._publish(recipient, files, version))
+        return results
 
     def _publish(self, recipient: Recipient, files: dict[str, bytes], version: str) -> Result:
-        if recipient.address == DIRECTORY and self.directory is not None:
+        target = self._targets().get(recipient.address)
+        if isinstance(target, DirectoryPublisher):
             try:
-                live = self.directory.publish(files, version)
+                live = target.publish(files, version)
             except SiteDirectoryTaken as exc:
                 return Result.failed(recipient.delivery_id, str(exc))
             except OSError as exc:
                 return Result.retry(
-                    recipient.delivery_id, f"{self.directory.link}: cannot publish: {exc.strerror or exc}"
+                    recipient.delivery_id, f"{target.link}: cannot publish: {exc.strerror or exc}"
                 )
-            shown = live or f"{self.directory.live_version()} (newer)"
-            return Result.sent(recipient.delivery_id, f"{self.directory.link}@{shown}"[:300])
-        if recipient.address == S3 and self.s3 is not None:
+            shown = live or f"{target.live_version()} (newer)"
+            return Result.sent(recipient.delivery_id, f"{target.link}@{shown}"[:300])
+        if isinstance(target, S3Publisher):
             try:
-                uploaded = self.s3.publish(files, version)
+                uploaded = target.publish(files, version)
             except S3PublishError as exc:
                 if exc.transient:
                     return Result.retry(recipient.delivery_id, exc.message)
                 return Result.failed(recipient.delivery_id, exc.message)
-            where = self.s3.target.where
+            where = target.target.where
             return Result.sent(recipient.delivery_id, where if uploaded else f"{where} (newer site kept)")
         known = ", ".join(self.destinations)
         return Result.failed(
             recipient.delivery_id, f"no status page destination {recipient.address!r} (configured: {known})"
         )
 
-    def close(self) -> None:
+    def probe(self) -> Readiness:
+        """Every destination can take the site: the folder's parent is writable, the bucket takes an
+        object (put, then deleted)."""
+        seen = []
+        if self.directory is not None:
+            found = folder_writable(self.directory.link.parent, "the status site's folder")
+            if not found.ready:
+                return found
+            seen.append(str(self.directory.link))
         if self.s3 is not None:
-            self.s3.close()
+            refused = self.s3.probe()
+            if refused is not None:
+                return Readiness.not_ready(refused)
+            seen.append(self.s3.target.where)
+        return Readiness.ok("writable: " + ", ".join(seen))
+
+    def close(self) -> None:
+        for target in (self.s3, self.internal_s3):
+            if target is not None:
+                target.close()

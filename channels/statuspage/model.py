@@ -2,13 +2,13 @@
 
 The dispatcher builds one ``StatusSnapshot`` from the database (public updates only) and puts it in the
 ``Message.json_body``; the adapter renders the HTML pages and the Atom feed from it and publishes it as
-``status.json``. The document is described for readers in ``docs/status-json.md`` and by the JSON
-Schema ``docs/status.schema.json``: change the three together.
+``status.json``. The document is described for readers in ``docs/pages/status-json.md`` and by the JSON
+Schema ``docs/pages/status.schema.json``: change the three together.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -55,6 +55,10 @@ class PublicUpdate(_Frozen):
     published_at: UtcTime
     kind: str = "update"
     """"update", "holding" (no news yet), "maintenance"…"""
+    audience: str = "public"
+    """Always "public" on the public site; the internal site also shows "internal" updates."""
+    internal_note: str | None = None
+    """Staff's note on the update: only ever set on the internal site."""
 
 
 class PublicIncident(_Frozen):
@@ -79,11 +83,42 @@ class PublicIncident(_Frozen):
     path: str = Field(pattern=r"^incidents/[0-9]+\.html$")
     """The incident's page, relative to the site root: ``incidents/<id>.html``."""
     updates: list[PublicUpdate] = Field(min_length=1)
+    impacts: dict[str, ComponentStatus] = Field(default_factory=dict)
+    """How each affected component is hit as of the latest update (operational once it is over)."""
+
+
+class DayIncident(_Frozen):
+    """An incident that touched a component on a given day (for the day's detail)."""
+
+    id: int
+    title: str
+    path: str
+
+
+class UptimeDay(_Frozen):
+    """One UTC day of a component's history bar."""
+
+    date: date
+    uptime: float | None
+    """0 to 1, weighted as docs/pages/statuspage.md says; None: no data (the component did not exist yet)."""
+    worst: ComponentStatus = "operational"
+    incidents: list[DayIncident] = Field(default_factory=list)
 
 
 class ComponentState(_Frozen):
     name: str
     status: ComponentStatus
+    slug: str = ""
+    """Names the component's page, badge and feed (``components/<slug>.html``); stable across renames."""
+    group: str | None = None
+    description: str | None = None
+    position: int = 0
+    created_at: UtcTime | None = None
+    updated_at: UtcTime | None = None
+    uptime: float | None = None
+    """Over the ``uptime_days`` of the history bar; None when no day was counted."""
+    days: list[UptimeDay] = Field(default_factory=list)
+    """The history bar, oldest day first, ending today."""
 
 
 class OverallStatus(_Frozen):
@@ -102,6 +137,15 @@ class StatusSnapshot(_Frozen):
     last_update_id: int | None = None
     """The newest public update the snapshot includes."""
     history_days: int = Field(default=90, ge=1)
+    uptime_days: int = Field(default=90, ge=1)
+    """How many days each component's history bar covers."""
+    page_id: str = ""
+    """A stable id for the page (the ``page.id`` of the Statuspage-compatible files)."""
+    time_zone: str = "Etc/UTC"
+    subscribe_url: str | None = None
+    """The self-service subscribe form (served by ``tocsin api`` at ``public_url``), linked from the page."""
+    audience: Literal["public", "internal"] = "public"
+    """"internal": staff's site, with internal updates and notes; never published to the public target."""
     status: OverallStatus
     components: list[ComponentState] = Field(default_factory=list)
     incidents: list[PublicIncident] = Field(default_factory=list)
@@ -115,3 +159,11 @@ class StatusSnapshot(_Frozen):
     def everything(self) -> list[PublicIncident]:
         """Every incident and maintenance the site has a page for."""
         return [*self.incidents, *self.maintenance, *self.history]
+
+
+class SiteBundle(_Frozen):
+    """What the dispatcher hands the adapter: the public site, and staff's internal site when an
+    internal target is configured. The adapter publishes each only to its own targets."""
+
+    public: StatusSnapshot
+    internal: StatusSnapshot | None = None

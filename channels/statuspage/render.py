@@ -2,11 +2,19 @@
 
 Files (paths relative to the site root)::
 
-    index.html             current status, open incidents, maintenance, components, recent history
-    incidents/<id>.html    one page per incident or maintenance window, with its public timeline
-    history.html           everything resolved or finished in the last ``history_days``
-    feed.atom              Atom 1.0: one entry per public update
-    status.json            the snapshot itself (docs/status-json.md, docs/status.schema.json)
+    index.html               current status, open incidents, maintenance, components with their
+                             uptime bars, recent history, a link to subscribe
+    components/<slug>.html   one component: its 90-day bar and each day's incidents
+    components/<slug>.atom   Atom 1.0 of the updates about that component
+    incidents/<id>.html      one page per incident or maintenance window, with its public timeline
+    history.html             everything resolved or finished in the last ``history_days``
+    feed.atom                Atom 1.0: one entry per public update
+    maintenance.ics          the maintenance windows as an iCalendar feed
+    badge.svg                the page's state as a badge; badges/<slug>.svg per component
+    embed/banner.html        a no-JavaScript banner to embed in a product (an iframe)
+    api/v2/*.json            Statuspage-compatible JSON (channels.statuspage.statuspage_api)
+    tocsin-status.json       Tocsin's own document (docs/pages/status-json.md, docs/pages/status.schema.json);
+    status.json              the same, kept at its old name for readers of earlier versions
 
 Templates are ``statuspage/*.j2`` in the template folders given (a user folder first, then the packaged
 one), rendered in a Jinja2 sandbox with autoescaping on for every file (HTML and Atom alike) and
@@ -27,7 +35,10 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from channels.statuspage.model import StatusSnapshot
+from channels.statuspage import statuspage_api
+from channels.statuspage.badges import badge
+from channels.statuspage.calendar import maintenance_calendar
+from channels.statuspage.model import ComponentState, StatusSnapshot
 
 FEED_ENTRIES = 100
 """The newest public updates the feed carries."""
@@ -37,6 +48,8 @@ TEMPLATES = {
     "incident": "statuspage/incident.html.j2",
     "history": "statuspage/history.html.j2",
     "feed": "statuspage/feed.atom.j2",
+    "component": "statuspage/component.html.j2",
+    "banner": "statuspage/banner.html.j2",
 }
 
 _LABELS = {
@@ -112,6 +125,17 @@ def _xml_text(value: str) -> str:
     return _NOT_XML.sub("", value)
 
 
+def _percent(value: float | None) -> str:
+    """Uptime as people read it: ``99.95%``, never rounded up to 100% while there was downtime."""
+    if value is None:
+        return "no data"
+    return f"{int(value * 10_000) / 100:.2f}%"
+
+
+def _day(value: Any) -> str:
+    return f"{value:%d %b %Y}"
+
+
 def feed_id(snapshot: StatusSnapshot, what: str) -> str:
     """A stable ``urn:uuid:`` for the feed or one of its entries (the same on every publish)."""
     namespace = snapshot.site_url or f"tocsin:{snapshot.organisation}"
@@ -137,22 +161,51 @@ class SiteRenderer:
             icon=_icon,
             paragraphs=_paragraphs,
             xml_text=_xml_text,
+            percent=_percent,
+            day=_day,
         )
 
     def render(self, snapshot: StatusSnapshot) -> dict[str, bytes]:
         """Every file of the site: relative path -> content. Raises ``SiteRenderError``."""
         site = snapshot.model_dump(mode="python")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for component in site["components"]:  # already in page order: a group sits where its first is
+            groups.setdefault(component["group"] or "", []).append(component)
+        site["groups"] = list(groups.items())
         files: dict[str, bytes] = {}
         for item in site["incidents"] + site["maintenance"] + site["history"]:
             files[item["path"]] = self._render("incident", site=site, item=item, root="../")
+        for component, state in zip(site["components"], snapshot.components, strict=True):
+            slug = component["slug"]
+            files[f"components/{slug}.html"] = self._render(
+                "component", site=site, component=component, root="../"
+            )
+            files[f"components/{slug}.atom"] = self._render(
+                "feed", site=site, feed=self._feed(snapshot, site, state)
+            )
+            files[f"badges/{slug}.svg"] = badge(
+                component["name"], _label(component["status"]), component["status"]
+            )
         files["history.html"] = self._render("history", site=site, root="")
         files["feed.atom"] = self._render("feed", site=site, feed=self._feed(snapshot, site))
-        files["status.json"] = (snapshot.model_dump_json(indent=2) + "\n").encode("utf-8")
+        files["maintenance.ics"] = maintenance_calendar(snapshot)
+        files["badge.svg"] = badge("status", snapshot.status.description, snapshot.status.indicator)
+        files["embed/banner.html"] = self._render("banner", site=site, root="../")
+        files.update(statuspage_api.files(snapshot))
+        document = (snapshot.model_dump_json(indent=2) + "\n").encode("utf-8")
+        files["tocsin-status.json"] = document
+        files["status.json"] = document
         files["index.html"] = self._render("index", site=site, root="")
         return files
 
     @staticmethod
-    def _feed(snapshot: StatusSnapshot, site: dict[str, Any]) -> dict[str, Any]:
+    def _feed(
+        snapshot: StatusSnapshot, site: dict[str, Any], component: ComponentState | None = None
+    ) -> dict[str, Any]:
+        """The whole page's feed, or one component's (updates of the incidents that name it)."""
+        items = site["incidents"] + site["maintenance"] + site["history"]
+        if component is not None:
+            items = [i for i in items if component.name in i["components"]]
         entries = [
             {
                 "id": feed_id(snapshot, f"update-{update['id']}"),
@@ -162,14 +215,18 @@ class SiteRenderer:
                 "message": update["message"],
                 "path": item["path"],
             }
-            for item in site["incidents"] + site["maintenance"] + site["history"]
+            for item in items
             for update in item["updates"]
         ]
         entries.sort(key=lambda e: (e["published_at"], e["id"]), reverse=True)
         entries = entries[:FEED_ENTRIES]
         base = snapshot.site_url.rstrip("/") + "/" if snapshot.site_url else ""
+        own = f"components/{component.slug}" if component is not None else None
         return {
-            "id": feed_id(snapshot, "feed"),
+            "id": feed_id(snapshot, own or "feed"),
+            "title": f"{snapshot.organisation} status" + (f": {component.name}" if component else ""),
+            "self": f"{own}.atom" if own else "feed.atom",
+            "page": f"{own}.html" if own else "index.html",
             "updated": entries[0]["published_at"] if entries else snapshot.generated_at,
             "base": base,
             "entries": entries,

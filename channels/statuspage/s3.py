@@ -1,7 +1,8 @@
 """Publish the status site to S3-compatible object storage (AWS S3, MinIO, R2, Ceph…) with boto3.
 
 Object storage has no atomic multi-object swap, so the order makes it safe: the pages that are linked
-to (incident pages, history) go first, then ``feed.atom``, ``status.json`` and ``index.html`` last.
+to (incident and component pages, history) go first, then the feeds, JSON files, badges and calendar,
+and ``feed.atom``, ``status.json`` and ``index.html`` last.
 A reader following a link from the new index therefore always finds the page it points to. Every
 object gets a ``Content-Type`` and a ``Cache-Control``: a short ``max-age`` for the pages that change on
 every publish (index, status.json, feed), a longer one for incident pages and the history.
@@ -24,6 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 LIVE_FILES = ("feed.atom", "status.json", "index.html")
 """Uploaded last, in this order, with the short max-age."""
+LIVE_PREFIXES = ("api/", "badges/", "embed/")
+LIVE_NAMES = frozenset({"tocsin-status.json", "maintenance.ics", "badge.svg"})
+"""Also change on every publish (short max-age), uploaded after the pages and before LIVE_FILES."""
 
 VERSION_CARRIER = "status.json"
 VERSION_METADATA = "tocsin-site-version"
@@ -33,6 +37,8 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".json": "application/json",
     ".atom": "application/atom+xml",
+    ".svg": "image/svg+xml",
+    ".ics": "text/calendar; charset=utf-8",
 }
 
 _TRANSIENT_CODES = frozenset(
@@ -46,6 +52,10 @@ _TRANSIENT_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
+
+
+PROBE_KEY = ".tocsin-probe"
+"""Written and deleted by the readiness probe, beside the site's files."""
 
 
 class S3PublishError(Exception):
@@ -75,9 +85,19 @@ class S3Target:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
+def is_live(name: str) -> bool:
+    """Whether ``name`` changes on every publish (and gets the short max-age)."""
+    return (
+        name in LIVE_FILES or name in LIVE_NAMES or name.startswith(LIVE_PREFIXES) or name.endswith(".atom")
+    )
+
+
 def upload_order(names: list[str]) -> list[str]:
-    """Linked pages first (sorted), then the live files last: feed, status.json, index.html."""
-    return sorted(n for n in names if n not in LIVE_FILES) + [n for n in LIVE_FILES if n in names]
+    """Linked pages first (sorted), then the other live files (feeds, JSON, badges, calendar), then
+    feed.atom, status.json and index.html last."""
+    pages = sorted(n for n in names if not is_live(n))
+    live = sorted(n for n in names if is_live(n) and n not in LIVE_FILES)
+    return pages + live + [n for n in LIVE_FILES if n in names]
 
 
 def content_type(name: str) -> str:
@@ -118,7 +138,7 @@ class S3Publisher:
             return self._client
 
     def cache_control(self, name: str) -> str:
-        age = self.target.live_max_age if name in LIVE_FILES else self.target.page_max_age
+        age = self.target.live_max_age if is_live(name) else self.target.page_max_age
         return f"public, max-age={age}"
 
     def live_version(self) -> str | None:
@@ -162,6 +182,19 @@ class S3Publisher:
             except BotoCoreError as exc:
                 raise _boto_error(self.target.bucket, key, exc) from None
         return True
+
+    def probe(self) -> str | None:
+        """Why the bucket cannot take the site (None when it can): a tiny object put, then deleted."""
+        key = self.target.prefix + PROBE_KEY
+        try:
+            client = self.client()
+            client.put_object(Bucket=self.target.bucket, Key=key, Body=b"tocsin readiness probe")
+            client.delete_object(Bucket=self.target.bucket, Key=key)
+        except ClientError as exc:
+            return _client_error(self.target.bucket, key, exc).message
+        except BotoCoreError as exc:
+            return _boto_error(self.target.bucket, key, exc).message
+        return None
 
     def close(self) -> None:
         with self._lock:

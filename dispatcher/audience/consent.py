@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateError
-from sqlalchemy import ColumnElement, Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
 
 from channels.base import (
     ChannelError,
@@ -37,6 +37,7 @@ from channels.base import (
     Recipient,
     TransientError,
 )
+from dispatcher.audience.subscribers import email_key
 from dispatcher.config.keys import (
     CODES,
     CONFIRM_VALID_FOR,
@@ -176,6 +177,8 @@ def request_signup(
     locale: str = "en",
     components: Sequence[str] = (),
     base_url: str | None = None,
+    min_severity: Severity = Severity.MINOR,
+    timezone: str | None = None,
 ) -> Signup:
     """Sign ``email`` up, unconfirmed, and send it a confirmation link.
 
@@ -192,16 +195,18 @@ def request_signup(
     signing_key(rt.settings)  # a missing key is a configuration error before anything is written
     now = rt.clock.now()
     with rt.engine.begin() as conn:
-        row = _email_point(conn, contact_points.c.address == address)
+        # Case-blind, as imports compare: BOB@Example.com signing up is bob@example.com again.
+        row = _email_point(conn, func.lower(contact_points.c.address) == email_key(address))
         if row is None:
             subscriber_id = conn.execute(
                 insert(subscribers).returning(subscribers.c.id),
                 {
                     "locale": chosen_locale,
                     "components": chosen,
-                    "min_severity_rank": Severity.MINOR.rank,
+                    "min_severity_rank": min_severity.rank,
                     "internal": False,
                     "created_at": now,
+                    "timezone": timezone,
                 },
             ).scalar_one()
             point_id = conn.execute(
@@ -218,11 +223,17 @@ def request_signup(
             return Signup(row.id, address, "already_confirmed")
         else:
             point_id = row.id
+            address = row.address  # the link names the address as it is stored
             if not row.confirmed:  # still a pending self-service signup: take the latest choices
                 conn.execute(
                     update(subscribers)
                     .where(subscribers.c.id == row.subscriber_id)
-                    .values(locale=chosen_locale, components=chosen)
+                    .values(
+                        locale=chosen_locale,
+                        components=chosen,
+                        min_severity_rank=min_severity.rank,
+                        timezone=timezone,
+                    )
                 )
             conn.execute(
                 update(contact_points).where(contact_points.c.id == point_id).values(confirmed=False)

@@ -8,7 +8,7 @@ and one contact column are needed; every other column is optional.
 |------------------|----------------------------------------------------------------------------------|
 | `name`           | The person's or system's name. Optional.                                          |
 | `email`          | Email address; checked for syntax (not deliverability) and normalised.           |
-| `phone`          | Mobile number for SMS, stored in E.164 (`+447700900123`). Numbers without a      |
+| `phone`          | Mobile number for SMS, stored in E.164 (`+447911123456`). Numbers without a      |
 |                  | leading `+` are read in the default region given to the import (e.g. `US`, `GB`).|
 | `webhook_url`    | `http://` or `https://` URL with a host, for webhook notifications.              |
 | `webhook_secret` | Signing secret for that webhook: `whsec_` followed by base64 of 24 to 64 bytes.  |
@@ -56,6 +56,7 @@ from email_validator import EmailNotValidError, validate_email
 from dispatcher.domain.locales import LOCALE_PATTERN
 from dispatcher.domain.models import ChannelKind, ContactPoint, Severity, Subscriber
 from dispatcher.domain.quiet_hours import check_timezone, parse_quiet_hours
+from dispatcher.domain.text_safety import control_character
 
 __all__ = ["COLUMNS", "ImportReport", "RowProblem", "parse_subscribers_csv"]
 
@@ -260,6 +261,11 @@ class _RowParser:
             for i, column in enumerate(self.columns)
             if column in COLUMNS
         }
+        for column, value in values.items():
+            # NUL and other control characters: PostgreSQL cannot store them, and no one types them.
+            unreadable = control_character(value)
+            if unreadable is not None:
+                problems.append(RowProblem(line, column, unreadable))
 
         def cell(column: str, check: Callable[[str], object], default: object = None) -> object:
             value = values.get(column, "")
@@ -371,7 +377,7 @@ class _RowParser:
 
 
 def normalise_phone(value: str, region: str | None) -> str:
-    """A phone number in E.164 (``+447700900123``); numbers without ``+`` are read in ``region``.
+    """A phone number in E.164 (``+447911123456``); numbers without ``+`` are read in ``region``.
     ``ValueError`` says what is wrong."""
     if not value.startswith("+") and region is None:
         raise ValueError(

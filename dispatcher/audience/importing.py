@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from channels._http.ssrf import BlockedDestination, DestinationPolicy
 from channels.base import ChannelKind
 from dispatcher.audience.csv_rows import RowProblem, parse_subscribers_csv
+from dispatcher.audience.endpoints import EndpointCheck
 from dispatcher.audience.subscribers import find_conflicts, insert_subscribers
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Subscriber
@@ -18,21 +18,29 @@ from dispatcher.engine.runtime import Runtime
 class ImportOutcome:
     imported: int = 0
     skipped: int = 0
+    """Rows left out (``skip_invalid``): the bad rows, each counted once however many problems it has."""
     problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def bad_rows(self) -> int:
+        """Rows with at least one problem (a row may carry several)."""
+        return len({p.line for p in self.problems})
+
+    def summary(self) -> str:
+        """``4 bad row(s), 6 problem(s)``."""
+        return f"{self.bad_rows} bad row(s), {len(self.problems)} problem(s)"
 
 
 def _unreachable_endpoints(rt: Runtime, subscribers: list[Subscriber]) -> dict[int, str]:
-    """Webhook URLs the SSRF guard would refuse (credentials, private literal IPs…), by position."""
-    allowed = rt.settings.provider_options("webhook").get("allow_destinations", [])
-    policy = DestinationPolicy(allowed)
+    """Webhook URLs sending would refuse (credentials, loopback or private hosts…), by position."""
+    check = EndpointCheck(rt.settings)
     refused: dict[int, str] = {}
     for index, subscriber in enumerate(subscribers):
         for point in subscriber.contact_points:
             if point.channel is ChannelKind.WEBHOOK:
-                try:
-                    policy.check_url(point.address)
-                except BlockedDestination as exc:
-                    refused[index] = f"not reachable by Tocsin: {exc.reason}"
+                problem = check.problem(point.address)
+                if problem is not None:
+                    refused[index] = problem
     return refused
 
 

@@ -37,7 +37,12 @@ class Conflict:
 def find_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Conflict]:
     """Contact points or external ids in ``batch`` that are already stored."""
     conflicts: list[Conflict] = []
-    wanted = {(cp.channel.value, cp.address): i for i, s in enumerate(batch) for cp in s.contact_points}
+    wanted = {
+        (cp.channel.value, cp.address): i
+        for i, s in enumerate(batch)
+        for cp in s.contact_points
+        if cp.channel is not ChannelKind.EMAIL
+    }
     keys = list(wanted)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
@@ -50,6 +55,7 @@ def find_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Confli
             conflicts.append(
                 Conflict(wanted[(channel, address)], f"{channel} {address} is already subscribed")
             )
+    conflicts.extend(_email_conflicts(conn, batch))
     external = {s.external_id: i for i, s in enumerate(batch) if s.external_id}
     ids = list(external)
     for start in range(0, len(ids), 500):
@@ -58,6 +64,35 @@ def find_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Confli
         ):
             conflicts.append(Conflict(external[found], f"external_id {found} already exists"))
     return sorted(conflicts, key=lambda c: c.index)
+
+
+def email_key(address: str) -> str:
+    """What makes two email addresses the same subscriber: compared without case. The domain is
+    case-blind by definition; a local part that differs only in case reaches the same mailbox at every
+    provider people use, so ``BOB@Example.com`` beside ``bob@example.com`` would get every email twice.
+    The address is stored and sent to as it was typed."""
+    return address.lower()
+
+
+def _email_conflicts(conn: Connection, batch: Sequence[Subscriber]) -> list[Conflict]:
+    wanted = {
+        email_key(cp.address): i
+        for i, s in enumerate(batch)
+        for cp in s.contact_points
+        if cp.channel is ChannelKind.EMAIL
+    }
+    keys = list(wanted)
+    found: list[Conflict] = []
+    for start in range(0, len(keys), 500):
+        rows = conn.execute(
+            select(contact_points.c.address).where(
+                contact_points.c.channel == ChannelKind.EMAIL.value,
+                func.lower(contact_points.c.address).in_(keys[start : start + 500]),
+            )
+        )
+        for (address,) in rows:
+            found.append(Conflict(wanted[email_key(address)], f"email {address} is already subscribed"))
+    return found
 
 
 def _insert_chunk(conn: Connection, chunk: Sequence[Subscriber], now: datetime) -> None:

@@ -10,12 +10,17 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
+from dispatcher.config import strict
 from dispatcher.config.settings import Settings
+from dispatcher.config.show import mask_url
 from dispatcher.domain import durations
-from dispatcher.domain.errors import TocsinError
+from dispatcher.domain.errors import ConfigurationError, TocsinError
+from dispatcher.engine.readiness.services import check_broker
 from dispatcher.engine.runtime import Runtime, build_runtime
+from dispatcher.runners.factory import Work, work_for
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,7 +30,8 @@ R = TypeVar("R")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages quote tables like [retry]: printed as text, never read as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -59,16 +65,36 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def load_settings() -> Settings:
+    """The settings, checked strictly (unknown keys, provider names and options): a problem stops the
+    command here with one message naming the file, the table and the key."""
     try:
-        return Settings()
-    except ValidationError as exc:
-        fail(f"configuration: {describe_validation(exc)}")
-    except ValueError as exc:  # a broken tocsin.toml
-        fail(f"configuration: {exc}")
+        return strict.load_settings()
+    except ConfigurationError as exc:
+        fail(str(exc))
 
 
 def runtime(settings: Settings | None = None) -> Runtime:
     return build_runtime(settings or load_settings())
+
+
+def require_broker(settings: Settings) -> None:
+    """With ``REDIS_URL``, Redis must answer before anything is written or started: an update written
+    while no worker can be told of it would read "published" and reach no one."""
+    if settings.redis_url is None:
+        return
+    found = check_broker(settings.redis_url)
+    if found.problem is not None:
+        why = found.problem.rstrip(".")
+        fail(
+            f"Redis unreachable at {mask_url(settings.redis_url)}: {why}; nothing was done "
+            "(start Redis, or unset REDIS_URL to deliver from this process)"
+        )
+
+
+def work_here(rt: Runtime) -> Work:
+    """Where this command's work goes (``dispatcher.runners.factory``), once the broker answers."""
+    require_broker(rt.settings)
+    return work_for(rt)
 
 
 def parse_duration(text: str) -> timedelta:

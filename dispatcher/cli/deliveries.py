@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from channels.base import ChannelKind
-from dispatcher.cli.common import console, err_console, friendly_errors, runtime
+from dispatcher.cli.common import console, err_console, friendly_errors, runtime, work_here
 from dispatcher.cli.views import status_table
 from dispatcher.domain.models import DeliveryState
 from dispatcher.engine.runtime import Runtime
@@ -32,7 +32,6 @@ from dispatcher.reporting.ledger_queries import (
 )
 from dispatcher.reporting.status import report
 from dispatcher.runners.embedded import RunStats
-from dispatcher.runners.factory import work_for
 
 app = typer.Typer(
     help="Dead letters, deliveries still owed, who has not received an update, and re-driving failures.",
@@ -248,7 +247,7 @@ def retry(
         _notes(result)
         console.print(f"would re-drive {_size(result)}; nothing changed (--dry-run)", highlight=False)
         return
-    work = work_for(rt)
+    work = work_here(rt)
     try:
         result = retry_failed(rt, selection, work.queue)
     except NothingToRetry as exc:

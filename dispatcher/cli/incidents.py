@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.comms.incidents import get_incident, list_incidents
+from dispatcher.cli.delivering import deliver_now
+from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
+from dispatcher.comms.attention import flags
+from dispatcher.comms.changes import change_incident
+from dispatcher.comms.closure import resolve as resolve_incident
+from dispatcher.comms.first_word import send_first_notice
+from dispatcher.comms.incidents import get_incident, list_incidents, open_by_person
 from dispatcher.comms.lifecycle import (
     TimelineEntry,
     change_status,
-    open_or_reopen,
+    human,
     reopen,
     set_owner,
     timeline,
 )
-from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, Update
+from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.task_queue import TaskQueue
 
 app = typer.Typer(help="Open, move, resolve, reopen and inspect incidents.", no_args_is_help=True)
 
+__all__ = ["AsOption", "TokenOption", "app", "default_actor"]
 
-def default_actor() -> str:
-    """Who is acting: ``$TOCSIN_USER``, else the operating-system user."""
-    given = os.environ.get("TOCSIN_USER", "").strip()
-    if given:
-        return given
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-AsOption = Annotated[
-    str | None, typer.Option("--as", help="Who you are (default: $TOCSIN_USER or your OS user).")
+WaitOption = Annotated[
+    float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
+]
+OverrideOption = Annotated[
+    str | None, typer.Option(help="Go ahead despite guardrail errors (in the title or text); recorded.")
 ]
 
 
@@ -49,13 +49,15 @@ def open_(
         list[str] | None, typer.Option("--component", help="Affected component (repeatable).")
     ] = None,
     owner: Annotated[str | None, typer.Option(help="Who answers for this incident.")] = None,
+    override_reason: OverrideOption = None,
     as_: AsOption = None,
 ) -> None:
     """Open an incident (status: investigating). Then `tocsin publish` tells people about it.
 
-    The same title resolved within the policy's flap window is reopened instead."""
+    The title and components go out in every message: the guardrails check them. The same title
+    resolved within the policy's flap window is reopened instead."""
     draft = IncidentDraft(title=title, severity=severity, components=component or [], owner=owner)
-    opened = open_or_reopen(runtime(), draft, actor=as_ or default_actor())
+    opened = open_by_person(runtime(), draft, as_ or default_actor(), override_reason)
     incident = opened.incident
     if opened.action == "reopened":
         console.print(
@@ -73,8 +75,9 @@ def open_(
 @friendly_errors
 def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """List incidents, newest first."""
-    table = Table("id", "title", "status", "severity", "components", "owner", "opened")
-    for inc in list_incidents(runtime(), limit):
+    table = Table("id", "title", "status", "severity", "components", "owner", "opened", "attention")
+    rt = runtime()
+    for inc in list_incidents(rt, limit):
         table.add_row(
             str(inc.id),
             inc.title,
@@ -83,8 +86,66 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
             ", ".join(inc.components) or "-",
             inc.owner or "-",
             inc.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+            ", ".join(flags(rt, inc)) or "-",
         )
     console.print(table)
+
+
+def _resolve(
+    rt: Runtime,
+    incident: int,
+    *,
+    reason: str | None,
+    force: bool,
+    message: str | None,
+    override_reason: str | None,
+    as_: str | None,
+    token: str | None,
+    wait: float,
+) -> None:
+    """Resolve and tell everyone told; deliver here (embedded) or hand it to the workers."""
+    own_words = bool((message or "").strip())
+    proof = "writing a resolution that waits for approval" if own_words and _waits(rt, incident) else None
+    who = identify(rt, as_, token, needed_for=proof)
+    said: list[str] = []
+
+    def act(queue: TaskQueue) -> Update | None:
+        done = resolve_incident(
+            rt,
+            incident,
+            who,
+            queue,
+            reason=reason,
+            force=force,
+            message=message,
+            override_reason=override_reason,
+        )
+        if done.waiting:
+            said.append(
+                f"the resolution (update {done.update.id}) waits for approval by someone other than "
+                f"{who.name}: `tocsin approve {done.update.id}`; incident {incident} stays open until then"
+            )
+            return None
+        said.append(
+            f"incident {incident} is resolved; resolution update {done.update.id} tells everyone told"
+        )
+        return done.update
+
+    deliver_now(rt, act, wait)
+    for line in said:
+        console.print(line, highlight=False)
+
+
+def _waits(rt: Runtime, incident: int) -> bool:
+    """Whether an update of this incident written by someone waits for a second person."""
+    severity = get_incident(rt, incident).severity
+    return rt.policy.policy.for_severity(severity).needs_approval
+
+
+ResolveMessage = Annotated[
+    str | None,
+    typer.Option(help="Your own resolution text (default: the policy's approved one); guardrails apply."),
+]
 
 
 @app.command("status")
@@ -96,10 +157,30 @@ def status(
     force: Annotated[
         bool, typer.Option(help="Resolve before the monitoring hold has passed (needs --reason).")
     ] = False,
+    message: ResolveMessage = None,
+    token: TokenOption = None,
     as_: AsOption = None,
+    wait: WaitOption = 10.0,
 ) -> None:
-    """Move an incident to another status without publishing an update."""
-    moved = change_status(runtime(), incident, to, as_ or default_actor(), reason=reason, force=force)
+    """Move an incident to another status without publishing an update; moving it to resolved is
+    resolving it, which tells everyone who was told about it (see `tocsin incident resolve`)."""
+    rt = runtime()
+    if to is IncidentStatus.RESOLVED:
+        _resolve(
+            rt,
+            incident,
+            reason=reason,
+            force=force,
+            message=message,
+            override_reason=None,
+            as_=as_,
+            token=token,
+            wait=wait,
+        )
+        return
+    if message is not None:
+        raise InvalidInput("--message: only a resolution carries a text here; `tocsin publish` says more")
+    moved = change_status(rt, incident, to, identify(rt, as_, token).name, reason=reason, force=force)
     console.print(f"incident {moved.id} is now {moved.status.value}")
 
 
@@ -110,14 +191,101 @@ def resolve(
     force: Annotated[
         bool, typer.Option(help="Resolve before the monitoring hold has passed (needs --reason).")
     ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why (required with --force).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required with --force; staff see it).")] = None,
+    message: ResolveMessage = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Resolve an incident and tell everyone who was told about it, on the channels they were told on,
+    and the status page. It must have been monitored for the policy's hold, or be forced with a reason
+    (the reason is for staff; customers get the resolution text)."""
+    _resolve(
+        runtime(),
+        incident,
+        reason=reason,
+        force=force,
+        message=message,
+        override_reason=override_reason,
+        as_=as_,
+        token=token,
+        wait=wait,
+    )
+
+
+@app.command("change")
+@friendly_errors
+def change(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    reason: Annotated[str, typer.Option(help="Why it changes (recorded on the timeline).")],
+    severity: Annotated[
+        Severity | None, typer.Option(help="A new severity (its policy applies at once).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="A new title, in the customer's words.")] = None,
+    component: Annotated[
+        list[str] | None,
+        typer.Option("--component", help="The affected components from now on (repeatable)."),
+    ] = None,
+    impact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a component is hit now, COMPONENT=LEVEL (repeatable); shown from the next update."
+        ),
+    ] = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
     as_: AsOption = None,
 ) -> None:
-    """Resolve an incident: it must have been monitored for the policy's hold, or be forced with a reason."""
-    moved = change_status(
-        runtime(), incident, IncidentStatus.RESOLVED, as_ or default_actor(), reason=reason, force=force
+    """Change an open incident's severity, title or components: recorded with who and why, and the
+    severity policy applies at once (its channels and approval from the next update; a shorter cadence
+    pulls the next update in)."""
+    rt = runtime()
+    changed = change_incident(
+        rt,
+        incident,
+        identify(rt, as_, token),
+        reason=reason,
+        severity=severity,
+        title=title,
+        components=component,
+        impact=parse_impact(impact),
+        override_reason=override_reason,
     )
-    console.print(f"incident {moved.id} is resolved")
+    due = f"; next update due by {changed.next_update_at:%H:%M} UTC" if changed.next_update_at else ""
+    console.print(
+        f"incident {changed.id}: {changed.title} [{changed.severity.value}] "
+        f"components: {', '.join(changed.components) or '-'}{due}",
+        markup=False,
+    )
+
+
+@app.command("first-notice")
+@friendly_errors
+def first_notice(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Send the severity's pre-approved first notice now ("We are aware of a problem with … Next update
+    by …"): it needs no approval, so the first word is never held up."""
+    rt = runtime()
+    who = identify(rt, as_, token)
+    said: list[str] = []
+
+    def act(queue: TaskQueue) -> Update | None:
+        sent = send_first_notice(rt, incident, who, queue, override_reason)
+        if not sent.created:
+            said.append(f"the first notice went out already as update {sent.update.id}; nothing sent")
+            return None
+        said.append(f"first notice sent as update {sent.update.id}")
+        return sent.update
+
+    deliver_now(rt, act, wait)
+    for line in said:
+        console.print(line, highlight=False)
 
 
 @app.command("reopen")
@@ -176,11 +344,15 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     rt = runtime()
     inc = get_incident(rt, incident)
     promise = f"{inc.next_update_at:%Y-%m-%d %H:%M} UTC" if inc.next_update_at else "-"
+    first = human(inc.first_word_at - inc.opened_at) + " after opening" if inc.first_word_at else "not yet"
     console.print(
         f"incident {inc.id}: {inc.title} [{inc.severity.value}] {inc.status.value}\n"
-        f"owner: {inc.owner or '-'} · next update due: {promise} · reopened: {inc.reopened_count}",
+        f"owner: {inc.owner or '-'} · next update due: {promise} · reopened: {inc.reopened_count}\n"
+        f"customers first told: {first}",
         highlight=False,
     )
+    for flag in flags(rt, inc):
+        console.print(f"ATTENTION: {flag}", style="bold red", highlight=False)
     table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {inc.id}")
     for entry in timeline(rt, incident):
         what, detail = _what(entry)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
+from dispatcher.cli import check as check_cmd
 from dispatcher.cli import deliveries as deliveries_cmds
 from dispatcher.cli import demo as demo_cmd
 from dispatcher.cli import drafts as drafts_cmds
@@ -22,22 +24,37 @@ from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import templates as templates_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
-from dispatcher.cli.common import console, friendly_errors, load_settings, parse_duration, runtime
+from dispatcher.cli.check import standing_lines
+from dispatcher.cli.common import (
+    console,
+    friendly_errors,
+    load_settings,
+    parse_duration,
+    require_broker,
+    runtime,
+)
 from dispatcher.cli.compose import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption, compose
-from dispatcher.cli.incidents import AsOption, default_actor
+from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
+from dispatcher.cli.who import TokenOption, default_actor, identify, parse_impact
+from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.preview import ChannelPreview
-from dispatcher.comms.publish import Published
+from dispatcher.comms.publish import Published, needs_approval
 from dispatcher.comms.publish import publish as publish_update
 from dispatcher.config.settings import config_file_path
 from dispatcher.config.show import effective_config
 from dispatcher.config.template import CONFIG_TEMPLATE
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateState
+from dispatcher.engine.readiness.state import snapshot
+from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.reporting.status import report
 from dispatcher.runners.factory import run_worker
 from dispatcher.store.engine import migrate
+
+MAX_SCHEDULE_AHEAD = timedelta(days=3653)
+"""``--at`` at most ten years ahead."""
 
 app = typer.Typer(
     help="Tocsin: tell everyone what is broken, fast, on every channel you still have.",
@@ -52,6 +69,7 @@ app.command("tick")(maintenance_cmds.tick)
 app.add_typer(deliveries_cmds.app, name="deliveries")
 app.add_typer(tokens_cmds.app, name="tokens")
 app.command("demo")(demo_cmd.demo)
+app.command("check")(check_cmd.check)
 app.add_typer(policy_cmds.app, name="policy")
 app.add_typer(templates_cmds.app, name="templates")
 app.add_typer(drafts_cmds.app, name="drafts")
@@ -108,6 +126,17 @@ def publish(
     override_reason: Annotated[
         str | None, typer.Option(help="Publish despite guardrail errors; the reason is recorded.")
     ] = None,
+    internal_note: Annotated[
+        str | None, typer.Option(help="A note for staff only (shown in staff's copy, never to customers).")
+    ] = None,
+    impact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="How a component is hit, as COMPONENT=operational|degraded|partial_outage|major_outage "
+            "(repeatable); the status page shows it."
+        ),
+    ] = None,
+    token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
         float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
@@ -121,9 +150,10 @@ def publish(
 ) -> None:
     """Publish one update: it is rendered for every channel and delivered to everyone owed it.
 
-    Severities whose policy wants approval wait for `tocsin approve`; --at/--in schedule it instead.
-    --template writes it from a message template (`tocsin templates list`), --var filling its values;
-    --message-fr TEXT adds the French text, --sms-text and --x-text short ones (see --texts)."""
+    Severities whose policy wants approval wait for `tocsin approve` (write them with your personal
+    token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead. --template writes it from a
+    message template (`tocsin templates list`), --var filling its values; --message-fr TEXT adds the
+    French text, --sms-text and --x-text short ones (see --texts)."""
     rt = runtime()
     publish_at = _publish_time(rt.clock.now(), at, in_)
     said = Composed(message, status, next_update_in, template, var, texts, list(ctx.args))
@@ -138,11 +168,19 @@ def publish(
         idempotency_key=idempotency_key,
         override_reason=override_reason,
         publish_at=publish_at,
+        internal_note=internal_note,
+        impact=parse_impact(impact),
     )
+    waits = needs_approval(
+        rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience
+    )
+    who = identify(rt, as_, token, needed_for="writing an update that waits for approval" if waits else None)
+    draft = draft.model_copy(update={"author": who.name, "author_token_id": who.token_id})
 
     def act(queue: TaskQueue) -> Update | None:
         published = publish_update(rt, draft, queue)
         _say_what_happened(published)
+        _warn_of_down_channels(rt, published.update)
         going = published.update.state in (UpdateState.PENDING, UpdateState.FANNED_OUT)
         return published.update if going else None
 
@@ -162,7 +200,23 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
         raise typer.BadParameter(f"--at: {at!r} is not a time like 2026-11-25T14:30Z") from None
     if when.tzinfo is None:
         raise typer.BadParameter(f"--at: {at!r} needs a time zone, e.g. 2026-11-25T14:30Z")
+    if when - now > MAX_SCHEDULE_AHEAD:  # far beyond it, adding the promise overflows the date
+        raise typer.BadParameter(f"--at: {at!r} is more than 10 years ahead")
     return when
+
+
+def _warn_of_down_channels(rt: Runtime, upd: Update) -> None:
+    """Loud, not silent: a channel of this update that the last probes found down (see `tocsin check`)."""
+    states = snapshot(rt)
+    for kind in upd.channels:
+        found = states.get(kind)
+        if found is not None and not found.standing:
+            console.print(
+                f"[bold red]warning:[/] {kind.value} was down at the last probe "
+                f"({found.checked_at:%H:%M} UTC): {escape(found.summary())}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _say_what_happened(published: Published) -> None:
@@ -240,6 +294,9 @@ def preview(
         console.print(f"[bold]{other.locale}[/]{marker}", highlight=False)
         for item in other.channels:
             _show_channel(item, escape)
+    console.print("channels standing:", highlight=False)
+    for line in standing_lines(rt, [item.channel for item in result.channels]):
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     if not result.findings:
         console.print("[green]guardrails: nothing found[/]")
     for finding in result.findings:
@@ -310,6 +367,8 @@ def worker(
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
     settings = load_settings()
+    require_broker(settings)  # Celery would otherwise retry connecting forever, silently
+    runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
         run_worker(
@@ -326,11 +385,27 @@ def worker(
         console.print("stopped")
 
 
+ProxyHeadersOption = Annotated[
+    bool,
+    typer.Option(
+        "--proxy-headers/--no-proxy-headers",
+        help="Behind a reverse proxy: trust its X-Forwarded-Proto and X-Forwarded-For (from "
+        "--forwarded-allow-ips), so cookies are marked Secure behind HTTPS and logs show client addresses.",
+    ),
+]
+ForwardedAllowOption = Annotated[
+    str,
+    typer.Option(help="With --proxy-headers: the proxy addresses to trust, comma-separated (or '*')."),
+]
+
+
 @app.command()
 @friendly_errors
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    proxy_headers: ProxyHeadersOption = False,
+    forwarded_allow_ips: ForwardedAllowOption = "127.0.0.1",
 ) -> None:
     """Serve the HTTP API (docs at /docs, spec at /openapi.json): incidents, updates, subscribers,
     deliveries and policy behind scoped tokens (`tocsin tokens create`), plus provider callbacks
@@ -341,7 +416,15 @@ def api(
     from dispatcher.web.app import create_app
 
     rt = runtime()
-    uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="info")
+    require_broker(rt.settings)
+    uvicorn.run(
+        create_app(lambda: rt),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @app.command("console")
@@ -349,6 +432,8 @@ def api(
 def console_(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    proxy_headers: ProxyHeadersOption = False,
+    forwarded_allow_ips: ForwardedAllowOption = "127.0.0.1",
 ) -> None:
     """Serve the web console at /console (log in with an API token from `tocsin tokens create`);
     the HTTP API is served alongside, as `tocsin api` does."""
@@ -357,8 +442,16 @@ def console_(
     from dispatcher.web.app import create_app
 
     rt = runtime()
+    require_broker(rt.settings)
     console.print(f"web console: http://{host}:{port}/console (Ctrl-C to stop)", highlight=False)
-    uvicorn.run(create_app(lambda: rt), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(lambda: rt),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)

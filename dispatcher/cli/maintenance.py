@@ -9,11 +9,15 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import console, friendly_errors, runtime, work_here
+from dispatcher.cli.who import AsOption, TokenOption, identify
 from dispatcher.comms.maintenance import (
     MaintenanceDraft,
     cancel_maintenance,
+    extend_maintenance,
+    finish_maintenance,
     list_maintenance,
+    reschedule_maintenance,
     schedule_maintenance,
 )
 from dispatcher.comms.tick import TickReport, run_tick
@@ -21,7 +25,6 @@ from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import Severity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.runners.factory import work_for
 
 app = typer.Typer(help="Announce planned maintenance windows ahead of time.", no_args_is_help=True)
 
@@ -40,7 +43,7 @@ def parse_moment(option: str, text: str) -> datetime:
 
 def _run(rt: Runtime, act: Callable[[TaskQueue], T], wait: float) -> T:
     """Do ``act`` with the broker's queue, or in this process (embedded) and deliver what it owes."""
-    work = work_for(rt)
+    work = work_here(rt)
     try:
         result = act(work.queue)
         work.finish(wait)
@@ -51,6 +54,15 @@ def _run(rt: Runtime, act: Callable[[TaskQueue], T], wait: float) -> T:
 
 WaitOption = Annotated[
     float, typer.Option(help="Embedded mode: also wait this many seconds for retries due soon.")
+]
+MessageOption = Annotated[
+    str | None, typer.Option(help="Your own words for the notice (the window is added); guardrails apply.")
+]
+OverrideOption = Annotated[
+    str | None, typer.Option(help="Go ahead despite guardrail errors in your text; the reason is recorded.")
+]
+IdArgument = Annotated[
+    int, typer.Argument(metavar="ID", help="Maintenance id (see `tocsin maintenance list`).")
 ]
 
 
@@ -69,6 +81,9 @@ def schedule(
     severity: Annotated[
         Severity, typer.Option(help="Who hears of it, by minimum severity.")
     ] = Severity.MINOR,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
     wait: WaitOption = 10.0,
 ) -> None:
     """Schedule a maintenance window and announce it now; Tocsin reminds, starts and ends it on time."""
@@ -80,8 +95,10 @@ def schedule(
         components=component or [],
         message=message,
         severity=severity,
+        override_reason=override_reason,
     )
-    made = _run(rt, lambda queue: schedule_maintenance(rt, queue, draft), wait)
+    who = identify(rt, as_, token)
+    made = _run(rt, lambda queue: schedule_maintenance(rt, queue, draft, who), wait)
     console.print(
         f"scheduled maintenance {made.id}: {made.title} "
         f"({_utc(made.starts_at)} to {_utc(made.ends_at)}); announced"
@@ -114,13 +131,87 @@ def list_(
 @app.command("cancel")
 @friendly_errors
 def cancel(
-    maintenance_id: Annotated[int, typer.Argument(metavar="ID", help="Maintenance id (see `list`).")],
+    maintenance_id: IdArgument,
+    token: TokenOption = None,
+    as_: AsOption = None,
     wait: WaitOption = 10.0,
 ) -> None:
     """Call off a maintenance that has not started; everyone it was announced to is told."""
     rt = runtime()
-    done = _run(rt, lambda queue: cancel_maintenance(rt, queue, maintenance_id), wait)
+    who = identify(rt, as_, token)
+    done = _run(rt, lambda queue: cancel_maintenance(rt, queue, maintenance_id, who), wait)
     console.print(f"cancelled maintenance {done.id}: {done.title}; announced")
+
+
+@app.command("reschedule")
+@friendly_errors
+def reschedule(
+    maintenance_id: IdArgument,
+    start: Annotated[str, typer.Option(help="The new start, with a time zone: 2026-11-27T02:00Z.")],
+    end: Annotated[str, typer.Option(help="The new end, with a time zone: 2026-11-27T04:00Z.")],
+    message: MessageOption = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Move a window that has not started to a new one; everyone it was announced to is told."""
+    rt = runtime()
+    starts, ends = parse_moment("--start", start), parse_moment("--end", end)
+    who = identify(rt, as_, token)
+    moved = _run(
+        rt,
+        lambda queue: reschedule_maintenance(
+            rt, queue, maintenance_id, starts, ends, who, message, override_reason
+        ),
+        wait,
+    )
+    console.print(
+        f"rescheduled maintenance {moved.id}: {_utc(moved.starts_at)} to {_utc(moved.ends_at)}; announced"
+    )
+
+
+@app.command("extend")
+@friendly_errors
+def extend(
+    maintenance_id: IdArgument,
+    end: Annotated[str, typer.Option(help="The new end, with a time zone: 2026-11-26T05:00Z.")],
+    message: MessageOption = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Make a window end later (also while it overruns, before it is called complete); its audience is
+    told, and while it runs the new end is the next promise."""
+    rt = runtime()
+    ends = parse_moment("--end", end)
+    who = identify(rt, as_, token)
+    longer = _run(
+        rt,
+        lambda queue: extend_maintenance(rt, queue, maintenance_id, ends, who, message, override_reason),
+        wait,
+    )
+    console.print(f"extended maintenance {longer.id}: it now ends {_utc(longer.ends_at)}; announced")
+
+
+@app.command("finish")
+@friendly_errors
+def finish(
+    maintenance_id: IdArgument,
+    message: MessageOption = None,
+    override_reason: OverrideOption = None,
+    token: TokenOption = None,
+    as_: AsOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Call a running window complete now (early, or after an overrun); its audience is told."""
+    rt = runtime()
+    who = identify(rt, as_, token)
+    done = _run(
+        rt, lambda queue: finish_maintenance(rt, queue, maintenance_id, who, message, override_reason), wait
+    )
+    console.print(f"finished maintenance {done.id}: {done.title}; announced")
 
 
 @friendly_errors

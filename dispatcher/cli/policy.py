@@ -19,9 +19,11 @@ app = typer.Typer(help="The severity policy (policy.toml).", no_args_is_help=Tru
 def policy_table(loaded: LoadedPolicy) -> Table:
     source = str(loaded.path) if loaded.path is not None else "built-in defaults"
     table = Table(title=f"Severity policy {loaded.version} ({source})")
-    for column in ("severity", "channels", "audiences", "cadence", "resolve hold", "approval"):
+    for column in ("severity", "channels", "audiences", "cadence", "resolve hold", "approval", "first word"):
         table.add_column(column)
     for severity, rules in loaded.policy.severity.items():
+        budget = loaded.policy.first_word_budget(severity)
+        first_word = human(budget) if budget.total_seconds() > 0 else "no watchdog"
         table.add_row(
             severity.value,
             ", ".join(c.value for c in rules.channels) if rules.channels is not None else "all enabled",
@@ -29,6 +31,7 @@ def policy_table(loaded: LoadedPolicy) -> Table:
             human(rules.cadence),
             human(rules.resolve_hold) if rules.resolve_hold else "none",
             "second person" if rules.needs_approval else "no",
+            first_word + (" (notice sent by itself)" if rules.auto_first_notice else ""),
         )
     return table
 
@@ -48,4 +51,12 @@ def check(
         console.print(f"no policy file at {path}: the built-in policy applies")
     loaded = load_policy(path)
     console.print(policy_table(loaded))
+    escalation = loaded.policy.escalation
+    console.print(
+        f"escalation: after {escalation.after_holdings} holding messages in a row or "
+        f"{human(escalation.after)} without a real update; senior approver: "
+        f"{escalation.senior_approver or '-'}; contacts: {', '.join(escalation.contacts) or '-'}; "
+        f"approvals nudged after {human(escalation.approval_nudge_after)}",
+        highlight=False,
+    )
     console.print(f"policy version: {loaded.version}", highlight=False)

@@ -9,8 +9,8 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from channels._http.ssrf import BlockedDestination, DestinationPolicy
 from dispatcher.audience.csv_rows import normalise_email, normalise_phone, parse_channels
+from dispatcher.audience.endpoints import EndpointCheck
 from dispatcher.audience.importing import import_subscribers_file
 from dispatcher.audience.subscribers import add_subscribers, count_subscribers, iter_subscribers
 from dispatcher.cli.common import console, err_console, fail, friendly_errors, runtime
@@ -33,7 +33,7 @@ def _checked(field: str, check: Callable[[], T]) -> T:
 @friendly_errors
 def add(
     email: Annotated[str | None, typer.Option(help="Email address.")] = None,
-    phone: Annotated[str | None, typer.Option(help="Mobile number for SMS (+447700900123).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Mobile number for SMS (+447911123456).")] = None,
     webhook: Annotated[str | None, typer.Option(help="Webhook URL (a signing secret is generated).")] = None,
     name: Annotated[str | None, typer.Option(help="The person's or system's name.")] = None,
     external_id: Annotated[str | None, typer.Option(help="Your own id for them (unique).")] = None,
@@ -71,11 +71,9 @@ def add(
         number = _checked("phone", lambda: normalise_phone(phone, region_code))
         points.append(ContactPoint(channel=ChannelKind.SMS, address=number))
     if webhook:
-        allowed = rt.settings.provider_options("webhook").get("allow_destinations", [])
-        try:
-            DestinationPolicy(allowed).check_url(webhook)
-        except BlockedDestination as exc:
-            raise InvalidInput(f"webhook: not reachable by Tocsin: {exc.reason}") from None
+        unreachable = EndpointCheck(rt.settings).problem(webhook)
+        if unreachable is not None:
+            raise InvalidInput(f"webhook: {unreachable}")
         points.append(ContactPoint(channel=ChannelKind.WEBHOOK, address=webhook))
     if not points:
         raise InvalidInput("contact: give at least one of --email, --phone, --webhook")
@@ -113,7 +111,9 @@ def add(
 @app.command("import")
 @friendly_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV file; columns are listed in the README.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV file; its columns are listed in docs/pages/getting-started.md.")
+    ],
     skip_invalid: Annotated[
         bool, typer.Option(help="Import the valid rows even when some are bad (bad ones are listed).")
     ] = False,
@@ -127,7 +127,7 @@ def import_(
     for problem in outcome.problems:
         err_console.print(f"{file}:{problem.line}: {problem.column}: {problem.reason}", highlight=False)
     if outcome.problems and not skip_invalid:
-        fail(f"{len(outcome.problems)} bad row(s) in {file}; nothing imported (fix them, or --skip-invalid)")
+        fail(f"{outcome.summary()} in {file}; nothing imported (fix them, or --skip-invalid)")
     console.print(
         f"imported {outcome.imported} subscriber(s)"
         + (f", skipped {outcome.skipped} bad row(s)" if outcome.skipped else "")

@@ -10,20 +10,31 @@ from __future__ import annotations
 from sqlalchemy import Connection, select, update
 
 from dispatcher.comms.lifecycle import record_event
-from dispatcher.comms.publish import get_update, go_live
+from dispatcher.comms.publish import get_update, go_live, submit_released
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import Update, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store.queries import update_from_row
-from dispatcher.store.schema import updates
+from dispatcher.store.schema import api_tokens, updates
 
 
-def _who(name: str, what: str) -> str:
-    cleaned = name.strip()
-    if not cleaned:
-        raise InvalidInput(f"{what}: say who you are (--as NAME or $TOCSIN_USER)")
-    return cleaned
+def _proven(who: Identity, what: str) -> Identity:
+    """Deciding on someone else's words needs an identity a token proved (``dispatcher.domain.identity``)."""
+    if not who.proven or not who.name.strip():
+        raise InvalidInput(
+            f"{what}: needs an identity proven by a token (the API token, the console's login, or the "
+            "CLI's personal token: --token or $TOCSIN_TOKEN), not a typed name"
+        )
+    return who
+
+
+def _token_name(conn: Connection, token_id: int | None) -> str | None:
+    if token_id is None:
+        return None
+    found: str | None = conn.execute(select(api_tokens.c.name).where(api_tokens.c.id == token_id)).scalar()
+    return found
 
 
 def _decide(conn: Connection, update_id: int, waiting: tuple[str, ...], **values: object) -> Update:
@@ -44,39 +55,50 @@ def _decide(conn: Connection, update_id: int, waiting: tuple[str, ...], **values
     return update_from_row(row)
 
 
-def approve(rt: Runtime, update_id: int, approver: str, queue: TaskQueue) -> Update:
-    """Approve a waiting update and send it. The approver must not be its author."""
-    approver = _who(approver, "approver")
+def approve(rt: Runtime, update_id: int, who: Identity, queue: TaskQueue) -> Update:
+    """Approve a waiting update and send it. The approver (proven by a token) must not be its author:
+    not the token that wrote it, nor another token of the same name."""
+    who = _proven(who, "approver")
     upd = get_update(rt, update_id)
     if upd.state is not UpdateState.PENDING_APPROVAL:
         raise InvalidInput(f"update {update_id} is {upd.state.value}, not waiting for approval")
-    if upd.author is not None and upd.author.strip().casefold() == approver.casefold():
+    with rt.engine.connect() as conn:
+        author_token = _token_name(conn, upd.author_token_id)
+    if who.is_author_of(upd.author, upd.author_token_id, author_token):
         raise InvalidInput(f"update {update_id} was written by {upd.author}: someone else must approve it")
     now = rt.clock.now()
     with rt.engine.begin() as conn:
         claimed = _decide(
-            conn, update_id, (UpdateState.PENDING_APPROVAL.value,), approved_by=approver, approved_at=now
+            conn,
+            update_id,
+            (UpdateState.PENDING_APPROVAL.value,),
+            approved_by=who.name,
+            approver_token_id=who.token_id,
+            approved_at=now,
         )
         try:
-            released = go_live(conn, rt, claimed, now, actor=approver)
+            released = go_live(conn, rt, claimed, now, actor=who.name)
         except InvalidInput as exc:
             raise InvalidInput(
                 f"{exc}; update {update_id} still waits (approve it later, or reject it)"
             ) from None
-        record_event(conn, upd.incident_id, "approved", now, actor=approver, update_id=update_id)
-    queue.submit_fanout(update_id)
+        record_event(conn, upd.incident_id, "approved", now, actor=who.name, update_id=update_id)
+    submit_released(rt, queue, update_id)
     return released
 
 
-def reject(rt: Runtime, update_id: int, who: str, reason: str) -> Update:
-    """Reject a waiting (or still scheduled) update: it is never sent. The reason is recorded."""
-    who = _who(who, "rejected by")
+def reject(rt: Runtime, update_id: int, who: Identity, reason: str) -> Update:
+    """Reject a waiting (or still scheduled) update: it is never sent. The reason is recorded.
+
+    Rejecting an update that waits for approval needs a proven identity, as approving does."""
     if not reason.strip():
         raise InvalidInput("reason: say why the update is rejected")
     upd = get_update(rt, update_id)
     waiting = (UpdateState.PENDING_APPROVAL.value, UpdateState.SCHEDULED.value)
     if upd.state.value not in waiting:
         raise InvalidInput(f"update {update_id} is {upd.state.value}: only waiting updates can be rejected")
+    if upd.state is UpdateState.PENDING_APPROVAL:
+        _proven(who, "rejected by")
     now = rt.clock.now()
     with rt.engine.begin() as conn:
         rejected = _decide(
@@ -84,11 +106,11 @@ def reject(rt: Runtime, update_id: int, who: str, reason: str) -> Update:
             update_id,
             waiting,
             state=UpdateState.REJECTED.value,
-            rejected_by=who,
+            rejected_by=who.name,
             rejected_reason=reason.strip(),
         )
         record_event(
-            conn, upd.incident_id, "rejected", now, actor=who, reason=reason.strip(), update_id=update_id
+            conn, upd.incident_id, "rejected", now, actor=who.name, reason=reason.strip(), update_id=update_id
         )
     return rejected
 

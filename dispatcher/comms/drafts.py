@@ -48,6 +48,7 @@ def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, 
         "audience": str(content.audience),
         "channels": None if content.channels is None else [c.value for c in content.channels],
         "internal_note": content.internal_note,
+        "impact": {k: v.value for k, v in content.impact.items()} if content.impact else None,
         "template": content.template,
         "template_vars": content.template_vars,
     }
@@ -158,6 +159,7 @@ def update_of(draft: Draft, publisher: str | None, now: datetime, **more: Any) -
         audience=draft.audience,
         channels=draft.channels,
         internal_note=draft.internal_note,
+        impact=draft.impact,
         template=draft.template,
         template_vars=draft.template_vars,
         author=publisher,
@@ -172,12 +174,14 @@ def publish_draft(
     queue: TaskQueue,
     publisher: str | None,
     *,
+    publisher_token_id: int | None = None,
     version: int | None = None,
     override_reason: str | None = None,
     publish_at: datetime | None = None,
 ) -> Published:
     """Publish an open draft as ``publisher`` (guardrails, approval and lifecycle as for any update);
-    the draft is marked published with the update's id. A refused publish leaves it open."""
+    the draft is marked published with the update's id. A refused publish leaves it open.
+    ``publisher_token_id``: the token that proved who sends it (four eyes compare tokens, not names)."""
     draft = get_draft(rt, draft_id)
     if draft.state is DraftState.PUBLISHED and draft.published_update_id is not None:
         raise DraftConflict(f"draft {draft_id} was already published as update {draft.published_update_id}")
@@ -191,7 +195,14 @@ def publish_draft(
     start = publish_at or rt.clock.now()
     published = publish(
         rt,
-        update_of(draft, publisher, start, override_reason=override_reason, publish_at=publish_at),
+        update_of(
+            draft,
+            publisher,
+            start,
+            override_reason=override_reason,
+            publish_at=publish_at,
+            author_token_id=publisher_token_id,
+        ),
         queue,
     )
     with rt.engine.begin() as conn:

@@ -9,7 +9,14 @@ standing. For every unresolved incident (scheduled maintenance keeps its own pro
 - When the promise passes with no new public update, Tocsin sends the approved holding message
   (``promise.holding_message``, in each subscriber's language) to the audience of the last public
   update, promising the next one a severity cadence later. The missed promise is recorded as broken.
-  Three missed promises give three holding messages: "no news yet" beats silence.
+  Three missed promises give three holding messages: "no news yet" beats silence. A holding message
+  repeats the status customers were last told (an internal update never shows through it).
+- **When it drags on** — after ``escalation.after_holdings`` holding messages in a row (3) or
+  ``escalation.after`` (3 hours) without a real public update — a holding message no longer keeps the
+  promise: the missed promise is recorded broken, no holding message goes out, the owner and the
+  senior approver (else the escalation contacts) are paged along with staff, and the incident is
+  flagged (``escalated_at``; the console and the CLI show it) until a real public update goes out,
+  which the guardrails insist says something new (``holding-again``) unless overridden with a reason.
 
 Each action is claimed with a conditional UPDATE on the incident before anything is published, so two
 ticks running at once (two embedded workers, a beat and a cron) act once; the published update also
@@ -27,21 +34,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from channels.base import ChannelKind
-from dispatcher.comms.lifecycle import record_event
-from dispatcher.comms.publish import publish
+from dispatcher.comms.lifecycle import human, record_event
+from dispatcher.comms.paging import PAGE_BATCH, page, reach
+from dispatcher.comms.publish import REAL_KINDS, publish
 from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.domain.texts import hhmm, holding_text, iso_z
 from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import BatchRef, TaskQueue
-from dispatcher.store.bulk import insert_deliveries, timestamp_value
+from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store.queries import incident_from_row, update_from_row
-from dispatcher.store.schema import contact_points, incidents, subscribers, updates
+from dispatcher.store.schema import incidents, updates
 
 __all__ = [
     "AUTHOR",
@@ -53,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 AUTHOR = "tocsin"
-OWNER_BATCH = 1_000_000
+OWNER_BATCH = PAGE_BATCH
 """Batch number of the owner's own reminder row: far above any batch a fan-out numbers from 0."""
 
 PUBLISHED_STATES = (UpdateState.PENDING.value, UpdateState.FANNED_OUT.value)
@@ -65,6 +72,8 @@ class FollowupReport:
     """Ids of the reminder updates published."""
     holdings: list[int] = field(default_factory=list)
     """Ids of the holding updates published."""
+    escalations: list[int] = field(default_factory=list)
+    """Incidents escalated because they drag on."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -79,6 +88,8 @@ def _due_incidents(conn: Connection, horizon: datetime) -> list[Incident]:
             incidents.c.kind != "maintenance",
             incidents.c.next_update_at.is_not(None),
             incidents.c.next_update_at <= horizon,
+            # Escalated: paged already; nothing more until a real public update.
+            incidents.c.escalated_at.is_(None),
         )
         .order_by(incidents.c.next_update_at, incidents.c.id)
     ).mappings()
@@ -154,61 +165,8 @@ def _reminder_text(inc: Incident, due: datetime, last: Update | None) -> str:
     return f"Update for incident #{inc.id} '{inc.title}' is due by {hhmm(due)}; {since}.{owner}"
 
 
-def _owner_emails(conn: Connection, owner: str) -> list[str]:
-    """Email addresses of the owner that the internal audience does not already reach."""
-    if "@" in owner:
-        address = owner.strip().lower()
-        internal = conn.execute(
-            select(contact_points.c.id)
-            .join(subscribers, subscribers.c.id == contact_points.c.subscriber_id)
-            .where(
-                contact_points.c.channel == ChannelKind.EMAIL.value,
-                func.lower(contact_points.c.address) == address,
-                subscribers.c.internal.is_(True),
-            )
-        ).first()
-        return [] if internal is not None else [address]
-    found = conn.execute(
-        select(subscribers.c.internal, contact_points.c.address)
-        .join(contact_points, contact_points.c.subscriber_id == subscribers.c.id)
-        .where(
-            subscribers.c.external_id == owner,
-            contact_points.c.channel == ChannelKind.EMAIL.value,
-            contact_points.c.opted_out.is_(False),
-        )
-    ).all()
-    return [address for internal, address in found if not internal]
-
-
 def _reach_owner(rt: Runtime, queue: TaskQueue, inc: Incident, reminder: Update) -> None:
-    if not inc.owner or ChannelKind.EMAIL not in reminder.channels:
-        return
-    with rt.engine.begin() as conn:
-        addresses = _owner_emails(conn, inc.owner)
-        if not addresses:
-            return
-        now = timestamp_value(conn, rt.clock.now())
-        insert_deliveries(
-            conn,
-            [
-                (
-                    reminder.id,
-                    ChannelKind.EMAIL.value,
-                    a,
-                    None,
-                    None,
-                    "en",
-                    OWNER_BATCH,
-                    "queued",
-                    0,
-                    None,
-                    now,
-                    now,
-                )
-                for a in addresses
-            ],
-        )
-    queue.submit_batch(BatchRef(reminder.id, ChannelKind.EMAIL, OWNER_BATCH))
+    reach(rt, queue, reminder, [inc.owner])
 
 
 def _remind(rt: Runtime, queue: TaskQueue, inc: Incident, due: datetime, now: datetime) -> Update | None:
@@ -261,12 +219,14 @@ def _hold(rt: Runtime, queue: TaskQueue, inc: Incident, missed: datetime, now: d
         incidents.c.status != IncidentStatus.RESOLVED.value,
         next_update_at=promise,
         promise_reminded_at=None,
+        holding_streak=incidents.c.holding_streak + 1,
     )
     if not claimed:
         return None
     draft = UpdateDraft(
         incident_id=inc.id,
-        status=inc.status,
+        # What customers were last told, never a status only staff heard of.
+        status=last.status if last is not None else inc.status,
         message=holding_text(rt.policy.policy.promise, "en", promise),
         next_update_at=promise,
         audience=last.audience if last is not None else Audience.PUBLIC,
@@ -277,7 +237,12 @@ def _hold(rt: Runtime, queue: TaskQueue, inc: Incident, missed: datetime, now: d
     )
     # On failure the promise is given back: the next tick tries again.
     holding = _publish_or_give_back(
-        rt, queue, draft, incidents.c.next_update_at == promise, next_update_at=missed
+        rt,
+        queue,
+        draft,
+        incidents.c.next_update_at == promise,
+        next_update_at=missed,
+        holding_streak=incidents.c.holding_streak - 1,
     )
     with rt.engine.begin() as conn:
         # publish() keeps the incident's promise; make sure it is the new one even if it did not.
@@ -303,6 +268,68 @@ def _hold(rt: Runtime, queue: TaskQueue, inc: Incident, missed: datetime, now: d
     return holding
 
 
+# --- when it drags on -----------------------------------------------------------------------------
+
+
+def _last_real(conn: Connection, inc: Incident) -> datetime:
+    """When customers last heard something new: the latest real public update (not a holding message),
+    else when the incident opened."""
+    found = conn.execute(
+        select(func.max(updates.c.published_at)).where(
+            updates.c.incident_id == inc.id,
+            updates.c.audience != Audience.INTERNAL.value,
+            updates.c.state.in_(PUBLISHED_STATES),
+            updates.c.kind.in_(REAL_KINDS),
+        )
+    ).scalar()
+    if found is None:
+        return inc.opened_at
+    # An aggregate skips the column type: SQLite gives text, both give naive UTC.
+    moment = datetime.fromisoformat(found) if isinstance(found, str) else found
+    assert isinstance(moment, datetime)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _drags_on(rt: Runtime, inc: Incident, now: datetime) -> str | None:
+    """Why a holding message would no longer keep the promise; None while it still may."""
+    rules = rt.policy.policy.escalation
+    if inc.holding_streak >= rules.after_holdings:
+        return f"{inc.holding_streak} holding messages in a row"
+    with rt.engine.connect() as conn:
+        since = _last_real(conn, inc)
+    if now - since >= rules.after:
+        return f"no real public update for {human(now - since)}"
+    return None
+
+
+def _escalate(
+    rt: Runtime, queue: TaskQueue, inc: Incident, missed: datetime, now: datetime, why: str
+) -> bool:
+    claimed, _ = _claim(
+        rt, inc, incidents.c.next_update_at == missed, incidents.c.escalated_at.is_(None), escalated_at=now
+    )
+    if not claimed:
+        return False
+    with rt.engine.begin() as conn:
+        conn.execute(
+            update(updates)
+            .where(updates.c.incident_id == inc.id, updates.c.promise_state == "open")
+            .values(promise_state="broken")
+        )
+    rules = rt.policy.policy.escalation
+    text = (
+        f"ESCALATED: incident #{inc.id} '{inc.title}' ({inc.severity.value}) drags on: {why}. Customers "
+        f"were promised an update by {hhmm(missed)}; a holding message no longer keeps that promise, so "
+        f"none was sent. Publish a real update now (`tocsin publish {inc.id} …`): what you know, what you "
+        "are doing, when you expect more."
+    )
+    seniors = [rules.senior_approver] if rules.senior_approver else list(rules.contacts)
+    paged = page(rt, queue, inc, text, f"escalated:{inc.id}:{iso_z(missed)}", [inc.owner, *seniors])
+    with rt.engine.begin() as conn:
+        _event(conn, inc, "escalated", now, paged.id, why)
+    return True
+
+
 # --- the duty ------------------------------------------------------------------------------------
 
 
@@ -318,6 +345,11 @@ def enforce_promises(rt: Runtime, queue: TaskQueue) -> FollowupReport:
         assert promised is not None
         try:
             if promised <= now:
+                why = _drags_on(rt, inc, now)
+                if why is not None:
+                    if _escalate(rt, queue, inc, promised, now, why):
+                        report.escalations.append(inc.id)
+                    continue
                 holding = _hold(rt, queue, inc, promised, now)
                 if holding is not None:
                     report.holdings.append(holding.id)

@@ -209,7 +209,14 @@ def change_status(
     reason: str | None = None,
     force: bool = False,
 ) -> Incident:
-    """Move the incident to ``to`` by hand (no update is published); the event says who and why."""
+    """Move the incident to ``to`` by hand (no update is published); the event says who and why.
+
+    Resolving is not a quiet move: everyone told must hear the end (``dispatcher.comms.closure``)."""
+    if to is IncidentStatus.RESOLVED:
+        raise InvalidInput(
+            f"status: resolving incident {incident_id} tells everyone who was told about it; "
+            f"use `tocsin incident resolve {incident_id}` (dispatcher.comms.closure.resolve)"
+        )
     now = rt.clock.now()
     with rt.engine.begin() as conn:
         incident = get_incident(conn, incident_id, lock=True)
@@ -271,6 +278,7 @@ def open_or_reopen(
     source: str | None = None,
     external_key: str | None = None,
     actor: str | None = None,
+    reason: str | None = None,
 ) -> Opened:
     """Open an incident, unless the same thing is already open or broke again soon after resolving.
 
@@ -335,6 +343,7 @@ def open_or_reopen(
             status=IncidentStatus.INVESTIGATING,
             at=now,
             actor=actor,
+            reason=reason,
             owner=draft.owner,
             source=source if keyed else None,
             external_key=external_key if keyed else None,

@@ -209,6 +209,7 @@ def budget_for_name(channel: ChannelKind) -> str:
 
 def draft_context(rt: Runtime, incident: Incident, draft: UpdateDraft) -> RenderContext:
     """What the templates would see if ``draft`` were published now."""
+    audience = check_audience(rt.policy, draft.audience)
     return RenderContext(
         incident_id=incident.id,
         incident_title=incident.title,
@@ -224,6 +225,7 @@ def draft_context(rt: Runtime, incident: Incident, draft: UpdateDraft) -> Render
         published_at=draft.publish_at or rt.clock.now(),
         organisation=rt.settings.organisation,
         status_page_url=rt.settings.status_page_url,
+        internal=audience is Audience.INTERNAL,
         starts_at=incident.starts_at,
         ends_at=incident.ends_at,
         texts=checked_texts(rt, draft),
@@ -241,9 +243,10 @@ def preview_draft(
     incident = get_incident(rt, draft.incident_id)
     context = draft_context(rt, incident, draft)
     hint = _sms_needs_hint(rt)
-    findings = check_draft(rt, incident, draft) + draft_findings(rt, incident, draft)
+    chosen = preview_channels(rt, incident, draft)
+    findings = check_draft(rt, incident, draft, chosen) + draft_findings(rt, incident, draft)
     channels = []
-    for channel in preview_channels(rt, incident, draft):
+    for channel in chosen:
         rendered = _render(rt, channel, context, locale, zone, hint)
         size = audience_size(rt, channel, incident, audience)
         item = ChannelPreview(

@@ -19,33 +19,52 @@ at release, when the incident may have moved on.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind
 from dispatcher.comms import guardrails, languages, message_templates
-from dispatcher.comms.lifecycle import apply_transition, plan_transition, record_event
+from dispatcher.comms.everyone_told import submit_closure, write_closure_rows
+from dispatcher.comms.lifecycle import apply_transition, human, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
-from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
-from dispatcher.domain.models import Audience, Incident, IncidentStatus, Update, UpdateDraft, UpdateState
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import (
+    Audience,
+    ComponentImpact,
+    Incident,
+    IncidentStatus,
+    Update,
+    UpdateDraft,
+    UpdateState,
+)
 from dispatcher.domain.policy import SeverityPolicy
 from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.status_site import internal_site_configured
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store import queries
 from dispatcher.store.queries import get_incident, update_from_row
-from dispatcher.store.schema import incidents, updates
+from dispatcher.store.schema import component_impacts, incidents, updates
 
 if TYPE_CHECKING:
     from dispatcher.domain.guardrail_rules import Finding
 
-PRE_APPROVED_KINDS = ("holding", "reminder", "maintenance")
-"""Written by Tocsin from approved texts: no guardrails, no approval."""
+PRE_APPROVED_KINDS = ("holding", "reminder", "maintenance", "first_notice", "resolution")
+"""Written from texts approved in advance (the policy's, Tocsin's own): no approval; only the title and
+components of a first notice are checked by the guardrails."""
+REAL_KINDS = ("update", "first_notice", "resolution")
+"""Updates that say something new to customers (a holding message does not): they end a run of
+holding messages and an escalation."""
 
 SCHEDULER = "tocsin:scheduler"
+PUBLISHED_STATES = (UpdateState.PENDING.value, UpdateState.FANNED_OUT.value)
+"""Updates in these states were released: people have been (or are being) told."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,11 @@ def channels_for(rt: Runtime, draft: UpdateDraft, rules: SeverityPolicy) -> list
     if draft.audience is not Audience.PUBLIC:
         # Social posts reach the whole world: only for public updates (chat rooms are staff's).
         # The status page shows public updates only: an internal one changes nothing there.
+        had_site = ChannelKind.STATUSPAGE in chosen
         chosen = [c for c in chosen if c not in (ChannelKind.SOCIAL, ChannelKind.STATUSPAGE)]
+        if had_site and internal_site_configured(rt):
+            # ...but staff's internal status site shows internal updates too (its own target only).
+            chosen.append(ChannelKind.STATUSPAGE)
     return list(dict.fromkeys(chosen))
 
 
@@ -110,14 +133,13 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
     return goes_out
 
 
-def _check_guardrails(rt: Runtime, incident: Incident, draft: UpdateDraft) -> tuple[Finding, ...]:
-    if draft.kind in PRE_APPROVED_KINDS:
-        return ()
-    findings = tuple(guardrails.check_draft(rt, incident, draft)) + tuple(
+def _check_guardrails(
+    rt: Runtime, incident: Incident, draft: UpdateDraft, channels: list[ChannelKind]
+) -> tuple[Finding, ...]:
+    findings = tuple(guardrails.check_draft(rt, incident, draft, channels)) + tuple(
         languages.draft_findings(rt, incident, draft)
     )
-    if any(f.level == "error" for f in findings) and not (draft.override_reason or "").strip():
-        raise GuardrailsBlocked(findings)
+    guardrails.refuse_unless_overridden(findings, draft.override_reason)
     return findings
 
 
@@ -131,7 +153,12 @@ def needs_approval(rules: SeverityPolicy, kind: str, audience: Audience | str) -
     return rules.needs_approval and kind not in PRE_APPROVED_KINDS and reaches_customers(audience)
 
 
-def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
+def publish(
+    rt: Runtime, draft: UpdateDraft, queue: TaskQueue, *, force_reason: str | None = None
+) -> Published:
+    """Validate, write and (unless it waits) release ``draft``; the fan-out is submitted after commit.
+
+    ``force_reason``: resolve before the severity's monitoring hold, for this reason (recorded)."""
     now = rt.clock.now()
     goes_out = _check_times(draft, now)
     if draft.idempotency_key:
@@ -151,8 +178,21 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
     channels = channels_for(rt, draft, rules)
     if not channels:
         raise InvalidInput("channels: the update would go out on no channel")
-    plan_transition(rt.policy.policy, incident, draft.status, goes_out)  # refused before any write
-    findings = _check_guardrails(rt, incident, draft)
+    if (
+        draft.status is IncidentStatus.RESOLVED
+        and audience == Audience.INTERNAL.value
+        and incident.first_word_at
+    ):
+        # Its rows would carry staff's words to everyone told: customers hear the end in theirs.
+        raise InvalidInput(
+            f"audience: customers were told about incident {incident.id}, so its end goes to them too: "
+            f"`tocsin incident resolve {incident.id}` (or publish the resolution to the public)"
+        )
+    # Refused before anything is written:
+    plan_transition(
+        rt.policy.policy, incident, draft.status, goes_out, force=bool(force_reason), reason=force_reason
+    )
+    findings = _check_guardrails(rt, incident, draft, channels)
     if draft.publish_at is not None:
         state = UpdateState.SCHEDULED
     elif needs_approval(rules, draft.kind, draft.audience) and not message_templates.pre_approved(rt, draft):
@@ -178,13 +218,15 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
         "scheduled_for": draft.publish_at,
         "texts": languages.stored_texts(languages.checked_texts(rt, draft)),
         "template": draft.template,
+        "author_token_id": draft.author_token_id,
+        "impact": {k: v.value for k, v in draft.impact.items()} if draft.impact else None,
     }
     try:
         with rt.engine.begin() as conn:
             row = conn.execute(updates.insert().values(**values).returning(*updates.c)).mappings().one()
             published = update_from_row(row)
             if state is UpdateState.PENDING:
-                published = go_live(conn, rt, published, now, actor=draft.author)
+                published = go_live(conn, rt, published, now, actor=draft.author, force_reason=force_reason)
     except IntegrityError:
         # Two publishes with the same key raced; the first one won.
         if draft.idempotency_key is None:
@@ -195,50 +237,196 @@ def publish(rt: Runtime, draft: UpdateDraft, queue: TaskQueue) -> Published:
             raise
         return _replay(earlier, draft)
     if published.state is UpdateState.PENDING:
-        queue.submit_fanout(published.id)
+        submit_released(rt, queue, published.id)
     return Published(published, created=True, findings=findings)
 
 
-def go_live(conn: Connection, rt: Runtime, upd: Update, now: datetime, actor: str | None) -> Update:
+def submit_released(rt: Runtime, queue: TaskQueue, update_id: int) -> None:
+    """Hand a released update to the queue: its fan-out, and the rows for everyone told when it ends
+    the incident (``dispatcher.comms.everyone_told``)."""
+    queue.submit_fanout(update_id)
+    submit_closure(rt, queue, [update_id])
+
+
+def go_live(
+    conn: Connection,
+    rt: Runtime,
+    upd: Update,
+    now: datetime,
+    actor: str | None,
+    force_reason: str | None = None,
+) -> Update:
     """Release ``upd`` (state ``pending``, ``published_at`` now), in the caller's transaction.
 
     Moves the incident to the update's status through the lifecycle rules (``InvalidInput`` if they
-    refuse it now) and, for an update to customers (public or a segment), settles promises: the
-    previous open promise is ``kept`` (this update came by its ``next_update_at``) or ``broken`` (it
-    came later); this update's own promise is ``open``; the incident's ``next_update_at`` becomes this
-    update's (none once resolved).
-    The caller submits the fan-out after the transaction commits."""
+    refuse it now; a holding message never moves it: it repeats what customers were last told) and,
+    for an update to customers (public or a segment), settles promises: the previous open promise is
+    ``kept`` (this update came by its ``next_update_at``) or ``broken`` (it came later); this update's
+    own promise is ``open``; the incident's ``next_update_at`` becomes this update's (none once
+    resolved). The first one is the incident's first public word (timed, on the timeline); a real one
+    ends a run of holding messages and any escalation; its per-component impact is recorded. When it
+    resolves the incident, everyone told about it gets it too (``everyone_told``).
+    The caller submits the fan-out after the transaction commits (``submit_released``)."""
     incident = get_incident(conn, upd.incident_id, lock=True)
-    change = plan_transition(rt.policy.policy, incident, upd.status, now)
+    change = None
+    if upd.kind != "holding":
+        policy = rt.policy.policy
+        change = plan_transition(
+            policy, incident, upd.status, now, force=bool(force_reason), reason=force_reason
+        )
     if change is not None:
-        apply_transition(conn, change, now, actor=actor, update_id=upd.id)
+        apply_transition(conn, change, now, actor=actor, reason=force_reason, update_id=upd.id)
     values: dict[str, Any] = {"state": UpdateState.PENDING.value, "published_at": now}
     if reaches_customers(upd.audience):
-        resolved = upd.status is IncidentStatus.RESOLVED
-        open_promises = (
-            updates.c.incident_id == upd.incident_id,
-            updates.c.promise_state == "open",
-            updates.c.id != upd.id,
+        # A maintenance notice keeps the window's promise when it comes within the completion grace
+        # (plus a tick's worth): completion waits that long after the window's end on purpose.
+        slack = (
+            rt.policy.policy.maintenance.completion_grace + TICK_SLACK if upd.kind == "maintenance" else None
         )
-        conn.execute(
-            update(updates)
-            .where(*open_promises, updates.c.next_update_at >= now)
-            .values(promise_state="kept")
-        )
-        conn.execute(update(updates).where(*open_promises).values(promise_state="broken"))
-        promise = None if resolved else upd.next_update_at
-        values["promise_state"] = "open" if promise is not None else None
-        conn.execute(
-            update(incidents)
-            .where(incidents.c.id == upd.incident_id)
-            .values(next_update_at=promise, promise_reminded_at=None, updated_at=now)
-        )
+        _settle_promises(conn, upd, now, values, slack)
+        _customers_told(conn, incident, upd, now, actor)
+    if change is not None and change.to_status is IncidentStatus.RESOLVED:
+        _everyone_hears_the_end(conn, rt, upd, incident, now, actor)
     row = (
         conn.execute(update(updates).where(updates.c.id == upd.id).values(**values).returning(*updates.c))
         .mappings()
         .one()
     )
     return update_from_row(row)
+
+
+def _settle_promises(
+    conn: Connection, upd: Update, now: datetime, values: dict[str, Any], slack: timedelta | None = None
+) -> None:
+    resolved = upd.status is IncidentStatus.RESOLVED
+    open_promises = (
+        updates.c.incident_id == upd.incident_id,
+        updates.c.promise_state == "open",
+        updates.c.id != upd.id,
+    )
+    kept_until = now - slack if slack is not None else now
+    conn.execute(
+        update(updates)
+        .where(*open_promises, updates.c.next_update_at >= kept_until)
+        .values(promise_state="kept")
+    )
+    conn.execute(update(updates).where(*open_promises).values(promise_state="broken"))
+    promise = None if resolved else upd.next_update_at
+    values["promise_state"] = "open" if promise is not None else None
+    conn.execute(
+        update(incidents)
+        .where(incidents.c.id == upd.incident_id)
+        .values(next_update_at=promise, promise_reminded_at=None, updated_at=now)
+    )
+
+
+TICK_SLACK = timedelta(minutes=5)
+"""How late after its due time the periodic tick may act (it runs every ``tick_every`` seconds)."""
+
+
+def _customers_told(
+    conn: Connection, incident: Incident, upd: Update, now: datetime, actor: str | None
+) -> None:
+    """Bookkeeping of an update that reached customers: first word, holding runs, impact."""
+    changes: dict[str, Any] = {}
+    if incident.first_word_at is None and incident.kind == "incident":
+        changes["first_word_at"] = now
+        record_event(
+            conn,
+            incident.id,
+            "first_word",
+            now,
+            actor=actor,
+            reason=f"customers first told {human(now - incident.opened_at)} after opening",
+            update_id=upd.id,
+        )
+    if upd.kind in REAL_KINDS:
+        changes.update(holding_streak=0, escalated_at=None)
+        if incident.escalated_at is not None:
+            record_event(conn, incident.id, "escalation_ended", now, actor=actor, update_id=upd.id)
+    if changes:
+        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(**changes))
+    if upd.impact:
+        record_impact(conn, incident.id, upd.impact, now, "update", actor, upd.id)
+
+
+def record_impact(
+    conn: Connection,
+    incident_id: int,
+    impact: dict[str, ComponentImpact],
+    at: datetime,
+    source: str,
+    actor: str | None,
+    update_id: int | None = None,
+) -> None:
+    """One ``component_impacts`` row per component: how hard it is hit from ``at`` on."""
+    conn.execute(
+        insert(component_impacts),
+        [
+            {
+                "incident_id": incident_id,
+                "component": name,
+                "impact": ComponentImpact(level).value,
+                "effective_at": at,
+                "source": source,
+                "update_id": update_id,
+                "actor": actor,
+            }
+            for name, level in impact.items()
+        ],
+    )
+
+
+def _everyone_hears_the_end(
+    conn: Connection, rt: Runtime, upd: Update, incident: Incident, now: datetime, actor: str | None
+) -> None:
+    """The incident ends: its components are operational again, and everyone told hears it."""
+    named = set(incident.components) | set(_impacted(conn, incident.id))
+    if named and upd.audience is not Audience.INTERNAL:
+        record_impact(
+            conn,
+            incident.id,
+            dict.fromkeys(sorted(named), ComponentImpact.OPERATIONAL),
+            now,
+            "resolved",
+            actor,
+            upd.id,
+        )
+    count, unreachable = write_closure_rows(conn, rt, upd, incident, now)
+    record_event(
+        conn,
+        incident.id,
+        "closure",
+        now,
+        actor=actor,
+        update_id=upd.id,
+        reason=f"the resolution goes to {count} address(es) told about this incident",
+    )
+    if unreachable:
+        log.error(
+            "incident %s: channels %s are off: people told there cannot hear the end",
+            incident.id,
+            unreachable,
+        )
+        record_event(
+            conn,
+            incident.id,
+            "closure_unreachable",
+            now,
+            actor=actor,
+            update_id=upd.id,
+            reason=f"channel(s) {', '.join(unreachable)} are off: people told there cannot hear the end",
+        )
+
+
+def _impacted(conn: Connection, incident_id: int) -> list[str]:
+    return list(
+        conn.execute(
+            select(component_impacts.c.component)
+            .where(component_impacts.c.incident_id == incident_id)
+            .distinct()
+        ).scalars()
+    )
 
 
 def release_due(rt: Runtime, queue: TaskQueue) -> list[int]:
@@ -271,7 +459,7 @@ def release_due(rt: Runtime, queue: TaskQueue) -> list[int]:
             continue  # another process released it first
         released.append(update_id)
         if state is UpdateState.PENDING:
-            queue.submit_fanout(update_id)
+            submit_released(rt, queue, update_id)
     return released
 
 

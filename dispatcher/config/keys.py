@@ -23,11 +23,15 @@ from sqlalchemy.engine import make_url
 from dispatcher.config.settings import Settings
 from dispatcher.domain.errors import ConfigurationError
 
-Purpose = Literal["confirm", "unsubscribe"]
-CODES: dict[str, str] = {"confirm": "c", "unsubscribe": "u"}
+Purpose = Literal["confirm", "unsubscribe", "manage", "verify"]
+CODES: dict[str, str] = {"confirm": "c", "unsubscribe": "u", "manage": "m", "verify": "v"}
 CONFIRM_VALID_FOR = timedelta(days=7)
 UNSUBSCRIBE_VALID_FOR = timedelta(days=400)
 """An unsubscribe link must keep working for as long as people keep old emails around."""
+MANAGE_VALID_FOR = UNSUBSCRIBE_VALID_FOR
+"""The "manage your subscription" link in every message lives as long as the unsubscribe link."""
+VERIFY_VALID_FOR = timedelta(minutes=15)
+"""An SMS confirmation code (and the page that takes it) is good for this long."""
 
 _key_lock = threading.Lock()
 _file_keys: dict[str, bytes] = {}

@@ -10,8 +10,17 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +29,8 @@ from pydantic_settings import (
 )
 
 from channels.base import ChannelKind
+from dispatcher.config.guards import CanarySettings, LimitSettings, ReadinessSettings
+from dispatcher.config.names import check_provider_names
 from dispatcher.config.resources import templates_root
 from dispatcher.domain.locales import LOCALE_PATTERN
 from dispatcher.domain.quiet_hours import check_timezone
@@ -34,6 +45,7 @@ SVIX_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 class ChannelSettings(BaseModel):
     """One channel: its providers in failover order (primary first) and how big a batch may be."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, never silently dropped
     providers: list[str] = Field(default_factory=lambda: ["outbox"], min_length=1)
     batch_size: int | None = Field(default=None, ge=1, le=10_000)
     """At most this many deliveries per provider call; default: the adapter's own maximum."""
@@ -52,6 +64,8 @@ class ChannelSettings(BaseModel):
 class RateLimitSettings(BaseModel):
     """A provider account's sending rate, shared by every worker (through Redis when configured)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     per_second: float = Field(gt=0)
     burst: int = Field(default=1, ge=1, le=10_000)
 
@@ -59,12 +73,16 @@ class RateLimitSettings(BaseModel):
 class CircuitSettings(BaseModel):
     """When to stop calling a failing provider and move its rows to the next one."""
 
+    model_config = ConfigDict(extra="forbid")
+
     failures: int = Field(default=3, ge=1)
     reset_after: float = Field(default=30.0, gt=0)
 
 
 class RetrySettings(BaseModel):
     """How transient failures are retried (see ``dispatcher.engine.retry``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     schedule: list[float] = Field(default_factory=lambda: list(SVIX_SCHEDULE), max_length=100)
     """Seconds to wait before each retry; after the last one the delivery is failed. Svix's default."""
@@ -157,6 +175,12 @@ class Settings(BaseSettings):
     console_secret: SecretStr | None = None
     """Signs the web console's session cookies. Unset: a random key per process (sessions end on restart
     and are not shared between several ``tocsin api`` processes)."""
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    """Request body size and JSON depth limits of ``tocsin api``."""
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
+    """How often the tick probes the providers (``tocsin check``, ``/readyz``)."""
+    canary: CanarySettings = Field(default_factory=CanarySettings)
+    """Your own contacts for ``tocsin check --send``."""
 
     @field_validator("timezone")
     @classmethod
@@ -186,8 +210,29 @@ class Settings(BaseSettings):
     def _every_channel_configured(
         cls, value: dict[ChannelKind, ChannelSettings]
     ) -> dict[ChannelKind, ChannelSettings]:
-        """Configuring one channel must not drop the defaults of the others."""
-        return {**_default_channels(), **value}
+        """Configuring one channel must not drop the defaults of the others; every provider named must
+        exist (built in, or installed under the ``tocsin.channels`` entry point group)."""
+        merged = {**_default_channels(), **value}
+        check_provider_names({f"channels.{k.value}.providers": c.providers for k, c in merged.items()})
+        return merged
+
+    @field_validator("providers", "rate_limits")
+    @classmethod
+    def _known_provider_tables(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """``[providers.sendgird]`` would configure nothing: a table must be named after a provider."""
+        check_provider_names({f"{info.field_name}.{name}": [name] for name in value}, table=True)
+        return value
+
+    @field_validator("public_url", "status_page_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        """Links in every message and the callbacks' signatures depend on it: http(s) with a host."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} must be an http:// or https:// URL with a host")
+        return value
 
     @field_validator("redis_url")
     @classmethod

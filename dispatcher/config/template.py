@@ -36,8 +36,8 @@ providers = ["outbox"]
 providers = ["outbox"]          # "webhook" to POST signed requests to subscribers' endpoints
 [channels.social]
 providers = ["outbox"]
-# The static status page: a folder and/or an S3 bucket (see docs/statuspage.md).
-# [channels.statuspage.adapter]
+# The static status page: a folder and/or an S3 bucket (see docs/pages/statuspage.md).
+# [channels.statuspage]
 # enabled = true
 # [providers.statuspage]
 # directory = "/srv/status"

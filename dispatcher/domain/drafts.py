@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import ChannelKind
-from dispatcher.domain.models import Audience, IncidentStatus
+from dispatcher.domain.models import Audience, ComponentImpact, IncidentStatus
 from dispatcher.domain.update_texts import LocaleText
 
 
@@ -36,6 +36,8 @@ class DraftContent(BaseModel):
     audience: Audience = Audience.PUBLIC
     channels: list[ChannelKind] | None = None
     internal_note: str | None = Field(default=None, max_length=4000)
+    impact: dict[str, ComponentImpact] | None = None
+    """How each named component is hit as of the update (the status page shows it)."""
     template: str | None = Field(default=None, max_length=100)
     template_vars: dict[str, str] | None = None
 

@@ -7,14 +7,35 @@ from datetime import timedelta
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
+MAX_DURATION = timedelta(days=366)
+"""The longest promise or schedule Tocsin accepts: a year ahead is already more than any reader can hold
+you to, and far beyond it the arithmetic on dates overflows (``99999999h`` from now is past year 9999)."""
+_MAX_DIGITS = 12
+"""More digits than this is far beyond ``MAX_DURATION`` in any unit: refused before converting."""
+
 
 def parse_duration(text: str) -> timedelta:
-    """Raise ``ValueError`` naming the text when it is not a duration."""
+    """Raise ``ValueError`` naming the text when it is not a duration, or is longer than
+    ``MAX_DURATION``."""
     value = text.strip().lower()
     if value.isdigit():
-        return timedelta(minutes=int(value))
+        return _bounded(text, (0, 0, value, 0))
     match = _DURATION.match(value)
     if not value or match is None or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration like 30m, 2h or 1h30m")
-    d, h, m, s = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    d, h, m, s = (g or "0" for g in match.groups())
+    return _bounded(text, (d, h, m, s))
+
+
+def _bounded(text: str, parts: tuple[str | int, ...]) -> timedelta:
+    too_long = ValueError(
+        f"{text.strip()!r} is longer than {MAX_DURATION.days} days, the longest promise "
+        "or schedule Tocsin accepts"
+    )
+    if any(len(str(p)) > _MAX_DIGITS for p in parts):
+        raise too_long
+    d, h, m, s = (int(p) for p in parts)
+    duration = timedelta(days=d, hours=h, minutes=m, seconds=s)
+    if duration > MAX_DURATION:
+        raise too_long
+    return duration

@@ -32,5 +32,9 @@ class GuardrailsBlocked(InvalidInput):
 
     def __init__(self, findings: Sequence[Finding]) -> None:
         self.findings = list(findings)
-        listed = "; ".join(f"{f.rule}: {f.message}" for f in self.findings if f.level == "error")
+        listed = "; ".join(
+            ("" if f.field == "message" else f"{f.field} ") + f"{f.rule}: {f.message}"
+            for f in self.findings
+            if f.level == "error"
+        )
         super().__init__(f"guardrails: {listed} (fix the text, or give an override reason)")

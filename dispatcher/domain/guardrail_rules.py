@@ -18,7 +18,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
+
+import phonenumbers
 
 from dispatcher.domain.models import IncidentStatus, Severity
 
@@ -32,6 +35,9 @@ class Finding:
     message: str
     span: tuple[int, int] | None = None
     """Where in the text the problem is (start, end), when it is in the text."""
+    field: str = "message"
+    """Which public-facing string: ``message``, ``title``, ``components``, or a channel's template
+    output (``template:email``); ``span`` points into that string."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -39,7 +45,9 @@ class Finding:
             "level": self.level,
             "message": self.message,
             "span": list(self.span) if self.span else None,
+            "field": self.field,
         }
+
 
 Span = tuple[int, int]
 
@@ -63,6 +71,22 @@ class Draft:
     """No earlier public update on this incident went out."""
     own_email_domains: frozenset[str] = field(default_factory=frozenset)
     """Addresses at these domains may appear in public text (the organisation's own support desk)."""
+    now: datetime | None = None
+    """When the text goes out: a clock time before it is no ETA. None: any clock time counts."""
+    internal_domains: frozenset[str] = field(default_factory=frozenset)
+    """The organisation's own internal DNS zones (policy ``guardrails.internal_domains``)."""
+    public_phone_numbers: frozenset[str] = field(default_factory=frozenset)
+    """Phone numbers (E.164) customers may read: the support line."""
+    region: str = "US"
+    """Where a phone number written without ``+`` is read."""
+    promise_in: timedelta | None = None
+    """How far ahead the next update is promised."""
+    cadence: timedelta | None = None
+    """The severity's cadence: a promise further ahead is an error."""
+    escalated: bool = False
+    """The incident drags on (too many holding messages): the next public update must be a real one."""
+    holding_texts: tuple[str, ...] = ()
+    """The policy's holding messages (a text like them is no real update)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -71,14 +95,42 @@ class Draft:
 
 VAGUE_TIMING = (
     "as soon as possible",
+    "as soon as we can",
+    "as quickly as possible",
+    "as quickly as we can",
+    "as fast as possible",
+    "as fast as we can",
     "asap",
     "shortly",
     "soon",
+    "sooner or later",
     "in a bit",
+    "in a while",
+    "in a little while",
     "momentarily",
+    "imminently",
+    "any minute",
+    "any moment",
+    "before long",
+    "in due course",
+    "at the earliest opportunity",
+    "in the near future",
+    "in the coming hours",
+    "in the coming days",
+    "in the next few hours",
+    "in the next few days",
+    "over the next few hours",
+    "later today",
     "dès que possible",
+    "au plus vite",
+    "au plus tôt",
+    "le plus rapidement possible",
+    "dans les plus brefs délais",
     "sous peu",
     "bientôt",
+    "prochainement",
+    "dans les prochaines heures",
+    "dans les heures à venir",
 )
 
 NO_ETA_YET = (
@@ -100,8 +152,21 @@ RESOLVED_CLAIMS = (
     "resolved",
     "fixed",
     "restored",
+    "recovered",
     "back to normal",
     "fully operational",
+    "working normally",
+    "working normally again",
+    "working again",
+    "operating normally",
+    "running normally",
+    "errors have stopped",
+    "no more errors",
+    "all good",
+    "up and running",
+    "back online",
+    "fonctionne normalement", "fonctionnent normalement",
+    "fonctionne à nouveau", "fonctionnent à nouveau",
     "résolu", "résolue", "résolus", "résolues",
     "corrigé", "corrigée", "corrigés", "corrigées",
     "rétabli", "rétablie", "rétablis", "rétablies",
@@ -128,32 +193,30 @@ APOLOGIES = (
 )  # fmt: skip
 
 INTERNAL_DOMAIN_SUFFIXES = ("internal", "local", "localdomain", "corp", "lan", "intranet", "home.arpa")
+INTERNAL_LABELS = frozenset({"internal", "corp", "intranet", "lan", "local", "localdomain", "int", "priv"})
+"""A host name with one of these labels anywhere (``grafana.corp.acme.io``) is an internal one."""
+CLOUD_REGION_RE = re.compile(
+    r"^(?:us|eu|ap|sa|ca|me|af|il|mx)-(?:gov-)?(?:north|south|east|west|central|northeast|northwest"
+    r"|southeast|southwest)-\d$"
+)
+"""Cloud regions (``eu-west-1``) are public names, not hosts."""
 SERVER_ENVIRONMENTS = ("prod", "production", "preprod", "staging", "stg", "dev", "qa", "uat")
 SERVER_ROLES = (
     "db", "pg", "postgres", "mysql", "redis", "mongo", "kafka", "rabbit", "rabbitmq", "es", "elastic",
     "web", "app", "worker", "cache", "lb", "k8s", "node", "srv", "server", "host", "vm",
 )  # fmt: skip
 
-PRIVATE_NETWORKS = tuple(
-    ipaddress.ip_network(net)
-    for net in (
-        "10.0.0.0/8",  # RFC 1918
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "127.0.0.0/8",  # loopback
-        "169.254.0.0/16",  # link-local
-        "::1/128",
-        "fc00::/7",  # unique local addresses
-        "fe80::/10",
-    )
-)
 
 STACK_TRACE_MARKERS = (
     r"Traceback \(most recent call last\)",
     r'File "[^"\n]+", line \d+',
     r"Exception in thread \S+",
     r"\bat (?:[A-Za-z_$][\w$]*\.)+[\w$<>]+ ?\(",  # Java, JavaScript frames: at com.foo.Bar.run(
+    r"\bat (?:[a-z_$][\w$]*\.)*[A-Z][a-z0-9]+[A-Z][\w$]*\.[a-z_$][\w$]*",  # at PaymentService.charge
     r"\bgoroutine \d+ \[",
+    # Exception classes: psycopg2.OperationalError, java.lang.NullPointerException, TimeoutException
+    r"\b(?:[a-z_][a-z0-9_]*\.)+[A-Z][A-Za-z0-9]*(?:Error|Exception|Fault)\b",
+    r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)*(?:Error|Exception)\b",
 )
 
 SECRET_MARKERS = (
@@ -245,12 +308,20 @@ INTERNAL_HOST_RE = re.compile(
             # prod-db-01, staging-api2 (not a ticket number such as DEV-123)
             r"(?<![\w.-])(?:" + "|".join(SERVER_ENVIRONMENTS) + r")(?:-[a-z][a-z0-9]*)+-?\d+[a-z0-9]*"
             r"(?![\w-])",
-            # db-3, web01, k8s-node-12 (a server role followed by its number)
-            r"(?<![\w.-])(?:" + "|".join(SERVER_ROLES) + r")-?\d{1,3}[a-z]?(?![\w-])",
+            # db-3, web01, k8s-node-12, pg-primary-1, redis-cache-7 (a server role, its number)
+            r"(?<![\w.-])(?:" + "|".join(SERVER_ROLES) + r")(?:-[a-z][a-z0-9]*)*-?\d{1,3}[a-z]?(?![\w-])",
         )
     ),
     re.IGNORECASE,
 )
+NUMBERED_HOST_RE = re.compile(r"(?<![\w./-])[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)+-\d{1,4}[a-z]?(?![\w-])")
+"""Lower-case names of three or more dashed parts ending in a number (``checkout-api-3``): how machines,
+pods and containers are named, never how people write (case-sensitive: ``DEV-123`` is a ticket)."""
+HOST_NAME_RE = re.compile(
+    r"(?<![\w.@-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z](?:[a-z0-9-]*[a-z0-9])?(?![\w-]|\.\w)",
+    re.IGNORECASE,
+)
+"""Any dotted host name, to check against the internal labels and the configured internal zones."""
 
 IPV4_CANDIDATE_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]\d)")
 IPV6_CANDIDATE_RE = re.compile(
@@ -262,6 +333,47 @@ SECRET_RE = re.compile("|".join(SECRET_MARKERS))
 BASE64_RUN_RE = re.compile(rf"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{{{LONG_RUN_MIN},}}={{0,2}}")
 NO_SEPARATORS = str.maketrans("", "", "/+_-")
 SENTENCE_END_RE = re.compile(r"[.!?;:\n]")
+SENTENCE_RE = re.compile(r"[^.!?\n]*(?:[.!?]+(?=\s|$)|\n|$)")
+"""A sentence: up to a full stop, question or exclamation mark followed by a space, or a line end
+(``3 p.m.`` and ``1.2.3`` stay inside their sentence)."""
+CARD_CANDIDATE_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+ACCOUNT_RE = re.compile(
+    r"\b(?:acct|account|a/c|customer|cust|client|member|user|order|invoice|subscription|contract|iban)"
+    r"(?:\s*(?:#|no\.?|nr\.?|number|num|id|ref)\b)?\s*[:#]?\s*(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
+    re.IGNORECASE,
+)
+PERSON_RE = re.compile(
+    r"\b(?:[Cc]ustomer|[Cc]lient|[Uu]ser|[Mm]ember|[Mm]r\.?|[Mm]rs\.?|[Mm]s\.?)\s+"
+    r"([A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\s+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?)\b"
+)
+NOT_NAMES = frozenset(
+    {"Success", "Support", "Service", "Services", "Care", "Experience", "Portal", "Data", "Accounts",
+     "Account", "Team", "Dashboard", "Api", "API", "Login", "Sign", "Settings", "Billing", "Area"}
+)  # fmt: skip
+"""Capitalised words after "customer" that make a product name, not a person's ("Customer Success Team")."""
+PAST_MARKERS_RE = re.compile(
+    r"\b(?:since|from|started|starting|began|beginning|at\s+around|earlier|ago|depuis|à\s+partir\s+de)"
+    r"\W+(?:\w+\W+){0,2}$",
+    re.IGNORECASE,
+)
+"""Words before a time that make it when something began, not when something will happen."""
+CLOCK_24H_RE = re.compile(r"^([01]?\d|2[0-3])(?::([0-5]\d)|h([0-5]\d)?)$", re.IGNORECASE)
+CLOCK_12H_RE = re.compile(r"^(1[0-2]|0?[1-9])(?::([0-5]\d))?\s?([ap])\.?\s?m\.?$", re.IGNORECASE)
+ISO_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+HOLDING_PHRASES_RE = phrases(
+    (
+        "no new information",
+        "no news",
+        "nothing new",
+        "no update yet",
+        "still working on this issue",
+        "still investigating",
+        "pas d'information nouvelle",
+        "rien de nouveau",
+        "toujours en cours d'analyse",
+    )
+)
+"""Wording of a holding message: after an escalation the next public update must say something new."""
 WORD_RE = re.compile(r"[\w'\u2019]+")
 
 
@@ -283,38 +395,99 @@ def _not_overlapping(matches: Iterable[re.Match[str]]) -> Iterator[re.Match[str]
         yield m
 
 
+def _sentences(text: str) -> Iterator[Span]:
+    for m in SENTENCE_RE.finditer(text):
+        if m.end() > m.start():
+            yield m.span()
+
+
+def _clock_minutes(eta: str) -> int | None:
+    """Minutes after midnight for a clock time (``14:30``, ``15h``, ``3pm``); None for anything else."""
+    found = CLOCK_24H_RE.match(eta.strip())
+    if found:
+        return int(found.group(1)) * 60 + int(found.group(2) or found.group(3) or 0)
+    found = CLOCK_12H_RE.match(eta.strip())
+    if found:
+        hour = int(found.group(1)) % 12 + (12 if found.group(3).lower() == "p" else 0)
+        return hour * 60 + int(found.group(2) or 0)
+    return None
+
+
+def _is_ahead(draft: Draft, text: str, m: re.Match[str]) -> bool:
+    """Whether the time ``m`` found is still to come: not when something began ("since 09:12"), not a
+    clock time in the 12 hours before the text goes out, not a past date."""
+    if PAST_MARKERS_RE.search(text[max(0, m.start() - 40) : m.start()]):
+        return False
+    if draft.now is None:
+        return True
+    clock = _clock_minutes(m.group())
+    if clock is not None:
+        # Within the next 12 hours is ahead; within the last 12 hours has passed (read in UTC).
+        ahead = (clock - (draft.now.hour * 60 + draft.now.minute)) % (24 * 60)
+        return 0 < ahead <= 12 * 60
+    found = ISO_DATE_RE.match(m.group())
+    if found:
+        return (int(found.group(1)), int(found.group(2)), int(found.group(3))) >= draft.now.timetuple()[:3]
+    return True
+
+
 def vague_timing(draft: Draft) -> Iterator[Hit]:
-    """Vague timing ("soon") with no time given and no plain "we don't know yet"."""
-    if ETA_RE.search(draft.text) or NO_ETA_YET_RE.search(draft.text):
-        return
-    for m in VAGUE_TIMING_RE.finditer(draft.text):
-        yield Hit(
-            f"vague timing {_quoted(draft.text, m.span())} with no time: give one (“by 14:30”, "
-            "“within 2 hours”) or say “we don't know yet”",
-            m.span(),
-        )
+    """Vague timing ("soon", "as quickly as we can") in a sentence that gives no time still to come and
+    does not plainly say "we don't know yet"."""
+    text = draft.text
+    for start, end in _sentences(text):
+        sentence = text[start:end]
+        vague = list(VAGUE_TIMING_RE.finditer(sentence))
+        if not vague or NO_ETA_YET_RE.search(sentence):
+            continue
+        if any(_is_ahead(draft, sentence, eta) for eta in ETA_RE.finditer(sentence)):
+            continue
+        for m in vague:
+            span = (start + m.start(), start + m.end())
+            yield Hit(
+                f"vague timing {_quoted(text, span)} with no time: give one still to come (“by 14:30”, "
+                "“within 2 hours”) or say “we don't know yet” in the same sentence",
+                span,
+            )
+
+
+def _internal_zone(host: str, draft: Draft) -> bool:
+    labels = host.lower().rstrip(".").split(".")
+    # Any label but the last (``.int`` is a real top-level domain: who.int).
+    if any(label in INTERNAL_LABELS for label in labels[:-1]) or labels[-1] in INTERNAL_DOMAIN_SUFFIXES:
+        return True
+    name = ".".join(labels)
+    return any(name == zone or name.endswith("." + zone) for zone in draft.internal_domains)
 
 
 def internal_hostnames(draft: Draft) -> Iterator[Hit]:
-    for m in _not_overlapping(INTERNAL_HOST_RE.finditer(draft.text)):
-        yield Hit(f"internal host name {_quoted(draft.text, m.span())} in public text", m.span())
+    """Internal host names: internal zones (``db-3.internal``, ``grafana.corp.acme.io``, your
+    ``internal_domains``) and machine names (``db-3``, ``pg-primary-1``, ``checkout-api-3``)."""
+    text = draft.text
+    found = [*INTERNAL_HOST_RE.finditer(text)]
+    found += [m for m in NUMBERED_HOST_RE.finditer(text) if not CLOUD_REGION_RE.match(m.group())]
+    found += [m for m in HOST_NAME_RE.finditer(text) if _internal_zone(m.group(), draft)]
+    for m in _not_overlapping(found):
+        yield Hit(f"internal host name {_quoted(text, m.span())} in public text", m.span())
 
 
 def _private(candidate: str) -> bool:
+    """Any address that is not on the public internet: RFC 1918, loopback, link-local, CGNAT
+    (100.64.0.0/10), benchmarking, documentation, unique-local IPv6…"""
     try:
         address = ipaddress.ip_address(candidate)
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return any(address in net for net in PRIVATE_NETWORKS if net.version == address.version)
+    return not address.is_global
 
 
 def private_addresses(draft: Draft) -> Iterator[Hit]:
     candidates = [*IPV4_CANDIDATE_RE.finditer(draft.text), *IPV6_CANDIDATE_RE.finditer(draft.text)]
     for m in _not_overlapping(candidates):
         if _private(m.group()):
-            yield Hit(f"private network address {_quoted(draft.text, m.span())} in public text", m.span())
+            yield Hit(f"non-public network address {_quoted(draft.text, m.span())} in public text", m.span())
 
 
 def stack_traces(draft: Draft) -> Iterator[Hit]:
@@ -403,3 +576,92 @@ def missing_apology(draft: Draft) -> Iterator[Hit]:
         and not APOLOGY_RE.search(draft.text)
     ):
         yield Hit(f"first public update of a {draft.severity.value} incident with no apology")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = int(c) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def card_numbers(draft: Draft) -> Iterator[Hit]:
+    """Payment card numbers: 13 to 19 digits (spaces or dashes between) that pass the Luhn check."""
+    for m in CARD_CANDIDATE_RE.finditer(draft.text):
+        digits = re.sub(r"\D", "", m.group())
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            yield Hit(f"card number “…{digits[-4:]}” in public text", m.span())
+
+
+def phone_numbers(draft: Draft) -> Iterator[Hit]:
+    """Phone numbers (``phonenumbers`` finds them, read in ``draft.region`` when written without ``+``),
+    except the support lines the policy lists."""
+    try:
+        matches = list(
+            phonenumbers.PhoneNumberMatcher(draft.text, draft.region, leniency=phonenumbers.Leniency.VALID)
+        )
+    except Exception:  # an unknown region: the number cannot be read, nothing to report
+        return
+    for m in matches:
+        e164 = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
+        if e164 in draft.public_phone_numbers:
+            continue
+        span = (m.start, m.end)
+        yield Hit(
+            f"phone number {_quoted(draft.text, span)} in public text (list your support line in the "
+            "policy's guardrails.public_phone_numbers)",
+            span,
+        )
+
+
+def customer_data(draft: Draft) -> Iterator[Hit]:
+    """A customer's account, order or invoice number, or a customer's name (“customer Jane Doe”)."""
+    for m in ACCOUNT_RE.finditer(draft.text):
+        yield Hit(f"account or order identifier {_quoted(draft.text, m.span())} in public text", m.span())
+    for m in PERSON_RE.finditer(draft.text):
+        if NOT_NAMES.intersection(m.group(1).replace("-", " ").split()):
+            continue
+        yield Hit(f"a person's name {_quoted(draft.text, m.span(1))} in public text", m.span(1))
+
+
+def promise_too_far(draft: Draft) -> Iterator[Hit]:
+    """A next update promised later than the severity's cadence."""
+    if draft.promise_in is None or draft.cadence is None or draft.update_status is IncidentStatus.RESOLVED:
+        return
+    if draft.promise_in > draft.cadence + timedelta(seconds=59):
+        yield Hit(
+            f"the next update is promised in {_span_words(draft.promise_in)}; {draft.severity.value} "
+            f"incidents are updated at least every {_span_words(draft.cadence)}: promise it sooner, or "
+            "give an override reason"
+        )
+
+
+def _span_words(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}h{rest:02d}m" if hours and rest else f"{hours}h" if hours else f"{minutes}m"
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def holding_again(draft: Draft) -> Iterator[Hit]:
+    """After an escalation, a “no news yet” text does not do: the next public update must say
+    something new."""
+    if not draft.escalated or draft.update_status is IncidentStatus.RESOLVED:
+        return
+    for holding in draft.holding_texts:
+        # The policy's holding message, with any promise time: compare the words before the time.
+        stem = _normal(holding.split("{next_update}")[0])
+        if stem and stem in _normal(draft.text):
+            yield Hit("this is the holding message again: the incident was escalated, so say what is new")
+            return
+    for m in HOLDING_PHRASES_RE.finditer(draft.text):
+        yield Hit(
+            f"{_quoted(draft.text, m.span())}: the incident was escalated after repeated holding "
+            "messages; the next public update must say something new (or give an override reason)",
+            m.span(),
+        )
+        return

@@ -22,12 +22,14 @@ from pydantic import (
 
 from channels.base import ChannelKind
 from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
+from dispatcher.domain.text_safety import refuse_control_characters
 from dispatcher.domain.update_texts import LocaleText
 
 __all__ = [
     "Audience",
     "ChannelKind",
     "ClockTime",
+    "ComponentImpact",
     "ContactPoint",
     "Delivery",
     "DeliveryState",
@@ -98,6 +100,25 @@ AUDIENCE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 """What a segment name may look like (the ``updates.audience`` column is 50 characters)."""
 
 
+class ComponentImpact(enum.StrEnum):
+    """How badly an update says one component is hit; the status page shows it per component."""
+
+    OPERATIONAL = "operational"
+    DEGRADED_PERFORMANCE = "degraded_performance"
+    PARTIAL_OUTAGE = "partial_outage"
+    MAJOR_OUTAGE = "major_outage"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ComponentImpact | None:
+        # People type "degraded", "partial outage", "Major-Outage": accept the plain words.
+        if not isinstance(value, str):
+            return None
+        words = "_".join(value.strip().lower().replace("-", " ").split())
+        aliases = {"degraded": "degraded_performance", "partial": "partial_outage", "major": "major_outage"}
+        words = aliases.get(words, words)
+        return next((member for member in cls if member.value == words), None)
+
+
 class UpdateState(enum.StrEnum):
     """Where an update is in its own life: persisted, then its delivery rows written."""
 
@@ -147,6 +168,15 @@ class Incident(BaseModel):
     maintenance_stage: str | None = None
     source: str | None = None
     external_key: str | None = None
+    first_word_at: datetime | None = None
+    """When customers were first told (the first public update released); None: not yet."""
+    first_word_nudged_at: datetime | None = None
+    first_word_escalated_at: datetime | None = None
+    holding_streak: int = 0
+    """Holding messages sent in a row since the last real public update."""
+    escalated_at: datetime | None = None
+    """Flagged as dragging on (too many holding messages, or too long without news): the next public
+    update must be a real one."""
 
 
 class IncidentDraft(BaseModel):
@@ -166,6 +196,13 @@ class IncidentDraft(BaseModel):
         cleaned = [c.strip() for c in value if c.strip()]
         return list(dict.fromkeys(cleaned))
 
+    @field_validator("title", "owner", "components")
+    @classmethod
+    def _no_control_characters(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in [value] if isinstance(value, str) else value or []:
+            refuse_control_characters(text)
+        return value
+
 
 class UpdateDraft(BaseModel):
     """What publishing an update takes. Validated before anything is written."""
@@ -183,7 +220,9 @@ class UpdateDraft(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     author: str | None = Field(default=None, max_length=200)
     """Who wrote it (a person, or "monitoring:alertmanager"); approval needs a different person."""
-    kind: str = Field(default="update", pattern="^(update|holding|reminder|maintenance)$")
+    kind: str = Field(
+        default="update", pattern="^(update|holding|reminder|maintenance|first_notice|resolution)$"
+    )
     """"update" is written by someone; the others are written by Tocsin from approved texts."""
     internal_note: str | None = Field(default=None, max_length=4000)
     """Shown to the internal audience only; never rendered for the public."""
@@ -198,6 +237,23 @@ class UpdateDraft(BaseModel):
     """The message template it was written from (``dispatcher.domain.message_templates``)."""
     template_vars: dict[str, str] | None = None
     """The values the template was filled with: a pre-approved template used as written needs no approval."""
+    author_token_id: int | None = None
+    """The API token that proved who the author is (None: a name nobody proved, e.g. monitoring)."""
+    impact: dict[str, ComponentImpact] | None = None
+    """How each named component is hit as of this update (the status page shows it)."""
+
+    @field_validator("impact")
+    @classmethod
+    def _clean_impact(cls, value: dict[str, ComponentImpact] | None) -> dict[str, ComponentImpact] | None:
+        if value is None:
+            return None
+        cleaned = {name.strip(): level for name, level in value.items() if name.strip()}
+        return cleaned or None
+
+    @field_validator("message", "idempotency_key", "author", "internal_note", "override_reason")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_control_characters(value)
 
 
 class Update(BaseModel):
@@ -231,6 +287,10 @@ class Update(BaseModel):
     promise_state: str | None = None
     texts: dict[str, LocaleText] | None = None
     template: str | None = None
+    author_token_id: int | None = None
+    approver_token_id: int | None = None
+    approval_nudged_at: datetime | None = None
+    impact: dict[str, ComponentImpact] | None = None
 
 
 class ContactPoint(BaseModel):

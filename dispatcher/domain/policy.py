@@ -12,6 +12,7 @@ one, otherwise a digest of its contents (so an edit is always a new version).
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,45 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def _per_locale(value: Any) -> Any:
+    """A text for every locale: a plain string is the English one."""
+    return {"en": value} if isinstance(value, str) else value
+
+
+LocaleTexts = Annotated[dict[str, str], BeforeValidator(_per_locale)]
+
+
+def check_texts(name: str, texts: dict[str, str], placeholders: tuple[str, ...]) -> None:
+    """An English text (the fallback), and only the placeholders Tocsin fills in."""
+    if "en" not in texts:
+        raise ValueError(f"{name} needs an 'en' text (the fallback locale)")
+    for locale, text in texts.items():
+        unknown = sorted(set(re.findall(r"\{(\w*)\}", text)) - set(placeholders))
+        if unknown:
+            allowed = ", ".join("{" + p + "}" for p in placeholders) or "none"
+            raise ValueError(f"{name}.{locale}: unknown placeholder {{{unknown[0]}}} (allowed: {allowed})")
+
+
+DEFAULT_FIRST_NOTICE = {
+    "en": (
+        "We are aware of a problem with {components} and are investigating. We are sorry for the "
+        "disruption. Next update by {next_update}."
+    ),
+    "fr": (
+        "Nous avons connaissance d'un problème touchant {components} et nous l'analysons. Nous sommes "
+        "désolés pour la gêne occasionnée. Prochaine mise à jour avant {next_update}."
+    ),
+}
+"""The built-in pre-approved first notice: said at once, so four eyes never delay the first word."""
+
+DEFAULT_FIRST_WORD = {
+    Severity.CRITICAL: timedelta(minutes=10),
+    Severity.MAJOR: timedelta(minutes=20),
+    Severity.MINOR: timedelta(minutes=60),
+}
+"""How long an incident may go without a public word, per severity, unless the policy says otherwise."""
+
+
 class SeverityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +89,20 @@ class SeverityPolicy(BaseModel):
     """How long the incident must have been in ``monitoring`` before it may be resolved."""
     needs_approval: bool = False
     """Public updates wait for a second, different person to approve them."""
+    first_word: Duration | None = None
+    """How long an open incident may go without a released public update before its owner and staff
+    are reminded (at twice this, the escalation contacts are paged). None: the built-in budget of the
+    severity (``DEFAULT_FIRST_WORD``); zero: no watchdog."""
+    first_notice: LocaleTexts = Field(default_factory=lambda: dict(DEFAULT_FIRST_NOTICE))
+    """The pre-approved first notice per locale (``{components}``, ``{next_update}``): released with one
+    command, without waiting for approval."""
+    auto_first_notice: bool = False
+    """Send the first notice by itself when the first-word budget passes with nothing said."""
+
+    @model_validator(mode="after")
+    def _notice_placeholders(self) -> SeverityPolicy:
+        check_texts("first_notice", self.first_notice, ("components", "next_update"))
+        return self
 
 
 class Segment(BaseModel):
@@ -93,6 +147,60 @@ class PromisePolicy(BaseModel):
         return self
 
 
+class EscalationPolicy(BaseModel):
+    """Who is paged when something drags on, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contacts: list[str] = Field(default_factory=list)
+    """Email addresses (or subscribers' external ids) paged when an incident has had no public word for
+    twice its first-word budget, and when one drags on and no senior approver is named."""
+    senior_approver: str | None = None
+    """Paged with the owner when an incident drags on (email address or a subscriber's external id)."""
+    after_holdings: int = Field(default=3, ge=1)
+    """After this many holding messages in a row, the next missed promise escalates instead."""
+    after: Duration = timedelta(hours=3)
+    """Or after this long without a real public update."""
+    approval_nudge_after: Duration = timedelta(minutes=10)
+    """A public update waiting this long for approval nudges staff and the senior approver."""
+
+
+class GuardrailPolicy(BaseModel):
+    """What the guardrails need to know about the organisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    internal_domains: list[str] = Field(default_factory=list)
+    """Your own internal DNS zones (``corp.acme.io``): host names in them never reach the public.
+    ``.internal``, ``.corp``, ``.local``, ``.lan`` are always internal."""
+    public_phone_numbers: list[str] = Field(default_factory=list)
+    """Phone numbers customers may read (your support line); any other number in public text is an error."""
+
+
+class ResolutionPolicy(BaseModel):
+    """What the public is told when an incident is resolved without a text of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: LocaleTexts = Field(
+        default_factory=lambda: {
+            "en": (
+                "This incident is resolved and everything works normally again ({components}). "
+                "We are sorry for the disruption."
+            ),
+            "fr": (
+                "Cet incident est résolu et tout fonctionne de nouveau normalement ({components}). "
+                "Nous sommes désolés pour la gêne occasionnée."
+            ),
+        }
+    )
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> ResolutionPolicy:
+        check_texts("resolution.message", self.message, ("components",))
+        return self
+
+
 class LifecyclePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,6 +212,9 @@ class MaintenancePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reminder_before: Duration = timedelta(minutes=60)
+    completion_grace: Duration = timedelta(minutes=15)
+    """The window is called complete this long after its end (time to extend an overrun), unless
+    someone finishes it first."""
 
 
 class MonitoringPolicy(BaseModel):
@@ -147,6 +258,9 @@ class Policy(BaseModel):
     maintenance: MaintenancePolicy = Field(default_factory=MaintenancePolicy)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
     segments: dict[str, Segment] = Field(default_factory=dict)
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
+    resolution: ResolutionPolicy = Field(default_factory=ResolutionPolicy)
 
     @model_validator(mode="after")
     def _every_severity(self) -> Policy:
@@ -171,6 +285,11 @@ class Policy(BaseModel):
 
     def for_severity(self, severity: Severity | str) -> SeverityPolicy:
         return self.severity[Severity(severity)]
+
+    def first_word_budget(self, severity: Severity | str) -> timedelta:
+        """How long an incident of ``severity`` may go without a public word (zero: no watchdog)."""
+        given = self.for_severity(severity).first_word
+        return DEFAULT_FIRST_WORD[Severity(severity)] if given is None else given
 
 
 DEFAULT_POLICY_FILE = "policy.toml"

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 
 from dispatcher.domain.locales import locale_candidates
 from dispatcher.domain.models import Incident, Update
-from dispatcher.domain.policy import PromisePolicy
+from dispatcher.domain.policy import Policy, PromisePolicy
 from dispatcher.domain.reader_time import ReaderClock
 
 OPEN_STAGES = ("scheduled", "reminded", "in_progress")
 """Maintenance stages of a window that has not ended."""
 STAGES = (*OPEN_STAGES, "completed", "cancelled")
+CHANGES = ("rescheduled", "extended")
+"""Notices of a window moved or made longer (not stages: the stage stays or goes back to scheduled)."""
 
 
 def hhmm(value: datetime) -> str:
@@ -64,37 +66,79 @@ def holding_text(promise: PromisePolicy, locale: str | None, next_update: dateti
     return words_only(text, next_update)
 
 
+def _in_locale(texts: dict[str, str], locale: str | None) -> tuple[str, str]:
+    """(language found, text) for ``locale`` (``fr-CA`` → ``fr`` → ``en``)."""
+    known = {key.replace("_", "-").lower(): text for key, text in texts.items()}
+    candidates = [c.lower() for c in locale_candidates(locale or "")] + ["en"]
+    found = next(c for c in candidates if c in known)
+    return found, known[found]
+
+
+SOME_SERVICES = {"en": "some of our services", "fr": "certains de nos services"}
+"""What a first notice's ``{components}`` says when the incident names none."""
+ALL_SERVICES = {"en": "all services", "fr": "tous les services"}
+"""What a resolution's ``{components}`` says when the incident names none."""
+
+
+def _components(incident: Incident, language: str, fallback: dict[str, str] = SOME_SERVICES) -> str:
+    base = language.split("-")[0]
+    return ", ".join(incident.components) or fallback.get(base, fallback["en"])
+
+
+# --- first notice and resolution -----------------------------------------------------------------
+
+
+def first_notice_text(policy: Policy, incident: Incident, locale: str | None, next_update: datetime) -> str:
+    """The severity's pre-approved first notice in ``locale``, naming the components and the promise."""
+    language, text = _in_locale(policy.for_severity(incident.severity).first_notice, locale)
+    return text.replace("{components}", _components(incident, language)).replace(
+        "{next_update}", hhmm(next_update)
+    )
+
+
+def resolution_text(policy: Policy, incident: Incident, locale: str | None) -> str:
+    """The policy's resolution text in ``locale``: what people hear when an incident is resolved
+    without a text of its own."""
+    language, text = _in_locale(policy.resolution.message, locale)
+    return text.replace("{components}", _components(incident, language, ALL_SERVICES))
+
+
 # --- maintenance notices -------------------------------------------------------------------------
 
 NOTICES: dict[str, dict[str, str]] = {
     "en": {
-        "scheduled": "Scheduled maintenance: {title}. Window: {window}.{affected}",
+        "scheduled": "Scheduled maintenance: {title}. Window: {window}.",
         "custom": "{message}\n\nMaintenance window: {window}.",
         "reminded": (
-            "Reminder: scheduled maintenance '{title}' starts at {start} (window: {window}).{affected}"
+            "Reminder: scheduled maintenance '{title}' starts at {start} (window: {window})."
         ),
-        "in_progress": "Scheduled maintenance '{title}' is in progress until {end}.{affected}",
+        "in_progress": "Scheduled maintenance '{title}' is in progress until {end}.",
         "completed": "Scheduled maintenance '{title}' is complete.",
         "cancelled": "Scheduled maintenance '{title}' ({window}) is cancelled.",
+        "rescheduled": "Scheduled maintenance '{title}' is moved to a new window: {window}.",
+        "extended": "Scheduled maintenance '{title}' takes longer than planned: it now ends at {end}.",
         "window": "{start} to {end}",
-        "affected": " Affected: {components}.",
     },
     "fr": {
-        "scheduled": "Maintenance programmée : {title}. Créneau : {window}.{affected}",
+        "scheduled": "Maintenance programmée : {title}. Créneau : {window}.",
         "custom": "{message}\n\nCréneau de maintenance : {window}.",
         "reminded": (
             "Rappel : la maintenance programmée « {title} » commence le {start} "
-            "(créneau : {window}).{affected}"
+            "(créneau : {window})."
         ),
-        "in_progress": "La maintenance programmée « {title} » est en cours jusqu'à {end}.{affected}",
+        "in_progress": "La maintenance programmée « {title} » est en cours jusqu'à {end}.",
         "completed": "La maintenance programmée « {title} » est terminée.",
         "cancelled": "La maintenance programmée « {title} » ({window}) est annulée.",
+        "rescheduled": "La maintenance programmée « {title} » est déplacée : {window}.",
+        "extended": (
+            "La maintenance programmée « {title} » dure plus longtemps que prévu : elle se termine à {end}."
+        ),
         "window": "du {start} au {end}",
-        "affected": " Concerné : {components}.",
     },
 }
 """Tocsin's own maintenance texts per language; the update stores the English one, and subscribers
-with another language get theirs when it is rendered (``localized_notice``)."""
+with another language get theirs when it is rendered (``localized_notice``). The affected components
+are not in them: every template shows them once, in its own "Affected" line."""
 
 
 def maintenance_notice(
@@ -121,11 +165,13 @@ def maintenance_notice(
         "start": start,
         "end": until,
         "window": texts["window"].format(start=start, end=until),
-        "affected": texts["affected"].format(components=", ".join(inc.components)) if inc.components else "",
         "message": message or "",
     }
-    key = "custom" if stage == "scheduled" and message else stage
-    return texts[key].format(**fields)
+    if message and stage in ("scheduled", *CHANGES):
+        return texts["custom"].format(**fields)  # someone's own words, and the window as it now is
+    if message:  # someone's own words, then what happened (completed early, cancelled…)
+        return f"{message}\n\n{texts[stage].format(**fields)}"
+    return texts[stage].format(**fields)
 
 
 def localized_notice(inc: Incident, text: str, locale: str | None, clock: ReaderClock | None = None) -> str:
@@ -135,7 +181,7 @@ def localized_notice(inc: Incident, text: str, locale: str | None, clock: Reader
     language = next((c.lower() for c in locale_candidates(locale or "") if c.lower() in NOTICES), "en")
     if (language == "en" and clock is None) or inc.starts_at is None or inc.ends_at is None:
         return text
-    for stage in STAGES:
+    for stage in (*STAGES, *CHANGES):
         if text == maintenance_notice(inc, stage):
             return maintenance_notice(inc, stage, language=language, clock=clock)
     window = maintenance_notice(inc, "scheduled", message="\0")  # the window line added to someone's text
@@ -155,14 +201,23 @@ def localized_message(
     upd: Update,
     locale: str | None,
     clock: ReaderClock | None = None,
+    policy: Policy | None = None,
 ) -> str:
     """The text a recipient in ``locale`` reads for ``upd``: a holding message from the policy's
-    approved texts (words only: the layout states the promise), a maintenance notice from ``NOTICES``
-    in ``clock``'s times, or what someone wrote, untouched."""
+    approved texts (words only: the layout states the promise), a first notice or a resolution from the
+    policy (when it is the policy's own English text, so an edited policy never rewrites what was sent),
+    a maintenance notice from ``NOTICES`` in ``clock``'s times, or what someone wrote, untouched."""
     if not locale:
         return upd.message
     if upd.kind == "holding" and upd.next_update_at is not None:
         return holding_text(promise, locale, upd.next_update_at)
+    if policy is not None and upd.kind == "first_notice" and upd.next_update_at is not None:
+        due = upd.next_update_at
+        if upd.message == first_notice_text(policy, incident, "en", due):
+            return first_notice_text(policy, incident, locale, due)
+    is_resolution = policy is not None and upd.kind == "resolution"
+    if is_resolution and policy is not None and upd.message == resolution_text(policy, incident, "en"):
+        return resolution_text(policy, incident, locale)
     if upd.kind == "maintenance":
         return localized_notice(incident, upd.message, locale, clock)
     return upd.message

@@ -178,7 +178,8 @@ class _Send:
     ) -> None:
         """The verdict, in the ledger: each row's new state, and the attempt in the attempts log."""
         now = self.rt.clock.now()
-        opted_out = [r for r in rows if r.id in set(verdict.opted_out)]
+        stopped = set(verdict.opted_out)
+        opted_out = [r for r in rows if r.id in stopped]
         with self.rt.engine.begin() as conn:
             mark_sent(conn, provider or "", verdict.sent, now)
             if self.ref.channel is ChannelKind.SOCIAL and message and verdict.sent and verdict.sent[-1][1]:

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Connection, Select, String, Text, bindpara
 
 from channels.base import ChannelKind
 from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match
-from dispatcher.domain.models import DeliveryState, Incident, Severity, Update, UpdateState
+from dispatcher.domain.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
 from dispatcher.domain.policy import Segment
 from dispatcher.domain.quiet_hours import quiet_until
 from dispatcher.domain.readers import ReaderVariant, needs_opt_out_hint
@@ -247,9 +247,13 @@ def _fan_out_channel(
     with rt.engine.connect() as conn:
         now = timestamp_value(conn, clock_now)
     if channel.is_broadcast:
+        targets = rt.broadcast_targets(channel)
+        if channel is ChannelKind.STATUSPAGE and update.audience is not Audience.PUBLIC:
+            # Staff's internal site only: a public status site never changes for an internal update.
+            targets = [t for t in targets if t.startswith("internal-")]
         rows = [
             _row(update.id, channel, 0, now, target, None, None, rt.settings.default_locale, False)
-            for target in rt.broadcast_targets(channel)
+            for target in targets
         ]
         if rows:
             _flush(rt, queue, BatchRef(update.id, channel, 0), rows)

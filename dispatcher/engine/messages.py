@@ -51,9 +51,10 @@ def render_context(
             if earlier
             else []
         )
-    message = localized_message(rt.policy.policy.promise, incident, update, locale, clock)
-    # Tocsin's own texts (holding messages, maintenance notices) come in the reader's language already.
-    own_words = update.kind in ("holding", "maintenance") and locale
+    message = localized_message(rt.policy.policy.promise, incident, update, locale, clock, rt.policy.policy)
+    # Tocsin's own texts (holding messages, maintenance notices, the policy's first notice and
+    # resolution) come in the reader's language already.
+    own_words = update.kind in ("holding", "maintenance", "first_notice", "resolution") and locale
     texts = {
         loc: text.model_copy(update={"message": with_internal_note(update, text.message, staff)})
         if text.message is not None

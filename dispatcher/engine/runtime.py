@@ -10,7 +10,9 @@ from sqlalchemy import Engine
 
 from channels import registry
 from channels.base import Adapter, Capabilities, ChannelKind, Message
+from dispatcher.config.providers import provider_problems
 from dispatcher.config.settings import Settings
+from dispatcher.config.strict import summarise
 from dispatcher.domain.clock import Clock, SystemClock
 from dispatcher.domain.errors import ConfigurationError, NotInitialised
 from dispatcher.domain.policy import LoadedPolicy, load_policy
@@ -71,7 +73,13 @@ class Runtime:
         if channel is ChannelKind.STATUSPAGE:
             # One ledger row per destination the site is published to.
             options = self.settings.providers.get(self.providers_for(channel)[0], {})
-            targets = [t for t, key in (("directory", "directory"), ("s3", "s3_bucket")) if options.get(key)]
+            pairs = (
+                ("directory", "directory"),
+                ("s3", "s3_bucket"),
+                ("internal-directory", "internal_directory"),
+                ("internal-s3", "internal_s3_bucket"),
+            )
+            targets = [t for t, key in pairs if options.get(key)]
             return targets or ["site"]
         return ["public"]
 
@@ -111,6 +119,9 @@ def build_runtime(
 ) -> Runtime:
     """The runtime for ``settings``; ``adapters`` replaces providers by name with objects of your own."""
     settings = settings or Settings()
+    problems = provider_problems(settings, skip=frozenset(adapters or {}))
+    if problems:  # refuse now, not when the first update meets the provider
+        raise ConfigurationError(summarise(problems))
     engine = get_engine(settings.database_url)
     if require_schema and not is_initialised(settings.database_url):
         raise NotInitialised("the database has no Tocsin schema yet: run `tocsin init` first")

@@ -10,9 +10,10 @@ So a user can override any single file, and a subscriber never gets English when
 language exists. Templates render in a sandbox with ``StrictUndefined`` (a typo is an error, never a
 silent blank); only ``.html`` templates are autoescaped.
 
-Each template sees ``incident`` (id, title, kind, status, severity, components, opened_at),
-``update`` (id, status, message, next_update_at, published_at), ``organisation``, ``status_page_url``
-(or none) and ``locale``, and what makes the copy the reader's own:
+Each template sees ``incident`` (id, title, kind, status, severity, components, opened_at, and a
+maintenance window's starts_at and ends_at), ``update`` (id, status, message, next_update_at,
+published_at, and ``internal``: staff only, marked INTERNAL), ``organisation``, ``status_page_url`` (or
+none) and ``locale``, and what makes the copy the reader's own:
 
 * ``times``: every time a person reads, as the reader reads it (``dispatcher.domain.reader_time``):
   ``next_update``, ``started``, ``posted``, ``window_start``, ``window_end`` (none when there is none),
@@ -145,9 +146,11 @@ class RenderContext(BaseModel):
     organisation: str
     status_page_url: str | None = None
     earlier: tuple[EarlierUpdate, ...] = ()
+    internal: bool = False
+    """For staff only (an internal update or a reminder): templates mark it INTERNAL, with a staff footer."""
     starts_at: datetime | None = None
+    """A maintenance window's start and end (templates show the window, not when it was scheduled)."""
     ends_at: datetime | None = None
-    """A maintenance window's start and end."""
     texts: dict[str, LocaleText] = {}
     """The update's words in other languages and per channel (``dispatcher.domain.update_texts``)."""
     default_locale: str = DEFAULT_LOCALE
@@ -179,6 +182,7 @@ class RenderContext(BaseModel):
             published_at=update.published_at,
             organisation=organisation,
             status_page_url=status_page_url,
+            internal=update.audience.value == "internal",
             starts_at=incident.starts_at,
             ends_at=incident.ends_at,
             texts=update.texts or {},
@@ -230,6 +234,8 @@ class RenderContext(BaseModel):
                 "severity": str(self.incident_severity.value),
                 "components": list(self.components),
                 "opened_at": self.opened_at,
+                "starts_at": self.starts_at,
+                "ends_at": self.ends_at,
             },
             "update": {
                 "id": self.update_id,
@@ -237,6 +243,7 @@ class RenderContext(BaseModel):
                 "message": with_times(picked.text, times),
                 "next_update_at": self.next_update_at,
                 "published_at": self.published_at,
+                "internal": self.internal,
             },
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
@@ -533,7 +540,7 @@ def _filename(template: Template) -> str:
 
 def sample_contexts() -> list[RenderContext]:
     """Contexts that walk every branch a stock template has: an open incident (with a French text and
-    each recipient's own link), a resolved one, and a maintenance window."""
+    each recipient's own link), a resolved one, a staff-only reminder and a maintenance window."""
     opened = datetime(2024, 3, 1, 13, 2, tzinfo=UTC)
     open_incident = RenderContext(
         incident_id=42,
@@ -582,7 +589,10 @@ def sample_contexts() -> list[RenderContext]:
             "earlier": (),
         }
     )
-    return [open_incident, resolved, maintenance]
+    internal = open_incident.model_copy(
+        update={"internal": True, "message": "Reminder: update due.", "texts": {}, "manage_url": None}
+    )
+    return [open_incident, resolved, internal, maintenance]
 
 
 def _locale_dirs(roots: Iterable[Path]) -> list[str]:

@@ -14,7 +14,7 @@ Two kinds, chosen for what stays correct when several processes deliver:
   and ingest requests. Celery workers expose these on their own port (``workers.metrics``), in
   prometheus-client's multiprocess mode so every pool process is counted.
 
-Metric names are the contract ``docs/grafana-dashboard.json`` and the README use.
+Metric names are the contract ``docs/pages/grafana-dashboard.json`` and the docs use.
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
+from dispatcher.engine.readiness.state import snapshot
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import deliveries, delivery_attempts, incidents, updates
 
@@ -72,8 +76,13 @@ class LedgerCollector(Collector):
         up = GaugeMetricFamily("tocsin_ledger_up", "1 when the database could be read for this scrape.")
         try:
             families = list(self._families(self._runtime()))
-        except Exception as exc:  # a scrape must answer even when the database does not
+        except (SQLAlchemyError, TocsinError, OSError) as exc:  # a scrape answers when the database does not
             log.warning("metrics: the database could not be read: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        except Exception:  # a bug in Tocsin: the scrape still answers, and the traceback says where
+            log.exception("metrics: reading the ledger failed (not a database outage: a bug)")
             up.add_metric([], 0)
             yield up
             return
@@ -85,7 +94,28 @@ class LedgerCollector(Collector):
         yield from self._deliveries(rt)
         yield from self._attempts(rt)
         yield from self._comms(rt)
+        yield from self._readiness(rt)
         yield from self._broker()
+
+    def _readiness(self, rt: Runtime) -> Iterator[Metric]:
+        """What the last probe round found (``tocsin check``, the tick): a channel that died since the last
+        incident shows here before the next one."""
+        ready = GaugeMetricFamily(
+            "tocsin_provider_ready",
+            "1 when the provider answered its last readiness probe for the channel, else 0.",
+            labels=["channel", "provider"],
+        )
+        checked = GaugeMetricFamily(
+            "tocsin_readiness_checked_timestamp_seconds",
+            "When the channel's providers were last probed (Unix time): alert when it gets old.",
+            labels=["channel"],
+        )
+        for kind, found in snapshot(rt).items():
+            checked.add_metric([kind.value], found.checked_at.timestamp())
+            for status in found.providers:
+                ready.add_metric([kind.value, status.provider], 1 if status.ready else 0)
+        yield ready
+        yield checked
 
     def _deliveries(self, rt: Runtime) -> Iterator[Metric]:
         rows = GaugeMetricFamily(
@@ -163,15 +193,10 @@ class LedgerCollector(Collector):
 
     def _comms(self, rt: Runtime) -> Iterator[Metric]:
         now = rt.clock.now()
-        first_public = (
-            select(incidents.c.opened_at, func.min(updates.c.published_at))
-            .join(updates, updates.c.incident_id == incidents.c.id)
-            .where(
-                incidents.c.kind == "incident",
-                updates.c.audience == "public",
-                updates.c.state.in_(PUBLISHED_STATES),
-            )
-            .group_by(incidents.c.id, incidents.c.opened_at)
+        # When customers were first told is recorded as the first update to them is released (public
+        # or a segment; an update written and waiting for approval told nobody yet).
+        first_public = select(incidents.c.opened_at, incidents.c.first_word_at).where(
+            incidents.c.kind == "incident", incidents.c.first_word_at.is_not(None)
         )
         open_incidents = (
             select(incidents.c.status, incidents.c.severity, func.count())
@@ -197,7 +222,7 @@ class LedgerCollector(Collector):
             promises = {str(state): int(count) for state, count in conn.execute(promise_query)}
         yield _histogram(
             "tocsin_time_to_first_public_update_seconds",
-            "Per incident, seconds from opening to its first published public update.",
+            "Per incident, seconds from opening to the release of its first update to customers.",
             waits,
             FIRST_UPDATE_BUCKETS,
         )
@@ -229,8 +254,11 @@ class LedgerCollector(Collector):
             return
         try:
             lengths = self._queue_lengths()
-        except Exception as exc:  # the broker is down: the rest of the scrape still answers
+        except (RedisError, OSError) as exc:  # the broker is down: the rest of the scrape still answers
             log.warning("metrics: the broker's queues could not be read: %s", exc)
+            return
+        except Exception:  # a bug in the hook: logged with its traceback, the rest of the scrape answers
+            log.exception("metrics: reading the broker's queue lengths failed (a bug, not an outage)")
             return
         family = GaugeMetricFamily(
             "tocsin_broker_queue_length", "Tasks waiting in each queue of the broker.", labels=["queue"]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -81,6 +82,13 @@ incidents = Table(
     # Who opened it from outside (alertmanager, grafana, generic) and their key for it (e.g. groupKey).
     Column("source", String(30), nullable=True),
     Column("external_key", String(300), nullable=True),
+    # When customers were first told, and the first-word watchdog's reminder and escalation.
+    Column("first_word_at", Timestamp(), nullable=True),
+    Column("first_word_nudged_at", Timestamp(), nullable=True),
+    Column("first_word_escalated_at", Timestamp(), nullable=True),
+    # Holding messages in a row since the last real public update; set when the incident drags on.
+    Column("holding_streak", Integer, nullable=False, server_default="0"),
+    Column("escalated_at", Timestamp(), nullable=True),
     UniqueConstraint("source", "external_key", name="uq_incidents_source_external_key"),
 )
 
@@ -131,6 +139,30 @@ updates = Table(
     # template it was written from.
     Column("texts", JSON, nullable=True),
     Column("template", String(100), nullable=True),
+    # The API tokens that proved who wrote and who approved it (four eyes compare these, not names).
+    Column("author_token_id", Integer, nullable=True),
+    Column("approver_token_id", Integer, nullable=True),
+    Column("approval_nudged_at", Timestamp(), nullable=True),
+    # Component name -> impact (operational, degraded_performance, partial_outage, major_outage).
+    Column("impact", JSON, nullable=True),
+)
+
+component_impacts = Table(
+    "component_impacts",
+    metadata,
+    # How hard each component was hit, and from when: one row per component each time a released public
+    # update or a person changes it (and "operational" for every component when the incident ends), so
+    # uptime can be computed as intervals per component.
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("component", String(200), nullable=False),
+    Column("impact", String(30), nullable=False),
+    Column("effective_at", Timestamp(), nullable=False),
+    # "update" (a released public update), "manual" (a person), "resolved" (the incident ended).
+    Column("source", String(20), nullable=False),
+    Column("update_id", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Index("ix_component_impacts_component_effective_at", "component", "effective_at"),
 )
 
 subscribers = Table(
@@ -282,6 +314,8 @@ drafts = Table(
     Column("audience", String(50), nullable=False),
     Column("channels", JSON, nullable=True),
     Column("internal_note", Text, nullable=True),
+    # Component name -> impact, as the update will say it.
+    Column("impact", JSON, nullable=True),
     Column("template", String(100), nullable=True),
     Column("template_vars", JSON, nullable=True),
     Column("author", String(200), nullable=True),
@@ -292,4 +326,104 @@ drafts = Table(
     Column("version", Integer, nullable=False),
     Column("published_update_id", Integer, nullable=True),
     Column("published_by", String(200), nullable=True),
+)
+
+# Email addresses are unique without case (``BOB@Example.com`` is ``bob@example.com``): imports and
+# signups look them up by ``lower(address)``.
+Index("ix_contact_points_email_key", contact_points.c.channel, func.lower(contact_points.c.address))
+
+provider_readiness = Table(
+    "provider_readiness",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("provider", String(50), nullable=False),
+    Column("ready", Boolean, nullable=False),
+    # Why not (or what the probe saw when ready: "scopes include mail.send").
+    Column("detail", Text, nullable=False),
+    Column("checked_at", Timestamp(), nullable=False),
+    Column("elapsed_ms", Integer, nullable=False),
+    # When the provider last went from ready to not ready, or back.
+    Column("since", Timestamp(), nullable=False),
+    UniqueConstraint("channel", "provider", name="uq_provider_readiness_channel_provider"),
+)
+
+channel_readiness = Table(
+    "channel_readiness",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(20), nullable=False, unique=True),
+    # ready (every provider answers), degraded (a fallback carries it), down (no provider answers).
+    Column("state", String(20), nullable=False),
+    Column("since", Timestamp(), nullable=False),
+    Column("checked_at", Timestamp(), nullable=False),
+    # The internal incident that told staff the channel is not ready, while it is open.
+    Column("incident_id", Integer, nullable=True),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # sha256 of the random session id the cookie carries: logging out ends it here, for every copy.
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("token_id", Integer, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("expires_at", Timestamp(), nullable=False),
+    Column("ended_at", Timestamp(), nullable=True),
+)
+
+
+# --- status page components and self-service subscriptions (migration 0012) ---------------------------
+
+components = Table(
+    "components",
+    metadata,
+    # What the status page lists: configured by people (console, API, CLI), shown in ``position`` order
+    # within their group. ``status`` is what a person set by hand (between incidents); the page shows
+    # the worse of it and what open incidents say.
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("slug", String(100), nullable=False, unique=True),
+    Column("group_name", String(200), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("status", String(30), nullable=False, server_default="operational"),
+    Column("status_set_at", Timestamp(), nullable=True),
+    Column("status_set_by", String(200), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
+)
+
+component_status_changes = Table(
+    "component_status_changes",
+    metadata,
+    # Every status set by hand, from when: the uptime history counts these intervals as well.
+    Column("id", Integer, primary_key=True),
+    Column("component", String(200), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("effective_at", Timestamp(), nullable=False),
+    Column("actor", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Index("ix_component_status_changes_component_effective_at", "component", "effective_at"),
+)
+
+subscription_challenges = Table(
+    "subscription_challenges",
+    metadata,
+    # A self-service contact point waiting to prove itself: an SMS code texted to the number, or a
+    # verification ping the webhook endpoint must answer. Only the code's hash is kept.
+    Column("id", Integer, primary_key=True),
+    Column(
+        "contact_point_id",
+        Integer,
+        ForeignKey("contact_points.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("kind", String(20), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("expires_at", Timestamp(), nullable=False),
 )

@@ -18,6 +18,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 MAX_PAYLOAD_BYTES = 30 * 1024 * 1024
+DEFAULT_SCOPES = ("mail.send", "alerts.read", "stats.read")
 
 _MESSAGES = {
     401: "The provided authorization grant is invalid, expired, or revoked",
@@ -62,9 +63,12 @@ class SendGridEmulator(Emulator):
         """Reported in X-RateLimit-Limit on 429s."""
         self.requests_log: list[dict[str, Any]] = []
         """One item per accepted request: ``message_id``, ``personalizations``, ``recipients``."""
+        self.scopes: list[str] = list(DEFAULT_SCOPES)
+        """What ``GET /v3/scopes`` lists for the key (a key that can send has ``mail.send``)."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v3/mail/send", self.provider_route(self.mail_send))
+        app.router.add_get("/v3/scopes", self.provider_route(self.scopes_of_key))
 
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
@@ -72,10 +76,16 @@ class SendGridEmulator(Emulator):
             self.api_key = str(options.pop("api_key"))
         if "max_payload_bytes" in options:
             self.max_payload_bytes = int(options.pop("max_payload_bytes"))
+        if "scopes" in options:
+            self.scopes = [str(scope) for scope in options.pop("scopes")]
         super().configure(options)
 
     def config_json(self) -> dict[str, Any]:
-        return {"api_key": self.api_key, "max_payload_bytes": self.max_payload_bytes}
+        return {"api_key": self.api_key, "max_payload_bytes": self.max_payload_bytes, "scopes": self.scopes}
+
+    def revoke_key(self) -> None:
+        """The account revokes its API key: every call with it gets 401 from now on."""
+        self.api_key = "SG.revoked-" + secrets.token_urlsafe(8)
 
     def reset(self) -> None:
         super().reset()
@@ -100,6 +110,15 @@ class SendGridEmulator(Emulator):
 
     def unavailable_response(self, mode: DownMode) -> web.Response:
         return self.error_response(401 if mode == "auth" else 503, None)
+
+    # ------------------------------------------------------------------ readiness probe
+
+    async def scopes_of_key(self, request: web.Request) -> web.Response:
+        """``GET /v3/scopes``: the scopes of the API key making the call (401 for a wrong or revoked key)."""
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            self.reject(401, "bad api key")
+            return self.error_response(401, None)
+        return web.json_response({"scopes": self.scopes})
 
     # ------------------------------------------------------------------ mail send
 
@@ -287,3 +306,4 @@ def validate_mail(body: Any) -> list[tuple[str, str | None]]:
                 )
             )
     return errors
+

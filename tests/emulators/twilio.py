@@ -80,10 +80,18 @@ class TwilioEmulator(Emulator):
         self._clock = clock
         self._windows: dict[str, deque[float]] = {}
         """Per sender: when each message of the last second was created (clock seconds)."""
+        self.account_status = "active"
+        """What fetching the account answers: ``active``, ``suspended`` or ``closed``."""
+        self.phone_numbers: set[str] | None = None
+        """The account's own numbers (``IncomingPhoneNumbers``); None: every E.164 number is one of them."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(
             "/2010-04-01/Accounts/{sid}/Messages.json", self.provider_route(self.create_message)
+        )
+        app.router.add_get("/2010-04-01/Accounts/{sid}.json", self.provider_route(self.fetch_account))
+        app.router.add_get(
+            "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json", self.provider_route(self.list_numbers)
         )
 
     def configure(self, options: Mapping[str, Any]) -> None:
@@ -98,6 +106,11 @@ class TwilioEmulator(Emulator):
         if "sender_mps" in options:
             self.sender_mps = _mps(options.pop("sender_mps"))
             self._windows.clear()
+        if "account_status" in options:
+            self.account_status = str(options.pop("account_status"))
+        if "phone_numbers" in options:
+            numbers = options.pop("phone_numbers")
+            self.phone_numbers = None if numbers is None else set(numbers)
         super().configure(options)
 
     def config_json(self) -> dict[str, Any]:
@@ -155,6 +168,87 @@ class TwilioEmulator(Emulator):
     def _fail(self, code: int, message: str, status: int = 400) -> web.Response:
         self.reject(status, message, code=code)
         return web.json_response(twilio_error(code, message, status), status=status)
+
+    # ------------------------------------------------------------------ readiness probe
+
+    def _authenticated(self, request: web.Request) -> bool:
+        """Credentials right, whichever account the path names."""
+        header = request.headers.get("Authorization", "")
+        try:
+            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+        except ValueError:
+            return False
+        return header.startswith("Basic ") and (user, password) == (self.account_sid, self.auth_token)
+
+    def _account_refusal(self, request: web.Request) -> web.Response | None:
+        """401 (code 20003) for wrong credentials; 404 (20404) for an account these credentials do not
+        own, as Twilio answers."""
+        if not self._authenticated(request):
+            self.reject(401, "bad credentials", code=20003)
+            return web.json_response(twilio_error(20003, "Authenticate", 401), status=401)
+        if request.match_info["sid"] != self.account_sid:
+            self.reject(404, "another account", code=20404)
+            message = f"The requested resource {request.path} was not found"
+            return web.json_response(twilio_error(20404, message, 404), status=404)
+        return None
+
+    async def fetch_account(self, request: web.Request) -> web.Response:
+        """``GET /2010-04-01/Accounts/{sid}.json``: the account, with its ``status``."""
+        refused = self._account_refusal(request)
+        if refused is not None:
+            return refused
+        now = formatdate(usegmt=True)
+        return web.json_response(
+            {
+                "sid": self.account_sid,
+                "friendly_name": "Tocsin test account",
+                "status": self.account_status,
+                "type": "Full",
+                "date_created": now,
+                "date_updated": now,
+                "owner_account_sid": self.account_sid,
+                "auth_token": "<redacted>",
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}.json",
+                "subresource_uris": {},
+            }
+        )
+
+    async def list_numbers(self, request: web.Request) -> web.Response:
+        """``GET …/IncomingPhoneNumbers.json?PhoneNumber=…``: the account's numbers, filtered."""
+        refused = self._account_refusal(request)
+        if refused is not None:
+            return refused
+        wanted = request.query.get("PhoneNumber")
+        owned = [wanted] if wanted and E164.match(wanted) else []
+        if self.phone_numbers is not None:
+            owned = [n for n in (owned if wanted else sorted(self.phone_numbers)) if n in self.phone_numbers]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers.json"
+        numbers = [
+            {
+                "sid": "PN" + secrets.token_hex(16),
+                "account_sid": self.account_sid,
+                "phone_number": number,
+                "friendly_name": number,
+                "capabilities": {"sms": True, "mms": False, "voice": True},
+                "uri": f"{uri[:-5]}/PN.json",
+            }
+            for number in owned
+        ]
+        return web.json_response(
+            {
+                "incoming_phone_numbers": numbers,
+                "end": max(0, len(numbers) - 1),
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": 50,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            }
+        )
+
+    # ------------------------------------------------------------------ messages
 
     async def create_message(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

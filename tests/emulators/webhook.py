@@ -43,10 +43,13 @@ class WebhookReceiver(Emulator):
         verify: bool = True,
         responses: Mapping[str, Any] | None = None,
         ok_status: int = 204,
+        answer_challenges: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.verify = verify
+        self.answer_challenges = answer_challenges
+        """Answer a ``subscription.verify`` event with its challenge, as a subscriber's endpoint should."""
         self.ok_status = ok_status
         self._default_secret = secret
         self._secrets: dict[str, str] = dict(secrets or {})
@@ -179,4 +182,6 @@ class WebhookReceiver(Emulator):
             )
         else:
             self.accept({})
+        if self.answer_challenges and isinstance(body, dict) and body.get("type") == "subscription.verify":
+            return web.json_response({"challenge": body.get("challenge")})
         return web.Response(status=self.ok_status)

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import unicodedata
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,9 +77,16 @@ class XEmulator(Emulator):
         self.rate_limit = rate_limit
         self._ids = itertools.count(1_800_000_000_000_000_000)
         self._texts: set[str] = set()
+        self.username = "examplestatus"
+        """The posting account ``GET /2/users/me`` names."""
+        self.revoked_tokens: set[str] = set()
+        """OAuth 1.0a access tokens the account revoked: 401."""
+        self.read_only_tokens: set[str] = set()
+        """Access tokens made while the app could only read: ``x-access-level: read``."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/2/tweets", self.provider_route(self.create_tweet))
+        app.router.add_get("/2/users/me", self.provider_route(self.users_me))
 
     def reset(self) -> None:
         super().reset()
@@ -90,6 +98,11 @@ class XEmulator(Emulator):
             self.app_bearer_token = options.pop("app_bearer_token")
         if "forbid_bearer" in options:
             self.forbid_bearer = bool(options.pop("forbid_bearer"))
+        for key in ("revoked_tokens", "read_only_tokens"):
+            if key in options:
+                setattr(self, key, {str(token) for token in options.pop(key)})
+        if "username" in options:
+            self.username = str(options.pop("username"))
         super().configure(options)
 
     def config_json(self) -> dict[str, Any]:
@@ -116,6 +129,22 @@ class XEmulator(Emulator):
     def _reject(self, status: int, body: dict[str, Any], reason: str) -> web.Response:
         self.reject(status, reason)
         return web.json_response(body, status=status)
+
+    async def users_me(self, request: web.Request) -> web.Response:
+        """``GET /2/users/me`` in user context: the posting account, and the token's access level."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("OAuth "):
+            if auth.startswith("Bearer "):
+                return self._reject(403, problem("Forbidden", "User context is required.", 403), "app-only")
+            return self._reject(401, problem("Unauthorized", "Unauthorized", 401), "no credentials")
+        token = _oauth_param(auth, "oauth_token")
+        if token in self.revoked_tokens:
+            return self._reject(401, problem("Unauthorized", "Unauthorized", 401), "revoked token")
+        level = "read" if token in self.read_only_tokens else "read-write"
+        return web.json_response(
+            {"data": {"id": "1234567890", "name": "Example Corp Status", "username": self.username}},
+            headers={"x-access-level": level},
+        )
 
     async def create_tweet(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
@@ -172,3 +201,12 @@ class XEmulator(Emulator):
             "type": "https://api.twitter.com/2/problems/invalid-request",
         }
         return self._reject(400, body, reason)
+
+
+def _oauth_param(header: str, name: str) -> str | None:
+    """One parameter of an ``Authorization: OAuth k="v", …`` header, unquoted."""
+    for part in header.removeprefix("OAuth ").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return urllib.parse.unquote(value.strip('"'))
+    return None

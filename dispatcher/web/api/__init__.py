@@ -11,18 +11,31 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from dispatcher.web.api import deliveries, drafts, health, incidents, policy, subscribers, templates, updates
+from dispatcher.web.api import (
+    components,
+    deliveries,
+    drafts,
+    health,
+    incidents,
+    maintenance,
+    policy,
+    subscribers,
+    templates,
+    updates,
+)
 from dispatcher.web.api.auth import reject_unknown_query
 from dispatcher.web.api.problems import install_problem_handlers, use_problem_media_type
 
 ROUTERS = (
     incidents.router,
     updates.router,
+    maintenance.router,
     subscribers.router,
     deliveries.router,
     policy.router,
     templates.router,
     drafts.router,
+    components.router,
 )
 
 

@@ -18,7 +18,7 @@ from dispatcher.comms.drafts import (
 )
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
 from dispatcher.domain.durations import parse_duration
-from dispatcher.domain.models import IncidentStatus
+from dispatcher.domain.models import ComponentImpact, IncidentStatus
 from dispatcher.domain.update_texts import LocaleText
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.idempotency import IdempotencyDep
@@ -50,6 +50,9 @@ class DraftFields(BaseModel):
     audience: str | None = Field(default=None, max_length=50)
     channels: list[ChannelKind] | None = None
     internal_note: str | None = Field(default=None, max_length=4000)
+    impact: dict[str, ComponentImpact] | None = Field(
+        default=None, description="Component name -> impact, as the update will say it."
+    )
 
     @field_validator("next_update_in")
     @classmethod
@@ -154,6 +157,7 @@ def publish_(
             draft_id,
             queue,
             f"api:{token.name}",
+            publisher_token_id=token.id,
             version=send.version,
             override_reason=send.override_reason,
         )

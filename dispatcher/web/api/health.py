@@ -1,57 +1,61 @@
-"""``/readyz``: can this instance serve? The database answers and, with ``REDIS_URL``, the broker too.
+"""``/readyz``: can this instance serve? The database answers and, with ``REDIS_URL``, the broker too
+(503 naming what is down). The body also shows each channel's readiness as the last round of probes
+found it (``tocsin check``, or the tick every ``readiness.probe_every`` seconds): a channel that is down
+does not make the instance unready (it can still publish on the others), but it is named here.
 
 (``/healthz``, in ``dispatcher.web.app``, only says the process is alive: it touches nothing.)"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
-from sqlalchemy import text
+from datetime import datetime
 
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
+
+from dispatcher.domain.errors import TocsinError
+from dispatcher.engine.readiness.services import check_broker, check_database, first_line
+from dispatcher.engine.readiness.state import snapshot
 from dispatcher.web.api.problems import problem_doc, problem_response
 
 router = APIRouter(tags=["health"])
-BROKER_TIMEOUT_SECONDS = 2.0
+
+
+class ProviderReady(BaseModel):
+    provider: str
+    ready: bool
+    detail: str = Field(description="What the probe saw, or why the provider is not ready.")
+    checked_at: datetime
+    took_ms: int
+
+
+class ChannelReady(BaseModel):
+    state: str = Field(description="ready (every provider answers), degraded (some do) or down (none does).")
+    standing: bool = Field(description="Some provider carries it: updates still go out on it.")
+    since: datetime = Field(description="When the channel entered this state.")
+    checked_at: datetime
+    providers: list[ProviderReady] = Field(description="In failover order, primary first.")
 
 
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    lines = str(orig if orig is not None else exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    channels: dict[str, ChannelReady] = Field(
+        default_factory=dict, description="Per enabled channel, from the last probe round (empty before any)."
+    )
 
 
 def _database(request: Request) -> tuple[str | None, str | None]:
     """(redis_url or None, why the database is down or None)."""
     try:
         rt = request.app.state.runtime()
-    except Exception as exc:
-        return None, _first_line(exc)
-    try:
-        with rt.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        return rt.settings.redis_url, _first_line(exc)
-    return rt.settings.redis_url, None
+    except (TocsinError, SQLAlchemyError, OSError) as exc:  # not initialised, misconfigured, unreachable
+        return None, first_line(exc)
+    return rt.settings.redis_url, check_database(rt.engine).problem
 
 
 def _broker(url: str) -> str | None:
-    import redis
-
-    client = redis.Redis.from_url(
-        url, socket_timeout=BROKER_TIMEOUT_SECONDS, socket_connect_timeout=BROKER_TIMEOUT_SECONDS
-    )
-    try:
-        client.ping()
-    except Exception as exc:
-        return _first_line(exc)
-    finally:
-        client.close()
-    return None
+    return check_broker(url).problem
 
 
 @router.get(
@@ -72,4 +76,27 @@ def readyz(request: Request) -> Readiness:
         return problem_response(  # type: ignore[return-value]
             503, "not-ready", "not ready: " + "; ".join(down) + " unreachable", title="Not ready"
         )
-    return Readiness(status="ok", checks=checks)
+    return Readiness(status="ok", checks=checks, channels=_channels(request))
+
+
+def _channels(request: Request) -> dict[str, ChannelReady]:
+    rt = request.app.state.runtime()
+    return {
+        kind.value: ChannelReady(
+            state=found.state,
+            standing=found.standing,
+            since=found.since,
+            checked_at=found.checked_at,
+            providers=[
+                ProviderReady(
+                    provider=p.provider,
+                    ready=p.ready,
+                    detail=p.detail,
+                    checked_at=p.checked_at,
+                    took_ms=p.elapsed_ms,
+                )
+                for p in found.providers
+            ],
+        )
+        for kind, found in snapshot(rt).items()
+    }

@@ -123,7 +123,7 @@ def tocsin_error_response(exc: TocsinError) -> JSONResponse:
     findings = getattr(exc, "findings", None)
     if findings is not None:  # guardrails blocked the text
         errors = [
-            FieldError(field="message", message=f"{f.rule}: {f.message}")
+            FieldError(field=getattr(f, "field", "message"), message=f"{f.rule}: {f.message}")
             for f in findings
             if f.level == "error"
         ]

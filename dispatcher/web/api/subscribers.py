@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from channels._http.ssrf import BlockedDestination, DestinationPolicy
 from channels.base import ChannelKind
 from dispatcher.audience.csv_rows import COLUMNS
+from dispatcher.audience.endpoints import EndpointCheck
 from dispatcher.audience.importing import import_subscribers_file
 from dispatcher.audience.subscribers import (
     change_subscriber,
@@ -42,7 +42,6 @@ from dispatcher.web.api.problems import AUTH_PROBLEMS, NOT_FOUND, FieldError, Pr
 router = APIRouter(prefix="/subscribers", tags=["subscribers"], responses=AUTH_PROBLEMS)
 
 SubscriberId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Subscriber id.")]
-MAX_CSV_BYTES = 20 * 1024 * 1024
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 
 
@@ -121,7 +120,7 @@ class SubscriberIn(Preferences, Profile):
     """A new subscriber: at least one of email, phone, webhook_url."""
 
     email: str | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=32, description="E.164, e.g. +447700900123.")
+    phone: str | None = Field(default=None, max_length=32, description="E.164, e.g. +447911123456.")
     webhook_url: str | None = Field(default=None, max_length=2048)
     webhook_secret: str | None = Field(
         default=None, max_length=200, description="whsec_ + base64 of 24-64 bytes; generated if absent."
@@ -174,11 +173,9 @@ class SubscriberIn(Preferences, Profile):
         if self.phone:
             points.append(ContactPoint(channel=ChannelKind.SMS, address=self.phone))
         if self.webhook_url:
-            allowed = rt.settings.provider_options("webhook").get("allow_destinations", [])
-            try:
-                DestinationPolicy(allowed).check_url(self.webhook_url)
-            except BlockedDestination as exc:
-                raise _field_problem("webhook_url", f"not reachable by Tocsin: {exc.reason}") from None
+            unreachable = EndpointCheck(rt.settings).problem(self.webhook_url)
+            if unreachable is not None:
+                raise _field_problem("webhook_url", unreachable)
             if self.webhook_secret and not _valid_secret(self.webhook_secret):
                 raise _field_problem("webhook_secret", "must be whsec_ followed by base64 of 24 to 64 bytes")
             points.append(
@@ -294,8 +291,9 @@ async def import_(
     ] = None,
 ) -> Response:
     raw = await request.body()
-    if len(raw) > MAX_CSV_BYTES:
-        raise _field_problem("body", "the file is larger than 20 MiB: split it")
+    limit = rt.settings.limits.max_import_bytes  # also enforced while the body is read (request_guard)
+    if len(raw) > limit:
+        raise _field_problem("body", f"larger than {limit} bytes (limits.max_import_bytes): split the file")
     chosen = (region or rt.settings.default_region).upper()
     return await run_in_threadpool(idem.run, token, 201, lambda: _import(rt, raw, chosen, skip_invalid))
 
@@ -310,7 +308,7 @@ def _import(rt: Runtime, raw: bytes, region: str, skip_invalid: bool) -> ImportO
         raise ProblemError(
             422,
             "invalid-csv",
-            f"{len(problems)} bad row(s); nothing imported (fix them, or skip_invalid=true)",
+            f"{outcome.summary()}; nothing imported (fix them, or skip_invalid=true)",
             title="Invalid CSV",
             errors=[
                 FieldError(field=f"line {p.line}" + (f".{p.column}" if p.column else ""), message=p.reason)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from channels.base import ChannelKind
+from dispatcher.access.identity import API_PREFIX, of_token
 from dispatcher.access.tokens import ApiToken
 from dispatcher.comms.approval import approve, pending_approvals, reject
 from dispatcher.comms.incidents import get_incident
@@ -19,7 +20,7 @@ from dispatcher.comms.publish import get_update, publish
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.guardrail_rules import Finding
-from dispatcher.domain.models import IncidentStatus, Update, UpdateDraft
+from dispatcher.domain.models import ComponentImpact, IncidentStatus, Update, UpdateDraft
 from dispatcher.domain.quiet_hours import check_timezone
 from dispatcher.domain.update_texts import LocaleText
 from dispatcher.engine.runtime import Runtime
@@ -113,8 +114,13 @@ class DraftRequest(UpdateText):
         )
 
     def _more(self, token: ApiToken) -> dict[str, Any]:
-        """The draft's other fields."""
-        return {"author": f"api:{token.name}"}
+        """The draft's other fields: the author is who the token proves, never a field of the body."""
+        return {"author": f"{API_PREFIX}{token.name}", "author_token_id": token.id}
+
+
+def _not_accepted(name: str, value: object) -> None:
+    if value is not None:
+        raise ValueError(f"{name} is who the API token proves (api:<token name>); this field is not accepted")
 
 
 def from_template(rt: Runtime, incident_id: int, body: DraftRequest, more: dict[str, Any]) -> UpdateDraft:
@@ -137,17 +143,31 @@ def from_template(rt: Runtime, incident_id: int, body: DraftRequest, more: dict[
 
 
 class PublishRequest(DraftRequest):
-    author: str | None = Field(default=None, max_length=200, description="Default: api:<token name>.")
-    internal_note: str | None = Field(default=None, max_length=4000)
+    author: str | None = Field(
+        default=None, description="Not accepted: the author is the API token's identity (api:<name>)."
+    )
+    internal_note: str | None = Field(default=None, max_length=4000, description="For staff only.")
     override_reason: str | None = Field(default=None, max_length=1000)
     publish_at: datetime | None = Field(default=None, description="Publish later, at this time (UTC).")
+    impact: dict[str, ComponentImpact] | None = Field(
+        default=None,
+        max_length=50,
+        description="Component → operational, degraded_performance, partial_outage or major_outage; "
+        "the status page shows it.",
+    )
+
+    @field_validator("author")
+    @classmethod
+    def _no_author(cls, value: str | None) -> None:
+        _not_accepted("the author", value)
 
     def _more(self, token: ApiToken) -> dict[str, Any]:
         return {
-            "author": self.author or f"api:{token.name}",
+            **super()._more(token),
             "internal_note": self.internal_note,
             "override_reason": self.override_reason,
             "publish_at": self.publish_at,
+            "impact": self.impact,
         }
 
 
@@ -389,15 +409,27 @@ class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     approver: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Who approves; default api:<token name>."
+        default=None, description="Not accepted: the approver is the API token's identity (api:<name>)."
     )
+
+    @field_validator("approver")
+    @classmethod
+    def _no_approver(cls, value: str | None) -> None:
+        _not_accepted("the approver", value)
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: str = Field(min_length=1, max_length=1000)
-    rejected_by: str | None = Field(default=None, min_length=1, max_length=200)
+    rejected_by: str | None = Field(
+        default=None, description="Not accepted: who rejects is the API token's identity (api:<name>)."
+    )
+
+    @field_validator("rejected_by")
+    @classmethod
+    def _no_rejecter(cls, value: str | None) -> None:
+        _not_accepted("who rejects", value)
 
 
 @router.get("/approvals", summary="Updates waiting for a second person's approval, oldest first")
@@ -407,7 +439,7 @@ def approvals(rt: RuntimeDep, _token: ReadToken) -> list[Update]:
 
 @router.post(
     "/updates/{update_id}/approve",
-    summary="Approve a waiting update and send it (the approver must not be its author)",
+    summary="Approve a waiting update and send it (the token's identity must not be its author's)",
     responses=NOT_FOUND,
 )
 def approve_(
@@ -417,8 +449,7 @@ def approve_(
     queue: QueueDep,
     body: ApproveRequest | None = None,
 ) -> Update:
-    who = (body.approver if body else None) or f"api:{token.name}"
-    return approve(rt, update_id, who, queue)
+    return approve(rt, update_id, of_token(token, API_PREFIX), queue)
 
 
 @router.post(
@@ -427,4 +458,4 @@ def approve_(
     responses=NOT_FOUND,
 )
 def reject_(update_id: UpdateId, body: RejectRequest, rt: RuntimeDep, token: PublishToken) -> Update:
-    return reject(rt, update_id, body.rejected_by or f"api:{token.name}", body.reason)
+    return reject(rt, update_id, of_token(token, API_PREFIX), body.reason)

@@ -11,9 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.responses import Response
 
-from dispatcher.domain.errors import NotFound
+from dispatcher.access.console_sessions import session_alive
+from dispatcher.domain.errors import ConfigurationError, InvalidInput, NotFound, NotInitialised, TocsinError
+from dispatcher.domain.identity import Identity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.console.identity import ApiToken, Scope, live_token
 from dispatcher.web.console.queries import Attention
@@ -70,6 +73,11 @@ class Viewer:
     def may(self, scope: Scope) -> bool:
         return self.token.allows(scope)
 
+    @property
+    def identity(self) -> Identity:
+        """Who this is, proven by the token behind the session (authors and approvers are compared by it)."""
+        return Identity(self.session.actor, self.token.id, self.token.name)
+
     def require(self, scope: Scope) -> None:
         if not self.may(scope):
             raise HTTPException(403, f"your token lacks the {scope.value!r} scope")
@@ -86,7 +94,7 @@ def viewer(request: Request) -> Viewer:
     state = console_state(request)
     session = state.signer(rt).read_session(request.cookies.get(SESSION_COOKIE))
     token = live_token(rt, session.token_id) if session else None
-    if session is None or token is None:
+    if session is None or token is None or not session_alive(rt, session.sid, session.token_id):
         raise _to_login(request)
     return Viewer(rt, session, token, state)
 
@@ -117,7 +125,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-_HEADINGS = {400: "Cannot do that", 403: "Not allowed", 404: "Not found"}
+_HEADINGS = {400: "Cannot do that", 403: "Not allowed", 404: "Not found", 409: "Cannot do that now"}
 
 
 class ConsoleRoute(APIRoute):
@@ -136,12 +144,27 @@ class ConsoleRoute(APIRoute):
                     response = error_page(exc.status_code, str(exc.detail))
             except NotFound as exc:
                 response = error_page(404, str(exc))
+            except TocsinError as exc:  # a page, never the API's JSON, for what a person can fix
+                response = error_page(_status_of(exc), str(exc))
+            except ValidationError as exc:
+                response = error_page(400, "; ".join(_field_message(e) for e in exc.errors()[:5]))
             response.headers.update(SECURITY_HEADERS)
             if "cache-control" not in response.headers:
                 response.headers["Cache-Control"] = "no-store"
             return response
 
         return handle
+
+
+def _status_of(exc: TocsinError) -> int:
+    if isinstance(exc, ConfigurationError | NotInitialised):
+        return 503
+    return 400 if isinstance(exc, InvalidInput) else 409
+
+
+def _field_message(error: Any) -> str:
+    field = ".".join(str(part) for part in error.get("loc", ())) or "input"
+    return f"{field}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
 
 
 def error_page(status_code: int, detail: str) -> Response:

@@ -13,21 +13,28 @@ from starlette.responses import Response
 
 from channels.base import ChannelKind
 from dispatcher.comms import lifecycle
+from dispatcher.comms.attention import flags
+from dispatcher.comms.changes import change_incident
+from dispatcher.comms.closure import resolve
 from dispatcher.comms.drafts import discard_draft, get_draft, list_drafts, publish_draft
+from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
 from dispatcher.comms.message_templates import library
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import NotFound, TocsinError
+from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import (
     Audience,
+    ComponentImpact,
     Incident,
     IncidentDraft,
     IncidentStatus,
     Severity,
     UpdateDraft,
 )
+from dispatcher.domain.texts import first_notice_text
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.console import queries
 from dispatcher.web.console.access import (
@@ -122,6 +129,8 @@ def _incident_page(
     rt = who.rt
     incident = get_incident(rt, incident_id)
     compose: dict[str, Any] = {
+        "internal_note": "",
+        "impact": [],
         "message": "",
         "status": incident.status.value,
         "next_update_in": _cadence(rt, incident),
@@ -136,15 +145,20 @@ def _incident_page(
     }
     compose.update((picked.compose if picked else None) or {})
     compose.update(extra.pop("compose", {}))
+    promise = rt.clock.now() + rt.policy.policy.for_severity(incident.severity).cadence
     return page(
         "incident.html",
         status_code=status_code,
         **common_context(
             who,
             incident=incident,
+            flags=flags(rt, incident),
+            first_notice=first_notice_text(rt.policy.policy, incident, "en", promise),
             timeline=list(reversed(lifecycle.timeline(rt, incident_id))),
             updates=queries.incident_updates(rt, incident_id),
             statuses=list(IncidentStatus),
+            severities=list(Severity),
+            impacts=list(ComponentImpact),
             channels=rt.settings.enabled_channels(),
             audiences=["public", "internal", *sorted(rt.policy.policy.segments)],
             compose=compose,
@@ -180,6 +194,8 @@ def change_status_action(
 ) -> Response:
     who.require(Scope.PUBLISH)
     try:
+        if IncidentStatus(status) is IncidentStatus.RESOLVED:
+            return _resolve(who, incident_id, reason, force=False, message="")
         lifecycle.change_status(
             who.rt, incident_id, IncidentStatus(status), who.session.actor, reason.strip() or None
         )
@@ -188,6 +204,89 @@ def change_status_action(
     except (TocsinError, ValueError) as exc:
         return _incident_page(who, incident_id, 400, error=problem(exc))
     return see(f"/incidents/{incident_id}")
+
+
+def _resolve(who: Viewer, incident_id: int, reason: str, force: bool, message: str) -> Response:
+    """Resolve and tell everyone told; the browser goes to the resolution's delivery progress."""
+    done = delivering(
+        who.rt,
+        who.state.background,
+        lambda queue: resolve(
+            who.rt,
+            incident_id,
+            who.identity,
+            queue,
+            reason=reason.strip() or None,
+            force=force,
+            message=message.strip() or None,
+        ),
+    )
+    return see(f"/updates/{done.update.id}")
+
+
+@router.post("/incidents/{incident_id}/change")
+def change_action(
+    who: Writer,
+    incident_id: int,
+    reason: Annotated[str, Form()] = "",
+    severity: Annotated[str, Form()] = "",
+    title: Annotated[str, Form()] = "",
+    components: Annotated[str, Form()] = "",
+    override_reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Change severity, title or components mid-incident; the policy applies at once."""
+    who.require(Scope.PUBLISH)
+    try:
+        change_incident(
+            who.rt,
+            incident_id,
+            who.identity,
+            reason=reason,
+            severity=Severity(severity) if severity else None,
+            title=title.strip() or None,
+            components=[c.strip() for c in components.split(",")] if components.strip() else None,
+            override_reason=override_reason.strip() or None,
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/incidents/{incident_id}")
+
+
+@router.post("/incidents/{incident_id}/first-notice")
+def first_notice_action(who: Writer, incident_id: int) -> Response:
+    """Send the severity's pre-approved first notice (no approval: the first word never waits)."""
+    who.require(Scope.PUBLISH)
+    try:
+        sent = delivering(
+            who.rt,
+            who.state.background,
+            lambda queue: send_first_notice(who.rt, incident_id, who.identity, queue),
+        )
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return see(f"/updates/{sent.update.id}")
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def resolve_action(
+    who: Writer,
+    incident_id: int,
+    reason: Annotated[str, Form()] = "",
+    force: Annotated[bool, Form()] = False,
+    message: Annotated[str, Form()] = "",
+) -> Response:
+    """Resolve from the incident page: the resolution goes to everyone told about it."""
+    who.require(Scope.PUBLISH)
+    try:
+        return _resolve(who, incident_id, reason, force, message)
+    except NotFound:
+        raise
+    except (TocsinError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
 
 
 @dataclass(frozen=True)
@@ -200,6 +299,10 @@ class ComposeForm:
     override_reason: str
     channels_ticked: bool
     """The form had its channel boxes (none ticked means none); without them the policy chooses."""
+    internal_note: str = ""
+    """For staff only: shown in staff's copy, never to customers."""
+    impact: tuple[str, ...] = ()
+    """``component=level`` for each component whose impact the author set."""
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
     """``text_<locale>_<field>`` fields: other languages, and SMS, X and email texts."""
     template: str = ""
@@ -217,6 +320,8 @@ class ComposeForm:
             "audience": self.audience,
             "channels": self.channels,
             "override_reason": self.override_reason,
+            "internal_note": self.internal_note,
+            "impact": list(self.impact),
             "texts": self.texts,
             "template": self.template,
             "template_vars": self.template_vars,
@@ -224,7 +329,7 @@ class ComposeForm:
             "draft_version": self.draft_version,
         }
 
-    def draft(self, rt: Runtime, incident: Incident, author: str) -> UpdateDraft:
+    def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
 
         Channels are left to the severity policy unless the author changed the ticked set."""
@@ -241,8 +346,11 @@ class ComposeForm:
             message=self.message,
             next_update_at=next_at,
             audience=Audience(self.audience),
-            author=author,
+            author=author.name,
+            author_token_id=author.token_id,
             override_reason=self.override_reason.strip() or None,
+            internal_note=self.internal_note.strip() or None,
+            impact=_impact(self.impact),
             texts=form_texts(self.texts) or None,
             template=self.template or None,
             template_vars=template_values(self.template_vars),
@@ -250,6 +358,16 @@ class ComposeForm:
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
         return draft
+
+
+def _impact(given: tuple[str, ...]) -> dict[str, ComponentImpact] | None:
+    """``("checkout=partial_outage", "")`` from the impact selects (empty: left as it is)."""
+    found = {}
+    for item in given:
+        name, _, level = item.partition("=")
+        if name.strip() and level.strip():
+            found[name.strip()] = ComponentImpact(level.strip())
+    return found or None
 
 
 async def compose_form(
@@ -261,6 +379,8 @@ async def compose_form(
     channel: Annotated[list[str] | None, Form()] = None,
     override_reason: Annotated[str, Form()] = "",
     channel_boxes: Annotated[str, Form()] = "",
+    internal_note: Annotated[str, Form()] = "",
+    impact: Annotated[list[str] | None, Form()] = None,
     template: Annotated[str, Form()] = "",
     template_vars: Annotated[str, Form()] = "",
     draft_id: Annotated[int | None, Form()] = None,
@@ -275,6 +395,8 @@ async def compose_form(
         channel or [],
         override_reason,
         bool(channel or channel_boxes),
+        internal_note,
+        tuple(impact or ()),
         texts_of_form({k: v for k, v in form.items() if isinstance(v, str)}),
         template,
         template_vars,
@@ -292,7 +414,7 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
     if not form.message.strip():
         return page("_preview.html", result=None, error=None, empty=True)
     try:
-        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.session.actor)
+        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.identity)
         result = draft_preview(who.rt, draft)
     except (TocsinError, ValidationError, ValueError) as exc:
         return page("_preview.html", result=None, error=problem(exc), empty=False)
@@ -303,16 +425,22 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
 def send_action(who: Writer, incident_id: int, form: Compose) -> Response:
     """Send what the form says; a draft opened in the form is saved as it stands, then published."""
     who.require(Scope.PUBLISH)
-    rt, actor = who.rt, who.session.actor
+    rt, me = who.rt, who.identity
     try:
-        draft = form.draft(rt, get_incident(rt, incident_id), actor)
+        draft = form.draft(rt, get_incident(rt, incident_id), me)
         if form.draft_id is not None:
-            saved = save_form_draft(rt, incident_id, (form.draft_id, form.draft_version), draft, actor)
+            saved = save_form_draft(rt, incident_id, (form.draft_id, form.draft_version), draft, me.name)
             published = delivering(
                 rt,
                 who.state.background,
                 lambda queue: publish_draft(
-                    rt, saved.id, queue, actor, version=saved.version, override_reason=draft.override_reason
+                    rt,
+                    saved.id,
+                    queue,
+                    me.name,
+                    publisher_token_id=me.token_id,
+                    version=saved.version,
+                    override_reason=draft.override_reason,
                 ),
             )
         else:
@@ -328,10 +456,10 @@ def send_action(who: Writer, incident_id: int, form: Compose) -> Response:
 def save_draft_action(who: Writer, incident_id: int, form: Compose) -> Response:
     """Save the form as a draft (a new one, or the draft it was opened from) without sending anything."""
     who.require(Scope.PUBLISH)
-    rt, actor = who.rt, who.session.actor
+    rt, me = who.rt, who.identity
     try:
-        draft = form.draft(rt, get_incident(rt, incident_id), actor)
-        saved = save_form_draft(rt, incident_id, (form.draft_id, form.draft_version), draft, actor)
+        draft = form.draft(rt, get_incident(rt, incident_id), me)
+        saved = save_form_draft(rt, incident_id, (form.draft_id, form.draft_version), draft, me.name)
     except NotFound:
         raise
     except (TocsinError, ValidationError, ValueError) as exc:
@@ -346,7 +474,7 @@ def discard_draft_action(
     who.require(Scope.PUBLISH)
     draft = get_draft(who.rt, draft_id)
     try:
-        discard_draft(who.rt, draft_id, who.session.actor, version)
+        discard_draft(who.rt, draft_id, who.identity.name, version)
     except TocsinError as exc:
         return _incident_page(who, draft.incident_id, 409, error=problem(exc))
     return see(f"/incidents/{draft.incident_id}")

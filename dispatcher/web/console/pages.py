@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse
 
+from dispatcher.engine.readiness.state import snapshot
 from dispatcher.web.console import queries
 from dispatcher.web.console.access import PREFIX, Viewer
 from dispatcher.web.console.identity import Scope
@@ -21,6 +22,8 @@ def common_context(who: Viewer, **context: Any) -> dict[str, Any]:
         "now": who.rt.clock.now(),
         "may_publish": who.may(Scope.PUBLISH),
         "may_import": who.may(Scope.SUBSCRIBERS),
+        "standing": snapshot(who.rt),  # channel readiness, shown where updates are composed
+        "delivery_problems": who.state.background.problems,
         "error": None,
         **context,
     }

@@ -92,6 +92,8 @@ def _from_draft(draft: Draft) -> dict[str, Any]:
         "next_update_in": _promise(draft.next_update_in),
         "audience": str(draft.audience),
         "texts": _texts_for_form(draft.texts),
+        "internal_note": draft.internal_note or "",
+        "impact": [f"{name}={level.value}" for name, level in (draft.impact or {}).items()],
         "template": draft.template or "",
         "template_vars": json.dumps(draft.template_vars, ensure_ascii=False) if draft.template_vars else "",
         "draft_id": draft.id,
@@ -149,10 +151,12 @@ def save_form_draft(
         next_update_in=None if draft.next_update_at is None else draft.next_update_at - rt.clock.now(),
         audience=draft.audience,
         channels=draft.channels,
+        internal_note=draft.internal_note,
+        impact=draft.impact,
         template=draft.template,
         template_vars=draft.template_vars,
     )
     if draft_id is None:
         return save_draft(rt, incident_id, content, actor)
-    changes = content.model_dump(exclude={"internal_note"})
+    changes = content.model_dump()
     return edit_draft(rt, draft_id, changes, actor, version)

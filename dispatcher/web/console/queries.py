@@ -16,10 +16,13 @@ from dispatcher.store.schema import contact_points, incidents, subscribers, upda
 
 @dataclass(frozen=True)
 class Attention:
-    """Shown at the top of every page: promises broken and updates waiting for a second person."""
+    """Shown at the top of every page: promises broken, updates waiting for a second person, incidents
+    escalated because they drag on, and incidents customers have not heard of within the budget."""
 
     overdue: list[Incident]
     pending_approval: list[Update]
+    escalated: list[Incident] = field(default_factory=list)
+    silent: list[Incident] = field(default_factory=list)
 
 
 def attention(rt: Runtime) -> Attention:
@@ -31,12 +34,35 @@ def attention(rt: Runtime) -> Attention:
                 incidents.c.status != IncidentStatus.RESOLVED.value,
                 incidents.c.next_update_at.is_not(None),
                 incidents.c.next_update_at < now,
+                incidents.c.escalated_at.is_(None),
+                incidents.c.kind == "incident",  # a maintenance window's schedule is its promise
             )
             .order_by(incidents.c.next_update_at)
             .limit(20)
         ).mappings()
         late = [incident_from_row(r) for r in overdue]
-    return Attention(late, pending_approvals(rt)[:20])
+        open_ones = [
+            incident_from_row(r)
+            for r in conn.execute(
+                select(incidents)
+                .where(
+                    incidents.c.status != IncidentStatus.RESOLVED.value,
+                    incidents.c.kind == "incident",
+                    or_(incidents.c.escalated_at.is_not(None), incidents.c.first_word_at.is_(None)),
+                )
+                .order_by(incidents.c.opened_at)
+                .limit(100)
+            ).mappings()
+        ]
+    escalated = [i for i in open_ones if i.escalated_at is not None][:20]
+    silent = [
+        i
+        for i in open_ones
+        if i.first_word_at is None
+        and rt.policy.policy.first_word_budget(i.severity).total_seconds() > 0
+        and now - i.opened_at >= rt.policy.policy.first_word_budget(i.severity)
+    ][:20]
+    return Attention(late, pending_approvals(rt)[:20], escalated, silent)
 
 
 def incident_updates(rt: Runtime, incident_id: int) -> list[Update]:

@@ -7,12 +7,20 @@ status, send and approve, ``subscribers`` to import.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from dispatcher.web.console import incident_routes, subscriber_routes, update_routes
+from dispatcher.access.console_sessions import begin_session, end_session
+from dispatcher.web.console import (
+    component_routes,
+    incident_routes,
+    maintenance_routes,
+    subscriber_routes,
+    update_routes,
+)
 from dispatcher.web.console.access import (
     PREFIX,
     ConsoleRoute,
@@ -66,7 +74,8 @@ def login(
     found = verify_token(rt, token)
     if found is None:
         return _login_page(request, "unknown or revoked token")
-    _, cookie = signer.new_session(found.id, found.name)
+    session, cookie = signer.new_session(found.id, found.name)
+    begin_session(rt, session.sid, found.id, rt.clock.now() + timedelta(seconds=SESSION_SECONDS))
     response = see("/incidents")
     _set_cookie(request, response, SESSION_COOKIE, cookie, SESSION_SECONDS)
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -75,6 +84,8 @@ def login(
 
 @router.post("/logout")
 def logout(who: Writer) -> Response:
+    """Ends the session on the server too: a copy of the cookie no longer opens the console."""
+    end_session(who.rt, who.session.sid)
     response = see("/login")
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response
@@ -95,3 +106,5 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 router.include_router(incident_routes.router)
 router.include_router(update_routes.router)
 router.include_router(subscriber_routes.router)
+router.include_router(component_routes.router)
+router.include_router(maintenance_routes.router)

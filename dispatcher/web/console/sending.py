@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MAX_PROBLEMS = 5
 RETRY_WAIT = 30.0
 """The background runner also waits this long for retries due soon (later ones: ``tocsin worker``)."""
 
@@ -32,13 +34,26 @@ class BackgroundDelivery:
         self.wait = wait
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._problems: deque[str] = deque(maxlen=MAX_PROBLEMS)
+
+    @property
+    def problems(self) -> list[str]:
+        """Why background deliveries of this process stopped early, newest last: every console page
+        shows them, so the person who pressed Send is told (the ledger still owes those rows)."""
+        with self._lock:
+            return list(self._problems)
 
     def start(self, runner: EmbeddedRunner) -> None:
         def run() -> None:
             try:
                 runner.run_until_idle(wait_up_to=self.wait)
-            except Exception:  # the ledger keeps what is owed: `tocsin worker` re-drives it
+            except Exception as exc:  # a thread dies silently otherwise: logged, and shown on every page
                 log.exception("console: background delivery stopped early")
+                with self._lock:
+                    self._problems.append(
+                        f"{type(exc).__name__}: {exc}"[:500]
+                        + " (what is still owed is delivered by `tocsin worker`)"
+                    )
 
         thread = threading.Thread(target=run, name="tocsin-console-deliver", daemon=True)
         with self._lock:

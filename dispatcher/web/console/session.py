@@ -1,9 +1,11 @@
 """The console's session: a signed cookie naming the API token that logged in, and a CSRF token.
 
 The cookie holds no secret the browser could reuse elsewhere: only the token's id and name, a random CSRF
-token and when the session ends, signed with HMAC-SHA256 under ``settings.console_secret`` (or a key made
-at start-up). It is HttpOnly and SameSite=Strict; every POST must also carry the CSRF token in a form
-field or an ``X-CSRF-Token`` header, so a forged cross-site form fails even where SameSite is not honoured.
+token, a random session id (kept on the server, see ``dispatcher.access.console_sessions``: logging out
+ends it there) and when the session ends, signed with HMAC-SHA256 under ``settings.console_secret``
+(or a key made at start-up). It is HttpOnly and SameSite=Strict; every POST must also carry the CSRF
+token in a form field or an ``X-CSRF-Token`` header, so a forged cross-site form fails even where
+SameSite is not honoured.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Session:
     """Who is acting: the token's name, recorded as author, approver and actor of status changes."""
     csrf: str
     expires: float
+    sid: str = ""
+    """Random session id; the store keeps its hash, so logging out ends the session on the server."""
 
 
 class CookieSigner:
@@ -64,6 +68,7 @@ class CookieSigner:
             actor=actor,
             csrf=secrets.token_urlsafe(24),
             expires=(now or time.time()) + SESSION_SECONDS,
+            sid=secrets.token_urlsafe(32),
         )
         return session, self.dumps(asdict(session))
 
@@ -77,6 +82,7 @@ class CookieSigner:
                 actor=str(payload["actor"]),
                 csrf=str(payload["csrf"]),
                 expires=float(payload["expires"]),  # type: ignore[arg-type]
+                sid=str(payload.get("sid", "")),
             )
         except (KeyError, TypeError, ValueError):
             return None

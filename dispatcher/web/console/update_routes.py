@@ -51,6 +51,7 @@ def _progress_context(who: Viewer, update_id: int) -> dict[str, Any]:
         "failures": failures,
         "retrying": retrying,
         "done": done and not waiting,
+        "stopped": who.state.background.problems,
     }
 
 
@@ -77,7 +78,7 @@ def approve_action(who: Writer, update_id: int) -> Response:
         delivering(
             who.rt,
             who.state.background,
-            lambda queue: approval.approve(who.rt, update_id, who.session.actor, queue),
+            lambda queue: approval.approve(who.rt, update_id, who.identity, queue),
         )
     except TocsinError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -88,7 +89,7 @@ def approve_action(who: Writer, update_id: int) -> Response:
 def reject_action(who: Writer, update_id: int, reason: Annotated[str, Form()] = "") -> Response:
     who.require(Scope.PUBLISH)
     try:
-        approval.reject(who.rt, update_id, who.session.actor, reason)
+        approval.reject(who.rt, update_id, who.identity, reason)
     except TocsinError as exc:
         raise HTTPException(400, str(exc)) from None
     return see(f"/updates/{update_id}")

@@ -2,7 +2,7 @@
 name the reader's variant (locale, time zone, SMS opt-out hint)
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from dispatcher.store.schema import Timestamp
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("audience", sa.String(50), nullable=False),
         sa.Column("channels", sa.JSON(), nullable=True),
         sa.Column("internal_note", sa.Text(), nullable=True),
+        sa.Column("impact", sa.JSON(), nullable=True),
         sa.Column("template", sa.String(100), nullable=True),
         sa.Column("template_vars", sa.JSON(), nullable=True),
         sa.Column("author", sa.String(200), nullable=True),
