@@ -20,9 +20,11 @@ from channels.base import ChannelKind
 from channels.text.sms_segments import count_segments
 from channels.text.x_text import weighted_length
 from dispatcher.audience.subscribers import add_subscribers
+from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.preview import preview_draft
 from dispatcher.comms.publish import publish
 from dispatcher.comms.tick import run_tick
+from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import ContactPoint, Incident, IncidentStatus, Subscriber, UpdateDraft
 from dispatcher.engine.runtime import Runtime
 from tests.helpers import TimedStage, incident
@@ -178,6 +180,26 @@ def test_the_holding_message_states_the_promise_once_on_every_channel(stage: Sta
     for channel, text in texts.items():
         assert text.count("Next update by") == 1, (channel, text)
         assert "There is no new information yet." in text, channel
+
+
+def test_the_first_notice_states_the_promise_once_on_every_channel_in_the_readers_words(stage: Stage) -> None:
+    add_subscribers(stage.rt, [reader(1, phone="+447700900123"), reader(2, zone="Europe/Paris", locale="fr")])
+    inc = incident(stage.rt)
+    notice = send_first_notice(stage.rt, inc.id, Identity("alice"), stage.runner.queue).update
+    stage.runner.run_until_idle()
+
+    texts = {
+        "sms": stage.sms(notice.id)["+447700900123"],
+        "email": text_of(stage.emails(notice.id)["reader1@example.com"]),
+        "social": stage.post(notice.id, ChannelKind.SOCIAL),
+        "chat": stage.post(notice.id, ChannelKind.CHAT),
+    }
+    for channel, text in texts.items():
+        assert text.count("Next update by") == 1, (channel, text)
+        assert "We are aware of a problem with checkout and are investigating." in text, channel
+    french = text_of(stage.emails(notice.id)["reader2@example.com"])
+    assert french.count("Prochaine mise à jour avant") == 1, french
+    assert "Prochaine mise à jour avant aujourd'hui, 06:00 CET." in french
 
 
 def test_an_x_post_cut_to_fit_keeps_its_status_promise_and_link(stage: Stage) -> None:

@@ -89,11 +89,10 @@ def _components(incident: Incident, language: str, fallback: dict[str, str] = SO
 
 
 def first_notice_text(policy: Policy, incident: Incident, locale: str | None, next_update: datetime) -> str:
-    """The severity's pre-approved first notice in ``locale``, naming the components and the promise."""
+    """The severity's pre-approved first notice in ``locale``, naming the components: words only, since
+    every channel's layout states the promise (``next_update``) in the reader's own time."""
     language, text = _in_locale(policy.for_severity(incident.severity).first_notice, locale)
-    return text.replace("{components}", _components(incident, language)).replace(
-        "{next_update}", hhmm(next_update)
-    )
+    return words_only(text.replace("{components}", _components(incident, language)), next_update)
 
 
 def resolution_text(policy: Policy, incident: Incident, locale: str | None) -> str:
