@@ -1,7 +1,7 @@
 """Build RFC 5322 emails for a batch: the shared part is built and serialised once per message, the
-per-recipient headers (To, Message-ID, X-Tocsin-Delivery-Id, and the RFC 8058 one-click
-``List-Unsubscribe``/``List-Unsubscribe-Post`` pair when the recipient has an unsubscribe link) are
-prepended for each recipient.
+per-recipient headers (To, Message-ID, X-Tocsin-Delivery-Id, the RFC 8058 one-click
+``List-Unsubscribe``/``List-Unsubscribe-Post`` pair when the recipient has an unsubscribe link, and
+RFC 2369 ``List-Help`` naming their own manage page) are prepended for each recipient.
 
 That keeps writing a million ``.eml`` files (outbox) or sending a 100-recipient SMTP batch cheap, and every
 recipient gets their own copy: nobody sees anyone else's address.
@@ -27,6 +27,7 @@ from channels.base import MANAGE_URL_PLACEHOLDER, Message, Recipient, personalis
 DELIVERY_ID_HEADER = "X-Tocsin-Delivery-Id"
 LIST_UNSUBSCRIBE = "List-Unsubscribe"
 LIST_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
+LIST_HELP = "List-Help"
 ONE_CLICK = "List-Unsubscribe=One-Click"
 POLICY = email.policy.SMTP  # CRLF line endings, as on the wire
 
@@ -107,6 +108,7 @@ class EmailBuilder:
             _to_header(recipient.address, recipient.name)
             + fixed.encode("ascii")
             + unsubscribe_headers(recipient.unsubscribe_url)
+            + help_header(recipient.manage_url)
             + (self._personalised(recipient) if self._personal else self._shared)
         )
 
@@ -125,9 +127,21 @@ def unsubscribe_headers(url: str | None) -> bytes:
     The URL goes on its own line unfolded (no spaces to fold at); RFC 5322 allows up to 998 characters."""
     if not url:
         return b""
+    link = _header_url(url, "unsubscribe")
+    return f"{LIST_UNSUBSCRIBE}: <{link}>\r\n{LIST_UNSUBSCRIBE_POST}: {ONE_CLICK}\r\n".encode("ascii")
+
+
+def help_header(url: str | None) -> bytes:
+    """RFC 2369 ``List-Help``: where the recipient manages what they get (their own signed page)."""
+    if not url:
+        return b""
+    return f"{LIST_HELP}: <{_header_url(url, 'manage')}>\r\n".encode("ascii")
+
+
+def _header_url(url: str, what: str) -> str:
     if any(c in url for c in "\r\n<> ") or not url.isascii() or len(url) > 900:
-        raise BadAddress(f"unusable unsubscribe URL {url[:80]!r}")
-    return (f"{LIST_UNSUBSCRIBE}: <{url}>\r\n{LIST_UNSUBSCRIBE_POST}: {ONE_CLICK}\r\n").encode("ascii")
+        raise BadAddress(f"unusable {what} URL {url[:80]!r}")
+    return url
 
 
 # Plain ASCII names and addresses (nearly all of them) need no quoting, encoding or folding, so they skip

@@ -1,5 +1,7 @@
-"""Every email shows its recipient's own "manage or stop these updates" link in the body, on every
-email provider: the SMTP conversation, the outbox files and SendGrid's per-recipient substitutions."""
+"""Every email shows its recipient's own "manage or stop these updates" link (their self-service page) in
+the body and in ``List-Help``, beside the RFC 8058 one-click ``List-Unsubscribe``, on every email
+provider: the SMTP conversation, the outbox files and SendGrid's per-recipient substitutions and
+headers."""
 
 from __future__ import annotations
 
@@ -26,12 +28,20 @@ MESSAGE = Message(ChannelKind.EMAIL, 7, 42, "[Major · Investigating] Checkout f
 
 
 def link(n: int) -> str:
-    # Long, with '=' and '_': quoted-printable must encode and wrap it without breaking it.
+    """The reader's own manage page. Long, with '%' and '_': quoted-printable must encode and wrap it
+    without breaking it."""
+    return f"https://tocsin.acme.example/manage?token=m.{n}.1830139200.{'Ab_-%3D' * 12}{n}"
+
+
+def one_click(n: int) -> str:
     return f"https://tocsin.acme.example/unsubscribe?token=u.{n}.1830139200.{'Ab_-=' * 12}{n}"
 
 
 def people(count: int) -> list[Recipient]:
-    return [Recipient(i, f"user{i}@example.org", unsubscribe_url=link(i)) for i in range(1, count + 1)]
+    return [
+        Recipient(i, f"user{i}@example.org", unsubscribe_url=one_click(i), manage_url=link(i))
+        for i in range(1, count + 1)
+    ]
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -48,7 +58,9 @@ def assert_own_link(message: EmailMessage, n: int) -> None:
     assert f"Manage or stop these updates: {link(n)}" in text
     assert f'<a href="{link(n)}">Manage or stop these updates</a>' in html
     assert MANAGE_URL_PLACEHOLDER not in text + html
-    assert str(message["List-Unsubscribe"]) == f"<{link(n)}>"
+    assert str(message["List-Unsubscribe"]) == f"<{one_click(n)}>"
+    assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+    assert str(message["List-Help"]) == f"<{link(n)}>"
 
 
 def test_each_built_email_carries_its_own_link() -> None:
@@ -91,3 +103,17 @@ def test_sendgrid_substitutes_each_recipients_link(emulator: SendGridEmulator) -
         n = int(received["email"].removeprefix("user").split("@")[0])
         assert f"Manage or stop these updates: {link(n)}" in received["text"]
         assert f'href="{link(n)}"' in received["html"]
+        assert received["headers"] == {
+            "List-Unsubscribe": f"<{one_click(n)}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Help": f"<{link(n)}>",
+        }
+
+
+def test_a_recipient_without_a_manage_page_gets_the_one_click_link_in_the_body() -> None:
+    builder = EmailBuilder(MESSAGE, "status@acme.example")
+    raw = builder.build(Recipient(1, "user1@example.org", unsubscribe_url=one_click(1)))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    text, _ = parts(parsed)
+    assert f"Manage or stop these updates: {one_click(1)}" in text and parsed["List-Help"] is None

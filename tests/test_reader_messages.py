@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from channels.base import ChannelKind
 from channels.text.sms_segments import count_segments
@@ -27,6 +28,7 @@ from dispatcher.comms.tick import run_tick
 from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import ContactPoint, Incident, IncidentStatus, Subscriber, UpdateDraft
 from dispatcher.engine.runtime import Runtime
+from dispatcher.web.app import create_app
 from tests.helpers import TimedStage, incident
 
 STATUS = "https://status.acmepay.example"
@@ -261,18 +263,34 @@ def test_every_email_shows_its_own_manage_or_stop_link_in_the_body(stage: Stage)
     add_subscribers(stage.rt, [reader(1), reader(2, locale="fr")])
     upd = stage.publish(incident(stage.rt), "Card payments fail. We are sorry.", timedelta(minutes=30))
 
-    links = set()
+    links = {}
     for address, message in stage.emails(upd).items():
-        header = re.fullmatch(r"<(.+)>", str(message["List-Unsubscribe"]))
-        assert header is not None, address
-        link = header.group(1)
-        assert link.startswith("https://tocsin.acmepay.example/unsubscribe?token=")
+        one_click = re.fullmatch(r"<(.+)>", str(message["List-Unsubscribe"]))
+        assert one_click is not None, address
+        assert one_click.group(1).startswith("https://tocsin.acmepay.example/unsubscribe?token=")
+        helped = re.fullmatch(r"<(.+)>", str(message["List-Help"]))
+        assert helped is not None, address
+        link = helped.group(1)
+        assert link.startswith("https://tocsin.acmepay.example/manage?token=")
         french = address == "reader2@example.com"
         label = "Gérer ou arrêter ces notifications" if french else "Manage or stop these updates"
         assert f"{label}{' :' if french else ':'} {link}" in text_of(message)
         assert f'<a href="{link}" style="color:#495057;">{label}</a>' in text_of(message, "html")
-        links.add(link)
-    assert len(links) == 2  # each reader their own
+        links[address] = link
+    assert len(set(links.values())) == 2  # each reader their own
+
+    # The link opens the reader's own self-service page, where they change what they get or stop it all.
+    with TestClient(create_app(lambda: stage.rt)) as http:
+        for address, link in links.items():
+            page = http.get(link.removeprefix("https://tocsin.acmepay.example"))
+            assert page.status_code == 200 and address in page.text, page.text
+        stopped = http.post(
+            links["reader1@example.com"].removeprefix("https://tocsin.acmepay.example"),
+            data={"action": "stop"},
+        )
+    assert stopped.status_code == 200 and "you will get no more updates" in stopped.text
+    later = stage.publish(incident(stage.rt), "Checkout fails again. We are sorry.", timedelta(minutes=30))
+    assert set(stage.emails(later)) == {"reader2@example.com"}
 
 
 def test_a_french_reader_gets_the_french_text_or_a_marked_fallback(stage: Stage) -> None:

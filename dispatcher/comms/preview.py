@@ -164,7 +164,7 @@ def _render(
         message = Message(channel, 0, context.incident_id, context.incident_title, context.message)
         return Rendered(message)
     rendered = render_message(rt, channel, context, locale, zone, hint)
-    sample = f"{(rt.settings.public_url or '').rstrip('/')}/unsubscribe?token=…"
+    sample = f"{(rt.settings.public_url or '').rstrip('/')}/manage?token=…"
     message = rendered.message
     if message.html is not None or MANAGE_URL_PLACEHOLDER in message.text:
         message = replace(

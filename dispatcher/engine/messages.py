@@ -4,7 +4,8 @@ update never changes once published."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from urllib.parse import quote
 
 from sqlalchemy import Connection, select, update
 
@@ -163,7 +164,7 @@ def remember_thread(conn: Connection, incident_id: int, post_id: str) -> None:
 
 
 def manage_links(rt: Runtime) -> bool:
-    """Whether each email recipient gets their own signed link (``unsubscribe_links`` can make them)."""
+    """Whether each email recipient gets their own signed link (``personal_links`` can make them)."""
     if not rt.settings.public_url:
         return False
     try:
@@ -173,12 +174,22 @@ def manage_links(rt: Runtime) -> bool:
     return True
 
 
-def unsubscribe_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, str]:
-    """Delivery row id -> its one-click unsubscribe link (RFC 8058), for email rows of a subscriber's
-    contact point; the link is signed with the key of ``dispatcher.config.keys``.
+@dataclass(frozen=True)
+class PersonalLinks:
+    """A recipient's own signed links (``dispatcher.config.keys``)."""
 
-    Empty when there is no ``public_url`` or no signing key: the mail then goes without the header
-    rather than not at all."""
+    unsubscribe: str
+    """One-click unsubscribe (RFC 8058, ``/unsubscribe?token=…``): the ``List-Unsubscribe`` header."""
+    manage: str
+    """Their self-service page (``/manage?token=…``, ``dispatcher.web.self_service``): change what they
+    get, or stop it all. The body's "manage or stop these updates" link, and ``List-Help``."""
+
+
+def personal_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, PersonalLinks]:
+    """Delivery row id -> its recipient's own links, for email rows of a subscriber's contact point.
+
+    Empty when there is no ``public_url`` or no signing key: the mail then goes without them rather than
+    not at all."""
     if not rt.settings.public_url:
         return {}
     try:
@@ -187,9 +198,15 @@ def unsubscribe_links(rt: Runtime, rows: Iterable[ClaimedRow]) -> dict[int, str]
         return {}
     base = rt.settings.public_url.rstrip("/")
     expires = rt.clock.now() + UNSUBSCRIBE_VALID_FOR
-    links: dict[int, str] = {}
+    links: dict[int, PersonalLinks] = {}
     for row in rows:
         if row.contact_point_id is not None:
-            token = make_token(key, "unsubscribe", row.contact_point_id, row.address, expires)
-            links[row.id] = f"{base}/unsubscribe?token={token}"
+            point, address = row.contact_point_id, row.address
+            unsubscribe = make_token(key, "unsubscribe", point, address, expires)
+            # The same link as dispatcher.audience.self_service.manage_link makes (MANAGE_VALID_FOR is
+            # UNSUBSCRIBE_VALID_FOR): the engine may not import the use cases above it.
+            manage = quote(make_token(key, "manage", point, address, expires), safe="")
+            links[row.id] = PersonalLinks(
+                f"{base}/unsubscribe?token={unsubscribe}", f"{base}/manage?token={manage}"
+            )
     return links

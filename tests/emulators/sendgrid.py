@@ -170,6 +170,7 @@ class SendGridEmulator(Emulator):
                             "categories": body.get("categories") or [],
                             "message_id": message_id,
                             "personalization": index,
+                            "headers": personalization.get("headers") or {},
                         }
                     )
         if self.record:
