@@ -164,6 +164,28 @@ def test_broadcast_posts_use_the_organisations_zone_and_carry_utc(make_runtime: 
     assert "Next update by 6:30 AM CET (5:30 AM UTC)." in stage.post(upd, ChannelKind.SOCIAL)
 
 
+def test_the_status_page_shows_times_in_the_organisations_zone_with_utc(
+    make_runtime: Any, tmp_path: Path
+) -> None:
+    site = tmp_path / "www" / "status"
+    rt = make_runtime(
+        timezone="Europe/Paris",
+        status_page_url=STATUS,
+        channels={"statuspage": {"enabled": True, "providers": ["statuspage"]}},
+        providers={"statuspage": {"directory": str(site), "components": ["checkout"]}},
+    )
+    stage = Stage(rt, tmp_path / "outbox", T0)
+    upd = stage.publish(
+        incident(rt), "Card payments fail for some customers. We are sorry.", timedelta(minutes=30)
+    )
+
+    page = (site / "index.html").read_text(encoding="utf-8")
+    # 04:00 UTC is 05:00 in Paris: the page says both, and machines still read UTC.
+    assert '<time datetime="2026-11-25T04:00:00Z">2026-11-25 05:00 CET (04:00 UTC)</time>' in page, page
+    status = json.loads((site / "status.json").read_text(encoding="utf-8"))
+    assert status["time_zone"] == "Europe/Paris" and upd
+
+
 def test_the_holding_message_states_the_promise_once_on_every_channel(stage: Stage) -> None:
     add_subscribers(stage.rt, [reader(1, phone="+447700900123")])
     inc = incident(stage.rt)
