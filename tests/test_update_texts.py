@@ -53,3 +53,10 @@ def test_a_reader_who_named_only_a_language_gets_a_regional_text() -> None:
 def test_bad_texts_are_named(texts: dict[str, LocaleText], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         check_locale_texts(texts, "en")
+
+
+def test_a_control_character_in_any_text_is_refused_naming_it() -> None:
+    """A NUL typed into a texts file (TOML's \\u0000) never reaches the database or a reader."""
+    with pytest.raises(ValueError, match=r"sms\n.*control character U\+0000 at position 9"):
+        LocaleText(sms="Paiement\x00s en échec.")
+    assert LocaleText(email="Line one.\n\tLine two.").email == "Line one.\n\tLine two."

@@ -15,10 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from channels.base import ChannelKind
 from dispatcher.domain.locales import LOCALE_PATTERN, locale_candidates
+from dispatcher.domain.text_safety import refuse_control_characters
 
 __all__ = ["CHANNEL_TEXTS", "LocaleText", "PickedText", "check_locale_texts", "normalise_locale", "pick_text"]
 
@@ -35,6 +43,11 @@ class LocaleText(BaseModel):
     """A short text for X (social), in place of the message."""
     email: str | None = Field(default=None, min_length=1, max_length=20000)
     """A longer body for email, in place of the message."""
+
+    @field_validator("message", "sms", "social", "email")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_control_characters(value)
 
     @model_serializer(mode="wrap")
     def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
