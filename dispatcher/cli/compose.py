@@ -1,18 +1,21 @@
 """What ``tocsin publish``, ``tocsin preview`` and ``tocsin drafts save`` share: an update draft from a
-message or a template, texts in other languages and per channel, and a promise."""
+message or a template, texts in other languages and per channel, and a promise. (Their options are in
+``dispatcher.cli.options``, which ``tocsin --help`` reads without importing this.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from dispatcher.cli.common import parse_duration
+from dispatcher.cli.options import (
+    TEXTS_CONTEXT,
+    Composed,
+    TemplateOption,
+    TextsOption,
+    VarOption,
+)
 from dispatcher.cli.texts import (
-    TEXT_OPTIONS_HELP,
     merge_texts,
     parse_text_options,
     parse_vars,
@@ -21,34 +24,9 @@ from dispatcher.cli.texts import (
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.message_templates import draft_from_template
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.domain.models import IncidentStatus, UpdateDraft
+from dispatcher.domain.models import UpdateDraft
 from dispatcher.domain.update_texts import LocaleText
 from dispatcher.engine.runtime import Runtime
-
-TEXTS_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
-"""Commands that take ``--message-fr`` and friends (any locale) parse them from the extra arguments."""
-
-TemplateOption = Annotated[
-    str | None, typer.Option(help="Write it from this message template (`tocsin templates list`).")
-]
-VarOption = Annotated[
-    list[str] | None,
-    typer.Option("--var", help="A template's value: name=value, or name.fr=value for one language."),
-]
-TextsOption = Annotated[Path | None, typer.Option(help=TEXT_OPTIONS_HELP)]
-
-
-@dataclass
-class Composed:
-    """What the command line said about the update's words."""
-
-    message: str | None = None
-    status: IncidentStatus | None = None
-    next_update_in: str | None = None
-    template: str | None = None
-    variables: list[str] | None = None
-    texts_file: Path | None = None
-    extra: list[str] = field(default_factory=list)
 
 
 def promise(rt: Runtime, incident_id: int, next_update_in: str | None, start: datetime) -> timedelta | None:
@@ -108,3 +86,6 @@ def compose(
         author=author,
         **more,
     )
+
+
+__all__ = ["TEXTS_CONTEXT", "Composed", "TemplateOption", "TextsOption", "VarOption", "compose", "promise"]

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from channels.base import ChannelKind
 from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.cli.compose import (
-    TEXTS_CONTEXT,
-    Composed,
-    TemplateOption,
-    TextsOption,
-    VarOption,
-    compose,
-    promise,
-)
-from dispatcher.cli.incidents import AsOption, default_actor
-from dispatcher.cli.texts import merge_texts, parse_text_options, read_texts_file
-from dispatcher.comms.drafts import (
-    discard_draft,
-    edit_draft,
-    get_draft,
-    list_drafts,
-    publish_draft,
-    save_draft,
-)
-from dispatcher.comms.lifecycle import human
-from dispatcher.domain.drafts import Draft, DraftContent, DraftState
-from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateState
-from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
+from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify
+from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
+
+if TYPE_CHECKING:
+    from dispatcher.domain.drafts import Draft
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.task_queue import TaskQueue
+
+# Each command imports what it uses when it runs: `tocsin --help` must answer at once.
 
 app = typer.Typer(help="Drafts of updates: one person prepares, another sends.", no_args_is_help=True)
 
@@ -44,6 +30,8 @@ VersionOption = Annotated[
 
 
 def _summary(draft: Draft) -> None:
+    from dispatcher.comms.lifecycle import human
+
     promise_in = human(draft.next_update_in) if draft.next_update_in else "none"
     console.print(
         f"draft {draft.id} (incident {draft.incident_id}, version {draft.version}, {draft.state.value}): "
@@ -73,6 +61,10 @@ def save(
 ) -> None:
     """Save a draft of an update (from --message or --template, with --message-fr… as for `publish`).
     Nothing is sent: `tocsin drafts publish ID` sends it."""
+    from dispatcher.cli.compose import compose
+    from dispatcher.comms.drafts import save_draft
+    from dispatcher.domain.drafts import DraftContent
+
     rt = runtime()
     now = rt.clock.now()
     said = Composed(message, status, next_update_in, template, var, texts, list(ctx.args))
@@ -99,6 +91,11 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Published and discarded ones too.")] = False,
 ) -> None:
     """Open drafts, newest first."""
+    from rich.table import Table
+
+    from dispatcher.comms.drafts import list_drafts
+    from dispatcher.domain.drafts import DraftState
+
     rt = runtime()
     found = list_drafts(rt, incident, None if all_ else DraftState.OPEN)
     table = Table(title="Drafts")
@@ -124,6 +121,8 @@ def list_(
 @friendly_errors
 def show(draft_id: Annotated[int, typer.Argument(help="Draft id.")]) -> None:
     """A draft in full: its version, who prepared and edited it, and every text."""
+    from dispatcher.comms.drafts import get_draft
+
     rt = runtime()
     draft = get_draft(rt, draft_id)
     _summary(draft)
@@ -151,6 +150,10 @@ def edit(
     as_: AsOption = None,
 ) -> None:
     """Change what an open draft says (--message-fr and friends change one text, keeping the others)."""
+    from dispatcher.cli.compose import promise
+    from dispatcher.cli.texts import merge_texts, parse_text_options, read_texts_file
+    from dispatcher.comms.drafts import edit_draft, get_draft
+
     rt = runtime()
     current = get_draft(rt, draft_id)
     changes: dict[str, Any] = {}
@@ -183,14 +186,25 @@ def publish_(
         str | None, typer.Option(help="Publish despite guardrail errors; the reason is recorded.")
     ] = None,
     as_: AsOption = None,
+    token: TokenOption = None,
     wait: Annotated[float, typer.Option(help="Embedded mode: wait this long for retries due soon.")] = 10.0,
 ) -> None:
-    """Send a draft: it is published as any update (guardrails, approval, lifecycle), written by you."""
+    """Send a draft: it is published as any update (guardrails, approval, lifecycle), written by you
+    (your personal token, --token or $TOCSIN_TOKEN, proves it where four eyes are asked for)."""
+    from dispatcher.comms.drafts import publish_draft
+
     rt = runtime()
+    who = identify(rt, as_, token)
 
     def act(queue: TaskQueue) -> Update | None:
         published = publish_draft(
-            rt, draft_id, queue, as_ or default_actor(), version=version, override_reason=override_reason
+            rt,
+            draft_id,
+            queue,
+            who.name,
+            publisher_token_id=who.token_id,
+            version=version,
+            override_reason=override_reason,
         )
         upd = published.update
         if upd.state is UpdateState.PENDING_APPROVAL:
@@ -214,5 +228,7 @@ def discard(
     as_: AsOption = None,
 ) -> None:
     """Throw a draft away (it stays listed with --all)."""
+    from dispatcher.comms.drafts import discard_draft
+
     rt = runtime()
     _summary(discard_draft(rt, draft_id, as_ or default_actor(), version))

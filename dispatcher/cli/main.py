@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
@@ -33,25 +32,22 @@ from dispatcher.cli.common import (
     require_broker,
     runtime,
 )
-from dispatcher.cli.compose import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption, compose
 from dispatcher.cli.incidents import AsOption
+from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
 from dispatcher.cli.who import TokenOption, default_actor, identify, parse_impact
-from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.preview import ChannelPreview
-from dispatcher.comms.publish import Published, needs_approval
-from dispatcher.comms.publish import publish as publish_update
-from dispatcher.config.settings import config_file_path
-from dispatcher.config.show import effective_config
-from dispatcher.config.template import CONFIG_TEMPLATE
-from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateState
-from dispatcher.engine.readiness.state import snapshot
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.reporting.status import report
-from dispatcher.runners.factory import run_worker
-from dispatcher.store.engine import migrate
+from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
+
+if TYPE_CHECKING:
+    from dispatcher.comms.preview import ChannelPreview
+    from dispatcher.comms.publish import Published
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
+
+# Each command imports what it uses when it runs (see dispatcher/cli/common.py): `tocsin --help` and
+# `tocsin publish` must answer at once during an outage.
 
 MAX_SCHEDULE_AHEAD = timedelta(days=3653)
 """``--at`` at most ten years ahead."""
@@ -80,6 +76,10 @@ approval_cmds.register(app)
 @friendly_errors
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False) -> None:
     """Write a tocsin.toml (if there is none) and create or upgrade the database schema."""
+    from dispatcher.config.settings import config_file_path
+    from dispatcher.config.template import CONFIG_TEMPLATE
+    from dispatcher.store.engine import migrate
+
     path = config_file_path()
     if path.exists() and not force:
         console.print(f"keeping existing config {path}")
@@ -154,6 +154,11 @@ def publish(
     token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead. --template writes it from a
     message template (`tocsin templates list`), --var filling its values; --message-fr TEXT adds the
     French text, --sms-text and --x-text short ones (see --texts)."""
+    from dispatcher.cli.compose import compose
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.publish import needs_approval
+    from dispatcher.comms.publish import publish as publish_update
+
     rt = runtime()
     publish_at = _publish_time(rt.clock.now(), at, in_)
     said = Composed(message, status, next_update_in, template, var, texts, list(ctx.args))
@@ -207,6 +212,8 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
 
 def _warn_of_down_channels(rt: Runtime, upd: Update) -> None:
     """Loud, not silent: a channel of this update that the last probes found down (see `tocsin check`)."""
+    from dispatcher.engine.readiness.state import snapshot
+
     states = snapshot(rt)
     for kind in upd.channels:
         found = states.get(kind)
@@ -273,6 +280,7 @@ def preview(
     would be refused without --override-reason)."""
     from rich.markup import escape
 
+    from dispatcher.cli.compose import compose
     from dispatcher.comms.guardrails import errors
     from dispatcher.comms.preview import excerpt, preview_draft
     from dispatcher.domain.quiet_hours import check_timezone
@@ -323,6 +331,8 @@ def preview(
 
 
 def _show_channel(item: ChannelPreview, escape: Callable[[str], str]) -> None:
+    from rich.panel import Panel
+
     shown = item.message.json_body or item.message.text
     owed = "post(s)" if item.channel.is_broadcast else "contact point(s)"
     title = f"{item.channel.value} · {item.measure} · {item.audience_size} {owed}"
@@ -343,6 +353,8 @@ def status(
     every: Annotated[float, typer.Option(help="With --watch: seconds between redraws.", min=0.1)] = 1.0,
 ) -> None:
     """What an update owes, has sent and has failed to send, per channel."""
+    from dispatcher.reporting.status import report
+
     rt = runtime()
     if watch_:
         try:
@@ -366,6 +378,8 @@ def worker(
     tick: Annotated[float, typer.Option(help="Embedded mode: seconds between database checks.")] = 5.0,
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
+    from dispatcher.runners.factory import run_worker
+
     settings = load_settings()
     require_broker(settings)  # Celery would otherwise retry connecting forever, silently
     runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
@@ -462,6 +476,8 @@ app.add_typer(config_app, name="config")
 @friendly_errors
 def config_show() -> None:
     """Print the effective configuration (file, environment and defaults), secrets masked."""
+    from dispatcher.config.show import effective_config
+
     console.print_json(json.dumps(effective_config(load_settings())))
 
 

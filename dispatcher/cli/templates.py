@@ -9,10 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
-from dispatcher.comms.lifecycle import human
-from dispatcher.comms.message_templates import check_library, library
-from dispatcher.domain.message_templates import BUILT_IN
-from dispatcher.rendering.renderer import validate_templates
+
+# Each command imports what it uses when it runs: `tocsin --help` must answer at once.
 
 app = typer.Typer(
     help="Message templates: words for the situations every team meets, ready before the outage.",
@@ -24,6 +22,8 @@ app = typer.Typer(
 @friendly_errors
 def list_() -> None:
     """Every template: its name (for `tocsin publish --template NAME`), status, languages and values."""
+    from dispatcher.comms.message_templates import library
+
     rt = runtime()
     found = library(rt)
     table = Table(title=f"Message templates ({found.folder or 'starter set only'})")
@@ -48,6 +48,10 @@ def list_() -> None:
 @friendly_errors
 def show(name: Annotated[str, typer.Argument(help="The template's name.")]) -> None:
     """One template: what it is for, the values it takes, and its words in every language."""
+    from dispatcher.comms.lifecycle import human
+    from dispatcher.comms.message_templates import library
+    from dispatcher.domain.message_templates import BUILT_IN
+
     rt = runtime()
     loaded = library(rt).get(name)
     template = loaded.template
@@ -80,6 +84,9 @@ def check() -> None:
     and put each text through the guardrails and the SMS and X budgets; check the channel layouts too.
 
     Exit code 1 when a file cannot be loaded or a template has an error; warnings do not fail."""
+    from dispatcher.comms.message_templates import check_library
+    from dispatcher.rendering.renderer import validate_templates
+
     rt = runtime()
     found, reports = check_library(rt)
     failed = False

@@ -24,14 +24,9 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from dispatcher.cli.options import TEXT_OPTIONS_HELP
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.update_texts import LocaleText
-
-TEXT_OPTIONS_HELP = (
-    "Other texts: --message-LOCALE TEXT (the message in another language, e.g. --message-fr), "
-    "--sms-text[-LOCALE] TEXT, --x-text[-LOCALE] TEXT (short texts), --email-text[-LOCALE] TEXT "
-    "(a longer email body); --texts FILE holds them as TOML, one table per locale."
-)
 
 _LOCALE = r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*"
 _OPTION = re.compile(rf"^--(message|sms-text|x-text|email-text)(?:-({_LOCALE}))?$")

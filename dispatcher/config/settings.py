@@ -40,6 +40,27 @@ DEFAULT_CONFIG_FILE = "tocsin.toml"
 
 
 SVIX_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""Customers' webhook endpoints: Svix's schedule, for an endpoint that may be down for hours."""
+PROVIDER_API_SCHEDULE = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    60.0,
+    60.0,
+    60.0,
+    60.0,
+    60.0,
+    120.0,
+    300.0,
+    300.0,
+)
+"""Provider APIs (SendGrid, SMTP, Twilio, X, chat, status page): a transient error during the outage
+being announced is retried within seconds, then every minute (about ten tries in the first five
+minutes), then a few longer waits (about twenty minutes in all) before failover or a dead letter."""
 
 
 class ChannelSettings(BaseModel):
@@ -84,8 +105,17 @@ class RetrySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schedule: list[float] = Field(default_factory=lambda: list(SVIX_SCHEDULE), max_length=100)
-    """Seconds to wait before each retry; after the last one the delivery is failed. Svix's default."""
+    schedule: list[float] | None = Field(default=None, max_length=100)
+    """Seconds to wait before each retry, for every channel; after the last one the delivery is failed.
+    Unset: ``provider_schedule`` for provider APIs, ``endpoint_schedule`` for customers' webhooks."""
+    provider_schedule: list[float] = Field(
+        default_factory=lambda: list(PROVIDER_API_SCHEDULE), min_length=1, max_length=100
+    )
+    """Retry waits of the channels that go through a provider's API (all but webhooks)."""
+    endpoint_schedule: list[float] = Field(
+        default_factory=lambda: list(SVIX_SCHEDULE), min_length=1, max_length=100
+    )
+    """Retry waits of webhook deliveries to customers' endpoints (Svix's schedule)."""
     jitter: float = Field(default=0.1, ge=0, le=1)
     """Each wait is spread by up to this fraction, so many rows' retries do not land at once."""
     in_process_wait: float = Field(default=5.0, ge=0)

@@ -44,9 +44,12 @@ providers = ["outbox"]
 # s3_bucket = "status-example-com"
 
 [retry]
-# Waits before each retry, seconds (Svix's schedule); then the delivery is failed. Never before the
-# provider's Retry-After. A channel may have its own: [channels.sms] retry_schedule = [0, 30, 300]
-schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+# Waits before each retry, seconds; after the last one the delivery is failed (or moved to the next
+# provider). Never before the provider's Retry-After. Provider APIs (email, SMS, X, chat) retry within
+# seconds, then every minute; customers' webhook endpoints follow Svix's schedule, hours long.
+# provider_schedule = [1, 2, 5, 10, 20, 30, 60, 60, 60, 60, 60, 60, 120, 300, 300]
+# endpoint_schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+# A channel may have its own: [channels.sms] retry_schedule = [0, 30, 300]
 lease_seconds = 300.0           # a claimed batch not finished by then is owed again
 
 # [providers.sendgrid]

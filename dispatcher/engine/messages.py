@@ -138,7 +138,8 @@ def render_for(
         if len(rt.render_cache) >= CACHE_LIMIT:
             rt.render_cache.clear()
         context = render_context(rt, update_id, earlier, reader.locale, reader.staff, clock)
-        cached = render_message(rt, channel, context, reader.locale, zone, reader.opt_out_hint).message
+        rendered = render_message(rt, channel, context, reader.locale, zone, reader.opt_out_hint).message
+        cached = replace(rendered, published_at=context.published_at)
         rt.render_cache[key] = cached
     return cached
 

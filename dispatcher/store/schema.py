@@ -258,6 +258,19 @@ delivery_attempts = Table(
     Column("finished_at", Timestamp(), nullable=False),
 )
 
+delivery_tries = Table(
+    "delivery_tries",
+    metadata,
+    # Each counted attempt of a delivery that did not deliver (retried, failed, opted out), with its
+    # error: the evidence behind a dead letter. Successful attempts are the delivery row itself.
+    Column("id", BigId, primary_key=True),
+    Column("delivery_id", BigInteger, nullable=False, index=True),
+    Column("provider", String(50), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("tried_at", Timestamp(), nullable=False),
+)
+
 api_tokens = Table(
     "api_tokens",
     metadata,

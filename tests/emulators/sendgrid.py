@@ -70,6 +70,21 @@ class SendGridEmulator(Emulator):
         app.router.add_post("/v3/mail/send", self.provider_route(self.mail_send))
         app.router.add_get("/v3/scopes", self.provider_route(self.scopes_of_key))
 
+    def account_of(self, request: web.Request) -> str | None:
+        return request.headers.get("Authorization")
+
+    async def request_key(self, request: web.Request) -> str | None:
+        """The ``tocsin_delivery_id`` of each personalization, space separated."""
+        try:
+            body = await request.json()
+            ids = [
+                str((p.get("custom_args") or {}).get("tocsin_delivery_id", ""))
+                for p in body["personalizations"]
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return " ".join(i for i in ids if i) or None
+
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
         if "api_key" in options:

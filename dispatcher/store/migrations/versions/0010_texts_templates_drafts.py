@@ -2,7 +2,7 @@
 name the reader's variant (locale, time zone, SMS opt-out hint)
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from dispatcher.store.schema import Timestamp
 
 revision = "0010"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
