@@ -149,6 +149,11 @@ def test_updates_the_recipient_missed_are_carried_by_the_next_message(context: R
         }
     ]
     assert "Avant" in renderer.render(ChannelKind.SMS, with_earlier, "fr").text
+    # A chat room is a broadcast: the organisation's zone, with UTC beside it, in the room's language.
+    chat = renderer.render(ChannelKind.CHAT, with_earlier, zone="Europe/Paris").text
+    assert "- 2:30 PM CET (1:30 PM UTC), Investigating: Card payments <fail>." in chat
+    french = renderer.render(ChannelKind.CHAT, with_earlier, "fr", zone="Europe/Paris").text
+    assert "- 14:30 CET (13:30 UTC), Analyse en cours : Card payments <fail>." in french, french
 
 
 def test_webhook_without_next_update_has_null(context: RenderContext) -> None:
