@@ -90,6 +90,21 @@ class Message:
 
 MESSAGE_ID_PREFIX = "tocsin-"
 
+MANAGE_URL_PLACEHOLDER = "%tocsin_manage_url%"
+"""Where an email's text and HTML show the recipient's own "manage or stop these updates" link: email
+adapters put ``Recipient.manage_url`` (else its one-click ``unsubscribe_url``) in its place for each
+recipient (``personalise``)."""
+
+
+def personal_link(recipient: Recipient) -> str:
+    """The link a recipient's body shows: their manage page, else their one-click unsubscribe link."""
+    return recipient.manage_url or recipient.unsubscribe_url or ""
+
+
+def personalise(text: str, recipient: Recipient) -> str:
+    """``text`` with ``MANAGE_URL_PLACEHOLDER`` replaced by the recipient's own link (empty if none)."""
+    return text.replace(MANAGE_URL_PLACEHOLDER, personal_link(recipient))
+
 
 @dataclass(frozen=True)
 class Recipient:
@@ -101,8 +116,11 @@ class Recipient:
     secret: str | None = field(default=None, repr=False)
     """Per-endpoint signing secret for webhooks (``whsec_…``); never printed."""
     unsubscribe_url: str | None = None
+    manage_url: str | None = None
     """Email: this recipient's signed one-click unsubscribe link (RFC 8058). Email adapters send it as
     ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+    manage_url: this recipient's own signed "manage your subscription" page: the body's visible "manage
+    or stop these updates" link (``MANAGE_URL_PLACEHOLDER``) and ``List-Help`` (RFC 2369).
 
     A ``delivery_id`` of 0 or less marks a message outside the delivery ledger (a subscription
     confirmation): adapters must not report it to the provider as a ledger row."""

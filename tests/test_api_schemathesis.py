@@ -25,7 +25,10 @@ _current: dict[str, Runtime] = {}
 app = create_app(lambda: _current["rt"])
 app.state.task_queue = RecordingQueue  # publishing writes the update; nothing is delivered here
 
-OURS = r"^/(incidents|updates|approvals|subscribers|deliveries|policy|maintenance|readyz|healthz)"
+OURS = (
+    r"^/(incidents|updates|approvals|subscribers|deliveries|policy|maintenance|templates|drafts|readyz"
+    r"|healthz)"
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex=OURS)
 
 

@@ -32,6 +32,8 @@ from channels.base import ChannelKind
 from dispatcher.config.guards import CanarySettings, LimitSettings, ReadinessSettings
 from dispatcher.config.names import check_provider_names
 from dispatcher.config.resources import templates_root
+from dispatcher.domain.locales import LOCALE_PATTERN
+from dispatcher.domain.quiet_hours import check_timezone
 
 CONFIG_FILE_ENV = "TOCSIN_CONFIG"
 DEFAULT_CONFIG_FILE = "tocsin.toml"
@@ -74,9 +76,10 @@ class ChannelSettings(BaseModel):
     merged into the next message, never dropped. Off by default."""
     cap_window: float = Field(default=3600.0, gt=0)
     max_segments: int | None = Field(default=None, ge=1, le=10)
+    """SMS only: the segment budget (unset: 2). A longer text has its body shortened; the status word,
+    the promise and the link are kept."""
     retry_schedule: list[float] | None = Field(default=None, max_length=100)
     """This channel's own retry waits (seconds), instead of ``retry.schedule``."""
-    """SMS only: texts longer than this many segments are shortened, ending with the status page link."""
 
 
 class RateLimitSettings(BaseModel):
@@ -153,6 +156,15 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("TOCSIN_REDIS_URL", "REDIS_URL", "redis_url")
     )
     organisation: str = "Example Corp"
+    timezone: str = "UTC"
+    """The organisation's IANA time zone: times in broadcast posts (X, chat, status page, with UTC beside)
+    and for subscribers who have no zone of their own."""
+    default_locale: str = "en"
+    """The language an update is written in first; a reader whose language has no text gets this one,
+    marked as such."""
+    message_templates_dir: Path = Path("message-templates")
+    """The message templates library (one TOML file per template) beside ``policy.toml``; its files add
+    to, or replace by name, the packaged starter set."""
     status_page_url: str | None = None
     templates_dir: Path | None = None
     """A folder whose templates override the packaged ones (same relative paths)."""
@@ -199,6 +211,18 @@ class Settings(BaseSettings):
     """How often the tick probes the providers (``tocsin check``, ``/readyz``)."""
     canary: CanarySettings = Field(default_factory=CanarySettings)
     """Your own contacts for ``tocsin check --send``."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale_tag(cls, value: str) -> str:
+        if not LOCALE_PATTERN.match(value.strip()):
+            raise ValueError(f"{value!r} is not a locale tag such as en, fr or fr-CA")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

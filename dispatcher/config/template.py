@@ -6,6 +6,9 @@ CONFIG_TEMPLATE = """\
 
 organisation = "Example Corp"
 # status_page_url = "https://status.example.com"
+timezone = "UTC"               # yours: times in X and chat posts, and for subscribers without their own
+default_locale = "en"          # the language updates are written in first
+# message_templates_dir = "message-templates"   # your message templates, beside policy.toml
 
 # SQLite file by default; PostgreSQL in production: "postgresql://user:pass@host/tocsin"
 database_url = "sqlite:///tocsin.db"
@@ -28,6 +31,7 @@ tick_every = 30.0              # seconds between runs of scheduled updates, main
 providers = ["outbox"]          # e.g. ["sendgrid", "smtp"]
 [channels.sms]
 providers = ["outbox"]
+# max_segments = 2              # the SMS budget: longer texts have their body cut, never the promise
 [channels.webhook]
 providers = ["outbox"]          # "webhook" to POST signed requests to subscribers' endpoints
 [channels.social]

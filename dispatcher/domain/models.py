@@ -21,6 +21,7 @@ from pydantic import (
 from channels.base import ChannelKind
 from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
 from dispatcher.domain.text_safety import refuse_control_characters
+from dispatcher.domain.update_texts import LocaleText
 from dispatcher.domain.vocabulary import (
     AUDIENCE_NAME_PATTERN,
     Audience,
@@ -139,6 +140,13 @@ class UpdateDraft(BaseModel):
     """Why guardrail errors are overridden (recorded with the update)."""
     publish_at: datetime | None = None
     """Publish later: the update waits in the database and the periodic tick sends it then."""
+    texts: dict[str, LocaleText] | None = None
+    """The words in other languages, and short or long texts per channel
+    (``dispatcher.domain.update_texts``)."""
+    template: str | None = Field(default=None, max_length=100)
+    """The message template it was written from (``dispatcher.domain.message_templates``)."""
+    template_vars: dict[str, str] | None = None
+    """The values the template was filled with: a pre-approved template used as written needs no approval."""
     author_token_id: int | None = None
     """The API token that proved who the author is (None: a name nobody proved, e.g. monitoring)."""
     impact: dict[str, ComponentImpact] | None = None
@@ -187,6 +195,8 @@ class Update(BaseModel):
     rejected_by: str | None = None
     rejected_reason: str | None = None
     promise_state: str | None = None
+    texts: dict[str, LocaleText] | None = None
+    template: str | None = None
     author_token_id: int | None = None
     approver_token_id: int | None = None
     approval_nudged_at: datetime | None = None

@@ -46,7 +46,7 @@ from dispatcher.engine.ledger import (
     mark_waiting,
     renew_lease,
 )
-from dispatcher.engine.messages import message_for, remember_thread, unsubscribe_links
+from dispatcher.engine.messages import message_for, personal_links, remember_thread
 from dispatcher.engine.pacing.rate_limit import BucketSpec
 from dispatcher.engine.retry import (
     RetryPolicy,
@@ -95,12 +95,22 @@ class BatchOutcome:
 
 
 def _recipients(rt: Runtime, channel: ChannelKind, rows: Sequence[ClaimedRow]) -> list[Recipient]:
-    # Email carries each recipient's own one-click unsubscribe link (RFC 8058; dispatcher.audience.consent).
-    links = unsubscribe_links(rt, rows) if channel is ChannelKind.EMAIL else {}
-    return [
-        Recipient(delivery_id=r.id, address=r.address, secret=r.secret, unsubscribe_url=links.get(r.id))
-        for r in rows
-    ]
+    # Email carries each recipient's own one-click unsubscribe link (RFC 8058; dispatcher.audience.consent)
+    # and their own manage page (dispatcher.web.self_service), in the body and in List-Help.
+    links = personal_links(rt, rows) if channel is ChannelKind.EMAIL else {}
+    found = []
+    for r in rows:
+        own = links.get(r.id)
+        found.append(
+            Recipient(
+                delivery_id=r.id,
+                address=r.address,
+                secret=r.secret,
+                unsubscribe_url=own.unsubscribe if own else None,
+                manage_url=own.manage if own else None,
+            )
+        )
+    return found
 
 
 @dataclass

@@ -35,10 +35,11 @@ from sqlalchemy import (
 )
 
 from channels.base import ChannelKind
-from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
+from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match
 from dispatcher.domain.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
 from dispatcher.domain.policy import Segment
 from dispatcher.domain.quiet_hours import quiet_until
+from dispatcher.domain.readers import ReaderVariant, needs_opt_out_hint
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef, TaskQueue
 from dispatcher.store.bulk import DeliveriesExist, insert_deliveries, insert_fresh_deliveries, timestamp_value
@@ -64,6 +65,7 @@ class _Owed(NamedTuple):  # a tuple: one is made per contact point, millions for
     subscriber_id: int
     locale: str
     not_before: datetime | None
+    timezone: str | None = None
 
 
 PREFERENCE_COLUMNS = (
@@ -174,7 +176,9 @@ def _audience(
                 if quiet_applies and row.quiet_start
                 else None
             )
-            yield _Owed(row.id, row.address, row.opted_out, row.subscriber_id, row.locale, not_before)
+            yield _Owed(
+                row.id, row.address, row.opted_out, row.subscriber_id, row.locale, not_before, row.timezone
+            )
         if len(page) < rt.settings.fanout_page_size:
             return  # a short page is the last one: no query to learn that the next one is empty
         after = page[-1][0]
@@ -296,7 +300,10 @@ def _fan_out_channel(
         if channel is ChannelKind.STATUSPAGE and update.audience is not Audience.PUBLIC:
             # Staff's internal site only: a public status site never changes for an internal update.
             targets = [t for t in targets if t.startswith("internal-")]
-        rows = [_row(update.id, kind, 0, now, target, None, None, "en", False) for target in targets]
+        rows = [
+            _row(update.id, kind, 0, now, target, None, None, rt.settings.default_locale, False)
+            for target in targets
+        ]
         if rows:
             writer.flush(BatchRef(update.id, channel, 0), rows)
         summary.rows[channel], summary.batches[channel] = len(rows), 1 if rows else 0
@@ -326,7 +333,7 @@ def _fan_out_channel(
                     owed.address,
                     owed.subscriber_id,
                     owed.point_id,
-                    staff_locale(owed.locale) if staff_variant else owed.locale,
+                    _reader_key(channel, owed, staff_variant),
                     owed.opted_out,
                 )
             )
@@ -339,6 +346,17 @@ def _fan_out_channel(
             flush()
     summary.rows[channel], summary.batches[channel] = count, batch
     summary.deferred[channel] = waiting
+
+
+def _reader_key(channel: ChannelKind, owed: _Owed, staff: bool) -> str:
+    """The variant of the rendering this contact point reads (``dispatcher.domain.readers``): locale,
+    staff's copy, the subscriber's time zone, and whether their SMS ends with the opt-out hint."""
+    return ReaderVariant(
+        locale=owed.locale,
+        staff=staff,
+        zone=owed.timezone,
+        opt_out_hint=channel is ChannelKind.SMS and needs_opt_out_hint(owed.address),
+    ).key
 
 
 def fan_out(rt: Runtime, update_id: int, queue: TaskQueue) -> FanoutSummary:
