@@ -1,7 +1,7 @@
 """Updates carry texts per language and channel and the template they came from; drafts; delivery rows
 name the reader's variant (locale, time zone, SMS opt-out hint)
 
-Revision ID: 0010
+Revision ID: 0016
 Revises: 0013
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 from dispatcher.store.schema import Timestamp
 
-revision = "0010"
+revision = "0016"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
