@@ -23,8 +23,10 @@ from dispatcher.comms.lifecycle import (
     set_owner,
     timeline,
 )
+from dispatcher.comms.security import set_data_facts
+from dispatcher.domain.crisis import DATA_FACT_LABELS, SECURITY, DataFacts
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, Update
+from dispatcher.domain.models import Incident, IncidentDraft, IncidentStatus, Severity, Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 
@@ -49,14 +51,20 @@ def open_(
         list[str] | None, typer.Option("--component", help="Affected component (repeatable).")
     ] = None,
     owner: Annotated[str | None, typer.Option(help="Who answers for this incident.")] = None,
+    kind: Annotated[
+        str, typer.Option(help="incident, or security (a breach or data incident: its data facts are owed).")
+    ] = "incident",
     override_reason: OverrideOption = None,
     as_: AsOption = None,
 ) -> None:
     """Open an incident (status: investigating). Then `tocsin publish` tells people about it.
 
     The title and components go out in every message: the guardrails check them. The same title
-    resolved within the policy's flap window is reopened instead."""
-    draft = IncidentDraft(title=title, severity=severity, components=component or [], owner=owner)
+    resolved within the policy's flap window is reopened instead. A security incident cannot go public
+    until `tocsin incident facts` has given its data facts (or --override-reason says why)."""
+    draft = IncidentDraft(
+        title=title, severity=severity, components=component or [], owner=owner, kind=kind.strip().lower()
+    )
     opened = open_by_person(runtime(), draft, as_ or default_actor(), override_reason)
     incident = opened.incident
     if opened.action == "reopened":
@@ -67,8 +75,47 @@ def open_(
         )
         return
     console.print(
-        f"opened incident {incident.id}: {incident.title} [{incident.severity.value}]", markup=False
+        f"opened {_kind_word(incident)} {incident.id}: {incident.title} [{incident.severity.value}]",
+        markup=False,
     )
+    if incident.kind == SECURITY:
+        console.print(
+            f"its data facts are owed before any public update: `tocsin incident facts {incident.id} "
+            "--data-affected … --data-not-affected … --customers-should … --we-are-doing …`",
+            markup=False,
+        )
+
+
+def _kind_word(incident: Incident) -> str:
+    return "security incident" if incident.kind == SECURITY else "incident"
+
+
+@app.command("facts")
+@friendly_errors
+def facts(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    data_affected: Annotated[str | None, typer.Option(help="What data may be affected.")] = None,
+    data_not_affected: Annotated[str | None, typer.Option(help="What data is not affected.")] = None,
+    customers_should: Annotated[
+        str | None, typer.Option(help="What customers should do (reset a password, watch for phishing).")
+    ] = None,
+    we_are_doing: Annotated[str | None, typer.Option(help="What the company is doing about it.")] = None,
+    as_: AsOption = None,
+) -> None:
+    """Give a security incident's data facts (each replaces what was said before). An incident found
+    to be a breach becomes a security incident. Every channel shows the facts first."""
+    given = DataFacts(
+        data_affected=data_affected,
+        data_not_affected=data_not_affected,
+        customer_actions=customers_should,
+        company_actions=we_are_doing,
+    )
+    inc = set_data_facts(runtime(), incident, given, as_ or default_actor())
+    missing = (inc.data_facts or DataFacts()).missing()
+    console.print(f"security incident {inc.id}: data facts recorded", markup=False)
+    if missing:
+        owed = ", ".join(DATA_FACT_LABELS[m] for m in missing)
+        console.print(f"still owed before it goes public: {owed}", markup=False, style="bold yellow")
 
 
 @app.command("list")
@@ -351,6 +398,10 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
         f"customers first told: {first}",
         highlight=False,
     )
+    if inc.kind == SECURITY:
+        given = inc.data_facts or DataFacts()
+        for name, label in DATA_FACT_LABELS.items():
+            console.print(f"{label}: {getattr(given, name) or 'NOT GIVEN'}", markup=False, highlight=False)
     for flag in flags(rt, inc):
         console.print(f"ATTENTION: {flag}", style="bold red", highlight=False)
     table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {inc.id}")

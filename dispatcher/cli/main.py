@@ -30,6 +30,13 @@ from dispatcher.cli.common import (
     require_broker,
     runtime,
 )
+from dispatcher.cli.crisis_options import (
+    AffectsOption,
+    NotWorkingOption,
+    SinceOption,
+    WorkaroundOption,
+    impact_statement,
+)
 from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
@@ -124,6 +131,10 @@ def publish(
             "(repeatable); the status page shows it."
         ),
     ] = None,
+    affects: AffectsOption = None,
+    not_working: NotWorkingOption = None,
+    since: SinceOption = None,
+    workaround: WorkaroundOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
@@ -159,6 +170,7 @@ def publish(
         publish_at=publish_at,
         internal_note=internal_note,
         impact=parse_impact(impact),
+        impact_statement=impact_statement(affects, not_working, since, workaround, rt.clock.now()),
     )
     waits = needs_approval(
         rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience
@@ -246,6 +258,10 @@ def preview(
     audience: Annotated[
         str, typer.Option(help="public, internal, or a segment named in the policy.")
     ] = Audience.PUBLIC.value,
+    affects: AffectsOption = None,
+    not_working: NotWorkingOption = None,
+    since: SinceOption = None,
+    workaround: WorkaroundOption = None,
 ) -> None:
     """Show the update as each channel will carry it, with its length (SMS segments, X weighted length),
     how many contact points are owed it, and what the guardrails find. Nothing is sent.
@@ -265,7 +281,8 @@ def preview(
             next_at = rt.clock.now() + rt.policy.policy.for_severity(severity).cadence
         else:
             next_at = rt.clock.now() + parse_duration(next_update_in)
-    result = render_preview(rt, incident, status, message, next_at, locale, audience)
+    statement = impact_statement(affects, not_working, since, workaround, rt.clock.now())
+    result = render_preview(rt, incident, status, message, next_at, locale, audience, statement)
     for item in result.channels:
         shown = item.message.json_body or item.message.text
         owed = "post(s)" if item.channel.is_broadcast else "contact point(s)"

@@ -24,6 +24,7 @@ from dispatcher.comms.guardrails import check_draft, errors
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.publish import channels_for
 from dispatcher.domain.audiences import AudiencePass, audience_passes, check_audience
+from dispatcher.domain.crisis import SECURITY, ImpactStatement
 from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft
 from dispatcher.engine.fanout import PREFERENCE_COLUMNS, audience_query, wants
@@ -147,6 +148,8 @@ def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> Previe
         internal=audience is Audience.INTERNAL,
         starts_at=incident.starts_at,
         ends_at=incident.ends_at,
+        impact_statement=draft.impact_statement,
+        data_facts=incident.data_facts if incident.kind == SECURITY else None,
     )
     channels = []
     chosen = preview_channels(rt, incident, draft)
@@ -165,6 +168,7 @@ def preview(
     next_update_at: datetime | None,
     locale: str = "en",
     audience: Audience | str = Audience.PUBLIC,
+    impact_statement: ImpactStatement | None = None,
 ) -> PreviewResult:
     draft = UpdateDraft(
         incident_id=incident_id,
@@ -172,6 +176,7 @@ def preview(
         message=text,
         next_update_at=next_update_at,
         audience=check_audience(rt.policy, audience),
+        impact_statement=impact_statement,
     )
     return preview_draft(rt, draft, locale)
 

@@ -32,6 +32,7 @@ from dispatcher.comms import guardrails
 from dispatcher.comms.everyone_told import submit_closure, write_closure_rows
 from dispatcher.comms.lifecycle import apply_transition, human, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
+from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import (
     Audience,
@@ -197,6 +198,7 @@ def publish(
         state = UpdateState.PENDING_APPROVAL
     else:
         state = UpdateState.PENDING
+    statement = draft.impact_statement
     values: dict[str, Any] = {
         "incident_id": draft.incident_id,
         "status": draft.status.value,
@@ -216,6 +218,7 @@ def publish(
         "scheduled_for": draft.publish_at,
         "author_token_id": draft.author_token_id,
         "impact": {k: v.value for k, v in draft.impact.items()} if draft.impact else None,
+        "impact_statement": statement.model_dump(mode="json", exclude_none=True) if statement else None,
     }
     try:
         with rt.engine.begin() as conn:
@@ -325,7 +328,7 @@ def _customers_told(
 ) -> None:
     """Bookkeeping of an update that reached customers: first word, holding runs, impact."""
     changes: dict[str, Any] = {}
-    if incident.first_word_at is None and incident.kind == "incident":
+    if incident.first_word_at is None and incident.kind in INCIDENT_KINDS:
         changes["first_word_at"] = now
         record_event(
             conn,

@@ -15,6 +15,9 @@ window's starts_at and ends_at), ``update`` (id, status, message, next_update_at
 ``internal``: staff only, marked INTERNAL), ``organisation``, ``status_page_url`` (or none) and
 ``locale``, plus the filters ``utc_hhmm`` ("14:30"), ``utc_datetime`` ("2024-03-01 14:30 UTC"),
 ``iso_utc`` ("2024-03-01T14:30:00Z", none stays none) and ``paragraphs`` (HTML paragraphs of a text).
+Crisis-comms facts (issue 17): ``impact`` (who, not_working, since, workaround; or none) and, for a
+security incident, ``data_facts`` (data_affected, data_not_affected, customer_actions,
+company_actions; or none), shown through the macros in ``_crisis.j2`` and ``_crisis.html.j2``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from channels.base import ChannelKind, Message
 from dispatcher.config.resources import templates_root
+from dispatcher.domain.crisis import SECURITY, DataFacts, ImpactStatement
 from dispatcher.domain.locales import DEFAULT_LOCALE, LOCALE_PATTERN, locale_candidates
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update
 
@@ -129,6 +133,10 @@ class RenderContext(BaseModel):
     starts_at: datetime | None = None
     """A maintenance window's start and end (templates show the window, not when it was scheduled)."""
     ends_at: datetime | None = None
+    impact_statement: ImpactStatement | None = None
+    """Who is affected, what does not work, since when, what to do meanwhile (templates: ``impact``)."""
+    data_facts: DataFacts | None = None
+    """A security incident's data facts, shown before the message (templates: ``data_facts``)."""
 
     @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at")
     @classmethod
@@ -157,6 +165,8 @@ class RenderContext(BaseModel):
             internal=update.audience.value == "internal",
             starts_at=incident.starts_at,
             ends_at=incident.ends_at,
+            impact_statement=update.impact_statement,
+            data_facts=incident.data_facts if incident.kind == SECURITY else None,
         )
 
     def template_vars(self, locale: str) -> dict[str, Any]:
@@ -193,7 +203,16 @@ class RenderContext(BaseModel):
                 for e in self.earlier
             ],
             "locale": locale,
+            "impact": _impact_vars(self.impact_statement),
+            "data_facts": self.data_facts.model_dump() if self.data_facts else None,
         }
+
+
+def _impact_vars(statement: ImpactStatement | None) -> dict[str, Any] | None:
+    """The impact statement as templates see it (``since`` an aware UTC datetime), or none."""
+    if statement is None:
+        return None
+    return {**statement.model_dump(), "since": _as_utc(statement.since) if statement.since else None}
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -413,7 +432,21 @@ def sample_contexts() -> list[RenderContext]:
             "ends_at": datetime(2024, 3, 2, 4, 0, tzinfo=UTC),
         }
     )
-    return [open_incident, resolved, internal, maintenance]
+    security = open_incident.model_copy(
+        update={
+            "incident_kind": "security",
+            "impact_statement": ImpactStatement(
+                who="EU customers", not_working="sign-in", since=opened, workaround="use the mobile app"
+            ),
+            "data_facts": DataFacts(
+                data_affected="email addresses",
+                data_not_affected="passwords and card numbers",
+                customer_actions="be wary of emails asking for your password",
+                company_actions="we closed the hole and reset every session",
+            ),
+        }
+    )
+    return [open_incident, resolved, internal, maintenance, security]
 
 
 def _locale_dirs(roots: Iterable[Path]) -> list[str]:

@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
 from dispatcher.engine.readiness.state import snapshot
@@ -196,11 +197,11 @@ class LedgerCollector(Collector):
         # When customers were first told is recorded as the first update to them is released (public
         # or a segment; an update written and waiting for approval told nobody yet).
         first_public = select(incidents.c.opened_at, incidents.c.first_word_at).where(
-            incidents.c.kind == "incident", incidents.c.first_word_at.is_not(None)
+            incidents.c.kind.in_(INCIDENT_KINDS), incidents.c.first_word_at.is_not(None)
         )
         open_incidents = (
             select(incidents.c.status, incidents.c.severity, func.count())
-            .where(incidents.c.status != IncidentStatus.RESOLVED.value, incidents.c.kind == "incident")
+            .where(incidents.c.status != IncidentStatus.RESOLVED.value, incidents.c.kind.in_(INCIDENT_KINDS))
             .group_by(incidents.c.status, incidents.c.severity)
         )
         overdue_query = select(func.count()).where(

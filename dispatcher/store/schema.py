@@ -89,6 +89,8 @@ incidents = Table(
     # Holding messages in a row since the last real public update; set when the incident drags on.
     Column("holding_streak", Integer, nullable=False, server_default="0"),
     Column("escalated_at", Timestamp(), nullable=True),
+    # A security incident's data facts (dispatcher.domain.crisis.DataFacts), owed before it goes public.
+    Column("data_facts", JSON, nullable=True),
     UniqueConstraint("source", "external_key", name="uq_incidents_source_external_key"),
 )
 
@@ -141,6 +143,8 @@ updates = Table(
     Column("approval_nudged_at", Timestamp(), nullable=True),
     # Component name -> impact (operational, degraded_performance, partial_outage, major_outage).
     Column("impact", JSON, nullable=True),
+    # Who is affected, what does not work, since when, what to do meanwhile (domain.crisis.ImpactStatement).
+    Column("impact_statement", JSON, nullable=True),
 )
 
 component_impacts = Table(

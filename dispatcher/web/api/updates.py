@@ -16,6 +16,7 @@ from dispatcher.comms.approval import approve, pending_approvals, reject
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.preview import preview_draft
 from dispatcher.comms.publish import get_update, publish
+from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.models import ComponentImpact, IncidentStatus, Update, UpdateDraft
@@ -72,6 +73,11 @@ class DraftRequest(UpdateText):
 
     audience: str = Field(default="public", max_length=50, description="public, internal or a segment name.")
     channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
+    impact_statement: ImpactStatement | None = Field(
+        default=None,
+        description="Who is affected, what does not work, since when, what to do meanwhile (every channel "
+        "shows it; a major or critical first public update without one gets a warning).",
+    )
 
     def draft(self, rt: Runtime, incident_id: int, token: ApiToken) -> UpdateDraft:
         return UpdateDraft(
@@ -81,6 +87,7 @@ class DraftRequest(UpdateText):
             next_update_at=self.next_at(rt),
             audience=self.audience,
             channels=self.channels,
+            impact_statement=self.impact_statement,
             **self._more(token),
         )
 
