@@ -61,6 +61,22 @@ class PublicUpdate(_Frozen):
     """Staff's note on the update: only ever set on the internal site."""
 
 
+class PublicReport(_Frozen):
+    """A resolved incident's post-incident report: what happened, its impact from when to when, why,
+    what was done, and what will keep it from happening again."""
+
+    summary: str
+    impact: str
+    root_cause: str
+    actions_taken: str
+    prevention: str
+    published_at: UtcTime
+    impact_from: UtcTime
+    """When the incident opened."""
+    impact_until: UtcTime | None = None
+    """When it was resolved."""
+
+
 class PublicIncident(_Frozen):
     """An incident or a maintenance window as the public sees it: its public timeline, newest first."""
 
@@ -85,6 +101,8 @@ class PublicIncident(_Frozen):
     updates: list[PublicUpdate] = Field(min_length=1)
     impacts: dict[str, ComponentStatus] = Field(default_factory=dict)
     """How each affected component is hit as of the latest update (operational once it is over)."""
+    report: PublicReport | None = None
+    """The post-incident report, once published (resolved incidents only)."""
 
 
 class DayIncident(_Frozen):

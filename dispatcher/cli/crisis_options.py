@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dispatcher.domain.crisis import ImpactStatement
+from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import InvalidInput
 
 AffectsOption = Annotated[
@@ -39,6 +40,36 @@ def parse_since(given: str, now: datetime) -> datetime:
         raise InvalidInput(f"--since: {given!r} needs a time zone, e.g. 2026-11-25T09:05Z")
     if when > now:
         raise InvalidInput(f"--since: {given!r} is in the future")
+    return when
+
+
+ReportByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--report-by",
+        help="Promise the post-incident report by this date (2026-12-01 or 2026-12-01T17:00Z; a date alone "
+        "is 17:00 UTC) or within this long (5d); default: the severity's report_within.",
+    ),
+]
+
+
+def parse_report_by(given: str | None, now: datetime) -> datetime | None:
+    """``2026-12-01`` (17:00 UTC that day), an ISO time with a zone, or a duration from now (``5d``)."""
+    if not given:
+        return None
+    text = given.strip()
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--report-by: {given!r} is not a date (2026-12-01) or a span (5d)") from None
+    if len(text) == 10:  # a date alone: by the end of that working day
+        when = when.replace(hour=17, tzinfo=UTC)
+    if when.tzinfo is None:
+        raise InvalidInput(f"--report-by: {given!r} needs a time zone, e.g. 2026-12-01T17:00Z")
     return when
 
 

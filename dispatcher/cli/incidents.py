@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.crisis_options import ReportByOption, parse_report_by
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
 from dispatcher.comms.attention import flags
@@ -149,6 +151,7 @@ def _resolve(
     as_: str | None,
     token: str | None,
     wait: float,
+    report_by: datetime | None = None,
 ) -> None:
     """Resolve and tell everyone told; deliver here (embedded) or hand it to the workers."""
     own_words = bool((message or "").strip())
@@ -166,6 +169,7 @@ def _resolve(
             force=force,
             message=message,
             override_reason=override_reason,
+            report_by=report_by,
         )
         if done.waiting:
             said.append(
@@ -241,6 +245,7 @@ def resolve(
     reason: Annotated[str | None, typer.Option(help="Why (required with --force; staff see it).")] = None,
     message: ResolveMessage = None,
     override_reason: OverrideOption = None,
+    report_by: ReportByOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
     wait: WaitOption = 10.0,
@@ -248,9 +253,11 @@ def resolve(
     """Resolve an incident and tell everyone who was told about it, on the channels they were told on,
     and the status page. It must have been monitored for the policy's hold, or be forced with a reason
     (the reason is for staff; customers get the resolution text)."""
+    rt = runtime()
     _resolve(
-        runtime(),
+        rt,
         incident,
+        report_by=parse_report_by(report_by, rt.clock.now()),
         reason=reason,
         force=force,
         message=message,

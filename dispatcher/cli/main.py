@@ -18,6 +18,7 @@ from dispatcher.cli import demo as demo_cmd
 from dispatcher.cli import incidents as incident_cmds
 from dispatcher.cli import maintenance as maintenance_cmds
 from dispatcher.cli import policy as policy_cmds
+from dispatcher.cli import reports as reports_cmd
 from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
@@ -33,9 +34,11 @@ from dispatcher.cli.common import (
 from dispatcher.cli.crisis_options import (
     AffectsOption,
     NotWorkingOption,
+    ReportByOption,
     SinceOption,
     WorkaroundOption,
     impact_statement,
+    parse_report_by,
 )
 from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.views import status_table
@@ -66,6 +69,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(subscriber_cmds.app, name="subscribers")
+incident_cmds.app.command("report")(friendly_errors(reports_cmd.report))
 app.add_typer(incident_cmds.app, name="incident")
 app.add_typer(maintenance_cmds.app, name="maintenance")
 app.command("tick")(maintenance_cmds.tick)
@@ -135,6 +139,7 @@ def publish(
     not_working: NotWorkingOption = None,
     since: SinceOption = None,
     workaround: WorkaroundOption = None,
+    report_by: ReportByOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
@@ -171,6 +176,7 @@ def publish(
         internal_note=internal_note,
         impact=parse_impact(impact),
         impact_statement=impact_statement(affects, not_working, since, workaround, rt.clock.now()),
+        report_by=parse_report_by(report_by, publish_at or rt.clock.now()),
     )
     waits = needs_approval(
         rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience

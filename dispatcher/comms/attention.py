@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from dispatcher.comms.lifecycle import human
 from dispatcher.domain.crisis import DATA_FACT_LABELS, INCIDENT_KINDS, SECURITY, DataFacts
 from dispatcher.domain.models import Incident, IncidentStatus
@@ -10,9 +12,9 @@ from dispatcher.engine.runtime import Runtime
 
 def flags(rt: Runtime, inc: Incident) -> list[str]:
     """Escalated, no public word past the budget, promise overdue: each as one short sentence."""
-    if inc.status is IncidentStatus.RESOLVED:
-        return []
     now = rt.clock.now()
+    if inc.status is IncidentStatus.RESOLVED:
+        return _report_flags(inc, now)
     found = []
     if inc.escalated_at is not None:
         found.append(
@@ -38,3 +40,14 @@ def flags(rt: Runtime, inc: Incident) -> list[str]:
         assert inc.next_update_at is not None
         found.append(f"the promised update is {human(now - inc.next_update_at)} late")
     return found
+
+
+def _report_flags(inc: Incident, now: datetime) -> list[str]:
+    """A resolved incident needs attention when its post-incident report is overdue (flagged by the
+    tick, ``dispatcher.comms.reports``); once the report is out, the flag is cleared with it."""
+    if inc.report_overdue_at is None or inc.report_due_at is None:
+        return []
+    return [
+        f"the post-incident report is {human(now - inc.report_due_at)} overdue (due "
+        f"{inc.report_due_at:%Y-%m-%d %H:%M} UTC): `tocsin incident report {inc.id} --file report.md`"
+    ]

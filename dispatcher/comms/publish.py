@@ -31,6 +31,7 @@ from channels.base import ChannelKind
 from dispatcher.comms import guardrails
 from dispatcher.comms.everyone_told import submit_closure, write_closure_rows
 from dispatcher.comms.lifecycle import apply_transition, human, plan_transition, record_event
+from dispatcher.comms.report_deadline import promised_report, set_report_due
 from dispatcher.domain.audiences import check_audience
 from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.errors import InvalidInput
@@ -131,6 +132,13 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
         if draft.next_update_at <= goes_out:
             when = "after publish_at" if draft.publish_at is not None else "in the future"
             raise InvalidInput(f"next_update_at: must be {when}")
+    if draft.report_by is not None:
+        if draft.status is not IncidentStatus.RESOLVED:
+            raise InvalidInput("report_by: only a resolution promises the post-incident report")
+        if draft.report_by.tzinfo is None:
+            raise InvalidInput("report_by: give a time zone (e.g. 2026-12-01T17:00:00Z)")
+        if draft.report_by <= goes_out:
+            raise InvalidInput("report_by: must be in the future")
     return goes_out
 
 
@@ -181,6 +189,7 @@ def publish(
         draft.status is IncidentStatus.RESOLVED
         and audience == Audience.INTERNAL.value
         and incident.first_word_at
+        and incident.status is not IncidentStatus.RESOLVED  # a reminder to staff after the end ends nothing
     ):
         # Its rows would carry staff's words to everyone told: customers hear the end in theirs.
         raise InvalidInput(
@@ -219,6 +228,7 @@ def publish(
         "author_token_id": draft.author_token_id,
         "impact": {k: v.value for k, v in draft.impact.items()} if draft.impact else None,
         "impact_statement": statement.model_dump(mode="json", exclude_none=True) if statement else None,
+        "report_by": promised_report(draft, incident, rules, goes_out),
     }
     try:
         with rt.engine.begin() as conn:
@@ -286,6 +296,7 @@ def go_live(
         _customers_told(conn, incident, upd, now, actor)
     if change is not None and change.to_status is IncidentStatus.RESOLVED:
         _everyone_hears_the_end(conn, rt, upd, incident, now, actor)
+        set_report_due(conn, upd, incident, now, actor)
     row = (
         conn.execute(update(updates).where(updates.c.id == upd.id).values(**values).returning(*updates.c))
         .mappings()

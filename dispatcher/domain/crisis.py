@@ -17,7 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dispatcher.domain.text_safety import refuse_control_characters
 
-__all__ = ["DATA_FACT_LABELS", "INCIDENT_KINDS", "SECURITY", "DataFacts", "ImpactStatement"]
+__all__ = [
+    "DATA_FACT_LABELS",
+    "INCIDENT_KINDS",
+    "REPORT_LABELS",
+    "REPORT_SECTIONS",
+    "SECURITY",
+    "DataFacts",
+    "ImpactStatement",
+    "PostIncidentReport",
+    "parse_report_markdown",
+    "report_notice_text",
+]
 
 SECURITY = "security"
 """The kind of an incident about a breach or a data exposure."""
@@ -98,3 +109,92 @@ class DataFacts(BaseModel):
 
     def texts(self) -> dict[str, str]:
         return {f"data_facts.{k}": v for k in DATA_FACT_LABELS if (v := getattr(self, k))}
+
+
+REPORT_SECTIONS = {
+    "summary": ("summary",),
+    "impact": ("impact", "customer impact"),
+    "root_cause": ("root cause", "cause"),
+    "actions_taken": ("what we did", "what was done", "resolution", "actions taken"),
+    "prevention": (
+        "what we will do",
+        "what will be done",
+        "prevention",
+        "preventing a repeat",
+        "what we will do to prevent it",
+    ),
+}
+"""The post-incident report's sections, and the ``## headings`` a Markdown file may give each."""
+
+REPORT_LABELS = {
+    "summary": "Summary",
+    "impact": "Impact",
+    "root_cause": "Root cause",
+    "actions_taken": "What we did",
+    "prevention": "What we will do so it does not happen again",
+}
+
+
+class PostIncidentReport(BaseModel):
+    """What happened, who was hit and when, why, what was done, and what will prevent a repeat."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    summary: str = Field(min_length=1, max_length=4000)
+    impact: str = Field(min_length=1, max_length=4000)
+    root_cause: str = Field(min_length=1, max_length=8000)
+    actions_taken: str = Field(min_length=1, max_length=8000)
+    prevention: str = Field(min_length=1, max_length=8000)
+
+    @field_validator("summary", "impact", "root_cause", "actions_taken", "prevention")
+    @classmethod
+    def _clean(cls, value: str) -> str:
+        return refuse_control_characters(value)
+
+    def texts(self) -> dict[str, str]:
+        return {f"report.{name}": getattr(self, name) for name in REPORT_SECTIONS}
+
+
+def _section_of(heading: str) -> str | None:
+    words = " ".join(heading.strip().strip("#").strip().rstrip(":").lower().split())
+    return next((name for name, names in REPORT_SECTIONS.items() if words in names), None)
+
+
+def parse_report_markdown(text: str) -> PostIncidentReport:
+    """A report from Markdown: a ``## heading`` per section (``## Summary``, ``## Impact``, ``## Root
+    cause``, ``## What we did``, ``## What we will do``); a ``# title`` line is ignored. ``ValueError``
+    naming the sections missing, or a heading it does not know."""
+    found: dict[str, list[str]] = {}
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("## "):
+            current = _section_of(line)
+            if current is None:
+                known = ", ".join(names[0] for names in REPORT_SECTIONS.values())
+                raise ValueError(f"line {number}: {line.strip()!r} is not a report section ({known})")
+            found[current] = []
+        elif line.startswith("# ") and current is None:
+            continue
+        elif current is not None:
+            found[current].append(line)
+        elif line.strip():
+            raise ValueError(f"line {number}: text before the first section (start with '## Summary')")
+    sections = {name: "\n".join(lines).strip() for name, lines in found.items()}
+    missing = [names[0].capitalize() for name, names in REPORT_SECTIONS.items() if not sections.get(name)]
+    if missing:
+        raise ValueError("the report has no " + ", no ".join(f"'## {m}'" for m in missing) + " section")
+    return PostIncidentReport(**sections)
+
+
+REPORT_NOTICE = {
+    "en": "Our post-incident report on \"{title}\" is published: what happened, why, and what we will do "
+    "so it does not happen again. {link}",
+    "fr": "Notre rapport sur l'incident « {title} » est publié : ce qui s'est passé, pourquoi, et ce que "
+    "nous ferons pour que cela ne se reproduise pas. {link}",
+}
+"""The short notice that tells everyone told about an incident that its report is out."""
+
+
+def report_notice_text(locale: str, title: str, link: str) -> str:
+    template = REPORT_NOTICE.get(locale.split("-")[0].lower(), REPORT_NOTICE["en"])
+    return template.format(title=title, link=link)

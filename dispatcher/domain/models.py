@@ -179,6 +179,12 @@ class Incident(BaseModel):
     update must be a real one."""
     data_facts: DataFacts | None = None
     """A security incident's facts: what data may be and is not affected, what to do, what is done."""
+    report_due_at: datetime | None = None
+    """The post-incident report is owed by then (the policy's ``report_within``, or the resolution's
+    promise)."""
+    report_reminded_at: datetime | None = None
+    report_overdue_at: datetime | None = None
+    """When the missed report deadline was flagged."""
 
 
 class IncidentDraft(BaseModel):
@@ -241,6 +247,8 @@ class UpdateDraft(BaseModel):
     """How each named component is hit as of this update (the status page shows it)."""
     impact_statement: ImpactStatement | None = None
     """Who is affected, what does not work, since when, what to do meanwhile (every channel shows it)."""
+    report_by: datetime | None = None
+    """A resolution's promise of "a full report by" this time (tracked like ``next_update_at``)."""
 
     @field_validator("impact")
     @classmethod
@@ -295,6 +303,7 @@ class Update(BaseModel):
     approval_nudged_at: datetime | None = None
     impact: dict[str, ComponentImpact] | None = None
     impact_statement: ImpactStatement | None = None
+    report_by: datetime | None = None
 
 
 class ContactPoint(BaseModel):

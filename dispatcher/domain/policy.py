@@ -98,6 +98,8 @@ class SeverityPolicy(BaseModel):
     command, without waiting for approval."""
     auto_first_notice: bool = False
     """Send the first notice by itself when the first-word budget passes with nothing said."""
+    report_within: Duration | None = None
+    """A post-incident report is owed this long after resolving (e.g. ``5d``); None: none is owed."""
 
     @model_validator(mode="after")
     def _notice_placeholders(self) -> SeverityPolicy:
@@ -201,6 +203,15 @@ class ResolutionPolicy(BaseModel):
         return self
 
 
+class ReportPolicy(BaseModel):
+    """Post-incident reports: when their owner is reminded (the deadline is per severity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remind_before: Duration = timedelta(days=1)
+    """The incident's owner (and staff) are reminded this long before the report is due."""
+
+
 class LifecyclePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -261,6 +272,7 @@ class Policy(BaseModel):
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     resolution: ResolutionPolicy = Field(default_factory=ResolutionPolicy)
+    report: ReportPolicy = Field(default_factory=ReportPolicy)
 
     @model_validator(mode="after")
     def _every_severity(self) -> Policy:

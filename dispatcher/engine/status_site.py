@@ -46,6 +46,7 @@ from channels.statuspage.model import (
     MaintenanceStage,
     OverallStatus,
     PublicIncident,
+    PublicReport,
     PublicUpdate,
     SiteBundle,
     StatusSnapshot,
@@ -60,6 +61,7 @@ from dispatcher.store.schema import (
     component_impacts,
     component_status_changes,
     components,
+    incident_reports,
     incidents,
     updates,
 )
@@ -240,6 +242,29 @@ def _public_incident(
         updates=[_update(u, internal) for u in timeline],
         impacts=dict(impacts) if not finished else dict.fromkeys(impacts, "operational"),
     )
+
+
+def _reports(conn: Connection, incident_ids: Sequence[int]) -> dict[int, PublicReport]:
+    """The post-incident reports of these incidents, with the times their impact spans."""
+    found: dict[int, PublicReport] = {}
+    for chunk in _chunks(incident_ids, 500):
+        rows = conn.execute(
+            select(incident_reports, incidents.c.opened_at, incidents.c.resolved_at)
+            .join(incidents, incidents.c.id == incident_reports.c.incident_id)
+            .where(incident_reports.c.incident_id.in_(chunk))
+        ).mappings()
+        for r in rows:
+            found[r["incident_id"]] = PublicReport(
+                summary=r["summary"],
+                impact=r["impact"],
+                root_cause=r["root_cause"],
+                actions_taken=r["actions_taken"],
+                prevention=r["prevention"],
+                published_at=r["published_at"],
+                impact_from=r["opened_at"],
+                impact_until=r["resolved_at"],
+            )
+    return found
 
 
 def _is_finished(item: PublicIncident) -> bool:
@@ -433,6 +458,7 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
         rows, timelines = _public_updates(conn, looked_back, internal)
         rows = [r for r in rows if timelines.get(r["id"])]
         recorded = _recorded_impacts(conn, [r["id"] for r in rows], now)
+        reports = _reports(conn, [r["id"] for r in rows])
         intervals = _manual_intervals(conn)
         defined = _configured_components(conn)
     open_incidents: list[PublicIncident] = []
@@ -443,6 +469,8 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
         item = _public_incident(
             row, timelines[row["id"]], now, _current_impacts(recorded[row["id"]], row), internal
         )
+        if row["id"] in reports and item.status == IncidentStatus.RESOLVED.value:
+            item = item.model_copy(update={"report": reports[row["id"]]})
         intervals += _incident_intervals(row, recorded[row["id"]], now)
         everything.append(item)
         if _is_finished(item):

@@ -137,8 +137,10 @@ class RenderContext(BaseModel):
     """Who is affected, what does not work, since when, what to do meanwhile (templates: ``impact``)."""
     data_facts: DataFacts | None = None
     """A security incident's data facts, shown before the message (templates: ``data_facts``)."""
+    report_by: datetime | None = None
+    """A resolution's promise of the post-incident report (templates: ``update.report_by``)."""
 
-    @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at")
+    @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at", "report_by")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _as_utc(value)
@@ -166,6 +168,7 @@ class RenderContext(BaseModel):
             starts_at=incident.starts_at,
             ends_at=incident.ends_at,
             impact_statement=update.impact_statement,
+            report_by=update.report_by,
             data_facts=incident.data_facts if incident.kind == SECURITY else None,
         )
 
@@ -190,6 +193,7 @@ class RenderContext(BaseModel):
                 "next_update_at": self.next_update_at,
                 "published_at": self.published_at,
                 "internal": self.internal,
+                "report_by": self.report_by,
             },
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
@@ -422,6 +426,7 @@ def sample_contexts() -> list[RenderContext]:
             "next_update_at": None,
             "status_page_url": None,
             "message": "Résolu: all systems normal.",
+            "report_by": datetime(2024, 3, 6, 17, 0, tzinfo=UTC),
         }
     )
     internal = open_incident.model_copy(update={"internal": True, "message": "Reminder: update due."})

@@ -91,6 +91,11 @@ incidents = Table(
     Column("escalated_at", Timestamp(), nullable=True),
     # A security incident's data facts (dispatcher.domain.crisis.DataFacts), owed before it goes public.
     Column("data_facts", JSON, nullable=True),
+    # The post-incident report owed (policy report_within, or the resolution's promise), its reminder,
+    # and when it was flagged overdue.
+    Column("report_due_at", Timestamp(), nullable=True),
+    Column("report_reminded_at", Timestamp(), nullable=True),
+    Column("report_overdue_at", Timestamp(), nullable=True),
     UniqueConstraint("source", "external_key", name="uq_incidents_source_external_key"),
 )
 
@@ -145,6 +150,27 @@ updates = Table(
     Column("impact", JSON, nullable=True),
     # Who is affected, what does not work, since when, what to do meanwhile (domain.crisis.ImpactStatement).
     Column("impact_statement", JSON, nullable=True),
+    # A resolution's promise: "a full report by <date>" (tracked on the incident as report_due_at).
+    Column("report_by", Timestamp(), nullable=True),
+)
+
+incident_reports = Table(
+    "incident_reports",
+    metadata,
+    # The post-incident report of a resolved incident (one per incident): the status page shows it
+    # under the incident, status.json and the feed carry it, and a notice tells everyone told.
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, unique=True),
+    Column("summary", Text, nullable=False),
+    Column("impact", Text, nullable=False),
+    Column("root_cause", Text, nullable=False),
+    Column("actions_taken", Text, nullable=False),
+    Column("prevention", Text, nullable=False),
+    Column("published_at", Timestamp(), nullable=False),
+    Column("author", String(200), nullable=True),
+    Column("override_reason", Text, nullable=True),
+    # The notice that told everyone told about the incident.
+    Column("notice_update_id", Integer, nullable=True),
 )
 
 component_impacts = Table(

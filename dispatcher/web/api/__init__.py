@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from dispatcher.web.api import (
     components,
+    crisis,
     deliveries,
     health,
     incidents,
@@ -32,6 +33,7 @@ ROUTERS = (
     deliveries.router,
     policy.router,
     components.router,
+    crisis.router,
 )
 
 

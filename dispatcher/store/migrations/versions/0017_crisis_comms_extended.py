@@ -1,4 +1,4 @@
-"""Crisis comms extended: impact statements, security incidents' data facts
+"""Crisis comms extended: impact statements, security incidents' data facts, post-incident reports
 
 Revision ID: 0017
 Revises: 0012
@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from dispatcher.store.schema import Timestamp
+
 revision = "0017"
 down_revision = "0012"
 branch_labels = None
@@ -18,12 +20,37 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("updates") as batch:
         batch.add_column(sa.Column("impact_statement", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("report_by", Timestamp(), nullable=True))
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("data_facts", sa.JSON(), nullable=True))
+        for name in ("report_due_at", "report_reminded_at", "report_overdue_at"):
+            batch.add_column(sa.Column(name, Timestamp(), nullable=True))
+    op.create_table(
+        "incident_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("impact", sa.Text(), nullable=False),
+        sa.Column("root_cause", sa.Text(), nullable=False),
+        sa.Column("actions_taken", sa.Text(), nullable=False),
+        sa.Column("prevention", sa.Text(), nullable=False),
+        sa.Column("published_at", Timestamp(), nullable=False),
+        sa.Column("author", sa.String(200), nullable=True),
+        sa.Column("override_reason", sa.Text(), nullable=True),
+        sa.Column("notice_update_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["incident_id"], ["incidents.id"], name="fk_incident_reports_incident_id_incidents"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_incident_reports"),
+        sa.UniqueConstraint("incident_id", name="uq_incident_reports_incident_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("incident_reports")
     with op.batch_alter_table("incidents") as batch:
-        batch.drop_column("data_facts")
+        for name in ("report_overdue_at", "report_reminded_at", "report_due_at", "data_facts"):
+            batch.drop_column(name)
     with op.batch_alter_table("updates") as batch:
+        batch.drop_column("report_by")
         batch.drop_column("impact_statement")
