@@ -119,6 +119,7 @@ def test_webhook_body_is_the_documented_json_document(context: RenderContext) ->
             "published_at": "2024-03-01T13:45:00Z",
             "internal": False,
             "impact_statement": None,
+            "kind": "update",
             "report_by": None,
         },
         "data_facts": None,

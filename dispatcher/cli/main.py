@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from channels.base import ChannelKind
+from dispatcher.cli import amends as amends_cmd
 from dispatcher.cli import approval as approval_cmds
 from dispatcher.cli import check as check_cmd
 from dispatcher.cli import deliveries as deliveries_cmds
@@ -70,6 +71,7 @@ app = typer.Typer(
 )
 app.add_typer(subscriber_cmds.app, name="subscribers")
 incident_cmds.app.command("report")(friendly_errors(reports_cmd.report))
+incident_cmds.app.command("amends")(friendly_errors(amends_cmd.amends))
 app.add_typer(incident_cmds.app, name="incident")
 app.add_typer(maintenance_cmds.app, name="maintenance")
 app.command("tick")(maintenance_cmds.tick)

@@ -124,7 +124,10 @@ def internal_site_configured(rt: Runtime) -> bool:
 def _shown_updates(internal: bool) -> Any:
     """Which updates a site shows: published public ones; staff's site shows every published one."""
     where = updates.c.state.in_(PUBLISHED_STATES)
-    return where if internal else where & (updates.c.audience == Audience.PUBLIC.value)
+    if internal:
+        return where
+    # Amends go to the people affected, never to the public page unless asked ("amends_public").
+    return where & (updates.c.audience == Audience.PUBLIC.value) & (updates.c.kind != "amends")
 
 
 def _public_updates(

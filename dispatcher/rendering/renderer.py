@@ -139,6 +139,8 @@ class RenderContext(BaseModel):
     """A security incident's data facts, shown before the message (templates: ``data_facts``)."""
     report_by: datetime | None = None
     """A resolution's promise of the post-incident report (templates: ``update.report_by``)."""
+    update_kind: str = "update"
+    """``update``, ``holding``, ``resolution``, ``report`` (its notice), ``amends``… (``update.kind``)."""
 
     @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at", "report_by")
     @classmethod
@@ -169,6 +171,7 @@ class RenderContext(BaseModel):
             ends_at=incident.ends_at,
             impact_statement=update.impact_statement,
             report_by=update.report_by,
+            update_kind=update.kind,
             data_facts=incident.data_facts if incident.kind == SECURITY else None,
         )
 
@@ -194,6 +197,7 @@ class RenderContext(BaseModel):
                 "published_at": self.published_at,
                 "internal": self.internal,
                 "report_by": self.report_by,
+                "kind": self.update_kind,
             },
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,

@@ -173,6 +173,18 @@ incident_reports = Table(
     Column("notice_update_id", Integer, nullable=True),
 )
 
+amends_codes = Table(
+    "amends_codes",
+    metadata,
+    # Per-recipient codes of an amends update (a voucher, a service credit), imported from a CSV: each
+    # subscriber reads only their own, on every channel they are told on.
+    Column("id", Integer, primary_key=True),
+    Column("update_id", Integer, ForeignKey("updates.id"), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("code", String(64), nullable=False),
+    UniqueConstraint("update_id", "subscriber_id", name="uq_amends_codes_update_id_subscriber_id"),
+)
+
 component_impacts = Table(
     "component_impacts",
     metadata,

@@ -1,4 +1,5 @@
-"""``/incidents/{id}/report``: a resolved incident's post-incident report (publish it, read it)."""
+"""``/incidents/{id}/report`` (a resolved incident's post-incident report: publish it, read it) and
+``/incidents/{id}/amends`` (an offer to the customers it affected, with their own codes)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.access.identity import API_PREFIX, of_token
+from dispatcher.comms.amends import read_codes, send_amends
 from dispatcher.comms.reports import PublishedReport, get_report, publish_report
 from dispatcher.domain.crisis import PostIncidentReport, parse_report_markdown
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import Update
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
 from dispatcher.web.api.work import QueueDep
@@ -93,3 +96,56 @@ async def publish_report_(
 @router.get("/{incident_id}/report", summary="A post-incident report", responses=NOT_FOUND)
 def get_report_(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> ReportOut:
     return _out(get_report(rt, incident_id), fresh=False)
+
+
+class AmendsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    offer: str = Field(
+        min_length=1, max_length=4000, description="The offer; {code} becomes each reader's code."
+    )
+    codes_csv: str | None = Field(
+        default=None,
+        max_length=5_000_000,
+        description="CSV: a code column and one of subscriber (external id), email, phone.",
+    )
+    segment: str | None = Field(default=None, max_length=50, description="Only those told in this segment.")
+    on_status_page: bool = Field(default=False, description="Also show it on the public status page.")
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+class AmendsOut(BaseModel):
+    update: Update
+    rows: int = Field(
+        description="Ledger rows written (queued, and suppressed: opted out or without a code)."
+    )
+    without_code: int = Field(description="Subscribers told about the incident who had no code: not sent.")
+
+
+@router.post(
+    "/{incident_id}/amends",
+    status_code=201,
+    summary="Make amends after a resolved incident: an offer with per-recipient codes to the customers told",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def amends_(
+    incident_id: IncidentId, body: AmendsRequest, rt: RuntimeDep, token: PublishToken, queue: QueueDep
+) -> AmendsOut:
+    who = of_token(token, API_PREFIX)
+
+    def produce() -> AmendsOut:
+        codes = read_codes(rt, body.codes_csv) if body.codes_csv else None
+        done = send_amends(
+            rt,
+            incident_id,
+            body.offer,
+            who,
+            queue,
+            codes=codes,
+            segment=body.segment,
+            on_status_page=body.on_status_page,
+            override_reason=body.override_reason,
+        )
+        return AmendsOut(update=done.update, rows=done.rows, without_code=done.without_code)
+
+    return await run_in_threadpool(produce)

@@ -1,4 +1,5 @@
-"""Crisis comms extended: impact statements, security incidents' data facts, post-incident reports
+"""Crisis comms extended: impact statements, security incidents' data facts, post-incident reports,
+amends codes
 
 Revision ID: 0017
 Revises: 0012
@@ -44,9 +45,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_incident_reports"),
         sa.UniqueConstraint("incident_id", name="uq_incident_reports_incident_id"),
     )
+    op.create_table(
+        "amends_codes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("update_id", sa.Integer(), nullable=False),
+        sa.Column("subscriber_id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(64), nullable=False),
+        sa.ForeignKeyConstraint(["update_id"], ["updates.id"], name="fk_amends_codes_update_id_updates"),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["subscribers.id"],
+            name="fk_amends_codes_subscriber_id_subscribers",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_amends_codes"),
+        sa.UniqueConstraint("update_id", "subscriber_id", name="uq_amends_codes_update_id_subscriber_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("amends_codes")
     op.drop_table("incident_reports")
     with op.batch_alter_table("incidents") as batch:
         for name in ("report_overdue_at", "report_reminded_at", "report_due_at", "data_facts"):
