@@ -74,6 +74,9 @@ class Message:
     """For webhooks: the exact JSON document to POST (rendered from the webhook template)."""
     reply_to_id: str | None = None
     """For threaded broadcast channels (X): the provider id of the post this one answers."""
+    sender_name: str | None = None
+    """Email: the From display name of this message (a signed update: "Jane Doe, Example Corp");
+    None: the provider's configured ``from_name``."""
 
 
 MESSAGE_ID_PREFIX = "tocsin-"

@@ -57,7 +57,7 @@ class EmailBuilder:
         self.from_email = from_email
         self.domain = from_email.rpartition("@")[2] or "localhost"
         shared = EmailMessage(policy=POLICY)
-        shared["From"] = format_address(from_email, from_name)
+        shared["From"] = format_address(from_email, message.sender_name or from_name)
         shared["Subject"] = _one_line(message.subject)
         shared["Date"] = format_datetime(date or datetime.now(UTC))
         # quoted-printable keeps the message 7-bit clean, so no server needs 8BITMIME

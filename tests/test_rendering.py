@@ -123,6 +123,7 @@ def test_webhook_body_is_the_documented_json_document(context: RenderContext) ->
             "report_by": None,
         },
         "data_facts": None,
+        "signer": None,
         "earlier_updates": [],
         "organisation": {"name": "Acme", "status_page_url": "https://status.acme.test"},
     }

@@ -59,6 +59,8 @@ class PublicUpdate(_Frozen):
     """Always "public" on the public site; the internal site also shows "internal" updates."""
     internal_note: str | None = None
     """Staff's note on the update: only ever set on the internal site."""
+    signer: str | None = None
+    """Who signed it: "Jane Doe, Chief Executive" (a senior voice), or None."""
 
 
 class PublicReport(_Frozen):

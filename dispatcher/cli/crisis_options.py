@@ -20,6 +20,12 @@ SinceOption = Annotated[
     typer.Option("--since", help="Since when: HH:MM (UTC, the latest such time) or 2026-11-25T09:05Z."),
 ]
 WorkaroundOption = Annotated[str | None, typer.Option("--workaround", help="What to do meanwhile.")]
+SignerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--signer", help="Sign it: a signatory's short name in the policy ([signatories.ceo] → ceo)."
+    ),
+]
 
 
 def parse_since(given: str, now: datetime) -> datetime:

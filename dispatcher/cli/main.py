@@ -36,6 +36,7 @@ from dispatcher.cli.crisis_options import (
     AffectsOption,
     NotWorkingOption,
     ReportByOption,
+    SignerOption,
     SinceOption,
     WorkaroundOption,
     impact_statement,
@@ -142,6 +143,7 @@ def publish(
     since: SinceOption = None,
     workaround: WorkaroundOption = None,
     report_by: ReportByOption = None,
+    signer: SignerOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
@@ -179,9 +181,11 @@ def publish(
         impact=parse_impact(impact),
         impact_statement=impact_statement(affects, not_working, since, workaround, rt.clock.now()),
         report_by=parse_report_by(report_by, publish_at or rt.clock.now()),
+        signer=signer,
     )
+    opened = get_incident(rt, incident)
     waits = needs_approval(
-        rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience
+        rt.policy.policy.for_incident(opened.severity, opened.kind), "update", draft.audience
     )
     who = identify(rt, as_, token, needed_for="writing an update that waits for approval" if waits else None)
     draft = draft.model_copy(update={"author": who.name, "author_token_id": who.token_id})

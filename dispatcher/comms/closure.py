@@ -100,7 +100,7 @@ def resolve(
     assert change is not None
     audience = _audience(rt, incident_id)
     own_words = bool((message or "").strip())
-    rules = rt.policy.policy.for_severity(incident.severity)
+    rules = rt.policy.policy.for_incident(incident.severity, incident.kind)
     if own_words and change.forced and needs_approval(rules, "update", audience):
         raise InvalidInput(
             f"message: {incident.severity.value} incidents' own texts wait for approval, and a forced "

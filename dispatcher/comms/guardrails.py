@@ -71,6 +71,7 @@ RULES: tuple[Rule, ...] = (
     Rule("apology-missing", "warn", "public", rules.missing_apology),
     Rule("impact-missing", "warn", "public", rules.missing_impact_statement),
     Rule("data-facts-missing", "error", "public", rules.missing_data_facts),
+    Rule("signer-missing", "error", "public", rules.missing_signer),
 )
 
 LEAK_RULES = frozenset(
@@ -277,6 +278,8 @@ def check_draft(
             escalated=incident.escalated_at is not None,
             has_impact_statement=draft.impact_statement is not None,
             data_facts_missing=facts_owed,
+            signer_required=_signer_wanted(rt, incident),
+            has_signer=draft.signer is not None,
         )
         found += check(subject, public)
     elif public and draft.kind == "first_notice":
@@ -286,6 +289,16 @@ def check_draft(
         found += crisis_findings(base, incident, draft)
         found += template_findings(rt, incident, channels)
     return _order(found)
+
+
+def _signer_wanted(rt: Runtime, incident: Incident) -> str | None:
+    """Why the policy wants updates of ``incident`` signed (its severity, or its being a breach)."""
+    policy = rt.policy.policy
+    if policy.for_severity(incident.severity).needs_signer:
+        return f"{incident.severity.value} incidents' updates"
+    if incident.kind == SECURITY and policy.security.needs_signer:
+        return "security incidents' updates"
+    return None
 
 
 def _data_facts_owed(incident: Incident) -> tuple[str, ...]:

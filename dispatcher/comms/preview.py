@@ -22,7 +22,7 @@ from channels.text.sms_segments import count_segments
 from channels.text.x_text import weighted_length
 from dispatcher.comms.guardrails import check_draft, errors
 from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.publish import channels_for
+from dispatcher.comms.publish import channels_for, signer_of
 from dispatcher.domain.audiences import AudiencePass, audience_passes, check_audience
 from dispatcher.domain.crisis import SECURITY, ImpactStatement
 from dispatcher.domain.guardrail_rules import Finding
@@ -149,6 +149,7 @@ def preview_draft(rt: Runtime, draft: UpdateDraft, locale: str = "en") -> Previe
         starts_at=incident.starts_at,
         ends_at=incident.ends_at,
         impact_statement=draft.impact_statement,
+        signer=signer_of(rt.policy.policy, draft.signer),
         data_facts=incident.data_facts if incident.kind == SECURITY else None,
     )
     channels = []

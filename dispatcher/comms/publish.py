@@ -33,7 +33,7 @@ from dispatcher.comms.everyone_told import submit_closure, write_closure_rows
 from dispatcher.comms.lifecycle import apply_transition, human, plan_transition, record_event
 from dispatcher.comms.report_deadline import promised_report, set_report_due
 from dispatcher.domain.audiences import check_audience
-from dispatcher.domain.crisis import INCIDENT_KINDS
+from dispatcher.domain.crisis import INCIDENT_KINDS, Signer
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import (
     Audience,
@@ -44,7 +44,7 @@ from dispatcher.domain.models import (
     UpdateDraft,
     UpdateState,
 )
-from dispatcher.domain.policy import SeverityPolicy
+from dispatcher.domain.policy import Policy, SeverityPolicy
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.status_site import internal_site_configured
 from dispatcher.engine.task_queue import TaskQueue
@@ -150,6 +150,17 @@ def _check_guardrails(
     return findings
 
 
+def signer_of(policy: Policy, key: str | None) -> Signer | None:
+    """The signatory ``key`` names, as it is now (``InvalidInput`` naming the known ones)."""
+    if key is None:
+        return None
+    found = policy.signatories.get(key.strip())
+    if found is None:
+        known = ", ".join(sorted(policy.signatories)) or "none: add [signatories.<name>] to policy.toml"
+        raise InvalidInput(f"signer: no signatory named {key!r} in the policy (known: {known})")
+    return Signer(key=key.strip(), name=found.name, role=found.role)
+
+
 def reaches_customers(audience: Audience | str) -> bool:
     """Public, or a segment of the public: anything but staff only."""
     return str(audience) != Audience.INTERNAL.value
@@ -175,7 +186,7 @@ def publish(
             return _replay(earlier, draft)
     with rt.engine.connect() as conn:
         incident = get_incident(conn, draft.incident_id)
-    rules = rt.policy.policy.for_severity(incident.severity)
+    rules = rt.policy.policy.for_incident(incident.severity, incident.kind)
     audience = str(check_audience(rt.policy, draft.audience))
     if draft.kind not in PRE_APPROVED_KINDS and audience not in rules.audiences:
         raise InvalidInput(
@@ -208,6 +219,7 @@ def publish(
     else:
         state = UpdateState.PENDING
     statement = draft.impact_statement
+    signer = signer_of(rt.policy.policy, draft.signer)
     values: dict[str, Any] = {
         "incident_id": draft.incident_id,
         "status": draft.status.value,
@@ -229,6 +241,7 @@ def publish(
         "impact": {k: v.value for k, v in draft.impact.items()} if draft.impact else None,
         "impact_statement": statement.model_dump(mode="json", exclude_none=True) if statement else None,
         "report_by": promised_report(draft, incident, rules, goes_out),
+        "signer": signer.model_dump() if signer else None,
     }
     try:
         with rt.engine.begin() as conn:
@@ -489,7 +502,8 @@ def _release_one(rt: Runtime, update_id: int, now: datetime) -> UpdateState | No
             return None
         upd = update_from_row(row)
         incident = get_incident(conn, upd.incident_id)
-        if needs_approval(rt.policy.policy.for_severity(incident.severity), upd.kind, upd.audience):
+        rules = rt.policy.policy.for_incident(incident.severity, incident.kind)
+        if needs_approval(rules, upd.kind, upd.audience):
             conn.execute(
                 update(updates)
                 .where(updates.c.id == update_id)

@@ -26,6 +26,7 @@ __all__ = [
     "DataFacts",
     "ImpactStatement",
     "PostIncidentReport",
+    "Signer",
     "parse_report_markdown",
     "report_notice_text",
 ]
@@ -198,3 +199,18 @@ REPORT_NOTICE = {
 def report_notice_text(locale: str, title: str, link: str) -> str:
     template = REPORT_NOTICE.get(locale.split("-")[0].lower(), REPORT_NOTICE["en"])
     return template.format(title=title, link=link)
+
+
+class Signer(BaseModel):
+    """Who signs an update (a senior voice): one of the policy's signatories, as it was when signed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    """The signatory's name in the policy (``ceo``)."""
+    name: str
+    role: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.name}, {self.role}"

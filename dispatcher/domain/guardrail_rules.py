@@ -92,6 +92,9 @@ class Draft:
     """The update says who is affected, what does not work, since when or what to do meanwhile."""
     data_facts_missing: tuple[str, ...] = ()
     """A security incident's data facts not given yet (``dispatcher.domain.crisis.DATA_FACT_LABELS``)."""
+    signer_required: str | None = None
+    """Why the policy wants this update signed (``critical incidents``), or None."""
+    has_signer: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -602,6 +605,14 @@ def missing_data_facts(draft: Draft) -> Iterator[Hit]:
         yield Hit(
             f"a security incident tells its readers about their data before anything else; missing: {owed} "
             "(`tocsin incident facts`)"
+        )
+
+
+def missing_signer(draft: Draft) -> Iterator[Hit]:
+    if draft.signer_required and not draft.has_signer:
+        yield Hit(
+            f"the policy wants {draft.signer_required} signed by a senior voice: --signer NAME "
+            "(one of the policy's [signatories])"
         )
 
 

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from channels.base import ChannelKind
-from dispatcher.domain.crisis import DataFacts, ImpactStatement
+from dispatcher.domain.crisis import DataFacts, ImpactStatement, Signer
 from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
 from dispatcher.domain.text_safety import refuse_control_characters
 
@@ -249,6 +249,8 @@ class UpdateDraft(BaseModel):
     """Who is affected, what does not work, since when, what to do meanwhile (every channel shows it)."""
     report_by: datetime | None = None
     """A resolution's promise of "a full report by" this time (tracked like ``next_update_at``)."""
+    signer: str | None = Field(default=None, max_length=50)
+    """Who signs it: a signatory's short name in the policy (``ceo``)."""
 
     @field_validator("impact")
     @classmethod
@@ -304,6 +306,7 @@ class Update(BaseModel):
     impact: dict[str, ComponentImpact] | None = None
     impact_statement: ImpactStatement | None = None
     report_by: datetime | None = None
+    signer: Signer | None = None
 
 
 class ContactPoint(BaseModel):

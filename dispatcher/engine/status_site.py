@@ -162,6 +162,7 @@ def _public_updates(
         updates.c.kind,
         updates.c.audience,
         updates.c.severity,
+        updates.c.signer,
     ]
     if internal:
         columns.append(updates.c.internal_note)
@@ -208,6 +209,7 @@ def _update(u: Any, internal: bool) -> PublicUpdate:
         kind=u.kind,
         audience=u.audience if internal else "public",
         internal_note=u.internal_note if internal else None,
+        signer=f"{u.signer['name']}, {u.signer['role']}" if u.signer else None,
     )
 
 

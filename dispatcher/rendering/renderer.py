@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from channels.base import ChannelKind, Message
 from dispatcher.config.resources import templates_root
-from dispatcher.domain.crisis import SECURITY, DataFacts, ImpactStatement
+from dispatcher.domain.crisis import SECURITY, DataFacts, ImpactStatement, Signer
 from dispatcher.domain.locales import DEFAULT_LOCALE, LOCALE_PATTERN, locale_candidates
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update
 
@@ -139,6 +139,8 @@ class RenderContext(BaseModel):
     """A security incident's data facts, shown before the message (templates: ``data_facts``)."""
     report_by: datetime | None = None
     """A resolution's promise of the post-incident report (templates: ``update.report_by``)."""
+    signer: Signer | None = None
+    """Who signed it (templates: ``signer``: name, role); the email's From name is theirs."""
     update_kind: str = "update"
     """``update``, ``holding``, ``resolution``, ``report`` (its notice), ``amends``… (``update.kind``)."""
 
@@ -172,6 +174,7 @@ class RenderContext(BaseModel):
             impact_statement=update.impact_statement,
             report_by=update.report_by,
             update_kind=update.kind,
+            signer=update.signer,
             data_facts=incident.data_facts if incident.kind == SECURITY else None,
         )
 
@@ -199,6 +202,7 @@ class RenderContext(BaseModel):
                 "report_by": self.report_by,
                 "kind": self.update_kind,
             },
+            "signer": {"name": self.signer.name, "role": self.signer.role} if self.signer else None,
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
             "earlier": [
@@ -332,6 +336,7 @@ class Renderer:
                 None,
                 "rendered an empty subject",
             )
+        signer = context.signer if kind == ChannelKind.EMAIL else None
         return Message(
             kind=ChannelKind(kind),
             update_id=context.update_id,
@@ -340,6 +345,7 @@ class Renderer:
             text=text,
             html=html,
             json_body=json_body,
+            sender_name=f"{signer.name}, {context.organisation}" if signer else None,
         )
 
     def template_for(self, name: str, locale: str) -> Template:

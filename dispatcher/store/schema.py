@@ -152,6 +152,8 @@ updates = Table(
     Column("impact_statement", JSON, nullable=True),
     # A resolution's promise: "a full report by <date>" (tracked on the incident as report_due_at).
     Column("report_by", Timestamp(), nullable=True),
+    # Who signed it (key, name, role of a policy signatory, as they were when it was signed).
+    Column("signer", JSON, nullable=True),
 )
 
 incident_reports = Table(

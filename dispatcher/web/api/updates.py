@@ -108,6 +108,9 @@ class PublishRequest(DraftRequest):
     internal_note: str | None = Field(default=None, max_length=4000, description="For staff only.")
     override_reason: str | None = Field(default=None, max_length=1000)
     publish_at: datetime | None = Field(default=None, description="Publish later, at this time (UTC).")
+    signer: str | None = Field(
+        default=None, max_length=50, description="A signatory's short name in the policy (a senior voice)."
+    )
     impact: dict[str, ComponentImpact] | None = Field(
         default=None,
         max_length=50,
@@ -127,6 +130,7 @@ class PublishRequest(DraftRequest):
             "override_reason": self.override_reason,
             "publish_at": self.publish_at,
             "impact": self.impact,
+            "signer": self.signer,
         }
 
 

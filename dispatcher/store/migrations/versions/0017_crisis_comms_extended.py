@@ -1,5 +1,5 @@
 """Crisis comms extended: impact statements, security incidents' data facts, post-incident reports,
-amends codes
+amends codes, signers
 
 Revision ID: 0017
 Revises: 0012
@@ -22,6 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("updates") as batch:
         batch.add_column(sa.Column("impact_statement", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("report_by", Timestamp(), nullable=True))
+        batch.add_column(sa.Column("signer", sa.JSON(), nullable=True))
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("data_facts", sa.JSON(), nullable=True))
         for name in ("report_due_at", "report_reminded_at", "report_overdue_at"):
@@ -70,5 +71,6 @@ def downgrade() -> None:
         for name in ("report_overdue_at", "report_reminded_at", "report_due_at", "data_facts"):
             batch.drop_column(name)
     with op.batch_alter_table("updates") as batch:
+        batch.drop_column("signer")
         batch.drop_column("report_by")
         batch.drop_column("impact_statement")
