@@ -23,6 +23,7 @@ from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.errors import GuardrailsBlocked
 from dispatcher.domain.models import ContactPoint, Severity, Subscriber
 from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.status_site import build_snapshot
 from tests.cli import tocsin
 from tests.helpers import draft, hand_clock, incident, publish_and_deliver
 
@@ -96,6 +97,13 @@ def test_every_channel_shows_the_impact_statement_in_each_language(
     assert "Affects customers in the EU. Not working: card payments. Since 09:05 UTC." in sms_en
     sms_fr = sent(memory, ChannelKind.SMS, "+442079460002")
     assert "Concerne : customers in the EU. Ne fonctionne pas : card payments. Depuis 09:05 UTC." in sms_fr
+    [page_update] = build_snapshot(rt).incidents[0].updates
+    assert page_update.impact == {
+        "who": "customers in the EU",
+        "not_working": "card payments",
+        "since": "2026-11-25T09:05:00Z",
+        "workaround": "pay by bank transfer",
+    }
     hook = json.loads(sent(memory, ChannelKind.WEBHOOK, "https://hooks.example.com/en"))
     assert hook["update"]["impact_statement"] == {
         "who": "customers in the EU",

@@ -20,11 +20,12 @@ from dispatcher.comms.incidents import get_incident, open_incident
 from dispatcher.comms.lifecycle import timeline
 from dispatcher.comms.security import set_data_facts
 from dispatcher.config.settings import ChannelSettings
-from dispatcher.domain.crisis import DataFacts
+from dispatcher.domain.crisis import DataFacts, ImpactStatement
 from dispatcher.domain.errors import GuardrailsBlocked, InvalidInput
 from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import Audience, Incident, IncidentDraft, Severity
 from dispatcher.engine.runtime import Runtime
+from dispatcher.engine.status_site import build_snapshot
 from dispatcher.store.schema import updates
 from tests.cli import tocsin
 from tests.helpers import RecordingQueue, draft, incident, publish_and_deliver, subscribe
@@ -113,6 +114,8 @@ def test_once_given_every_channel_shows_the_facts_first(make_runtime: Callable[.
     hook = json.loads(by_channel[ChannelKind.WEBHOOK].json_body or "{}")
     assert hook["incident"]["kind"] == "security"
     assert hook["data_facts"] == FACTS.model_dump()
+    [shown] = build_snapshot(rt).incidents
+    assert shown.data_facts == FACTS.model_dump(), "the status page shows them too"
 
 
 def test_an_incident_found_to_be_a_breach_becomes_a_security_incident(rt: Runtime) -> None:
@@ -173,3 +176,16 @@ def test_tocsin_incident_facts_then_publish(tmp_path: Path) -> None:
     assert "published update 1" in sent.out
     mail = next((tmp_path / "outbox").glob("**/*.eml")).read_text()
     assert "Data that may be affected: names and email addresses" in mail
+
+
+def test_the_status_page_shows_the_facts_first(make_runtime: Callable[..., Runtime], tmp_path: Path) -> None:
+    rt = make_runtime(
+        channels={ChannelKind.STATUSPAGE: ChannelSettings(providers=["statuspage"])},
+        providers={"statuspage": {"directory": str(tmp_path / "www")}},
+    )
+    inc = breach(rt, FACTS)
+    said = draft(inc, TEXT, impact_statement=ImpactStatement(who="all customers"))
+    publish_and_deliver(rt, said)
+    page = (tmp_path / "www" / "incidents" / f"{inc.id}.html").read_text()
+    assert page.index("Data not affected</dt><dd>passwords and card numbers") < page.index("Someone reached")
+    assert "Who is affected: all customers." in page

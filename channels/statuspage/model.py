@@ -61,6 +61,8 @@ class PublicUpdate(_Frozen):
     """Staff's note on the update: only ever set on the internal site."""
     signer: str | None = None
     """Who signed it: "Jane Doe, Chief Executive" (a senior voice), or None."""
+    impact: dict[str, str | None] | None = None
+    """Its impact statement: ``who``, ``not_working``, ``since`` (ISO time), ``workaround``, as given."""
 
 
 class PublicReport(_Frozen):
@@ -105,6 +107,9 @@ class PublicIncident(_Frozen):
     """How each affected component is hit as of the latest update (operational once it is over)."""
     report: PublicReport | None = None
     """The post-incident report, once published (resolved incidents only)."""
+    data_facts: dict[str, str | None] | None = None
+    """A security incident's data facts (``data_affected``, ``data_not_affected``, ``customer_actions``,
+    ``company_actions``): shown first on its page."""
 
 
 class DayIncident(_Frozen):

@@ -163,6 +163,7 @@ def _public_updates(
         updates.c.audience,
         updates.c.severity,
         updates.c.signer,
+        updates.c.impact_statement,
     ]
     if internal:
         columns.append(updates.c.internal_note)
@@ -210,7 +211,17 @@ def _update(u: Any, internal: bool) -> PublicUpdate:
         audience=u.audience if internal else "public",
         internal_note=u.internal_note if internal else None,
         signer=f"{u.signer['name']}, {u.signer['role']}" if u.signer else None,
+        impact=_all_of(IMPACT_KEYS, u.impact_statement),
     )
+
+
+IMPACT_KEYS = ("who", "not_working", "since", "workaround")
+DATA_FACT_KEYS = ("data_affected", "data_not_affected", "customer_actions", "company_actions")
+
+
+def _all_of(keys: tuple[str, ...], stored: Mapping[str, Any] | None) -> dict[str, str | None] | None:
+    """A stored JSON object with every key present (None when not given): templates test each one."""
+    return {key: stored.get(key) for key in keys} if stored else None
 
 
 def _public_incident(
@@ -245,6 +256,7 @@ def _public_incident(
         maintenance_stage=stage,
         path=f"incidents/{row['id']}.html",
         updates=[_update(u, internal) for u in timeline],
+        data_facts=_all_of(DATA_FACT_KEYS, row["data_facts"]) if row["kind"] == "security" else None,
         impacts=dict(impacts) if not finished else dict.fromkeys(impacts, "operational"),
     )
 
