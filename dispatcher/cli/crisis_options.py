@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from dispatcher.domain.crisis import ImpactStatement
+from dispatcher.domain.crisis import ImpactStatement, since_time
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import InvalidInput
 
@@ -29,24 +29,11 @@ SignerOption = Annotated[
 
 
 def parse_since(given: str, now: datetime) -> datetime:
-    """``09:05`` (UTC: today's, or yesterday's if that is still ahead) or an ISO time with a zone."""
-    text = given.strip()
+    """``--since``: see ``dispatcher.domain.crisis.parse_since``; ``InvalidInput`` naming the option."""
     try:
-        clock = datetime.strptime(text, "%H:%M").time()
-    except ValueError:
-        clock = None
-    if clock is not None:
-        when = datetime.combine(now.astimezone(UTC).date(), clock, tzinfo=UTC)
-        return when - timedelta(days=1) if when > now else when
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"--since: {given!r} is not a time like 09:05 or 2026-11-25T09:05Z") from None
-    if when.tzinfo is None:
-        raise InvalidInput(f"--since: {given!r} needs a time zone, e.g. 2026-11-25T09:05Z")
-    if when > now:
-        raise InvalidInput(f"--since: {given!r} is in the future")
-    return when
+        return since_time(given, now)
+    except ValueError as exc:
+        raise InvalidInput(f"--since: {exc}") from None
 
 
 ReportByOption = Annotated[

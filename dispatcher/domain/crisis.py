@@ -11,7 +11,7 @@ Both are plain values: the store keeps them as JSON, the templates show them fir
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,6 +29,7 @@ __all__ = [
     "Signer",
     "parse_report_markdown",
     "report_notice_text",
+    "since_time",
 ]
 
 SECURITY = "security"
@@ -214,3 +215,25 @@ class Signer(BaseModel):
     @property
     def line(self) -> str:
         return f"{self.name}, {self.role}"
+
+
+def since_time(given: str, now: datetime) -> datetime:
+    """When an impact began: ``09:05`` (UTC: today's, or yesterday's if that is still ahead) or an ISO
+    time with a zone, not in the future. ``ValueError`` naming the text."""
+    text = given.strip()
+    try:
+        clock = datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        clock = None
+    if clock is not None:
+        when = datetime.combine(now.astimezone(UTC).date(), clock, tzinfo=UTC)
+        return when - timedelta(days=1) if when > now else when
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{given!r} is not a time like 09:05 or 2026-11-25T09:05Z") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{given!r} needs a time zone, e.g. 2026-11-25T09:05Z")
+    if when > now:
+        raise ValueError(f"{given!r} is in the future")
+    return when

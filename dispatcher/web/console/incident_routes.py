@@ -20,6 +20,8 @@ from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
+from dispatcher.comms.reports import PublishedReport, get_report
+from dispatcher.domain.crisis import DATA_FACT_LABELS, ImpactStatement, since_time
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import NotFound, TocsinError
 from dispatcher.domain.identity import Identity
@@ -119,6 +121,11 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
         "audience": Audience.PUBLIC.value,
         "channels": [c.value for c in _policy_channels(rt, incident)],
         "override_reason": "",
+        "affects": "",
+        "not_working": "",
+        "since": "",
+        "workaround": "",
+        "signer": "",
     }
     compose.update(extra.pop("compose", {}))
     promise = rt.clock.now() + rt.policy.policy.for_severity(incident.severity).cadence
@@ -138,9 +145,21 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
             channels=rt.settings.enabled_channels(),
             audiences=["public", "internal", *sorted(rt.policy.policy.segments)],
             compose=compose,
+            signatories={k: f"{v.name}, {v.role}" for k, v in rt.policy.policy.signatories.items()},
+            data_fact_labels=DATA_FACT_LABELS,
+            report=_report_of(rt, incident),
             **extra,
         ),
     )
+
+
+def _report_of(rt: Runtime, incident: Incident) -> PublishedReport | None:
+    if incident.status is not IncidentStatus.RESOLVED:
+        return None
+    try:
+        return get_report(rt, incident.id)
+    except NotFound:
+        return None
 
 
 @router.get("/incidents/{incident_id}")
@@ -266,6 +285,26 @@ class ComposeForm:
     """For staff only: shown in staff's copy, never to customers."""
     impact: tuple[str, ...] = ()
     """``component=level`` for each component whose impact the author set."""
+    affects: str = ""
+    not_working: str = ""
+    since: str = ""
+    workaround: str = ""
+    signer: str = ""
+    """A signatory's short name in the policy (empty: unsigned)."""
+
+    def statement(self, now: datetime) -> ImpactStatement | None:
+        """The impact statement the form gives (None when it gives none)."""
+        try:
+            since = since_time(self.since, now) if self.since.strip() else None
+        except ValueError as exc:
+            raise ValueError(f"since: {exc}") from None
+        given = ImpactStatement(
+            who=self.affects or None,
+            not_working=self.not_working or None,
+            since=since,
+            workaround=self.workaround or None,
+        )
+        return None if given.is_empty else given
 
     def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
@@ -289,6 +328,8 @@ class ComposeForm:
             override_reason=self.override_reason.strip() or None,
             internal_note=self.internal_note.strip() or None,
             impact=_impact(self.impact),
+            impact_statement=self.statement(rt.clock.now()),
+            signer=self.signer.strip() or None,
         )
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
@@ -315,6 +356,11 @@ def compose_form(
     channel_boxes: Annotated[str, Form()] = "",
     internal_note: Annotated[str, Form()] = "",
     impact: Annotated[list[str] | None, Form()] = None,
+    affects: Annotated[str, Form()] = "",
+    not_working: Annotated[str, Form()] = "",
+    since: Annotated[str, Form()] = "",
+    workaround: Annotated[str, Form()] = "",
+    signer: Annotated[str, Form()] = "",
 ) -> ComposeForm:
     return ComposeForm(
         message,
@@ -326,6 +372,11 @@ def compose_form(
         bool(channel or channel_boxes),
         internal_note,
         tuple(impact or ()),
+        affects,
+        not_working,
+        since,
+        workaround,
+        signer,
     )
 
 
