@@ -274,6 +274,7 @@ def preview(
     not_working: NotWorkingOption = None,
     since: SinceOption = None,
     workaround: WorkaroundOption = None,
+    signer: SignerOption = None,
 ) -> None:
     """Show the update as each channel will carry it, with its length (SMS segments, X weighted length),
     how many contact points are owed it, and what the guardrails find. Nothing is sent.
@@ -294,7 +295,7 @@ def preview(
         else:
             next_at = rt.clock.now() + parse_duration(next_update_in)
     statement = impact_statement(affects, not_working, since, workaround, rt.clock.now())
-    result = render_preview(rt, incident, status, message, next_at, locale, audience, statement)
+    result = render_preview(rt, incident, status, message, next_at, locale, audience, statement, signer)
     for item in result.channels:
         shown = item.message.json_body or item.message.text
         owed = "post(s)" if item.channel.is_broadcast else "contact point(s)"

@@ -170,6 +170,7 @@ def preview(
     locale: str = "en",
     audience: Audience | str = Audience.PUBLIC,
     impact_statement: ImpactStatement | None = None,
+    signer: str | None = None,
 ) -> PreviewResult:
     draft = UpdateDraft(
         incident_id=incident_id,
@@ -178,6 +179,7 @@ def preview(
         next_update_at=next_update_at,
         audience=check_audience(rt.policy, audience),
         impact_statement=impact_statement,
+        signer=signer,
     )
     return preview_draft(rt, draft, locale)
 

@@ -73,6 +73,9 @@ class DraftRequest(UpdateText):
 
     audience: str = Field(default="public", max_length=50, description="public, internal or a segment name.")
     channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
+    signer: str | None = Field(
+        default=None, max_length=50, description="A signatory's short name in the policy (a senior voice)."
+    )
     impact_statement: ImpactStatement | None = Field(
         default=None,
         description="Who is affected, what does not work, since when, what to do meanwhile (every channel "
@@ -93,7 +96,7 @@ class DraftRequest(UpdateText):
 
     def _more(self, token: ApiToken) -> dict[str, Any]:
         """The draft's other fields: the author is who the token proves, never a field of the body."""
-        return {"author": f"{API_PREFIX}{token.name}", "author_token_id": token.id}
+        return {"author": f"{API_PREFIX}{token.name}", "author_token_id": token.id, "signer": self.signer}
 
 
 def _not_accepted(name: str, value: object) -> None:
@@ -108,9 +111,6 @@ class PublishRequest(DraftRequest):
     internal_note: str | None = Field(default=None, max_length=4000, description="For staff only.")
     override_reason: str | None = Field(default=None, max_length=1000)
     publish_at: datetime | None = Field(default=None, description="Publish later, at this time (UTC).")
-    signer: str | None = Field(
-        default=None, max_length=50, description="A signatory's short name in the policy (a senior voice)."
-    )
     impact: dict[str, ComponentImpact] | None = Field(
         default=None,
         max_length=50,
@@ -130,7 +130,6 @@ class PublishRequest(DraftRequest):
             "override_reason": self.override_reason,
             "publish_at": self.publish_at,
             "impact": self.impact,
-            "signer": self.signer,
         }
 
 
