@@ -32,6 +32,7 @@ from dispatcher.engine.runtime import Runtime
 from dispatcher.runners.embedded import EmbeddedRunner
 from tests.cli import tocsin
 from tests.helpers import ManualClock, draft, incident, publish_and_deliver, subscribe
+from tests.test_metrics import scrape, value
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "pages"
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -231,8 +232,10 @@ def test_the_deadline_is_reminded_then_flagged_on_the_tick(
     assert "cto@example.com" in paged or "person0@example.com" in paged
     assert [e.kind for e in timeline(rt, inc.id)].count("report_overdue") == 1
 
+    assert value(scrape(rt), "tocsin_reports_overdue") == 1
     done = publish_report(rt, inc.id, parse_report_markdown(REPORT_MD), ADA, runner.queue)
     assert done.on_time is False
+    assert value(scrape(rt), "tocsin_reports_overdue") == 0
     assert flags(rt, get_incident(rt, inc.id)) == [], "the flag goes once the report is out"
 
 
