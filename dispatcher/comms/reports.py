@@ -112,7 +112,9 @@ def publish_report(
             select(incident_reports.c.id).where(incident_reports.c.incident_id == incident_id)
         ).first()
         if exists is not None:
-            raise InvalidInput(f"incident {incident_id} already has its report (`tocsin incident show`)")
+            raise InvalidInput(
+                f"incident {incident_id} already has its report: `tocsin incident report {incident_id}`"
+            )
         notice_id, told = _notice(conn, rt, incident, link, who, now)
         conn.execute(
             insert(incident_reports).values(
