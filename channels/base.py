@@ -86,6 +86,9 @@ class Message:
     published_at: datetime | None = None
     """When the update was published: nothing this message caused can be older (X looks up a post it
     may have made already, after an answer that was lost)."""
+    sender_name: str | None = None
+    """Email: the From display name of this message (a signed update: "Jane Doe, Example Corp");
+    None: the provider's configured ``from_name``."""
 
 
 MESSAGE_ID_PREFIX = "tocsin-"

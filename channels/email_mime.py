@@ -76,7 +76,7 @@ class EmailBuilder:
 
     def _body(self, text: str, html: str | None) -> bytes:
         shared = EmailMessage(policy=POLICY)
-        shared["From"] = format_address(self.from_email, self.from_name)
+        shared["From"] = format_address(self.from_email, self.message.sender_name or self.from_name)
         shared["Subject"] = _one_line(self.message.subject)
         shared["Date"] = format_datetime(self.date)
         # quoted-printable keeps the message 7-bit clean, so no server needs 8BITMIME

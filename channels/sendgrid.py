@@ -146,8 +146,9 @@ class SendGridAdapter(AdapterBase):
         """The v3 Mail Send JSON for one request: one personalization per recipient."""
         options = self.options
         sender: dict[str, str] = {"email": options.from_email}
-        if options.from_name:
-            sender["name"] = options.from_name
+        name = message.sender_name or options.from_name  # a signed update goes out in its signer's name
+        if name:
+            sender["name"] = name
         shows_link = any(MANAGE_URL_PLACEHOLDER in part for part in (message.text, message.html or ""))
         personalizations = []
         for recipient in recipients:

@@ -202,7 +202,8 @@ def test_negated_or_future_resolution_is_not_a_claim(text: str) -> None:
 
 
 def test_first_public_update_of_a_major_incident_should_apologise() -> None:
-    bare = findings("Checkout is failing.", first_public=True, severity=Severity.MAJOR)
+    said = {"first_public": True, "has_impact_statement": True}
+    bare = findings("Checkout is failing.", severity=Severity.MAJOR, **said)
     assert [(f.rule, f.level, f.span) for f in bare] == [("apology-missing", "warn", None)]
     for text in (
         "We are sorry: checkout is failing.",
@@ -210,7 +211,8 @@ def test_first_public_update_of_a_major_incident_should_apologise() -> None:
         "Nous sommes désolés.",
         "Toutes nos excuses.",
     ):
-        assert findings(text, first_public=True, severity=Severity.CRITICAL) == [], text
+        said = findings(text, first_public=True, severity=Severity.CRITICAL, has_impact_statement=True)
+        assert said == [], text
     assert findings("Checkout is failing.", first_public=True, severity=Severity.MINOR) == []
     assert findings("Checkout is failing.", first_public=False, severity=Severity.MAJOR) == []
 
@@ -219,7 +221,7 @@ def test_findings_are_json_serialisable_and_errors_come_first() -> None:
     found = findings(
         "Back soon, no promise.", first_public=True, severity=Severity.MAJOR, has_next_update=False
     )
-    assert [f.level for f in found] == ["error", "error", "warn"]
+    assert [f.level for f in found] == ["error", "error", "warn", "warn"]
     assert errors(found) == found[:2]
     assert json.loads(json.dumps([f.as_dict() for f in found]))[0] == {
         "rule": "vague-timing",
@@ -240,11 +242,12 @@ def test_check_draft_knows_whether_a_public_update_went_out_before(rt: Runtime) 
     later = rt.clock.now() + timedelta(minutes=30)
     bare = draft(inc, "Checkout is failing for some customers.", next_update_at=later)
 
-    assert [f.rule for f in check_draft(rt, inc, bare)] == ["apology-missing"]
+    assert [f.rule for f in check_draft(rt, inc, bare)] == ["apology-missing", "impact-missing"]
 
     internal = draft(inc, "Staff heads-up.", audience=Audience.INTERNAL, next_update_at=later)
     publish_and_deliver(rt, internal)
-    assert [f.rule for f in check_draft(rt, inc, bare)] == ["apology-missing"], "internal ones do not count"
+    first = ["apology-missing", "impact-missing"]
+    assert [f.rule for f in check_draft(rt, inc, bare)] == first, "internal ones do not count"
 
     publish_and_deliver(rt, draft(inc, "Checkout is failing. We are sorry.", next_update_at=later))
     assert check_draft(rt, inc, bare) == []

@@ -141,6 +141,7 @@ def test_the_result_carries_measures_and_findings_as_json(rt: Runtime) -> None:
         ("internal-hostname", "error"),
         ("vague-timing", "error"),
         ("apology-missing", "warn"),
+        ("impact-missing", "warn"),
     ]
     assert result.blocked
     data = json.loads(json.dumps(result.as_dict()))
@@ -200,6 +201,8 @@ def test_tocsin_preview_shows_lengths_audiences_and_findings(tmp_path: Path) -> 
         "Checkout fails for some customers; we are rolling back. Sorry for the trouble.",
         "--next-update-in",
         "30m",
+        "--affects",
+        "customers paying by card",
         cwd=tmp_path,
     )
     assert good.code == 0, good.err

@@ -118,7 +118,12 @@ def test_webhook_body_is_the_documented_json_document(context: RenderContext) ->
             "next_update_at": "2024-03-01T14:30:00Z",
             "published_at": "2024-03-01T13:45:00Z",
             "internal": False,
+            "impact_statement": None,
+            "kind": "update",
+            "report_by": None,
         },
+        "data_facts": None,
+        "signer": None,
         "earlier_updates": [],
         "organisation": {"name": "Acme", "status_page_url": "https://status.acme.test"},
     }

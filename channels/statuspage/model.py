@@ -59,6 +59,26 @@ class PublicUpdate(_Frozen):
     """Always "public" on the public site; the internal site also shows "internal" updates."""
     internal_note: str | None = None
     """Staff's note on the update: only ever set on the internal site."""
+    signer: str | None = None
+    """Who signed it: "Jane Doe, Chief Executive" (a senior voice), or None."""
+    impact: dict[str, str | None] | None = None
+    """Its impact statement: ``who``, ``not_working``, ``since`` (ISO time), ``workaround``, as given."""
+
+
+class PublicReport(_Frozen):
+    """A resolved incident's post-incident report: what happened, its impact from when to when, why,
+    what was done, and what will keep it from happening again."""
+
+    summary: str
+    impact: str
+    root_cause: str
+    actions_taken: str
+    prevention: str
+    published_at: UtcTime
+    impact_from: UtcTime
+    """When the incident opened."""
+    impact_until: UtcTime | None = None
+    """When it was resolved."""
 
 
 class PublicIncident(_Frozen):
@@ -85,6 +105,11 @@ class PublicIncident(_Frozen):
     updates: list[PublicUpdate] = Field(min_length=1)
     impacts: dict[str, ComponentStatus] = Field(default_factory=dict)
     """How each affected component is hit as of the latest update (operational once it is over)."""
+    report: PublicReport | None = None
+    """The post-incident report, once published (resolved incidents only)."""
+    data_facts: dict[str, str | None] | None = None
+    """A security incident's data facts (``data_affected``, ``data_not_affected``, ``customer_actions``,
+    ``company_actions``): shown first on its page."""
 
 
 class DayIncident(_Frozen):

@@ -249,6 +249,19 @@ class SiteRenderer:
             for item in items
             for update in item["updates"]
         ]
+        entries += [
+            {
+                "id": feed_id(snapshot, f"report-{item['id']}"),
+                "title": f"{item['title']}: post-incident report",
+                "published_at": item["report"]["published_at"],
+                "status": item["status"],
+                "message": f"{item['report']['summary']}\n\nRoot cause: {item['report']['root_cause']}\n\n"
+                f"What we will do so it does not happen again: {item['report']['prevention']}",
+                "path": f"{item['path']}#report",
+            }
+            for item in items
+            if item.get("report")
+        ]
         entries.sort(key=lambda e: (e["published_at"], e["id"]), reverse=True)
         entries = entries[:FEED_ENTRIES]
         base = snapshot.site_url.rstrip("/") + "/" if snapshot.site_url else ""

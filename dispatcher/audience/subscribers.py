@@ -16,7 +16,7 @@ from channels.base import ChannelKind
 from dispatcher.domain.errors import InvalidInput, NotFound
 from dispatcher.domain.models import ContactPoint, Severity, Subscriber
 from dispatcher.engine.runtime import Runtime
-from dispatcher.store.schema import contact_points, subscribers
+from dispatcher.store.schema import amends_codes, contact_points, subscribers
 
 CHUNK = 1000
 PAGE = 500
@@ -355,6 +355,7 @@ def delete_subscriber(rt: Runtime, subscriber_id: int) -> None:
     """Remove the subscriber and its contact points (the ledger keeps what was sent to them)."""
     with rt.engine.begin() as conn:
         conn.execute(delete(contact_points).where(contact_points.c.subscriber_id == subscriber_id))
+        conn.execute(delete(amends_codes).where(amends_codes.c.subscriber_id == subscriber_id))
         found = conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id)).rowcount
     if not found:
         raise NotFound(f"no subscriber {subscriber_id}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.crisis_options import ReportByOption, parse_report_by
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
 from dispatcher.domain.errors import InvalidInput
@@ -15,7 +17,7 @@ from dispatcher.domain.vocabulary import IncidentStatus, Severity
 
 if TYPE_CHECKING:
     from dispatcher.comms.lifecycle import TimelineEntry
-    from dispatcher.domain.models import Update
+    from dispatcher.domain.models import Incident, Update
     from dispatcher.engine.runtime import Runtime
     from dispatcher.engine.task_queue import TaskQueue
 
@@ -40,17 +42,24 @@ def open_(
         list[str] | None, typer.Option("--component", help="Affected component (repeatable).")
     ] = None,
     owner: Annotated[str | None, typer.Option(help="Who answers for this incident.")] = None,
+    kind: Annotated[
+        str, typer.Option(help="incident, or security (a breach or data incident: its data facts are owed).")
+    ] = "incident",
     override_reason: OverrideOption = None,
     as_: AsOption = None,
 ) -> None:
     """Open an incident (status: investigating). Then `tocsin publish` tells people about it.
 
     The title and components go out in every message: the guardrails check them. The same title
-    resolved within the policy's flap window is reopened instead."""
+    resolved within the policy's flap window is reopened instead. A security incident cannot go public
+    until `tocsin incident facts` has given its data facts (or --override-reason says why)."""
     from dispatcher.comms.incidents import open_by_person
+    from dispatcher.domain.crisis import SECURITY
     from dispatcher.domain.models import IncidentDraft
 
-    draft = IncidentDraft(title=title, severity=severity, components=component or [], owner=owner)
+    draft = IncidentDraft(
+        title=title, severity=severity, components=component or [], owner=owner, kind=kind.strip().lower()
+    )
     opened = open_by_person(runtime(), draft, as_ or default_actor(), override_reason)
     incident = opened.incident
     if opened.action == "reopened":
@@ -61,8 +70,52 @@ def open_(
         )
         return
     console.print(
-        f"opened incident {incident.id}: {incident.title} [{incident.severity.value}]", markup=False
+        f"opened {_kind_word(incident)} {incident.id}: {incident.title} [{incident.severity.value}]",
+        markup=False,
     )
+    if incident.kind == SECURITY:
+        console.print(
+            f"its data facts are owed before any public update: `tocsin incident facts {incident.id} "
+            "--data-affected … --data-not-affected … --customers-should … --we-are-doing …`",
+            markup=False,
+        )
+
+
+def _kind_word(incident: Incident) -> str:
+    from dispatcher.domain.crisis import SECURITY
+
+    return "security incident" if incident.kind == SECURITY else "incident"
+
+
+@app.command("facts")
+@friendly_errors
+def facts(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    data_affected: Annotated[str | None, typer.Option(help="What data may be affected.")] = None,
+    data_not_affected: Annotated[str | None, typer.Option(help="What data is not affected.")] = None,
+    customers_should: Annotated[
+        str | None, typer.Option(help="What customers should do (reset a password, watch for phishing).")
+    ] = None,
+    we_are_doing: Annotated[str | None, typer.Option(help="What the company is doing about it.")] = None,
+    as_: AsOption = None,
+) -> None:
+    """Give a security incident's data facts (each replaces what was said before). An incident found
+    to be a breach becomes a security incident. Every channel shows the facts first."""
+    from dispatcher.comms.security import set_data_facts
+    from dispatcher.domain.crisis import DATA_FACT_LABELS, DataFacts
+
+    given = DataFacts(
+        data_affected=data_affected,
+        data_not_affected=data_not_affected,
+        customer_actions=customers_should,
+        company_actions=we_are_doing,
+    )
+    inc = set_data_facts(runtime(), incident, given, as_ or default_actor())
+    missing = (inc.data_facts or DataFacts()).missing()
+    console.print(f"security incident {inc.id}: data facts recorded", markup=False)
+    if missing:
+        owed = ", ".join(DATA_FACT_LABELS[m] for m in missing)
+        console.print(f"still owed before it goes public: {owed}", markup=False, style="bold yellow")
 
 
 @app.command("list")
@@ -99,6 +152,7 @@ def _resolve(
     as_: str | None,
     token: str | None,
     wait: float,
+    report_by: datetime | None = None,
 ) -> None:
     """Resolve and tell everyone told; deliver here (embedded) or hand it to the workers."""
     from dispatcher.comms.closure import resolve as resolve_incident
@@ -118,6 +172,7 @@ def _resolve(
             force=force,
             message=message,
             override_reason=override_reason,
+            report_by=report_by,
         )
         if done.waiting:
             said.append(
@@ -197,6 +252,7 @@ def resolve(
     reason: Annotated[str | None, typer.Option(help="Why (required with --force; staff see it).")] = None,
     message: ResolveMessage = None,
     override_reason: OverrideOption = None,
+    report_by: ReportByOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
     wait: WaitOption = 10.0,
@@ -204,9 +260,11 @@ def resolve(
     """Resolve an incident and tell everyone who was told about it, on the channels they were told on,
     and the status page. It must have been monitored for the policy's hold, or be forced with a reason
     (the reason is for staff; customers get the resolution text)."""
+    rt = runtime()
     _resolve(
-        runtime(),
+        rt,
         incident,
+        report_by=parse_report_by(report_by, rt.clock.now()),
         reason=reason,
         force=force,
         message=message,
@@ -355,6 +413,7 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     from dispatcher.comms.attention import flags
     from dispatcher.comms.incidents import get_incident
     from dispatcher.comms.lifecycle import human, timeline
+    from dispatcher.domain.crisis import DATA_FACT_LABELS, SECURITY, DataFacts
 
     rt = runtime()
     inc = get_incident(rt, incident)
@@ -366,6 +425,10 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
         f"customers first told: {first}",
         highlight=False,
     )
+    if inc.kind == SECURITY:
+        given = inc.data_facts or DataFacts()
+        for name, label in DATA_FACT_LABELS.items():
+            console.print(f"{label}: {getattr(given, name) or 'NOT GIVEN'}", markup=False, highlight=False)
     for flag in flags(rt, inc):
         console.print(f"ATTENTION: {flag}", style="bold red", highlight=False)
     table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {inc.id}")

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from channels.base import ChannelKind
+from dispatcher.cli import amends as amends_cmd
 from dispatcher.cli import approval as approval_cmds
 from dispatcher.cli import check as check_cmd
 from dispatcher.cli import deliveries as deliveries_cmds
@@ -19,6 +20,7 @@ from dispatcher.cli import drafts as drafts_cmds
 from dispatcher.cli import incidents as incident_cmds
 from dispatcher.cli import maintenance as maintenance_cmds
 from dispatcher.cli import policy as policy_cmds
+from dispatcher.cli import reports as reports_cmd
 from dispatcher.cli import subscribers as subscriber_cmds
 from dispatcher.cli import templates as templates_cmds
 from dispatcher.cli import tokens as tokens_cmds
@@ -31,6 +33,16 @@ from dispatcher.cli.common import (
     parse_duration,
     require_broker,
     runtime,
+)
+from dispatcher.cli.crisis_options import (
+    AffectsOption,
+    NotWorkingOption,
+    ReportByOption,
+    SignerOption,
+    SinceOption,
+    WorkaroundOption,
+    impact_statement,
+    parse_report_by,
 )
 from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
@@ -59,6 +71,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(subscriber_cmds.app, name="subscribers")
+incident_cmds.app.command("report")(friendly_errors(reports_cmd.report))
+incident_cmds.app.command("amends")(friendly_errors(amends_cmd.amends))
 app.add_typer(incident_cmds.app, name="incident")
 app.add_typer(maintenance_cmds.app, name="maintenance")
 app.command("tick")(maintenance_cmds.tick)
@@ -136,6 +150,12 @@ def publish(
             "(repeatable); the status page shows it."
         ),
     ] = None,
+    affects: AffectsOption = None,
+    not_working: NotWorkingOption = None,
+    since: SinceOption = None,
+    workaround: WorkaroundOption = None,
+    report_by: ReportByOption = None,
+    signer: SignerOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
@@ -175,9 +195,13 @@ def publish(
         publish_at=publish_at,
         internal_note=internal_note,
         impact=parse_impact(impact),
+        impact_statement=impact_statement(affects, not_working, since, workaround, rt.clock.now()),
+        report_by=parse_report_by(report_by, publish_at or rt.clock.now()),
+        signer=signer,
     )
+    opened = get_incident(rt, incident)
     waits = needs_approval(
-        rt.policy.policy.for_severity(get_incident(rt, incident).severity), "update", draft.audience
+        rt.policy.policy.for_incident(opened.severity, opened.kind), "update", draft.audience
     )
     who = identify(rt, as_, token, needed_for="writing an update that waits for approval" if waits else None)
     draft = draft.model_copy(update={"author": who.name, "author_token_id": who.token_id})
@@ -271,6 +295,11 @@ def preview(
     template: TemplateOption = None,
     var: VarOption = None,
     texts: TextsOption = None,
+    affects: AffectsOption = None,
+    not_working: NotWorkingOption = None,
+    since: SinceOption = None,
+    workaround: WorkaroundOption = None,
+    signer: SignerOption = None,
 ) -> None:
     """Show the update as each channel will carry it, with its length (SMS segments, X weighted length),
     how many contact points are owed it, and what the guardrails find; then as readers of every other
@@ -289,7 +318,16 @@ def preview(
     if status is None and template is None:
         status = IncidentStatus.INVESTIGATING
     said = Composed(message, status, next_update_in, template, var, texts, list(ctx.args))
-    draft = compose(rt, incident, said, author=None, start=rt.clock.now(), audience=audience)
+    draft = compose(
+        rt,
+        incident,
+        said,
+        author=None,
+        start=rt.clock.now(),
+        audience=audience,
+        impact_statement=impact_statement(affects, not_working, since, workaround, rt.clock.now()),
+        signer=signer,
+    )
     try:
         zone = check_timezone(timezone) if timezone else None
     except ValueError as exc:

@@ -11,12 +11,13 @@ from sqlalchemy import Connection, select, update
 
 from dispatcher.comms.lifecycle import record_event
 from dispatcher.comms.publish import get_update, go_live, submit_released
+from dispatcher.domain.crisis import SECURITY
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import Update, UpdateState
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.store.queries import update_from_row
+from dispatcher.store.queries import get_incident, update_from_row
 from dispatcher.store.schema import api_tokens, updates
 
 
@@ -66,6 +67,7 @@ def approve(rt: Runtime, update_id: int, who: Identity, queue: TaskQueue) -> Upd
         author_token = _token_name(conn, upd.author_token_id)
     if who.is_author_of(upd.author, upd.author_token_id, author_token):
         raise InvalidInput(f"update {update_id} was written by {upd.author}: someone else must approve it")
+    _in_role(rt, upd, who)
     now = rt.clock.now()
     with rt.engine.begin() as conn:
         claimed = _decide(
@@ -85,6 +87,22 @@ def approve(rt: Runtime, update_id: int, who: Identity, queue: TaskQueue) -> Upd
         record_event(conn, upd.incident_id, "approved", now, actor=who.name, update_id=update_id)
     submit_released(rt, queue, update_id)
     return released
+
+
+def _in_role(rt: Runtime, upd: Update, who: Identity) -> None:
+    """A security incident's updates may need an approver in a named role (policy ``security``)."""
+    policy = rt.policy.policy
+    role = policy.security.approver_role
+    if role is None:
+        return
+    with rt.engine.connect() as conn:
+        incident = get_incident(conn, upd.incident_id)
+    members = policy.roles.get(role, [])
+    if incident.kind == SECURITY and (who.token_name or who.name) not in members:
+        raise InvalidInput(
+            f"update {upd.id} is about a security incident: only someone in the role {role} "
+            f"({', '.join(members) or 'nobody yet'}) may approve it"
+        )
 
 
 def reject(rt: Runtime, update_id: int, who: Identity, reason: str) -> Update:

@@ -27,6 +27,7 @@ from sqlalchemy import update
 from dispatcher.comms import guardrails
 from dispatcher.comms.lifecycle import record_event
 from dispatcher.comms.publish import record_impact
+from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.identity import Identity
 from dispatcher.domain.models import ComponentImpact, Incident, IncidentDraft, IncidentStatus, Severity
@@ -79,7 +80,7 @@ def change_incident(
         before = queries.get_incident(conn, incident_id)
     if before.status is IncidentStatus.RESOLVED:
         raise InvalidInput(f"incident {incident_id} is resolved: reopen it first")
-    if before.kind != "incident":
+    if before.kind not in INCIDENT_KINDS:
         raise InvalidInput(f"incident {incident_id} is a maintenance window: use `tocsin maintenance`")
     values: dict[str, Any] = {}
     if severity is not None and severity is not before.severity:

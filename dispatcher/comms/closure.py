@@ -21,6 +21,7 @@ eyes are never skipped by forcing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -81,6 +82,7 @@ def resolve(
     force: bool = False,
     message: str | None = None,
     override_reason: str | None = None,
+    report_by: datetime | None = None,
 ) -> Resolution:
     """Resolve the incident and tell everyone who was told about it (see the module docstring)."""
     now = rt.clock.now()
@@ -98,7 +100,7 @@ def resolve(
     assert change is not None
     audience = _audience(rt, incident_id)
     own_words = bool((message or "").strip())
-    rules = rt.policy.policy.for_severity(incident.severity)
+    rules = rt.policy.policy.for_incident(incident.severity, incident.kind)
     if own_words and change.forced and needs_approval(rules, "update", audience):
         raise InvalidInput(
             f"message: {incident.severity.value} incidents' own texts wait for approval, and a forced "
@@ -115,6 +117,7 @@ def resolve(
         kind="update" if own_words else "resolution",
         internal_note=_note(who, reason, change.forced),
         override_reason=override_reason,
+        report_by=report_by,
     )
     published = publish(rt, draft, queue, force_reason=(reason or "").strip() if change.forced else None)
     with rt.engine.connect() as conn:

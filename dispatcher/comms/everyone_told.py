@@ -100,6 +100,12 @@ def _told(conn: Connection, incident_id: int, update_id: int) -> list[Told]:
     ]
 
 
+def told_addresses(conn: Connection, incident_id: int, update_id: int) -> list[Told]:
+    """Every (channel, address) told about the incident before ``update_id``, with its contact point's
+    state now (amends and report notices go to them too)."""
+    return _told(conn, incident_id, update_id)
+
+
 def told_channels(conn: Connection, incident_id: int) -> set[ChannelKind]:
     """The channels any update of the incident reached (or is reaching)."""
     found = conn.execute(

@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, select, update
 from dispatcher.comms.lifecycle import human, record_event
 from dispatcher.comms.paging import page
 from dispatcher.comms.publish import Published, publish
+from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.errors import InvalidInput, TocsinError
 from dispatcher.domain.identity import SYSTEM, Identity
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, UpdateDraft, UpdateState
@@ -61,7 +62,7 @@ def send_first_notice(
     """Release the severity's pre-approved first notice for the incident now (no approval needed)."""
     with rt.engine.connect() as conn:
         inc = queries.get_incident(conn, incident_id)
-    if inc.kind != "incident" or inc.status is IncidentStatus.RESOLVED:
+    if inc.kind not in INCIDENT_KINDS or inc.status is IncidentStatus.RESOLVED:
         raise InvalidInput(f"incident {incident_id} is {inc.status.value}: there is nothing to announce")
     key = f"first-notice:{incident_id}"
     with rt.engine.connect() as conn:
@@ -180,7 +181,7 @@ def watch_first_word(rt: Runtime, queue: TaskQueue) -> FirstWordReport:
             for r in conn.execute(
                 select(incidents)
                 .where(
-                    incidents.c.kind == "incident",
+                    incidents.c.kind.in_(INCIDENT_KINDS),
                     incidents.c.status != IncidentStatus.RESOLVED.value,
                     incidents.c.first_word_at.is_(None),
                     incidents.c.first_word_escalated_at.is_(None),

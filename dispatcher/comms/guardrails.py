@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 
 from channels.base import ChannelKind
 from dispatcher.domain import guardrail_rules as rules
+from dispatcher.domain.crisis import SECURITY, DataFacts
 from dispatcher.domain.errors import GuardrailsBlocked
 from dispatcher.domain.guardrail_rules import Draft, Finding, Hit, Level
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft, UpdateState
@@ -68,6 +69,9 @@ RULES: tuple[Rule, ...] = (
     Rule("promise-too-far", "error", "public", rules.promise_too_far),
     Rule("holding-again", "error", "public", rules.holding_again),
     Rule("apology-missing", "warn", "public", rules.missing_apology),
+    Rule("impact-missing", "warn", "public", rules.missing_impact_statement),
+    Rule("data-facts-missing", "error", "public", rules.missing_data_facts),
+    Rule("signer-missing", "error", "public", rules.missing_signer),
 )
 
 LEAK_RULES = frozenset(
@@ -264,6 +268,7 @@ def check_draft(
     goes_out = draft.publish_at or rt.clock.now()
     base = base_draft(rt, draft.message, incident, draft.status, goes_out)
     found: list[Finding] = []
+    facts_owed = _data_facts_owed(incident)
     if draft.kind == "update":
         subject = replace(
             base,
@@ -271,12 +276,47 @@ def check_draft(
             first_public=public and _first_public(rt, incident.id),
             promise_in=None if draft.next_update_at is None else draft.next_update_at - goes_out,
             escalated=incident.escalated_at is not None,
+            has_impact_statement=draft.impact_statement is not None,
+            data_facts_missing=facts_owed,
+            signer_required=_signer_wanted(rt, incident),
+            has_signer=draft.signer is not None,
         )
         found += check(subject, public)
+    elif public and draft.kind == "first_notice":
+        found += check(replace(base, data_facts_missing=facts_owed), True, frozenset({"data-facts-missing"}))
     if public:
         found += field_findings(rt, base, incident.title, incident.components)
+        found += crisis_findings(base, incident, draft)
         found += template_findings(rt, incident, channels)
     return _order(found)
+
+
+def _signer_wanted(rt: Runtime, incident: Incident) -> str | None:
+    """Why the policy wants updates of ``incident`` signed (its severity, or its being a breach)."""
+    policy = rt.policy.policy
+    if policy.for_severity(incident.severity).needs_signer:
+        return f"{incident.severity.value} incidents' updates"
+    if incident.kind == SECURITY and policy.security.needs_signer:
+        return "security incidents' updates"
+    return None
+
+
+def _data_facts_owed(incident: Incident) -> tuple[str, ...]:
+    """A security incident's data facts not given yet (none owed by other kinds)."""
+    if incident.kind != SECURITY:
+        return ()
+    return tuple((incident.data_facts or DataFacts()).missing())
+
+
+def crisis_findings(base: Draft, incident: Incident, draft: UpdateDraft) -> list[Finding]:
+    """The leak rules on the public words an impact statement and a security incident's facts carry."""
+    texts = dict(draft.impact_statement.texts()) if draft.impact_statement else {}
+    if incident.kind == SECURITY and incident.data_facts is not None:
+        texts.update(incident.data_facts.texts())
+    found: list[Finding] = []
+    for name, text in texts.items():
+        found += check(replace(base, text=text), True, LEAK_RULES, name)
+    return found
 
 
 def maintenance_findings(

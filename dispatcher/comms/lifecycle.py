@@ -314,7 +314,7 @@ def open_or_reopen(
                 select(incidents)
                 .where(
                     incidents.c.title == draft.title,
-                    incidents.c.kind == "incident",
+                    incidents.c.kind == draft.kind,
                     incidents.c.status == IncidentStatus.RESOLVED.value,
                     incidents.c.resolved_at >= now - window,
                 )
@@ -345,6 +345,8 @@ def open_or_reopen(
             actor=actor,
             reason=reason,
             owner=draft.owner,
+            kind=draft.kind,
+            data_facts=draft.data_facts.model_dump(exclude_none=True) if draft.data_facts else None,
             source=source if keyed else None,
             external_key=external_key if keyed else None,
         )

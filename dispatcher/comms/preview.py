@@ -28,8 +28,9 @@ from channels.text.x_text import weighted_length
 from dispatcher.comms.guardrails import check_draft, errors
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.languages import checked_texts, draft_findings, reader_languages
-from dispatcher.comms.publish import channels_for
+from dispatcher.comms.publish import channels_for, signer_of
 from dispatcher.domain.audiences import AudiencePass, audience_passes, check_audience
+from dispatcher.domain.crisis import SECURITY, ImpactStatement
 from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.locales import locale_candidates
 from dispatcher.domain.models import Audience, Incident, IncidentStatus, Severity, UpdateDraft
@@ -231,6 +232,9 @@ def draft_context(rt: Runtime, incident: Incident, draft: UpdateDraft) -> Render
         texts=checked_texts(rt, draft),
         default_locale=rt.settings.default_locale,
         manage_url=MANAGE_URL_PLACEHOLDER if manage_links(rt) else None,
+        impact_statement=draft.impact_statement,
+        signer=signer_of(rt.policy.policy, draft.signer),
+        data_facts=incident.data_facts if incident.kind == SECURITY else None,
     )
 
 
@@ -306,6 +310,8 @@ def preview(
     audience: Audience | str = Audience.PUBLIC,
     texts: dict[str, LocaleText] | None = None,
     zone: str | None = None,
+    impact_statement: ImpactStatement | None = None,
+    signer: str | None = None,
 ) -> PreviewResult:
     draft = UpdateDraft(
         incident_id=incident_id,
@@ -314,6 +320,8 @@ def preview(
         next_update_at=next_update_at,
         audience=check_audience(rt.policy, audience),
         texts=texts,
+        impact_statement=impact_statement,
+        signer=signer,
     )
     return preview_draft(rt, draft, locale, zone)
 

@@ -31,7 +31,9 @@ from channels.base import ChannelKind
 from dispatcher.comms import guardrails, languages, message_templates
 from dispatcher.comms.everyone_told import submit_closure, write_closure_rows
 from dispatcher.comms.lifecycle import apply_transition, human, plan_transition, record_event
+from dispatcher.comms.report_deadline import promised_report, set_report_due
 from dispatcher.domain.audiences import check_audience
+from dispatcher.domain.crisis import INCIDENT_KINDS, Signer
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import (
     Audience,
@@ -42,7 +44,7 @@ from dispatcher.domain.models import (
     UpdateDraft,
     UpdateState,
 )
-from dispatcher.domain.policy import SeverityPolicy
+from dispatcher.domain.policy import Policy, SeverityPolicy
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.status_site import internal_site_configured
 from dispatcher.engine.task_queue import TaskQueue
@@ -130,6 +132,13 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
         if draft.next_update_at <= goes_out:
             when = "after publish_at" if draft.publish_at is not None else "in the future"
             raise InvalidInput(f"next_update_at: must be {when}")
+    if draft.report_by is not None:
+        if draft.status is not IncidentStatus.RESOLVED:
+            raise InvalidInput("report_by: only a resolution promises the post-incident report")
+        if draft.report_by.tzinfo is None:
+            raise InvalidInput("report_by: give a time zone (e.g. 2026-12-01T17:00:00Z)")
+        if draft.report_by <= goes_out:
+            raise InvalidInput("report_by: must be in the future")
     return goes_out
 
 
@@ -141,6 +150,17 @@ def _check_guardrails(
     )
     guardrails.refuse_unless_overridden(findings, draft.override_reason)
     return findings
+
+
+def signer_of(policy: Policy, key: str | None) -> Signer | None:
+    """The signatory ``key`` names, as it is now (``InvalidInput`` naming the known ones)."""
+    if key is None:
+        return None
+    found = policy.signatories.get(key.strip())
+    if found is None:
+        known = ", ".join(sorted(policy.signatories)) or "none: add [signatories.<name>] to policy.toml"
+        raise InvalidInput(f"signer: no signatory named {key!r} in the policy (known: {known})")
+    return Signer(key=key.strip(), name=found.name, role=found.role)
 
 
 def reaches_customers(audience: Audience | str) -> bool:
@@ -168,7 +188,7 @@ def publish(
             return _replay(earlier, draft)
     with rt.engine.connect() as conn:
         incident = get_incident(conn, draft.incident_id)
-    rules = rt.policy.policy.for_severity(incident.severity)
+    rules = rt.policy.policy.for_incident(incident.severity, incident.kind)
     audience = str(check_audience(rt.policy, draft.audience))
     if draft.kind not in PRE_APPROVED_KINDS and audience not in rules.audiences:
         raise InvalidInput(
@@ -182,6 +202,7 @@ def publish(
         draft.status is IncidentStatus.RESOLVED
         and audience == Audience.INTERNAL.value
         and incident.first_word_at
+        and incident.status is not IncidentStatus.RESOLVED  # a reminder to staff after the end ends nothing
     ):
         # Its rows would carry staff's words to everyone told: customers hear the end in theirs.
         raise InvalidInput(
@@ -199,6 +220,8 @@ def publish(
         state = UpdateState.PENDING_APPROVAL
     else:
         state = UpdateState.PENDING
+    statement = draft.impact_statement
+    signer = signer_of(rt.policy.policy, draft.signer)
     values: dict[str, Any] = {
         "incident_id": draft.incident_id,
         "status": draft.status.value,
@@ -220,6 +243,9 @@ def publish(
         "template": draft.template,
         "author_token_id": draft.author_token_id,
         "impact": {k: v.value for k, v in draft.impact.items()} if draft.impact else None,
+        "impact_statement": statement.model_dump(mode="json", exclude_none=True) if statement else None,
+        "report_by": promised_report(draft, incident, rules, goes_out),
+        "signer": signer.model_dump() if signer else None,
     }
     try:
         with rt.engine.begin() as conn:
@@ -287,6 +313,7 @@ def go_live(
         _customers_told(conn, incident, upd, now, actor)
     if change is not None and change.to_status is IncidentStatus.RESOLVED:
         _everyone_hears_the_end(conn, rt, upd, incident, now, actor)
+        set_report_due(conn, upd, incident, now, actor)
     row = (
         conn.execute(update(updates).where(updates.c.id == upd.id).values(**values).returning(*updates.c))
         .mappings()
@@ -329,7 +356,7 @@ def _customers_told(
 ) -> None:
     """Bookkeeping of an update that reached customers: first word, holding runs, impact."""
     changes: dict[str, Any] = {}
-    if incident.first_word_at is None and incident.kind == "incident":
+    if incident.first_word_at is None and incident.kind in INCIDENT_KINDS:
         changes["first_word_at"] = now
         record_event(
             conn,
@@ -479,7 +506,8 @@ def _release_one(rt: Runtime, update_id: int, now: datetime) -> UpdateState | No
             return None
         upd = update_from_row(row)
         incident = get_incident(conn, upd.incident_id)
-        if needs_approval(rt.policy.policy.for_severity(incident.severity), upd.kind, upd.audience):
+        rules = rt.policy.policy.for_incident(incident.severity, incident.kind)
+        if needs_approval(rules, upd.kind, upd.audience):
             conn.execute(
                 update(updates)
                 .where(updates.c.id == update_id)

@@ -20,6 +20,7 @@ from dispatcher.comms.followups import enforce_promises
 from dispatcher.comms.maintenance import advance_maintenance
 from dispatcher.comms.publish import release_due
 from dispatcher.comms.readiness import probes_due, readiness_round
+from dispatcher.comms.reports import watch_reports
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 
@@ -45,6 +46,10 @@ class TickReport:
     """First notices sent by Tocsin itself (``auto_first_notice``)."""
     approval_nudges: list[int] = field(default_factory=list)
     """Updates whose approvers were paged for waiting too long."""
+    report_reminders: list[int] = field(default_factory=list)
+    """Incidents whose post-incident report is due soon (owner and staff reminded)."""
+    reports_overdue: list[int] = field(default_factory=list)
+    """Incidents whose post-incident report deadline passed (flagged, owner and senior approver paged)."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -59,6 +64,8 @@ class TickReport:
             or self.first_word
             or self.first_word_escalations
             or self.approval_nudges
+            or self.report_reminders
+            or self.reports_overdue
         )
 
     def summary(self) -> str:
@@ -67,6 +74,8 @@ class TickReport:
             f"stages, {len(self.reminders)} reminders, {len(self.holdings)} holding messages, "
             f"{len(self.escalations)} escalations, {len(self.first_word)} first-word alerts "
             f"({len(self.first_notices)} first notices sent), {len(self.approval_nudges)} approval nudges"
+            + (f", {len(self.report_reminders)} report reminders" if self.report_reminders else "")
+            + (f", {len(self.reports_overdue)} reports overdue" if self.reports_overdue else "")
             + (f"; readiness: {', '.join(self.readiness)}" if self.readiness else "")
             + (f"; {len(self.errors)} errors" if self.errors else "")
         )
@@ -105,6 +114,13 @@ def _approvals(rt: Runtime, queue: TaskQueue, report: TickReport) -> None:
     report.errors.extend(done.errors)
 
 
+def _reports(rt: Runtime, queue: TaskQueue, report: TickReport) -> None:
+    done = watch_reports(rt, queue)
+    report.report_reminders.extend(done.reminded)
+    report.reports_overdue.extend(done.overdue)
+    report.errors.extend(done.errors)
+
+
 def _readiness(rt: Runtime, queue: TaskQueue, report: TickReport) -> None:
     """Every ``readiness.probe_every`` seconds: probe every provider, tell staff of what changed."""
     if not probes_due(rt):
@@ -121,6 +137,7 @@ DUTIES: list[tuple[str, Callable[[Runtime, TaskQueue, TickReport], None]]] = [
     ("first word", _first_word),
     ("approval nudges", _approvals),
     ("next-update promises", _promises),
+    ("post-incident reports", _reports),
     # Last: probes wait on the network; the duties above must not wait for them.
     ("channel readiness", _readiness),
 ]

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import phonenumbers
 
+from dispatcher.domain.crisis import DATA_FACT_LABELS
 from dispatcher.domain.models import IncidentStatus, Severity
 
 Level = Literal["error", "warn"]
@@ -87,6 +88,13 @@ class Draft:
     """The incident drags on (too many holding messages): the next public update must be a real one."""
     holding_texts: tuple[str, ...] = ()
     """The policy's holding messages (a text like them is no real update)."""
+    has_impact_statement: bool = False
+    """The update says who is affected, what does not work, since when or what to do meanwhile."""
+    data_facts_missing: tuple[str, ...] = ()
+    """A security incident's data facts not given yet (``dispatcher.domain.crisis.DATA_FACT_LABELS``)."""
+    signer_required: str | None = None
+    """Why the policy wants this update signed (``critical incidents``), or None."""
+    has_signer: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -576,6 +584,36 @@ def missing_apology(draft: Draft) -> Iterator[Hit]:
         and not APOLOGY_RE.search(draft.text)
     ):
         yield Hit(f"first public update of a {draft.severity.value} incident with no apology")
+
+
+def missing_impact_statement(draft: Draft) -> Iterator[Hit]:
+    if (
+        draft.first_public
+        and draft.severity in (Severity.MAJOR, Severity.CRITICAL)
+        and not draft.has_impact_statement
+    ):
+        yield Hit(
+            f"first public update of a {draft.severity.value} incident says nothing of its impact: who is "
+            "affected, what does not work, since when, what to do meanwhile (--affects, --not-working, "
+            "--since, --workaround)"
+        )
+
+
+def missing_data_facts(draft: Draft) -> Iterator[Hit]:
+    if draft.data_facts_missing:
+        owed = "; ".join(DATA_FACT_LABELS[name] for name in draft.data_facts_missing)
+        yield Hit(
+            f"a security incident tells its readers about their data before anything else; missing: {owed} "
+            "(`tocsin incident facts`)"
+        )
+
+
+def missing_signer(draft: Draft) -> Iterator[Hit]:
+    if draft.signer_required and not draft.has_signer:
+        yield Hit(
+            f"the policy wants {draft.signer_required} signed by a senior voice: --signer NAME "
+            "(one of the policy's [signatories])"
+        )
 
 
 def _luhn(digits: str) -> bool:

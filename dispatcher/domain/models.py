@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from channels.base import ChannelKind
+from dispatcher.domain.crisis import DataFacts, ImpactStatement, Signer
 from dispatcher.domain.quiet_hours import check_clock_time, check_timezone
 from dispatcher.domain.text_safety import refuse_control_characters
 from dispatcher.domain.update_texts import LocaleText
@@ -65,7 +66,7 @@ class Incident(BaseModel):
     opened_at: datetime
     updated_at: datetime
     kind: str = "incident"
-    """"incident", or "maintenance" (a scheduled window)."""
+    """"incident", "security" (a breach or data incident), or "maintenance" (a scheduled window)."""
     owner: str | None = None
     monitoring_since: datetime | None = None
     resolved_at: datetime | None = None
@@ -87,6 +88,14 @@ class Incident(BaseModel):
     escalated_at: datetime | None = None
     """Flagged as dragging on (too many holding messages, or too long without news): the next public
     update must be a real one."""
+    data_facts: DataFacts | None = None
+    """A security incident's facts: what data may be and is not affected, what to do, what is done."""
+    report_due_at: datetime | None = None
+    """The post-incident report is owed by then (the policy's ``report_within``, or the resolution's
+    promise)."""
+    report_reminded_at: datetime | None = None
+    report_overdue_at: datetime | None = None
+    """When the missed report deadline was flagged."""
 
 
 class IncidentDraft(BaseModel):
@@ -99,6 +108,9 @@ class IncidentDraft(BaseModel):
     components: list[str] = Field(default_factory=list)
     owner: str | None = Field(default=None, max_length=200)
     """Who answers for the incident (the comms owner reminded when an update is due)."""
+    kind: str = Field(default="incident", pattern="^(incident|security)$")
+    """"security" for a breach or data incident: its data facts are owed before it goes public."""
+    data_facts: DataFacts | None = None
 
     @field_validator("components")
     @classmethod
@@ -151,6 +163,12 @@ class UpdateDraft(BaseModel):
     """The API token that proved who the author is (None: a name nobody proved, e.g. monitoring)."""
     impact: dict[str, ComponentImpact] | None = None
     """How each named component is hit as of this update (the status page shows it)."""
+    impact_statement: ImpactStatement | None = None
+    """Who is affected, what does not work, since when, what to do meanwhile (every channel shows it)."""
+    report_by: datetime | None = None
+    """A resolution's promise of "a full report by" this time (tracked like ``next_update_at``)."""
+    signer: str | None = Field(default=None, max_length=50)
+    """Who signs it: a signatory's short name in the policy (``ceo``)."""
 
     @field_validator("impact")
     @classmethod
@@ -159,6 +177,11 @@ class UpdateDraft(BaseModel):
             return None
         cleaned = {name.strip(): level for name, level in value.items() if name.strip()}
         return cleaned or None
+
+    @field_validator("impact_statement")
+    @classmethod
+    def _no_empty_statement(cls, value: ImpactStatement | None) -> ImpactStatement | None:
+        return None if value is None or value.is_empty else value
 
     @field_validator("message", "idempotency_key", "author", "internal_note", "override_reason")
     @classmethod
@@ -201,6 +224,9 @@ class Update(BaseModel):
     approver_token_id: int | None = None
     approval_nudged_at: datetime | None = None
     impact: dict[str, ComponentImpact] | None = None
+    impact_statement: ImpactStatement | None = None
+    report_by: datetime | None = None
+    signer: Signer | None = None
 
 
 class ContactPoint(BaseModel):

@@ -100,6 +100,10 @@ class SeverityPolicy(BaseModel):
     states the promise in each reader's time."""
     auto_first_notice: bool = False
     """Send the first notice by itself when the first-word budget passes with nothing said."""
+    report_within: Duration | None = None
+    """A post-incident report is owed this long after resolving (e.g. ``5d``); None: none is owed."""
+    needs_signer: bool = False
+    """Public updates written by someone must be signed by a signatory (``--signer``)."""
 
     @model_validator(mode="after")
     def _notice_placeholders(self) -> SeverityPolicy:
@@ -203,6 +207,37 @@ class ResolutionPolicy(BaseModel):
         return self
 
 
+class ReportPolicy(BaseModel):
+    """Post-incident reports: when their owner is reminded (the deadline is per severity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remind_before: Duration = timedelta(days=1)
+    """The incident's owner (and staff) are reminded this long before the report is due."""
+
+
+class Signatory(BaseModel):
+    """Someone who may sign updates: the email's From name and signature, the status page, webhooks."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    role: str = Field(min_length=1, max_length=100)
+
+
+class SecurityPolicy(BaseModel):
+    """What a ``security`` incident (a breach, a data incident) asks for beyond its severity's rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    needs_signer: bool = False
+    """Its public updates must be signed by a signatory."""
+    needs_approval: bool = False
+    """Its public updates wait for a second person, whatever the severity says."""
+    approver_role: str | None = None
+    """Only someone in this role (``[roles]``) may approve them."""
+
+
 class LifecyclePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -263,6 +298,12 @@ class Policy(BaseModel):
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     resolution: ResolutionPolicy = Field(default_factory=ResolutionPolicy)
+    report: ReportPolicy = Field(default_factory=ReportPolicy)
+    signatories: dict[str, Signatory] = Field(default_factory=dict)
+    """Who may sign updates, by a short name (``ceo``): ``--signer ceo``."""
+    security: SecurityPolicy = Field(default_factory=SecurityPolicy)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    """Role → the names of the tokens of the people in it (``security-lead = ["ada"]``)."""
 
     @model_validator(mode="after")
     def _every_severity(self) -> Policy:
@@ -275,6 +316,9 @@ class Policy(BaseModel):
                 f"segments: {', '.join(badly_named)}: a segment name is letters, digits, '.', '_' or '-' "
                 "(at most 50, starting with a letter or digit)"
             )
+        role = self.security.approver_role
+        if role is not None and role not in self.roles:
+            raise ValueError(f"security.approver_role: no role named {role!r} in [roles]")
         reserved = {"public", "internal"} & set(self.segments)
         if reserved:
             raise ValueError(f"segments: {', '.join(sorted(reserved))} is a built-in audience name")
@@ -287,6 +331,13 @@ class Policy(BaseModel):
 
     def for_severity(self, severity: Severity | str) -> SeverityPolicy:
         return self.severity[Severity(severity)]
+
+    def for_incident(self, severity: Severity | str, kind: str) -> SeverityPolicy:
+        """The severity's rules, with what a ``security`` incident asks for beyond them (approval)."""
+        rules = self.for_severity(severity)
+        if kind == "security" and self.security.needs_approval and not rules.needs_approval:
+            return rules.model_copy(update={"needs_approval": True})
+        return rules
 
     def first_word_budget(self, severity: Severity | str) -> timedelta:
         """How long an incident of ``severity`` may go without a public word (zero: no watchdog)."""

@@ -17,6 +17,7 @@ from dispatcher.domain.models import Audience, Update
 from dispatcher.domain.reader_time import ReaderClock
 from dispatcher.domain.readers import ReaderVariant
 from dispatcher.domain.texts import localized_message
+from dispatcher.engine.amends_codes import with_code
 from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.status_site import status_site_message
@@ -150,7 +151,7 @@ def message_for(rt: Runtime, ref: BatchRef, locale: str, earlier: tuple[int, ...
     built fresh on every call (never cached: a retry publishes the newest state)."""
     if ref.channel is ChannelKind.STATUSPAGE:
         return status_site_message(rt, ref.update_id)
-    message = render_for(rt, ref.update_id, ref.channel, locale, earlier)
+    message = with_code(rt, ref, render_for(rt, ref.update_id, ref.channel, locale, earlier))
     if ref.channel is ChannelKind.SOCIAL:
         with rt.engine.connect() as conn:
             thread = conn.execute(

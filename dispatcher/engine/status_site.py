@@ -46,6 +46,7 @@ from channels.statuspage.model import (
     MaintenanceStage,
     OverallStatus,
     PublicIncident,
+    PublicReport,
     PublicUpdate,
     SiteBundle,
     StatusSnapshot,
@@ -60,6 +61,7 @@ from dispatcher.store.schema import (
     component_impacts,
     component_status_changes,
     components,
+    incident_reports,
     incidents,
     updates,
 )
@@ -122,7 +124,10 @@ def internal_site_configured(rt: Runtime) -> bool:
 def _shown_updates(internal: bool) -> Any:
     """Which updates a site shows: published public ones; staff's site shows every published one."""
     where = updates.c.state.in_(PUBLISHED_STATES)
-    return where if internal else where & (updates.c.audience == Audience.PUBLIC.value)
+    if internal:
+        return where
+    # Amends go to the people affected, never to the public page unless asked ("amends_public").
+    return where & (updates.c.audience == Audience.PUBLIC.value) & (updates.c.kind != "amends")
 
 
 def _public_updates(
@@ -157,6 +162,8 @@ def _public_updates(
         updates.c.kind,
         updates.c.audience,
         updates.c.severity,
+        updates.c.signer,
+        updates.c.impact_statement,
     ]
     if internal:
         columns.append(updates.c.internal_note)
@@ -203,7 +210,18 @@ def _update(u: Any, internal: bool) -> PublicUpdate:
         kind=u.kind,
         audience=u.audience if internal else "public",
         internal_note=u.internal_note if internal else None,
+        signer=f"{u.signer['name']}, {u.signer['role']}" if u.signer else None,
+        impact=_all_of(IMPACT_KEYS, u.impact_statement),
     )
+
+
+IMPACT_KEYS = ("who", "not_working", "since", "workaround")
+DATA_FACT_KEYS = ("data_affected", "data_not_affected", "customer_actions", "company_actions")
+
+
+def _all_of(keys: tuple[str, ...], stored: Mapping[str, Any] | None) -> dict[str, str | None] | None:
+    """A stored JSON object with every key present (None when not given): templates test each one."""
+    return {key: stored.get(key) for key in keys} if stored else None
 
 
 def _public_incident(
@@ -238,8 +256,32 @@ def _public_incident(
         maintenance_stage=stage,
         path=f"incidents/{row['id']}.html",
         updates=[_update(u, internal) for u in timeline],
+        data_facts=_all_of(DATA_FACT_KEYS, row["data_facts"]) if row["kind"] == "security" else None,
         impacts=dict(impacts) if not finished else dict.fromkeys(impacts, "operational"),
     )
+
+
+def _reports(conn: Connection, incident_ids: Sequence[int]) -> dict[int, PublicReport]:
+    """The post-incident reports of these incidents, with the times their impact spans."""
+    found: dict[int, PublicReport] = {}
+    for chunk in _chunks(incident_ids, 500):
+        rows = conn.execute(
+            select(incident_reports, incidents.c.opened_at, incidents.c.resolved_at)
+            .join(incidents, incidents.c.id == incident_reports.c.incident_id)
+            .where(incident_reports.c.incident_id.in_(chunk))
+        ).mappings()
+        for r in rows:
+            found[r["incident_id"]] = PublicReport(
+                summary=r["summary"],
+                impact=r["impact"],
+                root_cause=r["root_cause"],
+                actions_taken=r["actions_taken"],
+                prevention=r["prevention"],
+                published_at=r["published_at"],
+                impact_from=r["opened_at"],
+                impact_until=r["resolved_at"],
+            )
+    return found
 
 
 def _is_finished(item: PublicIncident) -> bool:
@@ -433,6 +475,7 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
         rows, timelines = _public_updates(conn, looked_back, internal)
         rows = [r for r in rows if timelines.get(r["id"])]
         recorded = _recorded_impacts(conn, [r["id"] for r in rows], now)
+        reports = _reports(conn, [r["id"] for r in rows])
         intervals = _manual_intervals(conn)
         defined = _configured_components(conn)
     open_incidents: list[PublicIncident] = []
@@ -443,6 +486,8 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
         item = _public_incident(
             row, timelines[row["id"]], now, _current_impacts(recorded[row["id"]], row), internal
         )
+        if row["id"] in reports and item.status == IncidentStatus.RESOLVED.value:
+            item = item.model_copy(update={"report": reports[row["id"]]})
         intervals += _incident_intervals(row, recorded[row["id"]], now)
         everything.append(item)
         if _is_finished(item):

@@ -16,7 +16,8 @@ published_at, and ``internal``: staff only, marked INTERNAL), ``organisation``, 
 none) and ``locale``, and what makes the copy the reader's own:
 
 * ``times``: every time a person reads, as the reader reads it (``dispatcher.domain.reader_time``):
-  ``next_update``, ``started``, ``posted``, ``window_start``, ``window_end`` (none when there is none),
+  ``next_update``, ``started``, ``posted``, ``window_start``, ``window_end``, ``impact_since``,
+  ``report_by`` (none when there is none),
   and each as ``<name>_iso`` (UTC, for ``<time datetime>``);
 * ``language_fallback`` (the reader's language has no text: this is the organisation's default one) and
   ``text_language`` (its name, in the reader's language: "anglais");
@@ -31,6 +32,9 @@ none) and ``locale``, and what makes the copy the reader's own:
 X) or long (email) text when the update has one (``dispatcher.domain.update_texts``); ``{started}`` in
 it reads as ``times.started``. Filters: ``utc_hhmm`` ("14:30"), ``utc_datetime`` ("2024-03-01 14:30
 UTC"), ``iso_utc`` ("2024-03-01T14:30:00Z", none stays none) and ``paragraphs`` (HTML paragraphs).
+Crisis-comms facts: ``impact`` (who, not_working, since, workaround; or none) and, for a security
+incident, ``data_facts`` (data_affected, data_not_affected, customer_actions, company_actions; or none),
+shown through the macros in ``_crisis.j2`` and ``_crisis.html.j2``; ``signer`` (name, role; or none).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from channels.base import MANAGE_URL_PLACEHOLDER, ChannelKind, Message
 from channels.text.fit import BODY_END, BODY_START, EXTRA_END, EXTRA_START, Budget, Fitted, fit, strip_marks
 from channels.text.sms_segments import gsm_friendly
 from dispatcher.config.resources import templates_root
+from dispatcher.domain.crisis import SECURITY, DataFacts, ImpactStatement, Signer
 from dispatcher.domain.locales import DEFAULT_LOCALE, LOCALE_PATTERN, locale_candidates
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update
 from dispatcher.domain.reader_time import ReaderClock, babel_locale
@@ -157,8 +162,18 @@ class RenderContext(BaseModel):
     """The language ``message`` is in: readers of a language without a text get it, marked."""
     manage_url: str | None = None
     """Email: ``channels.base.MANAGE_URL_PLACEHOLDER`` when each recipient gets their own link."""
+    impact_statement: ImpactStatement | None = None
+    """Who is affected, what does not work, since when, what to do meanwhile (templates: ``impact``)."""
+    data_facts: DataFacts | None = None
+    """A security incident's data facts, shown before the message (templates: ``data_facts``)."""
+    report_by: datetime | None = None
+    """A resolution's promise of the post-incident report (templates: ``update.report_by``)."""
+    signer: Signer | None = None
+    """Who signed it (templates: ``signer``: name, role); the email's From name is theirs."""
+    update_kind: str = "update"
+    """``update``, ``holding``, ``resolution``, ``report`` (its notice), ``amends``… (``update.kind``)."""
 
-    @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at")
+    @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at", "report_by")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _as_utc(value)
@@ -186,6 +201,11 @@ class RenderContext(BaseModel):
             starts_at=incident.starts_at,
             ends_at=incident.ends_at,
             texts=update.texts or {},
+            impact_statement=update.impact_statement,
+            report_by=update.report_by,
+            update_kind=update.kind,
+            signer=update.signer,
+            data_facts=incident.data_facts if incident.kind == SECURITY else None,
         )
 
     @property
@@ -205,6 +225,8 @@ class RenderContext(BaseModel):
             "posted": self.published_at,
             "window_start": self.starts_at,
             "window_end": self.ends_at,
+            "impact_since": _impact_since(self.impact_statement),
+            "report_by": self.report_by,
         }
         times: dict[str, str | None] = {f"{name}_iso": _iso_utc(at) for name, at in points.items()}
         times.update({name: None if at is None else clock.time(at) for name, at in points.items()})
@@ -244,7 +266,10 @@ class RenderContext(BaseModel):
                 "next_update_at": self.next_update_at,
                 "published_at": self.published_at,
                 "internal": self.internal,
+                "report_by": self.report_by,
+                "kind": self.update_kind,
             },
+            "signer": {"name": self.signer.name, "role": self.signer.role} if self.signer else None,
             "organisation": self.organisation,
             "status_page_url": self.status_page_url,
             "earlier": [
@@ -267,6 +292,8 @@ class RenderContext(BaseModel):
             "body_end": BODY_END,
             "extra_start": EXTRA_START,
             "extra_end": EXTRA_END,
+            "impact": _impact_vars(self.impact_statement),
+            "data_facts": self.data_facts.model_dump() if self.data_facts else None,
         }
 
 
@@ -278,6 +305,17 @@ def with_times(text: str, times: dict[str, str | None]) -> str:
     """``text`` with ``{started}`` as the reader reads it."""
     started = times.get("started")
     return text.replace(STARTED_TOKEN, started) if started and STARTED_TOKEN in text else text
+
+
+def _impact_since(statement: ImpactStatement | None) -> datetime | None:
+    return _as_utc(statement.since) if statement is not None and statement.since is not None else None
+
+
+def _impact_vars(statement: ImpactStatement | None) -> dict[str, Any] | None:
+    """The impact statement as templates see it (``since`` an aware UTC datetime), or none."""
+    if statement is None:
+        return None
+    return {**statement.model_dump(), "since": _as_utc(statement.since) if statement.since else None}
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -438,6 +476,7 @@ class Renderer:
                 None,
                 "rendered an empty subject",
             )
+        signer = context.signer if kind == ChannelKind.EMAIL else None
         message = Message(
             kind=kind,
             update_id=context.update_id,
@@ -446,6 +485,7 @@ class Renderer:
             text=text,
             html=html,
             json_body=json_body,
+            sender_name=f"{signer.name}, {context.organisation}" if signer else None,
         )
         return Rendered(
             message,
@@ -587,12 +627,27 @@ def sample_contexts() -> list[RenderContext]:
             "texts": {},
             "manage_url": None,
             "earlier": (),
+            "report_by": datetime(2024, 3, 6, 17, 0, tzinfo=UTC),
         }
     )
     internal = open_incident.model_copy(
         update={"internal": True, "message": "Reminder: update due.", "texts": {}, "manage_url": None}
     )
-    return [open_incident, resolved, internal, maintenance]
+    security = open_incident.model_copy(
+        update={
+            "incident_kind": "security",
+            "impact_statement": ImpactStatement(
+                who="EU customers", not_working="sign-in", since=opened, workaround="use the mobile app"
+            ),
+            "data_facts": DataFacts(
+                data_affected="email addresses",
+                data_not_affected="passwords and card numbers",
+                customer_actions="be wary of emails asking for your password",
+                company_actions="we closed the hole and reset every session",
+            ),
+        }
+    )
+    return [open_incident, resolved, internal, maintenance, security]
 
 
 def _locale_dirs(roots: Iterable[Path]) -> list[str]:

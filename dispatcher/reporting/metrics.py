@@ -31,11 +31,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.errors import TocsinError
 from dispatcher.domain.models import DeliveryState, IncidentStatus, UpdateState
 from dispatcher.engine.readiness.state import snapshot
 from dispatcher.engine.runtime import Runtime
-from dispatcher.store.schema import deliveries, delivery_attempts, incidents, updates
+from dispatcher.store.schema import deliveries, delivery_attempts, incident_reports, incidents, updates
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +197,11 @@ class LedgerCollector(Collector):
         # When customers were first told is recorded as the first update to them is released (public
         # or a segment; an update written and waiting for approval told nobody yet).
         first_public = select(incidents.c.opened_at, incidents.c.first_word_at).where(
-            incidents.c.kind == "incident", incidents.c.first_word_at.is_not(None)
+            incidents.c.kind.in_(INCIDENT_KINDS), incidents.c.first_word_at.is_not(None)
         )
         open_incidents = (
             select(incidents.c.status, incidents.c.severity, func.count())
-            .where(incidents.c.status != IncidentStatus.RESOLVED.value, incidents.c.kind == "incident")
+            .where(incidents.c.status != IncidentStatus.RESOLVED.value, incidents.c.kind.in_(INCIDENT_KINDS))
             .group_by(incidents.c.status, incidents.c.severity)
         )
         overdue_query = select(func.count()).where(
@@ -209,6 +210,11 @@ class LedgerCollector(Collector):
                 incidents.c.next_update_at.is_not(None),
                 incidents.c.next_update_at < now,
             )
+        )
+        reports_late = select(func.count()).where(
+            incidents.c.status == IncidentStatus.RESOLVED.value,
+            incidents.c.report_due_at < now,
+            incidents.c.id.not_in(select(incident_reports.c.incident_id)),
         )
         promise_query = (
             select(updates.c.promise_state, func.count())
@@ -219,6 +225,7 @@ class LedgerCollector(Collector):
             waits = [_seconds_between(opened, first) for opened, first in conn.execute(first_public)]
             by_status = conn.execute(open_incidents).all()
             overdue_count = int(conn.execute(overdue_query).scalar_one())
+            reports_overdue = int(conn.execute(reports_late).scalar_one())
             promises = {str(state): int(count) for state, count in conn.execute(promise_query)}
         yield _histogram(
             "tocsin_time_to_first_public_update_seconds",
@@ -240,6 +247,12 @@ class LedgerCollector(Collector):
         )
         overdue.add_metric([], overdue_count)
         yield overdue
+        late_reports = GaugeMetricFamily(
+            "tocsin_reports_overdue",
+            "Resolved incidents whose post-incident report deadline has passed with no report published.",
+        )
+        late_reports.add_metric([], reports_overdue)
+        yield late_reports
         open_family = GaugeMetricFamily(
             "tocsin_incidents_open",
             "Unresolved incidents by status and severity.",

@@ -89,6 +89,13 @@ incidents = Table(
     # Holding messages in a row since the last real public update; set when the incident drags on.
     Column("holding_streak", Integer, nullable=False, server_default="0"),
     Column("escalated_at", Timestamp(), nullable=True),
+    # A security incident's data facts (dispatcher.domain.crisis.DataFacts), owed before it goes public.
+    Column("data_facts", JSON, nullable=True),
+    # The post-incident report owed (policy report_within, or the resolution's promise), its reminder,
+    # and when it was flagged overdue.
+    Column("report_due_at", Timestamp(), nullable=True),
+    Column("report_reminded_at", Timestamp(), nullable=True),
+    Column("report_overdue_at", Timestamp(), nullable=True),
     UniqueConstraint("source", "external_key", name="uq_incidents_source_external_key"),
 )
 
@@ -145,6 +152,43 @@ updates = Table(
     Column("approval_nudged_at", Timestamp(), nullable=True),
     # Component name -> impact (operational, degraded_performance, partial_outage, major_outage).
     Column("impact", JSON, nullable=True),
+    # Who is affected, what does not work, since when, what to do meanwhile (domain.crisis.ImpactStatement).
+    Column("impact_statement", JSON, nullable=True),
+    # A resolution's promise: "a full report by <date>" (tracked on the incident as report_due_at).
+    Column("report_by", Timestamp(), nullable=True),
+    # Who signed it (key, name, role of a policy signatory, as they were when it was signed).
+    Column("signer", JSON, nullable=True),
+)
+
+incident_reports = Table(
+    "incident_reports",
+    metadata,
+    # The post-incident report of a resolved incident (one per incident): the status page shows it
+    # under the incident, status.json and the feed carry it, and a notice tells everyone told.
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, unique=True),
+    Column("summary", Text, nullable=False),
+    Column("impact", Text, nullable=False),
+    Column("root_cause", Text, nullable=False),
+    Column("actions_taken", Text, nullable=False),
+    Column("prevention", Text, nullable=False),
+    Column("published_at", Timestamp(), nullable=False),
+    Column("author", String(200), nullable=True),
+    Column("override_reason", Text, nullable=True),
+    # The notice that told everyone told about the incident.
+    Column("notice_update_id", Integer, nullable=True),
+)
+
+amends_codes = Table(
+    "amends_codes",
+    metadata,
+    # Per-recipient codes of an amends update (a voucher, a service credit), imported from a CSV: each
+    # subscriber reads only their own, on every channel they are told on.
+    Column("id", Integer, primary_key=True),
+    Column("update_id", Integer, ForeignKey("updates.id"), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("code", String(64), nullable=False),
+    UniqueConstraint("update_id", "subscriber_id", name="uq_amends_codes_update_id_subscriber_id"),
 )
 
 component_impacts = Table(

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from dispatcher.web.api import (
     components,
+    crisis,
     deliveries,
     drafts,
     health,
@@ -36,6 +37,7 @@ ROUTERS = (
     templates.router,
     drafts.router,
     components.router,
+    crisis.router,
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,8 @@ from dispatcher.comms.closure import resolve
 from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, open_by_person
 from dispatcher.comms.lifecycle import TimelineEntry, change_status, timeline
+from dispatcher.comms.security import set_data_facts
+from dispatcher.domain.crisis import DataFacts
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.models import (
     ComponentImpact,
@@ -48,6 +50,11 @@ class IncidentOpen(BaseModel):
     severity: Severity = Severity.MAJOR
     components: list[str] = Field(default_factory=list, max_length=50)
     owner: str | None = Field(default=None, max_length=200)
+    kind: Literal["incident", "security"] = Field(
+        default="incident",
+        description="security: a breach or data incident; its data facts are owed before it goes public.",
+    )
+    data_facts: DataFacts | None = Field(default=None, description="A security incident's data facts.")
     override_reason: str | None = Field(
         default=None, max_length=1000, description="Open despite guardrail errors in the title (recorded)."
     )
@@ -198,6 +205,20 @@ async def change_(
             impact=body.impact,
             override_reason=body.override_reason,
         )
+    )
+
+
+@router.put(
+    "/{incident_id}/data-facts",
+    summary="Give a security incident's data facts (each given replaces the last; an incident becomes a "
+    "security incident)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def data_facts_(
+    incident_id: IncidentId, body: DataFacts, rt: RuntimeDep, token: PublishToken
+) -> Incident:
+    return await run_in_threadpool(
+        lambda: set_data_facts(rt, incident_id, body, of_token(token, API_PREFIX).name)
     )
 
 

@@ -17,6 +17,7 @@ from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.message_templates import draft_from_template
 from dispatcher.comms.preview import ChannelPreview, preview_draft
 from dispatcher.comms.publish import get_update, publish
+from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.guardrail_rules import Finding
@@ -94,6 +95,14 @@ class DraftRequest(UpdateText):
 
     audience: str = Field(default="public", max_length=50, description="public, internal or a segment name.")
     channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
+    signer: str | None = Field(
+        default=None, max_length=50, description="A signatory's short name in the policy (a senior voice)."
+    )
+    impact_statement: ImpactStatement | None = Field(
+        default=None,
+        description="Who is affected, what does not work, since when, what to do meanwhile (every channel "
+        "shows it; a major or critical first public update without one gets a warning).",
+    )
 
     def draft(self, rt: Runtime, incident_id: int, token: ApiToken) -> UpdateDraft:
         more = {"audience": self.audience, "channels": self.channels, **self._more(token)}
@@ -115,7 +124,12 @@ class DraftRequest(UpdateText):
 
     def _more(self, token: ApiToken) -> dict[str, Any]:
         """The draft's other fields: the author is who the token proves, never a field of the body."""
-        return {"author": f"{API_PREFIX}{token.name}", "author_token_id": token.id}
+        return {
+            "author": f"{API_PREFIX}{token.name}",
+            "author_token_id": token.id,
+            "signer": self.signer,
+            "impact_statement": self.impact_statement,
+        }
 
 
 def _not_accepted(name: str, value: object) -> None:

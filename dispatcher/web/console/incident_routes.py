@@ -22,6 +22,8 @@ from dispatcher.comms.incidents import get_incident, list_incidents, open_incide
 from dispatcher.comms.message_templates import library
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
+from dispatcher.comms.reports import PublishedReport, get_report
+from dispatcher.domain.crisis import DATA_FACT_LABELS, ImpactStatement, since_time
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import NotFound, TocsinError
 from dispatcher.domain.identity import Identity
@@ -142,6 +144,11 @@ def _incident_page(
         "template_vars": "",
         "draft_id": None,
         "draft_version": None,
+        "affects": "",
+        "not_working": "",
+        "since": "",
+        "workaround": "",
+        "signer": "",
     }
     compose.update((picked.compose if picked else None) or {})
     compose.update(extra.pop("compose", {}))
@@ -167,9 +174,21 @@ def _incident_page(
             templates=sorted(library(rt).templates.items()),
             picked=picked,
             drafts=list_drafts(rt, incident_id),
+            signatories={k: f"{v.name}, {v.role}" for k, v in rt.policy.policy.signatories.items()},
+            data_fact_labels=DATA_FACT_LABELS,
+            report=_report_of(rt, incident),
             **extra,
         ),
     )
+
+
+def _report_of(rt: Runtime, incident: Incident) -> PublishedReport | None:
+    if incident.status is not IncidentStatus.RESOLVED:
+        return None
+    try:
+        return get_report(rt, incident.id)
+    except NotFound:
+        return None
 
 
 @router.get("/incidents/{incident_id}")
@@ -310,6 +329,12 @@ class ComposeForm:
     """The template's values, as JSON (to recognise a pre-approved template used as written)."""
     draft_id: int | None = None
     draft_version: int | None = None
+    affects: str = ""
+    not_working: str = ""
+    since: str = ""
+    workaround: str = ""
+    signer: str = ""
+    """A signatory's short name in the policy (empty: unsigned)."""
 
     def values(self) -> dict[str, Any]:
         """The form as it was sent, to show it again with an error."""
@@ -327,7 +352,26 @@ class ComposeForm:
             "template_vars": self.template_vars,
             "draft_id": self.draft_id,
             "draft_version": self.draft_version,
+            "affects": self.affects,
+            "not_working": self.not_working,
+            "since": self.since,
+            "workaround": self.workaround,
+            "signer": self.signer,
         }
+
+    def statement(self, now: datetime) -> ImpactStatement | None:
+        """The impact statement the form gives (None when it gives none)."""
+        try:
+            since = since_time(self.since, now) if self.since.strip() else None
+        except ValueError as exc:
+            raise ValueError(f"since: {exc}") from None
+        given = ImpactStatement(
+            who=self.affects or None,
+            not_working=self.not_working or None,
+            since=since,
+            workaround=self.workaround or None,
+        )
+        return None if given.is_empty else given
 
     def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
@@ -354,6 +398,8 @@ class ComposeForm:
             texts=form_texts(self.texts) or None,
             template=self.template or None,
             template_vars=template_values(self.template_vars),
+            impact_statement=self.statement(rt.clock.now()),
+            signer=self.signer.strip() or None,
         )
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
@@ -385,6 +431,11 @@ async def compose_form(
     template_vars: Annotated[str, Form()] = "",
     draft_id: Annotated[int | None, Form()] = None,
     draft_version: Annotated[int | None, Form()] = None,
+    affects: Annotated[str, Form()] = "",
+    not_working: Annotated[str, Form()] = "",
+    since: Annotated[str, Form()] = "",
+    workaround: Annotated[str, Form()] = "",
+    signer: Annotated[str, Form()] = "",
 ) -> ComposeForm:
     form = await request.form()
     return ComposeForm(
@@ -402,6 +453,11 @@ async def compose_form(
         template_vars,
         draft_id,
         draft_version,
+        affects,
+        not_working,
+        since,
+        workaround,
+        signer,
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 
 from dispatcher.audience.subscribers import load
 from dispatcher.comms.approval import pending_approvals
+from dispatcher.domain.crisis import INCIDENT_KINDS
 from dispatcher.domain.models import Incident, IncidentStatus, Subscriber, Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.store.queries import incident_from_row, update_from_row
@@ -35,7 +36,7 @@ def attention(rt: Runtime) -> Attention:
                 incidents.c.next_update_at.is_not(None),
                 incidents.c.next_update_at < now,
                 incidents.c.escalated_at.is_(None),
-                incidents.c.kind == "incident",  # a maintenance window's schedule is its promise
+                incidents.c.kind.in_(INCIDENT_KINDS),  # a maintenance window's schedule is its promise
             )
             .order_by(incidents.c.next_update_at)
             .limit(20)
@@ -47,7 +48,7 @@ def attention(rt: Runtime) -> Attention:
                 select(incidents)
                 .where(
                     incidents.c.status != IncidentStatus.RESOLVED.value,
-                    incidents.c.kind == "incident",
+                    incidents.c.kind.in_(INCIDENT_KINDS),
                     or_(incidents.c.escalated_at.is_not(None), incidents.c.first_word_at.is_(None)),
                 )
                 .order_by(incidents.c.opened_at)

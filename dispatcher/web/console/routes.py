@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from dispatcher.access.console_sessions import begin_session, end_session
 from dispatcher.web.console import (
     component_routes,
+    crisis_routes,
     incident_routes,
     maintenance_routes,
     subscriber_routes,
@@ -108,3 +109,4 @@ router.include_router(update_routes.router)
 router.include_router(subscriber_routes.router)
 router.include_router(component_routes.router)
 router.include_router(maintenance_routes.router)
+router.include_router(crisis_routes.router)
