@@ -46,7 +46,10 @@ class UpdateText(BaseModel):
     message: str = Field(min_length=1, max_length=4000)
     next_update_at: datetime | None = Field(default=None, description="Promise of the next update (UTC).")
     next_update_in: str | None = Field(
-        default=None, max_length=20, description="Or as a duration from now: 30m, 1h, 1h30m."
+        default=None,
+        max_length=20,
+        description="Or as a duration from now, with its unit: 90s, 30m, 2h, 1h30m, 1d (a bare number is "
+        "refused).",
     )
 
     @field_validator("next_update_in")
