@@ -1,11 +1,11 @@
-"""What every command shares: settings, the runtime, one-line errors, durations."""
+"""What every command shares: settings, the runtime, one-line errors, durations, ids."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from datetime import timedelta
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from dispatcher.config import strict
 from dispatcher.config.settings import Settings
 from dispatcher.config.show import mask_url
-from dispatcher.domain import durations
+from dispatcher.domain import durations, ids
 from dispatcher.domain.errors import ConfigurationError, TocsinError
 from dispatcher.engine.readiness.services import check_broker
 from dispatcher.engine.runtime import Runtime, build_runtime
@@ -97,9 +97,28 @@ def work_here(rt: Runtime) -> Work:
     return work_for(rt)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``45m``, ``2h``, ``1h30m``, ``1d``; a bare number is minutes."""
+def parse_duration(text: str, flag: str) -> timedelta:
+    """``90s``, ``45m``, ``2h``, ``1h30m``, ``1d``; a bare number is an error naming ``flag``."""
     try:
         return durations.parse_duration(text)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(f"{flag}: {exc}") from None
+
+
+def _id_parser(kind: ids.IdKind) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return ids.parse_id(text, kind)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parse
+
+
+parse_incident_id = _id_parser(ids.IdKind.INCIDENT)
+parse_update_id = _id_parser(ids.IdKind.UPDATE)
+
+INCIDENT_HELP = "Incident id: inc-3 (or 3); see `tocsin incident list`."
+UPDATE_HELP = "Update id: upd-7 (or 7); see `tocsin incident show inc-N`."
+IncidentArg = Annotated[int, typer.Argument(parser=parse_incident_id, metavar="INCIDENT", help=INCIDENT_HELP)]
+UpdateArg = Annotated[int, typer.Argument(parser=parse_update_id, metavar="UPDATE", help=UPDATE_HELP)]

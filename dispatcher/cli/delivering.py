@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dispatcher.cli.common import console, work_here
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
+from dispatcher.domain.ids import update_ref
 from dispatcher.domain.models import Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
@@ -36,7 +37,10 @@ def deliver_now(
         return upd
     if work.by_workers:
         if upd is not None:
-            console.print(f"workers are delivering update {upd.id} (follow with `tocsin status {upd.id}`)")
+            console.print(
+                f"workers are delivering update {update_ref(upd.id)} "
+                f"(follow with `tocsin status {update_ref(upd.id)}`)"
+            )
         return upd
     if upd is not None:
         result = report(rt, upd.id)

@@ -18,6 +18,7 @@ from dispatcher.cli.demo_data import sample_subscribers
 from dispatcher.comms.incidents import open_incident
 from dispatcher.comms.publish import publish
 from dispatcher.config.settings import ChannelSettings
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.models import DeliveryState, IncidentDraft, IncidentStatus, Severity, UpdateDraft
 from dispatcher.engine.runtime import build_runtime
 from dispatcher.reporting.status import report
@@ -92,7 +93,10 @@ def demo(
         rt.close()
     result = report(rt, published.update.id)
     outbox = (settings.outbox_dir / f"update-{published.update.id}").resolve()
-    table = Table(title=f"Update {published.update.id} of incident {incident.id}: {incident.title}")
+    table = Table(
+        title=f"Update {update_ref(published.update.id)} of incident {incident_ref(incident.id)}: "
+        f"{incident.title}"
+    )
     for column in ("channel", "sent", "failed", "files"):
         table.add_column(column)
     for st in result.channels:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import IncidentArg, console, friendly_errors, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
 from dispatcher.comms.attention import flags
@@ -24,6 +24,7 @@ from dispatcher.comms.lifecycle import (
     timeline,
 )
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, Update
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
@@ -61,13 +62,14 @@ def open_(
     incident = opened.incident
     if opened.action == "reopened":
         console.print(
-            f"reopened incident {incident.id}: {incident.title} [{incident.severity.value}] "
+            f"reopened incident {incident_ref(incident.id)}: {incident.title} [{incident.severity.value}] "
             f"(resolved recently; reopened {incident.reopened_count} time(s))",
             markup=False,
         )
         return
     console.print(
-        f"opened incident {incident.id}: {incident.title} [{incident.severity.value}]", markup=False
+        f"opened incident {incident_ref(incident.id)}: {incident.title} [{incident.severity.value}]",
+        markup=False,
     )
 
 
@@ -79,7 +81,7 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
     rt = runtime()
     for inc in list_incidents(rt, limit):
         table.add_row(
-            str(inc.id),
+            incident_ref(inc.id),
             inc.title,
             inc.status.value,
             inc.severity.value,
@@ -122,12 +124,14 @@ def _resolve(
         )
         if done.waiting:
             said.append(
-                f"the resolution (update {done.update.id}) waits for approval by someone other than "
-                f"{who.name}: `tocsin approve {done.update.id}`; incident {incident} stays open until then"
+                f"the resolution (update {update_ref(done.update.id)}) waits for approval by someone "
+                f"other than {who.name}: `tocsin approve {update_ref(done.update.id)}`; "
+                f"incident {incident_ref(incident)} stays open until then"
             )
             return None
         said.append(
-            f"incident {incident} is resolved; resolution update {done.update.id} tells everyone told"
+            f"incident {incident_ref(incident)} is resolved; resolution update "
+            f"{update_ref(done.update.id)} tells everyone told"
         )
         return done.update
 
@@ -151,7 +155,7 @@ ResolveMessage = Annotated[
 @app.command("status")
 @friendly_errors
 def status(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     to: Annotated[IncidentStatus, typer.Option(help="The new status.")],
     reason: Annotated[str | None, typer.Option(help="Why (recorded in the timeline).")] = None,
     force: Annotated[
@@ -181,13 +185,13 @@ def status(
     if message is not None:
         raise InvalidInput("--message: only a resolution carries a text here; `tocsin publish` says more")
     moved = change_status(rt, incident, to, identify(rt, as_, token).name, reason=reason, force=force)
-    console.print(f"incident {moved.id} is now {moved.status.value}")
+    console.print(f"incident {incident_ref(moved.id)} is now {moved.status.value}")
 
 
 @app.command("resolve")
 @friendly_errors
 def resolve(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     force: Annotated[
         bool, typer.Option(help="Resolve before the monitoring hold has passed (needs --reason).")
     ] = False,
@@ -217,7 +221,7 @@ def resolve(
 @app.command("change")
 @friendly_errors
 def change(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     reason: Annotated[str, typer.Option(help="Why it changes (recorded on the timeline).")],
     severity: Annotated[
         Severity | None, typer.Option(help="A new severity (its policy applies at once).")
@@ -254,7 +258,7 @@ def change(
     )
     due = f"; next update due by {changed.next_update_at:%H:%M} UTC" if changed.next_update_at else ""
     console.print(
-        f"incident {changed.id}: {changed.title} [{changed.severity.value}] "
+        f"incident {incident_ref(changed.id)}: {changed.title} [{changed.severity.value}] "
         f"components: {', '.join(changed.components) or '-'}{due}",
         markup=False,
     )
@@ -263,7 +267,7 @@ def change(
 @app.command("first-notice")
 @friendly_errors
 def first_notice(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     override_reason: OverrideOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
@@ -278,9 +282,11 @@ def first_notice(
     def act(queue: TaskQueue) -> Update | None:
         sent = send_first_notice(rt, incident, who, queue, override_reason)
         if not sent.created:
-            said.append(f"the first notice went out already as update {sent.update.id}; nothing sent")
+            said.append(
+                f"the first notice went out already as update {update_ref(sent.update.id)}; nothing sent"
+            )
             return None
-        said.append(f"first notice sent as update {sent.update.id}")
+        said.append(f"first notice sent as update {update_ref(sent.update.id)}")
         return sent.update
 
     deliver_now(rt, act, wait)
@@ -291,32 +297,32 @@ def first_notice(
 @app.command("reopen")
 @friendly_errors
 def reopen_(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     reason: Annotated[str, typer.Option(help="Why it is reopened (recorded).")],
     as_: AsOption = None,
 ) -> None:
     """Reopen a resolved incident (back to investigating)."""
     moved = reopen(runtime(), incident, as_ or default_actor(), reason)
-    console.print(f"incident {moved.id} reopened: {moved.status.value}")
+    console.print(f"incident {incident_ref(moved.id)} reopened: {moved.status.value}")
 
 
 @app.command("owner")
 @friendly_errors
 def owner(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     name: Annotated[str, typer.Argument(help="The new owner ('' for nobody).")],
     as_: AsOption = None,
 ) -> None:
     """Set who answers for an incident."""
     moved = set_owner(runtime(), incident, name, as_ or default_actor())
-    console.print(f"incident {moved.id} owner: {moved.owner or 'nobody'}")
+    console.print(f"incident {incident_ref(moved.id)} owner: {moved.owner or 'nobody'}")
 
 
 def _what(entry: TimelineEntry) -> tuple[str, str]:
     """(what happened, detail) for one timeline line."""
     if entry.update is not None:
         upd = entry.update
-        label = f"update {upd.id} · {upd.kind} · {upd.audience} · {upd.state.value}"
+        label = f"update {update_ref(upd.id)} · {upd.kind} · {upd.audience} · {upd.state.value}"
         detail = f"[{upd.status.value}] {upd.message}"
         if upd.next_update_at is not None:
             detail += f"\nnext update by {upd.next_update_at:%Y-%m-%d %H:%M} UTC ({upd.promise_state or '-'})"
@@ -333,27 +339,28 @@ def _what(entry: TimelineEntry) -> tuple[str, str]:
         moved += entry.to_status.value
     detail = " · ".join(part for part in (moved, entry.reason or "") if part)
     if entry.update_id is not None:
-        detail += f" (update {entry.update_id})"
+        detail += f" (update {update_ref(entry.update_id)})"
     return entry.kind, detail
 
 
 @app.command("show")
 @friendly_errors
-def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
+def show(incident: IncidentArg) -> None:
     """The incident and its timeline: status changes, approvals and updates, oldest first."""
     rt = runtime()
     inc = get_incident(rt, incident)
     promise = f"{inc.next_update_at:%Y-%m-%d %H:%M} UTC" if inc.next_update_at else "-"
     first = human(inc.first_word_at - inc.opened_at) + " after opening" if inc.first_word_at else "not yet"
     console.print(
-        f"incident {inc.id}: {inc.title} [{inc.severity.value}] {inc.status.value}\n"
+        f"incident {incident_ref(inc.id)}: {inc.title} [{inc.severity.value}] {inc.status.value}\n"
         f"owner: {inc.owner or '-'} · next update due: {promise} · reopened: {inc.reopened_count}\n"
         f"customers first told: {first}",
         highlight=False,
+        markup=False,  # "[major]" is the severity, not a rich style
     )
     for flag in flags(rt, inc):
         console.print(f"ATTENTION: {flag}", style="bold red", highlight=False)
-    table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {inc.id}")
+    table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {incident_ref(inc.id)}")
     for entry in timeline(rt, incident):
         what, detail = _what(entry)
         table.add_row(entry.at.strftime("%Y-%m-%d %H:%M:%S"), what, entry.actor or "-", detail)

@@ -23,6 +23,7 @@ from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.check import standing_lines
 from dispatcher.cli.common import (
+    IncidentArg,
     console,
     friendly_errors,
     load_settings,
@@ -31,6 +32,7 @@ from dispatcher.cli.common import (
     runtime,
 )
 from dispatcher.cli.incidents import AsOption
+from dispatcher.cli.targets import update_ids
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
 from dispatcher.cli.who import TokenOption, identify, parse_impact
@@ -41,6 +43,7 @@ from dispatcher.comms.publish import publish as publish_update
 from dispatcher.config.settings import config_file_path
 from dispatcher.config.show import effective_config
 from dispatcher.config.template import CONFIG_TEMPLATE
+from dispatcher.domain.ids import update_ref
 from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
 from dispatcher.engine.readiness.state import snapshot
 from dispatcher.engine.runtime import Runtime
@@ -88,7 +91,7 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config 
 @app.command()
 @friendly_errors
 def publish(
-    incident: Annotated[int, typer.Argument(help="Incident id (see `tocsin incident list`).")],
+    incident: IncidentArg,
     status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")],
     message: Annotated[str, typer.Option(help="What you know, what you are doing, what people should do.")],
     next_update_in: Annotated[
@@ -146,7 +149,7 @@ def publish(
             severity = get_incident(rt, incident).severity
             next_at = start + rt.policy.policy.for_severity(severity).cadence
         else:
-            next_at = start + parse_duration(next_update_in)
+            next_at = start + parse_duration(next_update_in, "--next-update-in")
     draft = UpdateDraft(
         incident_id=incident,
         status=status,
@@ -180,7 +183,7 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
     if at and in_:
         raise typer.BadParameter("give --at or --in, not both")
     if in_:
-        return now + parse_duration(in_)
+        return now + parse_duration(in_, "--in")
     if not at:
         return None
     try:
@@ -214,27 +217,29 @@ def _say_what_happened(published: Published) -> None:
         label = "overridden" if finding.level == "error" else "warning"
         console.print(f"{label}: {finding.rule}: {finding.message}", highlight=False)
     if not published.created:
-        console.print(f"already published as update {upd.id} (idempotency key); nothing sent")
+        console.print(f"already published as update {update_ref(upd.id)} (idempotency key); nothing sent")
     if upd.state is UpdateState.SCHEDULED and upd.scheduled_for is not None:
         console.print(
-            f"scheduled update {upd.id} for {upd.scheduled_for:%Y-%m-%d %H:%M} UTC; nothing sent yet "
+            f"scheduled update {update_ref(upd.id)} for {upd.scheduled_for:%Y-%m-%d %H:%M} UTC; "
+            "nothing sent yet "
             "(a running `tocsin worker` publishes it then)"
         )
     elif upd.state is UpdateState.PENDING_APPROVAL:
         console.print(
-            f"update {upd.id} waits for approval by someone other than {upd.author or 'its author'}: "
-            f"`tocsin approve {upd.id}` (nothing sent yet)"
+            f"update {update_ref(upd.id)} waits for approval by someone other than "
+            f"{upd.author or 'its author'}: "
+            f"`tocsin approve {update_ref(upd.id)}` (nothing sent yet)"
         )
     elif upd.state is UpdateState.REJECTED:
-        console.print(f"update {upd.id} was rejected by {upd.rejected_by}: {upd.rejected_reason}")
+        console.print(f"update {update_ref(upd.id)} was rejected by {upd.rejected_by}: {upd.rejected_reason}")
     elif published.created:
-        console.print(f"published update {upd.id}")
+        console.print(f"published update {update_ref(upd.id)}")
 
 
 @app.command()
 @friendly_errors
 def preview(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     message: Annotated[str, typer.Option(help="The text you intend to publish.")],
     status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")] = (
         IncidentStatus.INVESTIGATING
@@ -264,7 +269,7 @@ def preview(
             severity = get_incident(rt, incident).severity
             next_at = rt.clock.now() + rt.policy.policy.for_severity(severity).cadence
         else:
-            next_at = rt.clock.now() + parse_duration(next_update_in)
+            next_at = rt.clock.now() + parse_duration(next_update_in, "--next-update-in")
     result = render_preview(rt, incident, status, message, next_at, locale, audience)
     for item in result.channels:
         shown = item.message.json_body or item.message.text
@@ -304,22 +309,34 @@ def preview(
 @app.command()
 @friendly_errors
 def status(
-    update: Annotated[int, typer.Argument(help="Update id.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="UPDATE_OR_INCIDENT",
+            help="An update: upd-7 (or 7); or an incident: inc-3, for each of its updates.",
+        ),
+    ],
     watch_: Annotated[
         bool, typer.Option("--watch", help="Live progress per channel until nothing is owed (Ctrl-C stops).")
     ] = False,
     every: Annotated[float, typer.Option(help="With --watch: seconds between redraws.", min=0.1)] = 1.0,
 ) -> None:
-    """What an update owes, has sent and has failed to send, per channel."""
+    """What an update owes, has sent and has failed to send, per channel (for an incident: each of its
+    updates; --watch follows its latest)."""
     rt = runtime()
+    named = update_ids(rt, target)
+    if not named:
+        console.print(f"incident {target.strip().lower()} has no updates yet", highlight=False)
+        return
     if watch_:
         try:
-            watch(rt, update, console, every=every)
+            watch(rt, named[-1], console, every=every)
         except KeyboardInterrupt:
             console.print("stopped watching; delivery goes on")
         return
-    result = report(rt, update)
-    console.print(status_table(result.update, result.channels, result.providers))
+    for update in named:
+        result = report(rt, update)
+        console.print(status_table(result.update, result.channels, result.providers))
 
 
 @app.command()
