@@ -282,7 +282,7 @@ def test_a_leaking_title_stops_the_first_notice_until_a_reason_is_given(watch: W
     with TestClient(app) as http:
         headers = {"Authorization": f"Bearer {secret}"}
         refused = http.post(f"/incidents/{inc.id}/first-notice", headers=headers)
-        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "title"
+        assert refused.status_code == 409 and refused.json()["errors"][0]["field"] == "title"
         sent = http.post(
             f"/incidents/{inc.id}/first-notice",
             json={"override_reason": "the host is named on purpose"},

@@ -15,6 +15,11 @@ MAX_DURATION = timedelta(days=366)
 you to, and far beyond it the arithmetic on dates overflows (``99999999h`` from now is past year 9999)."""
 ACCEPTED_FORMS = "30m (minutes), 2h (hours), 90s (seconds), 1h30m or 1d (days)"
 """The forms an error shows, so the writer can correct the value without looking anything up."""
+PATTERN = (
+    r"^(0|[0-9]+[dD]([0-9]+[hH])?([0-9]+[mM])?([0-9]+[sS])?|[0-9]+[hH]([0-9]+[mM])?([0-9]+[sS])?"
+    r"|[0-9]+[mM]([0-9]+[sS])?|[0-9]+[sS])$"
+)
+"""The written forms ``parse_duration`` reads (after trimming spaces), for schemas that describe them."""
 _BARE_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _MAX_DIGITS = 12
 """More digits than this is far beyond ``MAX_DURATION`` in any unit: refused before converting."""
@@ -25,7 +30,7 @@ def parse_duration(text: str) -> timedelta:
     ``MAX_DURATION``."""
     value = text.strip().lower()
     if _BARE_NUMBER.match(value):
-        if float(value) == 0:  # zero is zero in every unit: "0" (off) is unambiguous
+        if value == "0":  # zero is zero in every unit: "0" (off) is unambiguous
             return timedelta(0)
         raise ValueError(no_unit(value))
     match = _DURATION.match(value)
@@ -40,8 +45,12 @@ def no_unit(number: object) -> str:
     return f"{str(number).strip()!r} has no unit; write it like {ACCEPTED_FORMS}"
 
 
+class DurationTooLong(ValueError):
+    """Well written, but longer than ``MAX_DURATION``."""
+
+
 def _bounded(text: str, parts: tuple[str | int, ...]) -> timedelta:
-    too_long = ValueError(
+    too_long = DurationTooLong(
         f"{text.strip()!r} is longer than {MAX_DURATION.days} days, the longest promise "
         "or schedule Tocsin accepts"
     )

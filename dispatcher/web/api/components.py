@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.comms import components as parts
 from dispatcher.comms.components import Component, ComponentDraft, ComponentEdit
+from dispatcher.domain.components import STATUSES, clean_status
+from dispatcher.domain.errors import InvalidInput
 from dispatcher.engine.status_site import republish_site
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.problems import AUTH_PROBLEMS, NOT_FOUND
@@ -25,9 +27,19 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str = Field(
-        description="operational, degraded_performance, partial_outage, major_outage or under_maintenance."
+        json_schema_extra={"enum": list(STATUSES)},
+        description="operational, degraded_performance, partial_outage, major_outage or under_maintenance.",
     )
     reason: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("status")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        """One of the described statuses (people's spellings, ``degraded``, are still read): else 422."""
+        try:
+            return clean_status(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc).removeprefix("status: ")) from None
 
 
 class Order(BaseModel):
