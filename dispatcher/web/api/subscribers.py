@@ -256,11 +256,18 @@ class SubscriberIn(Preferences, Profile):
             raise ValueError("must be an http:// or https:// URL without spaces")
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not (re.fullmatch(SECRET, value) and _valid_secret(value)):
+            raise ValueError("must be whsec_ followed by base64 of 24 to 64 bytes")
+        return value
+
     @model_validator(mode="after")
     def _has_contact(self) -> SubscriberIn:
         if not (self.email or self.phone or self.webhook_url):
             raise ValueError("give at least one of email, phone, webhook_url")
-        if self.webhook_secret and not self.webhook_url:
+        if self.webhook_secret is not None and not self.webhook_url:
             raise ValueError("webhook_secret given without a webhook_url")
         return self
 
