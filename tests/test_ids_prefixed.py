@@ -4,12 +4,19 @@ takes); an incident id where an update id is wanted, or the reverse, is an error
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from channels.base import ChannelKind
+from dispatcher.access.tokens import Scope, create_token
 from dispatcher.domain.ids import IdKind, incident_ref, parse_any, parse_id, update_ref
+from dispatcher.engine.runtime import Runtime
+from dispatcher.web.app import create_app
 from tests.cli import Ran, tocsin
+from tests.helpers import draft, incident, publish_and_deliver
 
 GOOD_TEXT = "Since 09:12 UTC a third of checkouts fail. We are sorry. We are rolling back the deploy."
 
@@ -98,8 +105,8 @@ def test_prefixed_and_bare_ids_are_both_read(published: Path) -> None:
         assert "Update upd-1 (incident inc-1, investigating)" in ran.out
         missing = tocsin("deliveries", "missing", update, cwd=published)
         assert missing.code == 0 and "update upd-1: every owed address has received it" in missing.out
-    for incident in ("inc-1", "1"):
-        shown = tocsin("incident", "show", incident, cwd=published)
+    for given in ("inc-1", "1"):
+        shown = tocsin("incident", "show", given, cwd=published)
         assert shown.code == 0, shown.err
         assert "incident inc-1: Checkout failing [major]" in shown.out and "update upd-1 ·" in shown.out
 
@@ -136,3 +143,22 @@ def test_help_says_which_id_each_command_takes(command: list[str], says: str, tm
     text = " ".join(ran.out.split())
     assert says in text
     assert ("inc-3" in text) == ("INCIDENT" in says) and ("upd-7" in text) == ("UPDATE" in says), text
+
+
+def test_the_console_shows_prefixed_ids(rt: Runtime) -> None:
+    """The console reads as the CLI does: the incident's page and the update's page say inc-N and upd-N."""
+    inc = incident(rt)
+    published = publish_and_deliver(rt, draft(inc, channels=[ChannelKind.EMAIL]))
+    with TestClient(create_app(lambda: rt)) as http:
+        login = http.get("/console/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert csrf is not None
+        token = create_token(rt, "alice", (Scope.ADMIN,))[1]
+        http.post("/console/login", data={"token": token, "csrf": csrf.group(1)}, follow_redirects=False)
+        listed = http.get("/console/incidents")
+        page = http.get(f"/console/incidents/{inc.id}")
+        update_page = http.get(f"/console/updates/{published.update.id}")
+    assert listed.status_code == 200 and f"<td>inc-{inc.id}</td>" in listed.text
+    assert f'<h1 id="incident-title">inc-{inc.id} ' in page.text
+    assert f">upd-{published.update.id}</a>" in page.text
+    assert f"<h1>Update upd-{published.update.id} · " in update_page.text
