@@ -40,7 +40,7 @@ class RetryRequest(BaseModel):
     ids: list[Annotated[int, Field(ge=1, le=MAX_DELIVERY_ID)]] = Field(
         default_factory=list, max_length=MAX_IDS
     )
-    dry_run: bool = Field(default=False, description="Only count what would be re-driven.")
+    dry_run: bool = Field(default=False, strict=True, description="Only count what would be re-driven.")
 
 
 class BatchOut(BaseModel):

@@ -242,7 +242,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 def use_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI documents every response model as application/json: error responses are problem+json."""
+    """FastAPI documents every response model as application/json: error responses are problem+json.
+    Its own 422 (``HTTPValidationError``, added to every operation with parameters) is described as
+    what the server really answers with: a problem."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
     for operations in openapi.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -251,4 +254,13 @@ def use_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[:1] in ("4", "5") and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
+                body = content.get(PROBLEM_JSON, {})
+                if body.get("schema") == {"$ref": "#/components/schemas/HTTPValidationError"}:
+                    body["schema"] = problem_ref
+    schemas = openapi.get("components", {}).get("schemas", {})
+    if "Problem" not in schemas:
+        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schemas["Problem"].pop("$defs", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     return openapi

@@ -161,7 +161,7 @@ class PreferencesOut(Preferences):
 
 
 class PreferencesIn(Preferences):
-    opted_out: dict[ChannelKind, bool] = Field(
+    opted_out: dict[ChannelKind, Annotated[bool, Field(strict=True)]] = Field(
         default_factory=dict, description="Opt out of (true) or back into (false) a channel."
     )
 
@@ -189,7 +189,7 @@ class Profile(BaseModel):
 
     name: str | None = Field(default=None, max_length=200)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    internal: bool = Field(default=False, description="Staff: also gets internal updates.")
+    internal: bool = Field(default=False, strict=True, description="Staff: also gets internal updates.")
     region: str | None = Field(default=None, max_length=50)
     plan: str | None = Field(default=None, max_length=50)
     tags: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=50)
@@ -301,7 +301,7 @@ class SubscriberPatch(BaseModel):
 
     name: str | None = Field(default=None, max_length=200)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    internal: bool | SkipJsonSchema[None] = None
+    internal: Annotated[bool, Field(strict=True)] | SkipJsonSchema[None] = None
     region: str | None = Field(default=None, max_length=50)
     plan: str | None = Field(default=None, max_length=50)
     tags: (
