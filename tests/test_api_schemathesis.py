@@ -44,7 +44,7 @@ def _text(ctx: schemathesis.SerializationContext, value: object) -> bytes:
 
 OURS = (
     r"^/(incidents|updates|approvals|subscribers|deliveries|policy|maintenance|components|metrics"
-    r"|readyz|healthz)"
+    r"|readyz|healthz|providers)"
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex=OURS)
 
