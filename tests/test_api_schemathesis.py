@@ -5,7 +5,10 @@ response may be a 5xx, every response must be one the document declares (status 
 body schema), a request the document calls valid must not be refused as invalid (422) and one it calls
 invalid must be. What no schema can say (a guardrail on the text, a time already past, an incident's
 lifecycle, a key already used) is a 409 conflict, not a 422. ``POST /policy/check`` is fuzzed through
-its ``application/toml`` body as well as ``text/plain``.
+its ``application/toml`` body as well as ``text/plain``. Covered: every API operation, the status-page
+components, ``/metrics`` and the provider callbacks (unconfigured here: they answer their declared 404).
+Not yet: ``/ingest/*`` (its payload models coerce types JSON Schema does not, e.g. ``0`` as a time) and
+the public self-service pages (HTML forms with undocumented bodies).
 Bounded: a few examples per operation, on SQLite, so it takes a minute or two on 2 cores."""
 
 from __future__ import annotations
