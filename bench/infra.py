@@ -82,6 +82,15 @@ def load_subscribers(url: str, count: int, channel: ChannelKind, address: Callab
                         webhook_secrets=webhook_secrets)
 
 
+def load_webhook_audience(url: str, base_url: str, count: int, warm: int) -> None:
+    """``count`` webhook subscribers of component ``checkout`` at ``{base_url}/s/{i}`` and ``warm`` more of
+    component ``warmup`` at ``{base_url}/warm/{i}`` (a warm-up update goes to those), each with a secret."""
+    load_subscribers(url, count, ChannelKind.WEBHOOK, lambda i: f"{base_url}/s/{i}",
+                     components=["checkout"], webhook_secrets=True)
+    load_subscribers(url, warm, ChannelKind.WEBHOOK, lambda i: f"{base_url}/warm/{i}",
+                     components=["warmup"], webhook_secrets=True)
+
+
 def load_contact_points(url: str, count: int, addresses: Mapping[ChannelKind, Callable[[int], str]], *,
                         components: list[str], webhook_secrets: bool = False) -> None:
     """Insert ``count`` subscribers, each with one contact point per channel of ``addresses`` (subscriber
@@ -179,18 +188,22 @@ def child_env(**extra: str | None) -> dict[str, str]:
 
 
 class CeleryWorker:
-    """``tocsin worker -c N -Q … --no-beat`` as a child process; ready when Celery logs ``ready.``."""
+    """``tocsin worker -c N -Q … --no-beat`` (``--beat`` with ``beat``: the periodic re-drive, one per
+    deployment) as a child process; ready when Celery logs ``ready.``."""
 
-    def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str) -> None:
+    def __init__(self, log: Path, env: dict[str, str], concurrency: int, queues: str,
+                 beat: bool = False) -> None:
         self.log = log
-        self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues, "--no-beat",
-                        "--loglevel", "info"]
+        # The beat keeps its schedule file in the working folder: the benchmark's, not the project's.
+        self.cwd = log.parent if beat else PROJECT_ROOT
+        self.command = [TOCSIN, "worker", "-c", str(concurrency), "-Q", queues,
+                        "--beat" if beat else "--no-beat", "--loglevel", "info"]
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> CeleryWorker:
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env=self.env, stdout=out,
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

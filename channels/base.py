@@ -10,16 +10,25 @@ one of three typed errors, which the dispatcher's retry policy maps to an action
 * ``TransientError``   - timeouts, 5xx, 429: retry later (honouring ``retry_after``);
 * ``PermanentError``   - bad request, invalid address: never retried;
 * ``ProviderUnavailable`` - credentials broken or provider down: move on to the next provider.
+
+An adapter that makes one request per recipient (or per group of them) may also offer ``send_stream``:
+the same results, handed over as each request completes, so the dispatcher records them in small
+windows instead of after the whole batch (a worker killed mid-batch then re-sends only what was in
+flight). A recipient the adapter stopped before reaching (``Result.untried``: the provider asked to
+wait, failed several requests in a row, or could not be reached) is owed again without counting an
+attempt. ``results_of`` is how the dispatcher reads either kind of adapter.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # an annotation only: importing this module (``ChannelKind``) stays free of pydantic
+    from pydantic import BaseModel
 
 
 class ChannelKind(enum.StrEnum):
@@ -74,9 +83,27 @@ class Message:
     """For webhooks: the exact JSON document to POST (rendered from the webhook template)."""
     reply_to_id: str | None = None
     """For threaded broadcast channels (X): the provider id of the post this one answers."""
+    published_at: datetime | None = None
+    """When the update was published: nothing this message caused can be older (X looks up a post it
+    may have made already, after an answer that was lost)."""
 
 
 MESSAGE_ID_PREFIX = "tocsin-"
+
+MANAGE_URL_PLACEHOLDER = "%tocsin_manage_url%"
+"""Where an email's text and HTML show the recipient's own "manage or stop these updates" link: email
+adapters put ``Recipient.manage_url`` (else its one-click ``unsubscribe_url``) in its place for each
+recipient (``personalise``)."""
+
+
+def personal_link(recipient: Recipient) -> str:
+    """The link a recipient's body shows: their manage page, else their one-click unsubscribe link."""
+    return recipient.manage_url or recipient.unsubscribe_url or ""
+
+
+def personalise(text: str, recipient: Recipient) -> str:
+    """``text`` with ``MANAGE_URL_PLACEHOLDER`` replaced by the recipient's own link (empty if none)."""
+    return text.replace(MANAGE_URL_PLACEHOLDER, personal_link(recipient))
 
 
 @dataclass(frozen=True)
@@ -89,8 +116,11 @@ class Recipient:
     secret: str | None = field(default=None, repr=False)
     """Per-endpoint signing secret for webhooks (``whsec_…``); never printed."""
     unsubscribe_url: str | None = None
+    manage_url: str | None = None
     """Email: this recipient's signed one-click unsubscribe link (RFC 8058). Email adapters send it as
     ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+    manage_url: this recipient's own signed "manage your subscription" page: the body's visible "manage
+    or stop these updates" link (``MANAGE_URL_PLACEHOLDER``) and ``List-Help`` (RFC 2369).
 
     A ``delivery_id`` of 0 or less marks a message outside the delivery ledger (a subscription
     confirmation): adapters must not report it to the provider as a ledger row."""
@@ -107,6 +137,9 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     OPTED_OUT = "opted_out"
     """The recipient told the provider to stop (e.g. replied STOP to an SMS): record it, never retry."""
+    UNTRIED = "untried"
+    """No request for this recipient reached the provider (the adapter stopped before it): owed again,
+    without counting an attempt."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +167,12 @@ class Result:
     @classmethod
     def opted_out(cls, delivery_id: int, error: str) -> Result:
         return cls(delivery_id, Outcome.OPTED_OUT, error=error)
+
+    @classmethod
+    def untried(cls, delivery_id: int, why: str, retry_after: float | None = None) -> Result:
+        """Not sent, not attempted: ``retry_after`` is the provider's request to wait (a 429 given to
+        another recipient of the same account), if that is why."""
+        return cls(delivery_id, Outcome.UNTRIED, error=why, retry_after=retry_after)
 
 
 class ChannelError(Exception):
@@ -170,6 +209,45 @@ class Adapter(Protocol):
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]: ...
 
     def close(self) -> None: ...
+
+
+def results_of(
+    adapter: Adapter, message: Message, recipients: Sequence[Recipient]
+) -> Generator[list[Result], None, None]:
+    """The adapter's results, one list per completed provider request: from ``send_stream`` when the
+    adapter has it, else ``send``'s whole answer at once. Typed errors raise while iterating; they concern
+    every recipient that has no result yet."""
+    stream = getattr(adapter, "send_stream", None)
+    if stream is not None:
+        yield from stream(message, recipients)
+        return
+    yield adapter.send(message, recipients)
+
+
+def collected(stream: Iterator[list[Result]], recipients: Sequence[Recipient]) -> list[Result]:
+    """``send`` for an adapter that streams: every result of ``stream``, in one list.
+
+    A typed error raised before any result is raised; raised later, it concerns only the recipients
+    still without a result, which get one from it (``failed`` for a permanent error, ``untried`` when the
+    provider became unavailable, ``retry`` otherwise), so what was already sent is never lost to a raise.
+    """
+    results: list[Result] = []
+    try:
+        for group in stream:
+            results.extend(group)
+    except ChannelError as exc:
+        if not results:
+            raise
+        answered = {r.delivery_id for r in results}
+        rest = [r for r in recipients if r.delivery_id not in answered]
+        if isinstance(exc, PermanentError):
+            results.extend(Result.failed(r.delivery_id, exc.message) for r in rest)
+        elif isinstance(exc, ProviderUnavailable):
+            results.extend(Result.untried(r.delivery_id, exc.message) for r in rest)
+        else:
+            after = exc.retry_after if isinstance(exc, TransientError) else None
+            results.extend(Result.retry(r.delivery_id, exc.message, after) for r in rest)
+    return results
 
 
 class AdapterBase:

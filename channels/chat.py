@@ -4,7 +4,8 @@ The adapter's options map a **room name** to an Apprise URL (``slack://…``, ``
 ``discord://…``, ``mmost://…``, ``tgram://…``, ``json://host/path`` …). Each ``Recipient.address`` is a
 room name: the dispatcher writes one ledger row per room, and each room gets one ``notify`` call with the
 update's subject as title and its text as a Markdown body (Apprise converts Markdown to what each service
-understands). A room that answered gets ``sent`` with the room name as ``provider_message_id`` (Apprise
+understands), and each room's result is handed over as soon as it answered (``send_stream``). A room
+that answered gets ``sent`` with the room name as ``provider_message_id`` (Apprise
 returns no id from the services); one that did not gets ``retry`` (Apprise reports a status and log
 lines, never an HTTP status, so we cannot tell a bad webhook from an outage); a name that is not
 configured gets ``failed``.
@@ -240,13 +241,22 @@ class ChatAdapter(AdapterBase):
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
         """Post ``message`` to each recipient's room; one result per recipient, in order."""
+        results = {r.delivery_id: r for group in self.send_stream(message, recipients) for r in group}
+        return [results[r.delivery_id] for r in recipients]
+
+    def send_stream(self, message: Message, recipients: Sequence[Recipient]) -> Iterator[list[Result]]:
+        """Post ``message`` to each recipient's room; each room's result as soon as it answered."""
         if message.kind is not ChannelKind.CHAT:
             raise PermanentError(f"apprise carries chat messages, not {message.kind}")
         if len(recipients) <= 1 or self.options.concurrency == 1:
-            return [self._post(message, r) for r in recipients]
+            for recipient in recipients:
+                yield [self._post(message, recipient)]
+            return
         workers = min(self.options.concurrency, len(recipients))
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tocsin-chat") as pool:
-            return list(pool.map(lambda r: self._post(message, r), recipients))
+            posts = [pool.submit(self._post, message, r) for r in recipients]
+            for done in concurrent.futures.as_completed(posts):
+                yield [done.result()]
 
     def _post(self, message: Message, recipient: Recipient) -> Result:
         room = self._rooms.get(recipient.address)

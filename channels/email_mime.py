@@ -1,10 +1,14 @@
 """Build RFC 5322 emails for a batch: the shared part is built and serialised once per message, the
-per-recipient headers (To, Message-ID, X-Tocsin-Delivery-Id, and the RFC 8058 one-click
-``List-Unsubscribe``/``List-Unsubscribe-Post`` pair when the recipient has an unsubscribe link) are
-prepended for each recipient.
+per-recipient headers (To, Message-ID, X-Tocsin-Delivery-Id, the RFC 8058 one-click
+``List-Unsubscribe``/``List-Unsubscribe-Post`` pair when the recipient has an unsubscribe link, and
+RFC 2369 ``List-Help`` naming their own manage page) are prepended for each recipient.
 
 That keeps writing a million ``.eml`` files (outbox) or sending a 100-recipient SMTP batch cheap, and every
 recipient gets their own copy: nobody sees anyone else's address.
+
+A message whose text or HTML shows the recipient's own "manage or stop these updates" link
+(``channels.base.MANAGE_URL_PLACEHOLDER``) gets that link per recipient: only the quoted-printable body
+of each such part is encoded again and put in place of the shared one, not the whole message.
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ from __future__ import annotations
 import email.policy
 import re
 from datetime import UTC, datetime
+from email import quoprimime
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from channels.base import Message, Recipient
+from channels.base import MANAGE_URL_PLACEHOLDER, Message, Recipient, personalise
 
 DELIVERY_ID_HEADER = "X-Tocsin-Delivery-Id"
 LIST_UNSUBSCRIBE = "List-Unsubscribe"
 LIST_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
+LIST_HELP = "List-Help"
 ONE_CLICK = "List-Unsubscribe=One-Click"
 POLICY = email.policy.SMTP  # CRLF line endings, as on the wire
 
@@ -56,15 +62,38 @@ class EmailBuilder:
     ) -> None:
         self.from_email = from_email
         self.domain = from_email.rpartition("@")[2] or "localhost"
+        self.message = message
+        self.from_name = from_name
+        self.date = date or datetime.now(UTC)
+        self._shared = self._body(message.text, message.html)
+        # The parts that show the recipient's own link: (their encoded body in _shared, their text).
+        self._personal = [
+            (_quoted_printable(part), part)
+            for part in (message.text, message.html)
+            if part is not None and MANAGE_URL_PLACEHOLDER in part
+        ]
+        self._fast = all(encoded in self._shared for encoded, _ in self._personal)
+
+    def _body(self, text: str, html: str | None) -> bytes:
         shared = EmailMessage(policy=POLICY)
-        shared["From"] = format_address(from_email, from_name)
-        shared["Subject"] = _one_line(message.subject)
-        shared["Date"] = format_datetime(date or datetime.now(UTC))
+        shared["From"] = format_address(self.from_email, self.from_name)
+        shared["Subject"] = _one_line(self.message.subject)
+        shared["Date"] = format_datetime(self.date)
         # quoted-printable keeps the message 7-bit clean, so no server needs 8BITMIME
-        shared.set_content(message.text, cte="quoted-printable")
-        if message.html is not None:
-            shared.add_alternative(message.html, subtype="html", cte="quoted-printable")
-        self._shared = shared.as_bytes(policy=POLICY)
+        shared.set_content(text, cte="quoted-printable")
+        if html is not None:
+            shared.add_alternative(html, subtype="html", cte="quoted-printable")
+        return shared.as_bytes(policy=POLICY)
+
+    def _personalised(self, recipient: Recipient) -> bytes:
+        """The shared part with this recipient's own link in each part that shows one."""
+        if not self._fast:  # the email package encoded a part differently: build this one in full
+            html = None if self.message.html is None else personalise(self.message.html, recipient)
+            return self._body(personalise(self.message.text, recipient), html)
+        body = self._shared
+        for encoded, part in self._personal:
+            body = body.replace(encoded, _quoted_printable(personalise(part, recipient)), 1)
+        return body
 
     def message_id(self, recipient: Recipient) -> str:
         """Stable per delivery, so a retried send carries the same Message-ID."""
@@ -79,8 +108,17 @@ class EmailBuilder:
             _to_header(recipient.address, recipient.name)
             + fixed.encode("ascii")
             + unsubscribe_headers(recipient.unsubscribe_url)
-            + self._shared
+            + help_header(recipient.manage_url)
+            + (self._personalised(recipient) if self._personal else self._shared)
         )
+
+
+def _quoted_printable(text: str) -> bytes:
+    """A text part's body as ``set_content(text, cte="quoted-printable")`` writes it with ``POLICY``."""
+    lines = text.encode("utf-8").splitlines()
+    width = POLICY.max_line_length or 78
+    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), width)
+    return encoded.replace("\n", "\r\n").encode("ascii")
 
 
 def unsubscribe_headers(url: str | None) -> bytes:
@@ -89,9 +127,21 @@ def unsubscribe_headers(url: str | None) -> bytes:
     The URL goes on its own line unfolded (no spaces to fold at); RFC 5322 allows up to 998 characters."""
     if not url:
         return b""
+    link = _header_url(url, "unsubscribe")
+    return f"{LIST_UNSUBSCRIBE}: <{link}>\r\n{LIST_UNSUBSCRIBE_POST}: {ONE_CLICK}\r\n".encode("ascii")
+
+
+def help_header(url: str | None) -> bytes:
+    """RFC 2369 ``List-Help``: where the recipient manages what they get (their own signed page)."""
+    if not url:
+        return b""
+    return f"{LIST_HELP}: <{_header_url(url, 'manage')}>\r\n".encode("ascii")
+
+
+def _header_url(url: str, what: str) -> str:
     if any(c in url for c in "\r\n<> ") or not url.isascii() or len(url) > 900:
-        raise BadAddress(f"unusable unsubscribe URL {url[:80]!r}")
-    return (f"{LIST_UNSUBSCRIBE}: <{url}>\r\n{LIST_UNSUBSCRIBE_POST}: {ONE_CLICK}\r\n").encode("ascii")
+        raise BadAddress(f"unusable {what} URL {url[:80]!r}")
+    return url
 
 
 # Plain ASCII names and addresses (nearly all of them) need no quoting, encoding or folding, so they skip

@@ -23,6 +23,7 @@ from sendgrid import SendGridAPIClient
 
 from channels._http.hints import base_url, retry_after, seconds_until_epoch
 from channels.base import (
+    MANAGE_URL_PLACEHOLDER,
     AdapterBase,
     Capabilities,
     ChannelError,
@@ -33,8 +34,9 @@ from channels.base import (
     Recipient,
     Result,
     TransientError,
+    personal_link,
 )
-from channels.email_mime import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLICK
+from channels.email_mime import LIST_HELP, LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, ONE_CLICK
 from channels.readiness import Readiness
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
@@ -146,6 +148,7 @@ class SendGridAdapter(AdapterBase):
         sender: dict[str, str] = {"email": options.from_email}
         if options.from_name:
             sender["name"] = options.from_name
+        shows_link = any(MANAGE_URL_PLACEHOLDER in part for part in (message.text, message.html or ""))
         personalizations = []
         for recipient in recipients:
             to: dict[str, str] = {"email": recipient.address}
@@ -157,12 +160,18 @@ class SendGridAdapter(AdapterBase):
                     "tocsin_delivery_id": str(recipient.delivery_id),
                     "tocsin_message_id": recipient.message_id,
                 }
+            headers: dict[str, str] = {}
             if recipient.unsubscribe_url:
                 # RFC 8058 one-click unsubscribe, per recipient: SendGrid takes headers per personalization.
-                personalization["headers"] = {
-                    LIST_UNSUBSCRIBE: f"<{recipient.unsubscribe_url}>",
-                    LIST_UNSUBSCRIBE_POST: ONE_CLICK,
-                }
+                headers[LIST_UNSUBSCRIBE] = f"<{recipient.unsubscribe_url}>"
+                headers[LIST_UNSUBSCRIBE_POST] = ONE_CLICK
+            if recipient.manage_url:
+                headers[LIST_HELP] = f"<{recipient.manage_url}>"  # RFC 2369: their own manage page
+            if headers:
+                personalization["headers"] = headers
+            if shows_link:
+                # The visible "manage or stop these updates" link: SendGrid substitutes it per recipient.
+                personalization["substitutions"] = {MANAGE_URL_PLACEHOLDER: personal_link(recipient)}
             personalizations.append(personalization)
         content = []
         if message.text:

@@ -1,32 +1,31 @@
 """Twilio SMS adapter (Programmable Messaging through the official ``twilio`` SDK).
 
 Twilio has no batch send: every recipient is one ``POST /2010-04-01/Accounts/{sid}/Messages.json``,
-made in order. How the answers map:
+made in order, and ``send_stream`` hands over each recipient's result as soon as its request completes.
+How the answers map:
 
 * 201 (``SM…`` sid) -> ``sent``, the sid as provider message id;
 * 400 code 21610 (the recipient replied STOP) -> ``opted_out``: the dispatcher suppresses the address;
 * any other 4xx about the recipient (21211 invalid To, 21614 not a mobile, 21408 region not enabled, ...)
   -> ``failed`` with ``"twilio <code>: <message>"``;
-* 429 / code 20429, 5xx, timeouts, connection errors -> ``retry``, ``retry_after`` from Retry-After;
+* 5xx, timeouts, a connection dropped after the request was sent -> ``retry`` for **that recipient
+  only**: the next recipient is sent as if nothing happened (the dispatcher stops the call when such
+  failures come in a run);
+* 429 / code 20429 -> ``retry`` with ``retry_after`` for that recipient, and the call stops: the
+  throttle is the account's, so the rest are ``untried`` with the same ``retry_after`` (the dispatcher
+  pauses the whole account, for every worker);
+* Twilio cannot be reached at all (connection refused, connect timeout) -> that recipient and the rest
+  are ``untried``: no request reached Twilio, so no attempt is counted;
 * 401, 403 with an account code (20xxx), 404, a bad From / Messaging Service (21212, 21603, 21701, 21705)
-  -> this provider cannot carry anything (see below);
-* 21602 / 21617 / 21619 (no body, body over 1,600 characters) -> the message itself is bad (see below).
+  -> ``ProviderUnavailable`` for the recipients still without a result (the dispatcher fails over);
+* 21602 / 21617 / 21619 (no body, body over 1,600 characters) -> ``PermanentError``: the message itself
+  is bad, whoever it goes to.
 
-Whole-batch errors are raised only by the **first** call of a batch, when nothing has happened yet:
-a transient answer raises ``TransientError`` (with Retry-After), an unusable provider raises
-``ProviderUnavailable`` (so the dispatcher fails over), a bad message raises ``PermanentError``.
-
-Once some recipient has an answer, a later whole-call problem stops the batch instead of raising: the
-recipient that met it and every one not yet tried get ``retry`` results (a bad message: ``failed``), and
-those already sent keep their ``sent`` results, so a raise never causes a resend. In particular **auth
-failing mid-batch** (a token rotated while we were sending) ends the batch with ``retry`` results for the
-rest; their next attempt starts with a call that gets 401 again, which raises ``ProviderUnavailable`` and
-moves them to the next provider. Throttling and server errors mid-batch also stop the batch rather than
-pressing on: the next 99 calls would most likely meet the same 429 / 503 / timeout, and a hang on each
-would hold the worker for ``timeout`` seconds per recipient.
+``send`` returns the same results as one list (``channels.base.collected``).
 
 Twilio has no idempotency key for messages: a timeout after Twilio accepted one becomes a duplicate when
-it is retried. That is the at-least-once price; the status callbacks carry the sid of each copy.
+it is retried. That is the at-least-once price; each request carries the delivery id in its status
+callback URL (``tocsin_delivery_id``), so the callbacks of both copies name the same ledger row.
 """
 
 from __future__ import annotations
@@ -34,10 +33,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import requests
+import urllib3.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
@@ -48,7 +48,6 @@ from channels._http.hints import retry_after
 from channels.base import (
     AdapterBase,
     Capabilities,
-    ChannelError,
     ChannelKind,
     LengthRule,
     Message,
@@ -56,7 +55,7 @@ from channels.base import (
     ProviderUnavailable,
     Recipient,
     Result,
-    TransientError,
+    collected,
 )
 from channels.readiness import Readiness
 
@@ -203,23 +202,24 @@ class TwilioAdapter(AdapterBase):
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
         """One message per recipient, in order; see the module docstring for what each answer becomes."""
+        return collected(self.send_stream(message, recipients), recipients)
+
+    def send_stream(self, message: Message, recipients: Sequence[Recipient]) -> Iterator[list[Result]]:
+        """Each recipient's result as soon as its request completes. Closing the stream stops it: no
+        further request is made."""
         if message.kind is not ChannelKind.SMS:
             raise PermanentError(f"twilio carries sms, not {message.kind}")
-        results: list[Result] = []
         for index, recipient in enumerate(recipients):
             try:
-                results.append(self._send_one(message, recipient))
-            except ChannelError as exc:
-                if not results:
-                    raise
-                rest = recipients[index:]
-                if isinstance(exc, PermanentError):
-                    results.extend(Result.failed(r.delivery_id, exc.message) for r in rest)
-                else:
-                    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-                    results.extend(Result.retry(r.delivery_id, exc.message, retry_after) for r in rest)
-                break
-        return results
+                yield [self._send_one(message, recipient)]
+            except _Throttled as exc:
+                yield [Result.retry(recipient.delivery_id, exc.text, exc.retry_after)]
+                why = f"not tried: twilio asked the account to wait ({exc.text})"
+                yield [Result.untried(r.delivery_id, why, exc.retry_after) for r in recipients[index + 1 :]]
+                return
+            except _Unreachable as exc:
+                yield [Result.untried(r.delivery_id, exc.text) for r in recipients[index:]]
+                return
 
     def message_params(self, message: Message, recipient: Recipient) -> dict[str, Any]:
         """Keyword arguments of ``messages.create`` for one recipient."""
@@ -239,18 +239,21 @@ class TwilioAdapter(AdapterBase):
         return params
 
     def _send_one(self, message: Message, recipient: Recipient) -> Result:
-        """One API call. Returns the recipient's own result, or raises a ChannelError for a problem that
-        is not about this recipient (and would hit every other one too)."""
+        """One API call: the recipient's own result. Raises ``_Throttled`` (the account must wait),
+        ``_Unreachable`` (no request reached Twilio) or a ChannelError about every recipient."""
         try:
             created = self._client.messages.create(**self.message_params(message, recipient))
         except (TwilioRestException, TwilioServiceException) as exc:
             return self._map_error(recipient, exc)
         except requests.RequestException as exc:
-            # Timeouts, refused / reset connections, a server closing without answering. Note: a read
-            # timeout may come after Twilio accepted the message; the retry may then be a duplicate.
-            raise TransientError(f"twilio: {type(exc).__name__}: {exc}") from None
+            text = f"twilio: {type(exc).__name__}: {exc}"
+            if not _reached(exc):
+                raise _Unreachable(f"not tried: {text}") from None
+            # A read timeout or a connection dropped once the request was out: Twilio may have accepted
+            # the message (a "ghost"), and the retry may then be a duplicate.
+            return Result.retry(recipient.delivery_id, text)
         except TwilioException as exc:
-            raise TransientError(f"twilio: {type(exc).__name__}: {exc}") from None
+            return Result.retry(recipient.delivery_id, f"twilio: {type(exc).__name__}: {exc}")
         sid = getattr(created, "sid", None)
         return Result.sent(recipient.delivery_id, None if sid is None else str(sid))
 
@@ -266,8 +269,10 @@ class TwilioAdapter(AdapterBase):
             raise ProviderUnavailable(f"{text} (check account_sid and auth_token)")
         if status == 404:
             raise ProviderUnavailable(f"{text} (is base_url right?)")
-        if status == 429 or code == 20429 or status >= 500:
-            raise TransientError(text, retry_after=retry_after(headers))
+        if status == 429 or code == 20429:
+            raise _Throttled(text, retry_after(headers))
+        if status >= 500:
+            return Result.retry(recipient.delivery_id, text, retry_after(headers))
         if code in BAD_SENDER_CODES:
             raise ProviderUnavailable(f"{text} (check from_number / messaging_service_sid)")
         if code in BAD_MESSAGE_CODES:
@@ -311,6 +316,35 @@ class TwilioAdapter(AdapterBase):
                 "the SID belongs to another account, or base_url is wrong"
             )
         return f"Twilio answered {status} ({code}): {detail}"
+
+
+class _Throttled(Exception):
+    """Twilio answered 429 / 20429: the account must wait (``retry_after`` seconds, if it said)."""
+
+    def __init__(self, text: str, retry_after: float | None) -> None:
+        super().__init__(text)
+        self.text, self.retry_after = text, retry_after
+
+
+class _Unreachable(Exception):
+    """No request reached Twilio (refused connection, connect timeout, name not resolved)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _reached(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached Twilio: False only when the connection was never made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        cause = getattr(reason, "reason", reason)
+        return not isinstance(
+            cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError
+        )
+    return True
 
 
 def _error_message(response: TwilioResponse | None, exc: TwilioException) -> str:

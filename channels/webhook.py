@@ -9,8 +9,9 @@ rendered ``Message.json_body``; headers:
 
 A batch is sent with many requests in flight through libcurl's multi interface
 (``channels._http.curl_multi``; why not aiohttp is written there), from the calling thread, with pooled
-connections reused from batch to batch. Endpoint answers map to per-recipient results; this adapter only
-raises for a message it cannot send at all.
+connections reused from batch to batch. Endpoint answers map to per-recipient results, each handed over
+(``send_stream``) as soon as its endpoint answered; this adapter only raises for a message it cannot
+send at all.
 
 Endpoint URLs come from subscribers, so every destination passes ``channels._http.ssrf.DestinationPolicy``
 first: http(s) only, no credentials in the URL, and no loopback, private, link-local or metadata address
@@ -29,7 +30,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -46,11 +47,14 @@ from channels.base import (
     PermanentError,
     Recipient,
     Result,
+    collected,
 )
 from channels.readiness import Readiness
 
 SECRET_PREFIX = "whsec_"
 MAX_BATCH = 500
+STREAM_TICK = 0.05
+"""Seconds ``send_stream`` waits at most before handing over what has come (possibly nothing)."""
 _RESOLVE_THREADS = 16
 
 
@@ -68,7 +72,8 @@ def secret_key(secret: str) -> bytes:
 
 def sign(key: bytes, webhook_id: str, timestamp: int, body: str) -> str:
     """The ``webhook-signature`` header value for one request."""
-    digest = hmac.new(key, f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    # hmac.digest: OpenSSL's one-shot HMAC, without building an HMAC object per request
+    digest = hmac.digest(key, f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256)
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
@@ -139,33 +144,43 @@ class WebhookAdapter(AdapterBase):
         self._lookups: concurrent.futures.ThreadPoolExecutor | None = None
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
-        """POST ``message.json_body`` to every recipient concurrently; one result per recipient."""
+        """POST ``message.json_body`` to every recipient concurrently; one result per recipient, in the
+        recipients' order."""
+        results = collected(self.send_stream(message, recipients), recipients)
+        position = {r.delivery_id: i for i, r in reversed(list(enumerate(recipients)))}
+        return sorted(results, key=lambda r: position.get(r.delivery_id, len(recipients)))
+
+    def send_stream(self, message: Message, recipients: Sequence[Recipient]) -> Iterator[list[Result]]:
+        """POST ``message.json_body`` to every recipient concurrently; each result as soon as its
+        endpoint answers (refused endpoints first, at once)."""
         if message.kind is not ChannelKind.WEBHOOK:
             raise PermanentError(f"webhook adapter carries webhooks, not {message.kind}")
         if message.json_body is None:
             raise PermanentError("webhook message has no json_body")
         if not recipients:
-            return []
+            return
         body = message.json_body
         encoded = body.encode()
         destinations = self._destinations([r.address for r in recipients])
-        results: list[Result | None] = [None] * len(recipients)
-        # (position, recipient, key, destination, which of its addresses) for each request to make
-        pending: list[tuple[int, Recipient, bytes, _Destination, int]] = []
-        for position, recipient in enumerate(recipients):
+        settled: list[Result] = []
+        # (recipient, key, destination, which of its addresses) for each request to make
+        pending: list[tuple[Recipient, bytes, _Destination, int]] = []
+        for recipient in recipients:
             delivery_id = recipient.delivery_id
             try:
                 key = self._key_for(recipient)
             except ValueError as exc:
-                results[position] = Result.failed(delivery_id, str(exc))
+                settled.append(Result.failed(delivery_id, str(exc)))
                 continue
             where = destinations[recipient.address]
             if where.failed is not None:
-                results[position] = Result.failed(delivery_id, where.failed)
+                settled.append(Result.failed(delivery_id, where.failed))
             elif where.retry is not None or not where.addresses:
-                results[position] = Result.retry(delivery_id, where.retry or "no address")
+                settled.append(Result.retry(delivery_id, where.retry or "no address"))
             else:
-                pending.append((position, recipient, key, where, 0))
+                pending.append((recipient, key, where, 0))
+        if settled:
+            yield settled
         pool = self._pool()
         while pending:
             requests = [
@@ -176,18 +191,19 @@ class WebhookAdapter(AdapterBase):
                     encoded,
                     _signed_headers(key, recipient.message_id, body),
                 )
-                for _, recipient, key, where, which in pending
+                for recipient, key, where, which in pending
             ]
             again = []
-            for (position, recipient, key, where, which), answer in zip(
-                pending, pool.run(requests), strict=True
-            ):
-                if answer.error_code == COULDNT_CONNECT and which + 1 < len(where.addresses):
-                    again.append((position, recipient, key, where, which + 1))  # e.g. IPv6 unreachable here
-                else:
-                    results[position] = self._result(recipient, answer)
+            for done in pool.run_each(requests, tick=STREAM_TICK):
+                results = []
+                for index, answer in done:
+                    recipient, key, where, which = pending[index]
+                    if answer.error_code == COULDNT_CONNECT and which + 1 < len(where.addresses):
+                        again.append((recipient, key, where, which + 1))  # e.g. IPv6 unreachable here
+                    else:
+                        results.append(self._result(recipient, answer))
+                yield results  # empty while only slow endpoints are left: the caller may write meanwhile
             pending = again
-        return [r for r in results if r is not None]
 
     def _result(self, recipient: Recipient, answer: Answer) -> Result:
         if answer.error is not None:
@@ -212,12 +228,19 @@ class WebhookAdapter(AdapterBase):
         """Check every distinct URL; resolve and check every distinct host once (several at a time)."""
         parsed: dict[str, URL | _Destination] = {}
         hosts: set[tuple[str, int]] = set()
+        # What check_url looks at, for the URLs it passed: a batch's endpoints often share a host, and
+        # then the same verdict holds for every one of them (refusals are checked each time, to name
+        # the URL).
+        passed: set[tuple[str, str | None, str | None, str | None]] = set()
         for url in urls:
             if url in parsed:
                 continue
             try:
                 target = URL(url)  # parsed once: what is checked is exactly what is requested
-                self.policy.check_url(target)
+                seen = (target.scheme, target.user, target.password, target.raw_host)
+                if seen not in passed:
+                    self.policy.check_url(target)
+                    passed.add(seen)
             except BlockedDestination as exc:
                 parsed[url] = _Destination(failed=f"blocked: {exc.reason}")
                 continue

@@ -13,8 +13,14 @@ mounted on that prefix sends them to ``base_url`` instead (an emulator in tests)
 Error mapping (tweepy never sleeps: ``wait_on_rate_limit=False``; retry policy is the dispatcher's):
 
 * 403/400 "reply to a Tweet that is deleted or not visible" -> posted again without the reply (once);
-* 403 "duplicate content" -> ``PermanentError``. X refuses a text equal to a recent post of the account.
-  After a timeout this usually means the earlier attempt did go out; the error says so.
+* 403 "duplicate content": X refuses a text equal to a recent post of the account. After an attempt
+  whose answer was lost (a timeout, a dropped connection, a worker killed just after X answered), it
+  means that attempt did post. The adapter then looks the post up among the account's recent posts
+  (``GET /2/users/me``, then ``GET /2/users/:id/tweets``): the same text (links and HTML entities
+  aside, as X rewrites them), posted no earlier than the update was published, in reply to the same
+  post when there is one. Found -> ``sent`` with that post's id (the thread goes on from it); not found
+  -> ``PermanentError`` (the text was posted before this update: nothing of ours to resend). A failed
+  look-up is transient: the next attempt meets the same 403 and looks again.
 * other 403 (app-only auth, app not permitted to post, account locked), 401 -> ``ProviderUnavailable``;
 * 400 -> ``PermanentError`` with X's messages; 404 -> ``ProviderUnavailable`` (is ``base_url`` right?);
 * 429 -> ``TransientError`` with ``retry_after`` = ``x-rate-limit-reset`` - now (at least 1 second);
@@ -23,8 +29,11 @@ Error mapping (tweepy never sleeps: ``wait_on_rate_limit=False``; retry policy i
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
@@ -51,6 +60,11 @@ from channels.text.x_text import MAX_WEIGHTED_LENGTH, shorten_keeping_last_link
 
 X_API = "https://api.twitter.com"
 DUPLICATE_CONTENT = "duplicate content"
+LOOKUP_POSTS = 20
+"""Recent posts of the account read when looking for one we may have made (X's minimum page is 5)."""
+CLOCK_SKEW = timedelta(minutes=2)
+"""A found post may carry a creation time this much before the update's publication (clocks differ)."""
+_LINK = re.compile(r"https?://\S+")
 
 
 class XOptions(BaseModel):
@@ -144,20 +158,57 @@ class XAdapter(AdapterBase):
             raise PermanentError(f"x carries social posts, not {message.kind}")
         if not recipients:
             return []
-        post_id = self.post(message.text, message.reply_to_id)
+        post_id = self.post(message.text, message.reply_to_id, since=message.published_at)
         return [Result.sent(r.delivery_id, post_id) for r in recipients]
 
-    def post(self, text: str, reply_to_id: str | None = None) -> str | None:
+    def post(self, text: str, reply_to_id: str | None = None, since: datetime | None = None) -> str | None:
         """Create one post (shortened to 280 weighted characters if needed); returns its id.
 
         When X refuses the reply because the post it answers is gone (deleted, or hidden from the
         account), the update is posted on its own instead: a broken thread must not block the updates.
+        When X refuses it as duplicate content, the post an earlier attempt made is looked up (created
+        no earlier than ``since``) and its id returned.
         """
         text = shorten_keeping_last_link(text, MAX_WEIGHTED_LENGTH)
         try:
-            return self._create(text, reply_to_id)
-        except _ParentGone:
-            return self._create(text, None)
+            try:
+                return self._create(text, reply_to_id)
+            except _ParentGone:
+                reply_to_id = None
+                return self._create(text, None)
+        except _Duplicate as exc:
+            # Without the update's publication time, an older post with this text cannot be told from
+            # ours: then it stays a refusal.
+            found = None if since is None else self.find_own_post(text, reply_to_id, since)
+            if found is None:
+                raise PermanentError(str(exc)) from None
+            return found
+
+    def find_own_post(self, text: str, reply_to_id: str | None, since: datetime) -> str | None:
+        """The id of the account's recent post with this text (made by an attempt whose answer was
+        lost), or None. X's failures here are transient: the next attempt looks again."""
+        try:
+            me = self._client.get_me(user_auth=True)
+            user_id = me["data"]["id"]
+            params: dict[str, Any] = {
+                "max_results": LOOKUP_POSTS,
+                "tweet_fields": ["created_at", "referenced_tweets"],
+            }
+            params["start_time"] = (since - CLOCK_SKEW).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            recent = self._client.get_users_tweets(user_id, user_auth=True, **params)
+        except tweepy.HTTPException as exc:
+            mapped = _map_http_error(exc)
+            raise TransientError(f"looking up a post after duplicate content: {mapped.message}") from None
+        except (requests.RequestException, KeyError, TypeError) as exc:
+            raise TransientError(f"x: looking up a post after duplicate content: {exc}") from None
+        wanted = _comparable(text)
+        for post in recent.get("data") or []:
+            if _comparable(str(post.get("text", ""))) != wanted:
+                continue
+            if reply_to_id is not None and _replied_to(post) not in (None, reply_to_id):
+                continue
+            return str(post["id"])
+        return None
 
     def _create(self, text: str, reply_to_id: str | None) -> str | None:
         try:
@@ -165,7 +216,10 @@ class XAdapter(AdapterBase):
         except tweepy.HTTPException as exc:
             if reply_to_id is not None and _parent_gone(exc):
                 raise _ParentGone() from None
-            raise _map_http_error(exc) from None
+            mapped = _map_http_error(exc)
+            if isinstance(mapped, PermanentError) and DUPLICATE_CONTENT in mapped.message:
+                raise _Duplicate(mapped.message) from None
+            raise mapped from None
         except requests.Timeout as exc:
             raise TransientError(f"x: timed out: {exc}") from None
         except requests.RequestException as exc:
@@ -208,6 +262,23 @@ class _ParentGone(Exception):
     """X refused a reply because the post it answers cannot be replied to any more."""
 
 
+class _Duplicate(Exception):
+    """X refused the text as a duplicate of a recent post of the account."""
+
+
+def _comparable(text: str) -> str:
+    """A post's text as X gives it back compared with ours: links (X rewrites them to t.co), HTML
+    entities (X escapes &, < and >) and runs of white space set aside."""
+    return " ".join(_LINK.sub("<link>", html.unescape(text)).split())
+
+
+def _replied_to(post: Mapping[str, Any]) -> str | None:
+    for ref in post.get("referenced_tweets") or []:
+        if isinstance(ref, Mapping) and ref.get("type") == "replied_to":
+            return str(ref.get("id"))
+    return None
+
+
 def _parent_gone(exc: Any) -> bool:
     """X answers 403 (or 400) "You attempted to reply to a Tweet that is deleted or not visible to you."
     when the thread's previous post was deleted."""
@@ -225,7 +296,8 @@ def _map_http_error(exc: Any) -> ChannelError:
     text = f"x {status}" + (f": {detail}" if detail else "")
     if status == 403 and any(DUPLICATE_CONTENT in m.lower() for m in messages):
         return PermanentError(
-            f"x 403: {DUPLICATE_CONTENT}: {detail} (if an earlier attempt timed out, it probably was posted)"
+            f"x 403: {DUPLICATE_CONTENT}: {detail} (no post of ours with this text since the update "
+            "was published: it was posted before)"
         )
     if status == 403:
         return ProviderUnavailable(f"{text} (posting needs OAuth 1.0a user context with write access)")

@@ -45,8 +45,9 @@ def _text(ctx: schemathesis.SerializationContext, value: object) -> bytes:
         return value.encode("utf-8")
     return b"\xff" + repr(value).encode("utf-8")
 
+
 OURS = (
-    r"^/(incidents|updates|approvals|subscribers|deliveries|policy|maintenance|components|metrics"
+    r"^/(incidents|updates|approvals|subscribers|deliveries|policy|maintenance|templates|drafts|components|metrics"
     r"|readyz|healthz|providers)"
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex=OURS)

@@ -18,7 +18,6 @@ from channels.base import (
     PermanentError,
     ProviderUnavailable,
     Recipient,
-    TransientError,
 )
 from channels.twilio import RedirectingHttpClient, TwilioAdapter, TwilioOptions
 from tests.emulators import TwilioEmulator
@@ -154,42 +153,47 @@ def test_a_first_recipient_that_fails_does_not_make_the_batch_raise(emulator):
     assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.SENT, Outcome.SENT]
 
 
-def test_throttled_first_call_raises_transient_with_retry_after(emulator):
+def test_a_throttled_call_stops_and_the_rest_are_untried_with_the_accounts_retry_after(emulator):
     emulator.set_faults(fail_next=[{"status": 429, "retry_after": 7}])
-    with pytest.raises(TransientError) as caught:
-        make_adapter(emulator).send(MESSAGE, numbers(3))
-    assert caught.value.retry_after == 7.0
-    assert caught.value.message == "twilio 20429: Too Many Requests"
-    assert emulator.received == [] and emulator.stats["requests"] == 1
+
+    results = make_adapter(emulator).send(MESSAGE, numbers(3))
+
+    assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.UNTRIED, Outcome.UNTRIED]
+    assert all(r.retry_after == 7.0 for r in results)
+    assert results[0].error == "twilio 20429: Too Many Requests"
+    assert emulator.received == [] and emulator.stats["requests"] == 1, "no request while told to wait"
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_error_on_the_first_call_raises_transient(emulator, status):
+def test_a_server_error_fails_its_own_recipient_and_the_next_ones_are_sent(emulator, status):
     emulator.set_faults(fail_next=[status])
-    with pytest.raises(TransientError):
-        make_adapter(emulator).send(MESSAGE, numbers(3))
-    assert emulator.stats["requests"] == 1
+
+    results = make_adapter(emulator).send(MESSAGE, numbers(3))
+
+    assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.SENT, Outcome.SENT]
+    assert results[0].error is not None and results[0].error.startswith("twilio 205")
+    assert emulator.stats["requests"] == 3
 
 
 def test_throttling_mid_batch_gives_retry_results_and_stops_calling(emulator):
-    adapter = make_adapter(emulator)
-    # The first two calls pass; the third meets a 429. No further call is made.
-    original = adapter._send_one
-    calls = {"n": 0}
+    emulator.set_faults(fail_next=["pass", "pass", {"status": 429, "retry_after": 3}])
 
-    def third_is_throttled(message, recipient):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            emulator.set_faults(fail_next=[{"status": 429, "retry_after": 3}])
-        return original(message, recipient)
+    results = make_adapter(emulator).send(MESSAGE, numbers(5))
 
-    adapter._send_one = third_is_throttled  # type: ignore[method-assign]
-    results = adapter.send(MESSAGE, numbers(5))
-
-    assert [r.outcome for r in results] == [Outcome.SENT] * 2 + [Outcome.RETRY] * 3
+    assert [r.outcome for r in results] == [Outcome.SENT] * 2 + [Outcome.RETRY] + [Outcome.UNTRIED] * 2
     assert all(r.retry_after == 3.0 for r in results[2:])
     assert results[2].error == "twilio 20429: Too Many Requests"
     assert len(emulator.received) == 2 and emulator.stats["requests"] == 3
+
+
+def test_results_stream_as_each_request_completes_and_closing_the_stream_stops_sending(emulator):
+    stream = make_adapter(emulator).send_stream(MESSAGE, numbers(5))
+
+    first, second = next(stream), next(stream)
+    stream.close()
+
+    assert [r.outcome for r in first + second] == [Outcome.SENT, Outcome.SENT]
+    assert emulator.stats["requests"] == 2, "no request after the caller stopped reading"
 
 
 def test_wrong_token_raises_provider_unavailable(emulator):
@@ -206,7 +210,24 @@ def test_provider_down_with_auth_mode_raises_provider_unavailable(emulator):
         make_adapter(emulator).send(MESSAGE, numbers(2))
 
 
-def test_auth_failing_mid_batch_keeps_the_sent_and_retries_the_rest(emulator):
+def test_auth_failing_mid_batch_keeps_the_sent_and_leaves_the_rest_for_the_next_provider(emulator):
+    adapter = make_adapter(emulator)
+    stream = adapter.send_stream(MESSAGE, numbers(4))
+    sent = next(stream) + next(stream)
+    emulator.auth_token = "rotated"  # the token is rotated while we are sending
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        next(stream)
+
+    assert [r.outcome for r in sent] == [Outcome.SENT, Outcome.SENT]
+    assert caught.value.message.startswith("twilio 20003")
+    assert emulator.stats["requests"] == 3
+    # Their next attempt starts with the 401: the whole call fails over.
+    with pytest.raises(ProviderUnavailable):
+        make_adapter(emulator).send(MESSAGE, numbers(2, start=3))
+
+
+def test_through_send_a_mid_batch_auth_failure_leaves_the_rest_untried_and_keeps_the_sent(emulator):
     adapter = make_adapter(emulator)
     original = adapter._send_one
     calls = {"n": 0}
@@ -220,49 +241,42 @@ def test_auth_failing_mid_batch_keeps_the_sent_and_retries_the_rest(emulator):
     adapter._send_one = token_rotated_after_two  # type: ignore[method-assign]
     results = adapter.send(MESSAGE, numbers(4))
 
-    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT, Outcome.RETRY, Outcome.RETRY]
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT, Outcome.UNTRIED, Outcome.UNTRIED]
     assert results[2].error is not None and results[2].error.startswith("twilio 20003")
-    assert emulator.stats["requests"] == 3
-    # The next attempt of the remaining rows starts with a 401: now the whole batch fails over.
-    with pytest.raises(ProviderUnavailable):
-        make_adapter(emulator).send(MESSAGE, numbers(2, start=3))
 
 
-def test_a_hanging_twilio_raises_transient_within_the_timeout(emulator):
+def test_a_hanging_twilio_fails_that_recipient_within_the_timeout_and_the_next_is_sent(emulator):
     emulator.set_faults(fail_next=["hang"])
     started = time.monotonic()
-    with pytest.raises(TransientError) as caught:
-        make_adapter(emulator, timeout=0.5).send(MESSAGE, numbers(3))
+
+    results = make_adapter(emulator, timeout=0.5).send(MESSAGE, numbers(3))
+
     assert time.monotonic() - started < 3.0
-    assert "Timeout" in caught.value.message
-    assert emulator.stats["requests"] == 1
+    assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.SENT, Outcome.SENT]
+    assert "Timeout" in (results[0].error or "")
+    assert emulator.stats["requests"] == 3
 
 
-def test_a_hang_mid_batch_becomes_retry_for_the_rest(emulator):
-    adapter = make_adapter(emulator, timeout=0.5)
-    original = adapter._send_one
-    calls = {"n": 0}
-
-    def second_hangs(message, recipient):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            emulator.set_faults(fail_next=["hang"])
-        return original(message, recipient)
-
-    adapter._send_one = second_hangs  # type: ignore[method-assign]
+def test_a_hang_mid_batch_fails_only_that_recipient(emulator):
+    emulator.set_faults(fail_next=["pass", "hang"])
     started = time.monotonic()
-    results = adapter.send(MESSAGE, numbers(4))
+
+    results = make_adapter(emulator, timeout=0.5).send(MESSAGE, numbers(4))
+
     assert time.monotonic() - started < 3.0
-    assert [r.outcome for r in results] == [Outcome.SENT] + [Outcome.RETRY] * 3
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.RETRY, Outcome.SENT, Outcome.SENT]
 
 
-def test_a_dropped_connection_raises_transient(emulator):
+def test_a_dropped_connection_is_a_retry_of_that_recipient_though_twilio_kept_the_message(emulator):
     emulator.set_faults(fail_next=["drop"])
-    with pytest.raises(TransientError):
-        make_adapter(emulator).send(MESSAGE, numbers(1))
+
+    results = make_adapter(emulator).send(MESSAGE, numbers(1))
+
+    assert [r.outcome for r in results] == [Outcome.RETRY]
+    assert len(emulator.received) == 1, "a ghost: Twilio accepted it, the client never heard"
 
 
-def test_unreachable_twilio_raises_transient():
+def test_unreachable_twilio_leaves_every_recipient_untried():
     adapter = TwilioAdapter.from_options(
         {
             "account_sid": SID,
@@ -272,9 +286,9 @@ def test_unreachable_twilio_raises_transient():
             "timeout": 1.0,
         }
     )
-    with pytest.raises(TransientError) as caught:
-        adapter.send(MESSAGE, numbers(1))
-    assert "ConnectionError" in caught.value.message
+    results = adapter.send(MESSAGE, numbers(2))
+    assert [r.outcome for r in results] == [Outcome.UNTRIED, Outcome.UNTRIED]
+    assert "ConnectionError" in (results[0].error or "")
 
 
 def test_an_empty_body_fails_the_whole_batch_permanently_after_one_call(emulator):

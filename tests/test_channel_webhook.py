@@ -146,6 +146,24 @@ def test_unreachable_and_invalid_urls(receiver):
     assert [r.outcome for r in results] == [Outcome.RETRY, Outcome.FAILED]
 
 
+def test_endpoints_sharing_a_host_are_each_judged_by_their_own_url(receiver):
+    """A batch checks a host once, but a URL's own scheme and credentials are still its own."""
+    host = receiver.base_url.removeprefix("http://")
+    results = make_adapter().send(
+        MESSAGE,
+        [
+            Recipient(1, f"http://{host}/hooks/1", secret=SECRET),
+            Recipient(2, f"http://ada:secret@{host}/hooks/2", secret=SECRET),
+            Recipient(3, f"ftp://{host}/hooks/3", secret=SECRET),
+            Recipient(4, f"http://{host}/hooks/4", secret=SECRET),
+        ],
+    )
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.FAILED, Outcome.FAILED, Outcome.SENT]
+    assert "credentials" in (results[1].error or "") and "ftp" in (results[2].error or "")
+    assert sorted(m["path"] for m in receiver.received) == ["/hooks/1", "/hooks/4"]
+
+
 def test_a_full_batch_of_500_in_one_call(receiver):
     receiver.verify = False
     results = make_adapter().send(MESSAGE, endpoints(receiver, 500))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -131,6 +133,46 @@ def test_duplicate_content_is_permanent_and_sent_once(emu):
 
     assert emu.stats["requests"] == before + 1  # no retry by tweepy or requests
     assert len(emu.received) == 1
+
+
+def published_now(text: str, reply_to_id: str | None = None) -> ChannelMessage:
+    return dataclasses.replace(message(text, reply_to_id), published_at=datetime.now(UTC))
+
+
+def test_after_duplicate_content_the_post_a_lost_answer_made_is_found_by_its_text(emu):
+    adapter = make_adapter(emu.base_url)
+    text = "Checkout & payments fail. Sorry. Details: https://status.example.com/incidents/7?x=1"
+    [first] = adapter.send(published_now(text), ACCOUNT)  # as if its 201 had been lost
+
+    [again] = adapter.send(published_now(text), ACCOUNT)
+
+    assert again.outcome is Outcome.SENT and again.provider_message_id == first.provider_message_id
+    assert len(emu.received) == 1, "nothing posted twice"
+    assert [e["key"] for e in emu.request_log] == [
+        f"post {text}",
+        f"post {text}",
+        "GET /2/users/me",
+        "GET /2/users/2244994945/tweets",
+    ]
+
+
+def test_a_found_post_must_answer_the_same_post_of_the_thread(emu):
+    adapter = make_adapter(emu.base_url)
+    [root] = adapter.send(published_now("Investigating."), ACCOUNT)
+    [other] = adapter.send(published_now("Another thread."), ACCOUNT)
+    adapter.send(published_now("Fixed, monitoring.", reply_to_id=root.provider_message_id), ACCOUNT)
+
+    with pytest.raises(PermanentError, match="duplicate content"):
+        adapter.send(published_now("Fixed, monitoring.", reply_to_id=other.provider_message_id), ACCOUNT)
+
+
+def test_a_failed_look_up_is_transient(emu):
+    adapter = make_adapter(emu.base_url)
+    adapter.send(published_now("Resolved."), ACCOUNT)
+    emu.set_faults(fail_next=["pass", 503])  # the post is refused as a duplicate, the look-up fails
+
+    with pytest.raises(TransientError, match="looking up"):
+        adapter.send(published_now("Resolved."), ACCOUNT)
 
 
 def test_rate_limit_is_transient_with_retry_after_from_the_reset_header(emu):

@@ -42,6 +42,7 @@ class Providers:
     def config(self, canary: bool = False) -> str:
         text = f"""
 webhook_secret = "{SECRET}"
+public_url = "https://tocsin.example.com"
 [channels.email]
 providers = ["sendgrid", "smtp"]
 [channels.sms]
@@ -121,7 +122,7 @@ def test_every_provider_ready(tmp_path: Path, providers: Providers) -> None:
     assert row(ran.out, "social", "x")[2:4] == ["yes", "posting as @examplestatus"]
     assert row(ran.out, "webhook", "webhook")[2] == "yes"
     assert row(ran.out, "email", "sendgrid")[4].endswith(" ms")
-    assert "every channel the policy uses is ready" in ran.out
+    assert "every channel the policy uses is ready" in ran.out, "public_url is set: no warning"
     sent = (
         providers.sendgrid.received
         + providers.twilio.received
@@ -129,6 +130,19 @@ def test_every_provider_ready(tmp_path: Path, providers: Providers) -> None:
         + providers.hooks.received
     )
     assert sent == [] and providers.smtp.messages == [], "probes send nothing"
+
+
+def test_email_without_an_unsubscribe_link_is_said_not_hidden(tmp_path: Path, providers: Providers) -> None:
+    (tmp_path / "tocsin.toml").write_text(
+        providers.config().replace('public_url = "https://tocsin.example.com"\n', "")
+    )
+    assert tocsin("init", cwd=tmp_path).code == 0
+    ran = tocsin("check", cwd=tmp_path)
+    assert ran.code == 0, "a warning, not a failure: email still goes out"
+    assert "email goes out without its one-click unsubscribe link: set public_url" in " ".join(
+        ran.out.split()
+    )
+    assert "ready, with warnings above" in ran.out
 
 
 def test_a_revoked_key_and_a_read_only_token_are_named_and_fail_the_check(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
 import os
 import re
@@ -393,3 +394,22 @@ def test_sms_stop_suppresses_start_resumes_and_help_answers(rt: Runtime, client:
     help_reply = twilio_post(client, "/providers/twilio/inbound", {"From": "+12025550142", "Body": "HELP"})
     text = help_reply.text
     assert "<Message>" in text and "Reply STOP" in text and "START" in text
+
+
+def test_sms_help_answers_with_the_numbers_own_manage_link(rt: Runtime, client: TestClient) -> None:
+    """An outage SMS spends its budget on the news (and the STOP hint where carriers need it); a reader
+    who asks for HELP gets their own signed link to the page where they change or stop what they get."""
+    add_subscribers(
+        rt,
+        [Subscriber(contact_points=[ContactPoint(channel=ChannelKind.SMS, address="+12025550142")])],
+    )
+    reply = twilio_post(client, "/providers/twilio/inbound", {"From": "+12025550142", "Body": "HELP"})
+    found = re.search(r"Manage your subscription: (\S+)</Message>", reply.text)
+    assert found is not None, reply.text
+    link = html.unescape(found.group(1))
+    assert link.startswith(f"{PUBLIC_URL}/manage?token=")
+    page = client.get(link.removeprefix(PUBLIC_URL))
+    assert page.status_code == 200 and "+12025550142" in page.text
+
+    stranger = twilio_post(client, "/providers/twilio/inbound", {"From": "+12025550199", "Body": "HELP"})
+    assert "Reply STOP" in stranger.text and "manage" not in stranger.text.lower()

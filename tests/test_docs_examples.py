@@ -188,6 +188,7 @@ def test_every_shell_command_on_the_page_runs(page: Path, tmp_path: Path) -> Non
     for block in blocks(page):
         kind, *args = block.directive.split() or [""]
         if kind == "file":
+            (folder / args[0]).parent.mkdir(parents=True, exist_ok=True)
             (folder / args[0]).write_text(block.body, encoding="utf-8")
         elif kind == "serve":
             serve(block, folder, environment(folder))

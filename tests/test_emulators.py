@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -107,6 +108,7 @@ def test_sendgrid_accepts_mail_through_the_sdk_and_records_each_recipient():
             "dropped": 0,
             "early_retries": 0,
             "max_in_flight": 1,
+            "early_account_requests": 0,
         }
 
 
@@ -237,6 +239,31 @@ def test_twilio_bad_credentials_and_throttling(twilio):
     }
 
 
+def test_twilio_logs_every_request_with_its_number_and_answer_and_a_pass_lets_one_through(twilio):
+    emu, client = twilio
+    emu.set_faults(fail_next=["pass", 503, "drop"])
+    sends = ["+15551230001", "+15551230002", "+15551230003"]
+    for to in sends:
+        with contextlib.suppress(TwilioRestException, requests.ConnectionError):
+            client.messages.create(to=to, from_="+15557654321", body="x")
+    assert [(e["key"], e["outcome"], e["account"]) for e in emu.request_log] == [
+        ("+15551230001", "accepted", SID),
+        ("+15551230002", "fault 503", SID),
+        ("+15551230003", "drop", SID),
+    ]
+    assert [m["to"] for m in emu.received] == ["+15551230001", "+15551230003"], "a drop is a ghost"
+
+
+def test_a_request_of_an_account_told_to_wait_is_counted_early(twilio):
+    emu, client = twilio
+    emu.set_faults(fail_next=[{"status": 429, "retry_after": 30}])
+    for _ in range(2):
+        with contextlib.suppress(TwilioRestException):
+            client.messages.create(to="+15551234567", from_="+15557654321", body="x")
+    assert emu.stats["early_account_requests"] == 1
+    assert [e["outcome"] for e in emu.request_log] == ["fault 429", "accepted"]
+
+
 def test_twilio_sender_mps_refuses_a_sender_over_its_sliding_second():
     now = [100.0]
     with TwilioEmulator(account_sid=SID, auth_token="tok", sender_mps=2, clock=lambda: now[0]) as emu:
@@ -291,6 +318,24 @@ def test_x_posts_and_replies_through_tweepy():
         assert [m["in_reply_to_tweet_id"] for m in emu.received] == [None, first.data["id"]]
         assert emu.received[1]["id"] == reply.data["id"]
         assert emu.received[0]["auth"] == "oauth1"
+
+
+def test_x_lists_the_accounts_own_posts_as_x_shows_them():
+    with XEmulator() as emu:
+        client = tweepy_client(emu.base_url, **OAUTH1)
+        first = client.create_tweet(text="Down & out: https://status.example.com/i/1", user_auth=True)
+        client.create_tweet(text="Fixed", in_reply_to_tweet_id=first.data["id"], user_auth=True)
+        me = client.get_me(user_auth=True).data
+        posts = client.get_users_tweets(
+            me.id, max_results=5, tweet_fields=["created_at", "referenced_tweets"], user_auth=True
+        ).data
+        assert me.username == emu.username
+        assert [p.text for p in posts][:1] == ["Fixed"]
+        assert re.fullmatch(r"Down &amp; out: https://t\.co/\d{10}", posts[1].text)
+        assert str(posts[0].referenced_tweets[0].id) == first.data["id"]
+        assert posts[1].created_at.tzinfo == UTC
+        later = client.get_users_tweets(me.id, start_time="2999-01-01T00:00:00Z", user_auth=True)
+        assert later.data is None and later.meta["result_count"] == 0
 
 
 def test_x_errors_through_tweepy():

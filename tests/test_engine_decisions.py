@@ -26,12 +26,13 @@ from channels.base import (
 )
 from channels.memory import MemoryAdapter
 from dispatcher.comms.publish import publish
-from dispatcher.config.settings import ChannelSettings, CircuitSettings, RetrySettings
+from dispatcher.config.settings import ChannelSettings, CircuitSettings, RateLimitSettings, RetrySettings
 from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.delivery import deliver_batch
 from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.ledger import tries_of
 from dispatcher.engine.pacing.circuit_breaker import CircuitBreaker
-from dispatcher.engine.retry import RetryPolicy, Step, decide_error, decide_results
+from dispatcher.engine.retry import RetryPolicy, Step, decide_error, decide_results, unanswered
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, delivery_attempts
@@ -239,27 +240,109 @@ def test_an_unavailable_provider_hands_every_row_to_the_next_and_opens_its_circu
     assert [a[:2] for a in attempts_log(rt)] == [("sendgrid", "unavailable"), ("smtp", "sent")]
 
 
-def test_a_provider_failing_the_whole_call_is_not_called_again_for_the_rest_of_the_batch(
+def test_a_provider_failing_every_call_is_called_until_a_run_of_failures_then_the_rest_waits_uncounted(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    narrow = MemoryAdapter.limited(max_batch=1)
-    narrow.fail_calls(TransientError("503"), times=None)
-    rt = email_runtime(make_runtime, [30], memory=narrow)
+    memory = MemoryAdapter()
+    memory.fail_calls(TransientError("503"), times=None)
+    rt = email_runtime(make_runtime, [30], memory=memory)
+    rt.settings.rate_limits["memory"] = RateLimitSettings(per_second=1000, burst=1)  # one row per call
     ref = fanned_out(rt, 5)
 
-    deliver_batch(rt, ref)
+    outcome = deliver_batch(rt, ref)
 
-    assert len(narrow.calls) == 1, "one failed call, not one per row"
-    assert sorted(attempts for _, _, attempts, _ in ledger(rt, ref)) == [0, 0, 0, 0, 1], (
-        "only the row that was tried counts an attempt"
+    assert len(memory.calls) == 3, "one failed call is about its own rows; three in a row is a run"
+    assert outcome.untried == 2 and outcome.retry_in == 1, "a run: the rest waits a second's cool-down"
+    assert sorted(attempts for _, _, attempts, _ in ledger(rt, ref)) == [0, 0, 1, 1, 1], (
+        "only the rows that were tried count an attempt"
     )
     assert {s for _, s, _, _ in ledger(rt, ref)} == {"queued"}
+
+
+def test_rows_an_adapter_did_not_reach_are_owed_again_uncounted_and_not_delayed(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    memory = MemoryAdapter()
+
+    def stop_after_first(message: Message, recipient: Recipient) -> Result | None:
+        if recipient.address == "person0@example.com":
+            return Result.retry(recipient.delivery_id, "503")
+        return Result.untried(recipient.delivery_id, "not tried: the provider stopped")
+
+    memory.answer(stop_after_first)
+    rt = email_runtime(make_runtime, [30], memory=memory)
+    clock = hand_clock(rt)
+    ref = fanned_out(rt, 3)
+
+    outcome = deliver_batch(rt, ref)
+
+    assert outcome.untried == 2 and outcome.retry_in == 0
+    assert ledger(rt, ref) == [
+        ("person0@example.com", "queued", 1, "503"),
+        ("person1@example.com", "queued", 0, "not tried: the provider stopped"),
+        ("person2@example.com", "queued", 0, "not tried: the provider stopped"),
+    ]
+    with rt.engine.connect() as conn:
+        due = dict(conn.execute(select(deliveries.c.address, deliveries.c.next_attempt_at)).all())
+    assert due["person0@example.com"] == clock.at + timedelta(seconds=30)
+    assert due["person1@example.com"] == due["person2@example.com"] == clock.at
+
+
+def test_a_dead_letter_keeps_the_evidence_of_each_attempt_it_made(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    memory = MemoryAdapter()
+    memory.fail_calls(TransientError("503 Service Unavailable"), times=2)
+    memory.fail_calls(TransientError("504 Gateway Timeout"), times=1)
+    rt = email_runtime(make_runtime, [1, 1], memory=memory)
+    clock = hand_clock(rt)
+    ref = fanned_out(rt, 1)
+
+    for _ in range(4):
+        deliver_batch(rt, ref)
+        clock.advance(seconds=2)
+
+    with rt.engine.connect() as conn:
+        row_id = conn.execute(select(deliveries.c.id)).scalar_one()
+        evidence = [(provider, outcome, error) for provider, outcome, error, _ in tries_of(conn, row_id)]
+    assert ledger(rt, ref) == [
+        ("person0@example.com", "failed", 3, "gave up after 3 attempts: 504 Gateway Timeout")
+    ]
+    assert evidence == [
+        ("memory", "retry", "503 Service Unavailable"),
+        ("memory", "retry", "503 Service Unavailable"),
+        ("memory", "retry", "504 Gateway Timeout"),
+    ]
+    assert len(memory.calls) == 3
+
+
+def test_a_row_whose_schedule_ran_out_on_the_primary_gets_a_last_try_on_the_fallback(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    primary, fallback = MemoryAdapter(), MemoryAdapter()
+    primary.answer(
+        lambda m, r: Result.retry(r.delivery_id, "mailbox busy") if r.address.startswith("person0") else None
+    )
+    rt = email_runtime(make_runtime, [1], sendgrid=primary, smtp=fallback)
+    clock = hand_clock(rt)
+    ref = fanned_out(rt, 3)
+
+    deliver_batch(rt, ref)
+    clock.advance(seconds=2)
+    deliver_batch(rt, ref)
+
+    assert fallback.addresses() == ["person0@example.com"]
+    with rt.engine.connect() as conn:
+        carried = dict(conn.execute(select(deliveries.c.address, deliveries.c.provider)).all())
+    assert carried == {f"person{i}@example.com": "sendgrid" if i else "smtp" for i in range(3)}
+    assert next((a, s, n) for a, s, n, _ in ledger(rt, ref)) == ("person0@example.com", "sent", 3)
 
 
 # --- the decision functions on their own ----------------------------------------------------------
 
 
 def rows(*attempts: int) -> list[ClaimedRow]:
+    """Claimed rows that made ``attempts`` attempts before this call."""
     return [ClaimedRow(i + 1, f"a{i}@example.com", "en", i + 1, n) for i, n in enumerate(attempts)]
 
 
@@ -272,41 +355,64 @@ POLICY = RetryPolicy([5, 60], jitter=0)
         (ProviderUnavailable("down"), True, Step.FAILOVER, "unavailable"),
         (ProviderUnavailable("down"), False, Step.FAILOVER, "unavailable"),
         (PermanentError("bad"), True, Step.DONE, "failed"),
-        (TransientError("503"), True, Step.HALT, "transient"),
+        (TransientError("503"), True, Step.DONE, "transient"),
+        (TransientError("429", retry_after=3), False, Step.HALT, "transient"),
     ],
 )
 def test_each_typed_error_maps_to_one_step(
     error: ChannelError, has_fallback: bool, step: Step, outcome: str
 ) -> None:
-    verdict = decide_error(error, rows(1), POLICY, CircuitBreaker(), "p", has_fallback)
+    verdict = decide_error(error, rows(0), POLICY, CircuitBreaker(), "p", has_fallback)
     assert (verdict.step, verdict.outcome) == (step, outcome)
+
+
+def test_a_provider_apis_retry_after_pauses_the_account_and_a_webhook_endpoints_does_not() -> None:
+    throttled = TransientError("429", retry_after=12)
+    api = decide_error(throttled, rows(0), POLICY, CircuitBreaker(), "p", False, account_wide=True)
+    endpoint = decide_error(throttled, rows(0), POLICY, CircuitBreaker(), "p", False, account_wide=False)
+    assert (api.pause, endpoint.pause) == (12, None)
+    assert api.requeue == endpoint.requeue == [(1, "429", 12.0)]
 
 
 def test_repeated_transient_errors_open_the_circuit_and_fail_over_only_when_a_fallback_exists() -> None:
     breaker = CircuitBreaker(threshold=2)
-    first = decide_error(TransientError("503"), rows(1), POLICY, breaker, "p", has_fallback=True)
-    second = decide_error(TransientError("503"), rows(1), POLICY, breaker, "p", has_fallback=True)
+    first = decide_error(TransientError("503"), rows(0), POLICY, breaker, "p", has_fallback=True)
+    second = decide_error(TransientError("503"), rows(0), POLICY, breaker, "p", has_fallback=True)
     alone = CircuitBreaker(threshold=1)
-    last = decide_error(TransientError("503"), rows(1), POLICY, alone, "p", has_fallback=False)
-    assert (first.step, second.step, last.step) == (Step.HALT, Step.FAILOVER, Step.HALT)
+    last = decide_error(TransientError("503"), rows(0), POLICY, alone, "p", has_fallback=False)
+    assert (first.step, second.step, last.step) == (Step.DONE, Step.FAILOVER, Step.HALT)
 
 
-def test_rows_whose_schedule_ran_out_are_given_up_and_the_rest_wait_as_the_most_tried_row() -> None:
+def test_each_row_waits_on_its_own_attempts_and_rows_whose_schedule_ran_out_are_given_up() -> None:
     verdict = decide_error(
-        TransientError("503", retry_after=7), rows(1, 3), POLICY, CircuitBreaker(), "p", False
+        TransientError("503", retry_after=7), rows(0, 2), POLICY, CircuitBreaker(), "p", False
     )
-    assert verdict.requeue == [(1, "503", 60.0)], "one delay for the batch: the step of its 3rd attempt"
+    assert verdict.requeue == [(1, "503", 7.0)], "its 1st attempt: 5 s, raised to the Retry-After"
     assert verdict.failed == [(2, "gave up after 3 attempts: 503")]
+    handed = decide_error(TransientError("503"), rows(2), POLICY, CircuitBreaker(), "p", has_fallback=True)
+    assert handed.hand_over == [1] and handed.failed == [], "with a fallback left, it goes there instead"
 
 
 def test_per_recipient_results_are_sorted_and_unanswered_rows_retried() -> None:
-    answers = [Result.sent(1, "m1"), Result.failed(2, "no such user"), Result.opted_out(3, "STOP")]
-    verdict = decide_results(answers, rows(1, 1, 1, 1), POLICY, CircuitBreaker(), "p")
-    assert verdict.step is Step.DONE and verdict.outcome == "partial"
+    claimed = rows(0, 0, 0, 0, 0)
+    answers = [
+        Result.sent(1, "m1"),
+        Result.failed(2, "no such user"),
+        Result.opted_out(3, "STOP"),
+        Result.untried(5, "not tried", retry_after=9),
+    ]
+    answers += unanswered(claimed, {r.delivery_id for r in answers})
+    verdict = decide_results(answers, claimed, POLICY, CircuitBreaker(), "p")
+    assert verdict.step is Step.HALT and verdict.outcome == "partial"
     assert verdict.sent == [(1, "m1")] and verdict.failed == [(2, "no such user")]
     assert verdict.opted_out == [3]
     assert verdict.requeue == [(4, "no result from provider", 5.0)]
-    assert verdict.retry_in == 5.0
+    assert verdict.untried == [(5, "not tried")] and verdict.pause == 9
+    assert [(row_id, outcome) for row_id, outcome, _ in verdict.tried] == [
+        (2, "failed"),
+        (3, "opted_out"),
+        (4, "retry"),
+    ], "the evidence of each counted attempt that did not deliver"
 
 
 def test_a_retry_after_shorter_than_the_schedule_does_not_shorten_it() -> None:

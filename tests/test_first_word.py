@@ -203,7 +203,7 @@ def test_the_first_notice_goes_out_at_once_without_approval_and_is_timed(watch: 
     assert again.json() == {**again.json(), "created": False} and again.json()["update"]["id"] == notice["id"]
     [told] = watch.mail(CUSTOMER)
     assert "We are aware of a problem with checkout and are investigating." in told
-    assert "Next update by 09:37 UTC." in told
+    assert "Next update by today, 9:37 AM UTC." in told and told.count("Next update by") == 1
     incident = get_incident(watch.rt, inc)
     assert incident.first_word_at == T0 + timedelta(minutes=7)
     first = [e for e in timeline(watch.rt, inc) if e.kind == "first_word"]
@@ -239,7 +239,7 @@ def test_the_policy_may_send_the_first_notice_by_itself(watch: Watch, tmp_path: 
 
     assert len(report.first_notices) == 1 and report.first_word == [inc]
     [told] = watch.mail(CUSTOMER)
-    assert "We are aware of a problem with checkout" in told and "Next update by 12:00 UTC." in told
+    assert "We are aware of a problem with checkout" in told and "Next update by today, 12:00 PM UTC." in told
     assert "Tocsin sent the pre-approved first notice" in watch.mail(STAFF)[-1]
 
 

@@ -124,7 +124,8 @@ def test_a_missed_promise_sends_the_holding_message_and_promises_again(story: St
     assert holding.next_update_at == due + timedelta(hours=1)
     assert holding.channels == EMAIL, "the same audience and channels as the last public update"
     assert holding.message.startswith("We are still working on this issue.")
-    assert holding.message.endswith("Next update by 10:30 UTC.")
+    # Words only: each channel's layout states the new promise, in each reader's time.
+    assert holding.message.endswith("We are sorry for the disruption.")
     assert get_incident(story.rt, inc.id).next_update_at == due + timedelta(hours=1)
     assert get_update(story.rt, first.id).promise_state == "broken"
     assert holding.promise_state == "open"
@@ -149,10 +150,10 @@ def test_a_french_subscriber_gets_the_french_holding_message(story: Story) -> No
 
     inbox = story.inbox(holding)
     assert "Nous travaillons toujours sur ce problème." in inbox["person2@example.com"]
-    assert "Prochaine mise à jour avant 10:31 UTC." in inbox["person2@example.com"]
+    assert "Prochaine mise à jour avant aujourd'hui, 10:31 UTC." in inbox["person2@example.com"]
     assert "We are still working" not in inbox["person2@example.com"]
     assert "We are still working on this issue." in inbox["person1@example.com"]
-    assert "Next update by 10:31 UTC." in inbox["person1@example.com"]
+    assert "Next update by today, 10:31 AM UTC." in inbox["person1@example.com"]
 
 
 def test_three_missed_promises_give_three_reminders_and_three_holding_messages(story: Story) -> None:
@@ -294,4 +295,4 @@ def test_subscribers_of_a_missed_promise_get_the_holding_message_in_their_own_ch
 
     assert ChannelKind.SMS in holding.channels and ChannelKind.EMAIL in holding.channels
     sms = sorted((story.outbox / f"update-{holding.id}" / "sms").glob("*.json"))
-    assert len(sms) == 1 and "Next update by 10:30 UTC" in sms[0].read_text()
+    assert len(sms) == 1 and "Next update by 10:30 AM UTC" in sms[0].read_text()

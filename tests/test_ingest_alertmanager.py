@@ -290,7 +290,10 @@ def test_when_the_policy_allows_it_monitoring_also_tells_the_public(public_story
     assert set(answer["updates"]) == {u["id"] for u in story.updates()}
     [told] = story.mailbox(CUSTOMER)
     text = text_of(told)
-    assert "We are investigating a problem affecting checkout" in text and "sorry" in text
+    # The library's first notice, in every language it has; the layout states the promise, once.
+    assert public["template"] == "first-notice" and set(public["texts"]) == {"en", "fr"}
+    assert "We are aware of a problem affecting checkout and are investigating" in text and "sorry" in text
+    assert text.count("Next update by") == 1
     assert "7.2% of POST /checkout fail" not in text, "the alerts' details stay internal"
     assert f"Published to customers automatically as update {public['id']}" in text_of(
         story.mailbox(ON_CALL)[0]
@@ -299,7 +302,8 @@ def test_when_the_policy_allows_it_monitoring_also_tells_the_public(public_story
     story.post("/ingest/alertmanager", resolved(ALERTMANAGER_FIRING))
     assert [u["status"] for u in story.updates("public")] == ["investigating", "monitoring"]
     assert story.incidents()[0]["status"] == "monitoring", "still never resolved by monitoring"
-    assert "working normally again" in text_of(story.mailbox(CUSTOMER)[-1])
+    recovered = text_of(story.mailbox(CUSTOMER)[-1])
+    assert "working normally again" in recovered and recovered.count("Next update by") == 1
 
 
 def test_by_default_monitoring_publishes_nothing_public(story: Monitoring) -> None:

@@ -36,7 +36,7 @@ from dispatcher.reporting.ledger_queries import (
 from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries
 from tests.emulators import WebhookReceiver
-from tests.helpers import RecordingQueue, draft, incident, publish_and_deliver, states, subscribe
+from tests.helpers import RecordingQueue, draft, incident, states, subscribe
 
 EMAIL, WEBHOOK = ChannelKind.EMAIL, ChannelKind.WEBHOOK
 GONE = {"/hooks/1": 410, "/hooks/2": 410}
@@ -114,13 +114,23 @@ def story(make_runtime: Callable[..., Runtime], receiver: WebhookReceiver) -> St
         runner.queue.submit_batch(ref)
     runner.run_until_idle()
 
-    second = publish_and_deliver(
-        rt, draft(inc, "Identified: a bad deploy.", status=IncidentStatus.IDENTIFIED, channels=[EMAIL])
+    assert claim_batch(rt, _batch_of(rt, s.row_id(EMAIL, 4)))  # a worker is sending it right now
+    later = RecordingQueue()
+    second = publish(
+        rt, draft(inc, "Identified: a bad deploy.", status=IncidentStatus.IDENTIFIED, channels=[EMAIL]), later
     )
+    fan_out(rt, second.update.id, later)
     s.second = second.update.id
+    with rt.engine.connect() as conn:
+        to_person2 = conn.execute(
+            select(deliveries.c.id).where(
+                deliveries.c.update_id == s.second, deliveries.c.address == "person2@example.com"
+            )
+        ).scalar_one()
+    runner.queue.submit_batch(_batch_of(rt, to_person2))  # update 2 reaches person2 first (carrying 1)
+    runner.run_until_idle()
     runner.queue.submit_batch(_batch_of(rt, s.row_id(EMAIL, 2)))  # too late: update 2 got there first
     runner.run_until_idle()
-    assert claim_batch(rt, _batch_of(rt, s.row_id(EMAIL, 4)))  # a worker is sending it right now
     return s
 
 

@@ -264,7 +264,8 @@ def test_french_subscribers_read_the_notices_in_french(window: Window) -> None:
 
     scheduled, started = window.notices(made.id)
     assert (
-        "Maintenance programmée : Database upgrade. Créneau : du 2026-11-26 02:00 UTC au 04:00 UTC."
+        # Sent the day before, read in the reader's time: "tomorrow" in their language.
+        "Maintenance programmée : Database upgrade. Créneau : du demain, 02:00 UTC au 04:00 UTC."
     ) in french(scheduled.id)
     assert "La maintenance programmée « Database upgrade » est en cours jusqu'à 04:00 UTC." in french(
         started.id
@@ -272,7 +273,7 @@ def test_french_subscribers_read_the_notices_in_french(window: Window) -> None:
     assert "Scheduled maintenance: Database upgrade." in window.bodies(scheduled.id)["person0@example.com"]
     written = window.notices(custom.id)[0]
     assert (
-        "Nous changeons un commutateur.\n\nCréneau de maintenance : du 2026-11-26 02:00 UTC au 04:00 UTC."
+        "Nous changeons un commutateur.\n\nCréneau de maintenance : du demain, 02:00 UTC au 04:00 UTC."
     ) in french(written.id)
 
 

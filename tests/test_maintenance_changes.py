@@ -128,7 +128,8 @@ def test_a_notice_shows_the_window_not_when_it_was_scheduled_and_affected_once(s
     body = story.body(story.notices(made.id)[0].id)
 
     assert "Started: 2026-11-25 09:00 UTC" not in body, "the scheduling time is not when it starts"
-    assert "Window: 2026-11-26 02:00 UTC to 2026-11-26 04:00 UTC" in body
+    # Sent the day before, in the reader's time (UTC here), and said once.
+    assert "Window: tomorrow, 2:00 AM UTC to 4:00 AM UTC" in body and body.count("2:00 AM") == 1
     assert body.count("Affected:") == 1 and "Affected: database, checkout" in body
 
 

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from channels.base import ChannelKind
+from channels.base import ChannelKind, TransientError
+from channels.memory import MemoryAdapter
 from dispatcher.comms.publish import publish
+from dispatcher.config.settings import ChannelSettings, RetrySettings
 from dispatcher.engine.claims import claim_batch
 from dispatcher.engine.delivery import deliver_batch
 from dispatcher.engine.fanout import fan_out
@@ -112,3 +114,33 @@ def test_the_embedded_worker_delivers_what_publish_left_owed(tmp_path: Path) -> 
         finally:
             stop(worker, signal.SIGINT)
         assert sorted(m["email"] for m in sendgrid.received) == ["a@example.com", "b@example.com"]
+
+
+def test_a_retry_longer_than_a_queue_keeps_is_re_driven_when_it_is_due_not_a_lease_later(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    memory = MemoryAdapter()
+    memory.fail_calls(TransientError("503"))
+    rt = make_runtime(
+        channels={ChannelKind.EMAIL: ChannelSettings(providers=["memory"])},
+        retry=RetrySettings(schedule=[120], jitter=0),
+        adapters={"memory": memory},
+    )
+    clock = FakeClock(rt.clock.now())
+    rt.clock = clock
+    subscribe(rt, 2)
+    queue = RecordingQueue()
+    published = publish(rt, draft(incident(rt), channels=[ChannelKind.EMAIL]), queue)
+    fan_out(rt, published.update.id, queue)
+    ref = BatchRef(published.update.id, ChannelKind.EMAIL, 0)
+    assert deliver_batch(rt, ref).retry_in == 120  # longer than a Celery countdown is kept: the tick's
+    queue.batches.clear()
+
+    clock.advance(119)
+    redrive(rt, queue, stale_after=rt.settings.retry.lease_seconds)
+    assert queue.batches == [], "not before it is due"
+    clock.advance(1 + 10)
+    redrive(rt, queue, stale_after=rt.settings.retry.lease_seconds)
+
+    assert [r for r, _ in queue.batches] == [ref], "due 2 minutes after the failure, not 5 (the lease)"
+    assert deliver_batch(rt, ref).sent == 2

@@ -36,7 +36,7 @@ def context() -> RenderContext:
         incident_id=42,
         status=IncidentStatus.INVESTIGATING,
         message="Card payments are failing for some customers.\nWe are rolling back a deploy.",
-        # 15:30 in Paris is 14:30 UTC: the copy always speaks UTC
+        # 15:30 in Paris is 14:30 UTC: with no zone of their own, readers get UTC
         next_update_at=datetime(2024, 3, 1, 15, 30, tzinfo=timezone(timedelta(hours=1))),
         audience="public",
         channels=[ChannelKind.EMAIL],
@@ -56,10 +56,10 @@ def test_email_puts_status_and_severity_first_then_the_facts(context: RenderCont
     assert message.text.startswith("CRITICAL INCIDENT · Investigating\nPayments API errors")
     assert "Card payments are failing" in message.text
     assert "Affected: Payments API, Checkout" in message.text
-    assert "Next update by 14:30 UTC." in message.text
+    assert "Next update by today, 2:30 PM UTC." in message.text
     assert "https://status.acme.test" in message.text
     assert message.html is not None and 'href="https://status.acme.test"' in message.html
-    assert "by 14:30 UTC" in message.html
+    assert 'by <time datetime="2024-03-01T14:30:00Z">today, 2:30 PM UTC</time>' in message.html
 
 
 def test_html_escapes_the_message_but_text_keeps_it(context: RenderContext) -> None:
@@ -87,7 +87,7 @@ def test_sms_and_social_are_one_normalised_line(context: RenderContext) -> None:
     for kind in (ChannelKind.SMS, ChannelKind.SOCIAL):
         text = renderer.render(kind, context).text
         assert "\n" not in text and "  " not in text
-        assert "Next update by 14:30 UTC." in text
+        assert "Next update by 2:30 PM UTC" in text
         assert text.endswith("https://status.acme.test")
     assert (
         Renderer()
@@ -135,9 +135,10 @@ def test_updates_the_recipient_missed_are_carried_by_the_next_message(context: R
     renderer = Renderer()
 
     email = renderer.render(ChannelKind.EMAIL, with_earlier)
-    assert "13:30 UTC, Investigating: Card payments <fail>." in email.text
+    assert "today, 1:30 PM UTC, Investigating: Card payments <fail>." in email.text
     assert "Card payments &lt;fail&gt;." in (email.html or "")
-    assert "13:30 Card payments <fail>." in renderer.render(ChannelKind.SMS, with_earlier).text
+    sms = renderer.render(ChannelKind.SMS, with_earlier).text
+    assert "Earlier: 1:30 PM UTC: Card payments <fail>." in sms
     hook = json.loads(renderer.render(ChannelKind.WEBHOOK, with_earlier).json_body or "")
     assert hook["earlier_updates"] == [
         {
@@ -148,6 +149,11 @@ def test_updates_the_recipient_missed_are_carried_by_the_next_message(context: R
         }
     ]
     assert "Avant" in renderer.render(ChannelKind.SMS, with_earlier, "fr").text
+    # A chat room is a broadcast: the organisation's zone, with UTC beside it, in the room's language.
+    chat = renderer.render(ChannelKind.CHAT, with_earlier, zone="Europe/Paris").text
+    assert "- 2:30 PM CET (1:30 PM UTC), Investigating: Card payments <fail>." in chat
+    french = renderer.render(ChannelKind.CHAT, with_earlier, "fr", zone="Europe/Paris").text
+    assert "- 14:30 CET (13:30 UTC), Analyse en cours : Card payments <fail>." in french, french
 
 
 def test_webhook_without_next_update_has_null(context: RenderContext) -> None:
@@ -162,12 +168,14 @@ def test_chat_is_markdown(context: RenderContext) -> None:
     assert "[Status page](https://status.acme.test)" in text
 
 
-@pytest.mark.parametrize("locale", ["fr", "fr-CA", "fr_ca"])
-def test_french_subscribers_get_french(context: RenderContext, locale: str) -> None:
+@pytest.mark.parametrize(
+    ("locale", "clock"), [("fr", "14:30"), ("fr-CA", "14 h 30"), ("fr_ca", "14 h 30")]
+)
+def test_french_subscribers_get_french(context: RenderContext, locale: str, clock: str) -> None:
     renderer = Renderer()
     email = renderer.render(ChannelKind.EMAIL, context, locale)
     assert email.subject.startswith("[Critique · Analyse en cours]")
-    assert "Prochaine mise à jour avant 14:30 UTC." in email.text
+    assert f"Prochaine mise à jour avant aujourd'hui, {clock} UTC." in email.text
     assert email.html is not None and 'lang="fr"' in email.html
     assert "Services concernés" in renderer.render(ChannelKind.SMS, context, locale).text
 
@@ -262,4 +270,4 @@ def test_check_lists_every_problem_in_a_user_folder(tmp_path: Path) -> None:
 def test_naive_datetimes_are_taken_as_utc(context: RenderContext) -> None:
     naive = context.model_copy(update={"next_update_at": datetime(2024, 3, 1, 9, 5)})
     naive = RenderContext.model_validate(naive.model_dump())
-    assert "Next update by 09:05 UTC." in Renderer().render(ChannelKind.EMAIL, naive).text
+    assert "Next update by today, 9:05 AM UTC." in Renderer().render(ChannelKind.EMAIL, naive).text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import redis
-
 from dispatcher.engine.task_queue import BatchRef
 from workers.app import ALL_QUEUES, FANOUT_QUEUE, app
 
@@ -32,6 +30,8 @@ class CeleryQueue:
     def queue_lengths(redis_url: str) -> dict[str, int]:
         """Tasks waiting in each Celery queue on Redis (kombu's key layout is this package's to know);
         the hook behind ``tocsin_broker_queue_length``. Raises ``redis.RedisError`` when Redis is down."""
+        import redis
+
         client = redis.Redis.from_url(redis_url, socket_timeout=2)
         try:
             pipe = client.pipeline()

@@ -16,7 +16,7 @@ are spoken.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import certifi
@@ -87,6 +87,16 @@ class CurlPool:
     def run(self, requests: Sequence[Request]) -> list[Answer]:
         """Send every request, at most ``concurrency`` at a time; one answer per request, in order."""
         answers = [Answer() for _ in requests]
+        for done in self.run_each(requests):
+            for index, answer in done:
+                answers[index] = answer
+        return answers
+
+    def run_each(self, requests: Sequence[Request], tick: float = 1.0) -> Iterator[list[tuple[int, Answer]]]:
+        """Send every request, at most ``concurrency`` at a time; yield (index, answer) of the requests
+        completed since the last yield, as they complete, and an empty list after ``tick`` seconds
+        without any (so the caller may act on time while a slow request is still out). Closing the
+        iterator early abandons the requests still on the wire."""
         multi = self.multi
         free = list(self.handles)
         index_of: dict[int, int] = {}
@@ -107,18 +117,19 @@ class CurlPool:
             attached[id(handle)] = handle
             return True
 
-        def finish(handle: pycurl.Curl, code: int, message: str) -> None:
-            answer = answers[index_of.pop(id(handle))]
-            answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
+        def finish(handle: pycurl.Curl, code: int, message: str) -> tuple[int, Answer]:
+            answer = Answer(status=int(handle.getinfo(pycurl.RESPONSE_CODE)))
             if code and not answer.status:
                 answer.error, answer.error_code = message or f"curl error {code}", code
             elif answer.status >= 400:  # the caller decides which statuses may wait for Retry-After
                 after = handle.getinfo(pycurl.RETRY_AFTER)
                 answer.retry_after = float(after) if after and after > 0 else None
+            index = index_of.pop(id(handle))
             multi.remove_handle(handle)
             del attached[id(handle)]
             if not start(handle):
                 free.append(handle)
+            return index, answer
 
         try:
             while free and start(free.pop()):
@@ -126,22 +137,24 @@ class CurlPool:
             while index_of:
                 while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
                     pass
+                done: list[tuple[int, Answer]] = []
                 while True:
                     queued, ok, failed = multi.info_read()
-                    for handle in ok:
-                        finish(handle, 0, "")
-                    for handle, code, message in failed:
-                        finish(handle, code, message)
+                    done += [finish(handle, 0, "") for handle in ok]
+                    done += [finish(handle, code, message) for handle, code, message in failed]
                     if not queued:
                         break
-                if index_of:
+                if done:
+                    yield done
+                elif index_of:
                     wait = multi.timeout()
-                    multi.select(1.0 if wait < 0 else min(wait / 1000, 1.0))
+                    if multi.select(tick if wait < 0 else min(wait / 1000, tick)) == 0 and wait != 0:
+                        yield []
         finally:
-            # Interrupted (an exception, a signal): leave no handle attached, so the pool stays usable.
+            # Interrupted (an exception, a signal, the caller closing early): leave no handle attached,
+            # so the pool stays usable.
             for handle in attached.values():
                 multi.remove_handle(handle)
-        return answers
 
     def close(self) -> None:
         for handle in self.handles:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
@@ -100,6 +101,35 @@ def _utc_datetime(value: datetime) -> str:
     return _as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _site_datetime(value: datetime) -> str:
+    """A time as the page shows it: in the site's zone (``StatusSnapshot.time_zone``, which ``render``
+    gives every time), with UTC beside it, since everyone reads the same page."""
+    utc = _as_utc(value)
+    if value.tzinfo is None or value.tzname() == "UTC":
+        return _utc_datetime(utc)
+    same_day = value.date() == utc.date()
+    beside = utc.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
+    return f"{value:%Y-%m-%d %H:%M} {value.tzname()} ({beside})"
+
+
+def _in_zone(value: Any, zone: ZoneInfo) -> Any:
+    """``value`` (the snapshot as a dict) with every time in ``zone``: the same instants."""
+    if isinstance(value, datetime):
+        return _as_utc(value).astimezone(zone)
+    if isinstance(value, dict):
+        return {k: _in_zone(v, zone) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_in_zone(v, zone) for v in value]
+    return value
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SiteRenderError(f"time_zone: unknown time zone {name!r}") from None
+
+
 def _label(value: str | None) -> str:
     if not value:
         return ""
@@ -157,6 +187,7 @@ class SiteRenderer:
         self.env.filters.update(
             iso_utc=_iso_utc,
             utc_datetime=_utc_datetime,
+            site_datetime=_site_datetime,
             label=_label,
             icon=_icon,
             paragraphs=_paragraphs,
@@ -167,7 +198,7 @@ class SiteRenderer:
 
     def render(self, snapshot: StatusSnapshot) -> dict[str, bytes]:
         """Every file of the site: relative path -> content. Raises ``SiteRenderError``."""
-        site = snapshot.model_dump(mode="python")
+        site = _in_zone(snapshot.model_dump(mode="python"), _zone(snapshot.time_zone))
         groups: dict[str, list[dict[str, Any]]] = {}
         for component in site["components"]:  # already in page order: a group sits where its first is
             groups.setdefault(component["group"] or "", []).append(component)

@@ -25,6 +25,7 @@ When counts disagree X answers 400, which the adapter reports as a permanent err
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -69,7 +70,12 @@ _EMOJI_ELEMENT = (
 )
 _EMOJI = f"{_EMOJI_ELEMENT}(?:\u200d{_EMOJI_ELEMENT})*\ufe0f?"
 
-_TOKEN = re.compile(rf"(?P<url>{_URL})|(?P<emoji>{_EMOJI})|(?P<char>.)", re.IGNORECASE | re.DOTALL)
+
+@functools.cache
+def _token_pattern() -> re.Pattern[str]:
+    """Compiled on first use: it takes tens of milliseconds, which every process importing this module
+    (``tocsin publish`` among them) would otherwise pay without measuring any text."""
+    return re.compile(rf"(?P<url>{_URL})|(?P<emoji>{_EMOJI})|(?P<char>.)", re.IGNORECASE | re.DOTALL)
 
 
 def _char_weight(char: str) -> int:
@@ -81,7 +87,7 @@ def tokens(text: str) -> Iterator[tuple[str, int]]:
     """Split an (already NFC-normalised) text into (piece, weight): URLs, emoji sequences, code points.
 
     Cutting a text between pieces never splits a URL or an emoji sequence."""
-    for match in _TOKEN.finditer(text):
+    for match in _token_pattern().finditer(text):
         url = match.group("url")
         if url is not None:
             stripped = url.rstrip(_URL_TRAILING)

@@ -8,30 +8,27 @@ deliveries, policy), ``publish`` (open incidents, change status, publish, approv
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import insert, select, update
 
+from dispatcher.access.scopes import Scope as Scope  # re-exported: where it always was
 from dispatcher.domain.errors import InvalidInput, NotFound
-from dispatcher.engine.runtime import Runtime
-from dispatcher.store.schema import api_tokens
+
+if TYPE_CHECKING:
+    from dispatcher.engine.runtime import Runtime
+
+# SQLAlchemy and the tables are imported by the functions that query: ``tocsin`` reads ``Scope`` to
+# build its command line, and must not pay for the store to show its help.
 
 TOKEN_PREFIX = "tcn_"
 SHOWN_PREFIX_LENGTH = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """``last_used_at`` is written at most this often per token (no write on every request)."""
-
-
-class Scope(enum.StrEnum):
-    READ = "read"
-    PUBLISH = "publish"
-    SUBSCRIBERS = "subscribers"
-    ADMIN = "admin"
 
 
 class ApiToken(BaseModel):
@@ -71,6 +68,10 @@ def create_token(rt: Runtime, name: str, scopes: Iterable[Scope | str]) -> tuple
         raise InvalidInput(f"scope: {exc} (use {', '.join(s.value for s in Scope)})") from None
     if not chosen:
         raise InvalidInput(f"scope: give at least one of {', '.join(s.value for s in Scope)}")
+    from sqlalchemy import insert
+
+    from dispatcher.store.schema import api_tokens
+
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = rt.clock.now()
     with rt.engine.begin() as conn:
@@ -93,6 +94,10 @@ def _from_row(row: object) -> ApiToken:
 
 
 def get_token(rt: Runtime, token_id: int) -> ApiToken:
+    from sqlalchemy import select
+
+    from dispatcher.store.schema import api_tokens
+
     with rt.engine.connect() as conn:
         row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
     if row is None:
@@ -101,12 +106,20 @@ def get_token(rt: Runtime, token_id: int) -> ApiToken:
 
 
 def list_tokens(rt: Runtime) -> list[ApiToken]:
+    from sqlalchemy import select
+
+    from dispatcher.store.schema import api_tokens
+
     with rt.engine.connect() as conn:
         return [_from_row(r) for r in conn.execute(select(api_tokens).order_by(api_tokens.c.id))]
 
 
 def revoke_token(rt: Runtime, token_id: int) -> ApiToken:
     """Revoke (idempotent: revoking a revoked token keeps its first revocation time)."""
+    from sqlalchemy import update
+
+    from dispatcher.store.schema import api_tokens
+
     with rt.engine.begin() as conn:
         found = conn.execute(
             update(api_tokens)
@@ -121,6 +134,10 @@ def revoke_token(rt: Runtime, token_id: int) -> ApiToken:
 
 def authenticate(rt: Runtime, secret: str) -> ApiToken | None:
     """The token with this secret (revoked or not), or None. Records when it was last used."""
+    from sqlalchemy import select, update
+
+    from dispatcher.store.schema import api_tokens
+
     with rt.engine.connect() as conn:
         row = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == hash_token(secret))).first()
     if row is None:

@@ -5,7 +5,7 @@
   straight through the email channel's providers (one message, outside the delivery ledger).
 * ``confirm`` checks the link and marks the contact point confirmed: from the next update on it is owed.
 * Every email delivery carries ``List-Unsubscribe: <{public_url}/unsubscribe?token=…>`` and
-  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (``unsubscribe_links``); ``unsubscribe`` opts the
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (``personal_links``); ``unsubscribe`` opts the
   contact point out (reason ``unsubscribe``), after which it is ``suppressed`` in the ledger, never sent.
 
 Links are tokens ``<purpose>.<contact point id>.<expiry, epoch seconds>.<signature>``; the signature is

@@ -64,6 +64,7 @@ __all__ = [
     "manage_link",
     "manage_view",
     "request",
+    "sms_help",
     "stop_everything",
     "update_preferences",
     "verify_code",
@@ -180,6 +181,28 @@ def manage_link(rt: Runtime, point_id: int, address: str, base_url: str | None =
     expires = rt.clock.now() + MANAGE_VALID_FOR
     token = make_token(signing_key(rt.settings), "manage", point_id, address, expires)
     return f"{_base(rt, base_url)}/manage?token={quote(token, safe='')}"
+
+
+SMS_HELP = "{org}: outage notifications. Reply STOP to unsubscribe, START to resubscribe."
+
+
+def sms_help(rt: Runtime, number: str) -> str:
+    """The answer to an SMS reply of HELP: how to stop and start, and, for a subscribed number, its own
+    "manage your subscription" link. Outage texts spend their budget on the news, so this is where an
+    SMS reader finds the page (when links can be made: ``public_url`` and a signing key)."""
+    text = SMS_HELP.format(org=rt.settings.organisation)
+    with rt.engine.connect() as conn:
+        point = conn.execute(
+            select(contact_points.c.id, contact_points.c.address).where(
+                contact_points.c.channel == ChannelKind.SMS.value, contact_points.c.address == number
+            )
+        ).first()
+    if point is None or not rt.settings.public_url:
+        return text
+    try:
+        return f"{text} Manage your subscription: {manage_link(rt, point.id, point.address)}"
+    except ConfigurationError:  # no signing key: the keywords still work
+        return text
 
 
 # --- signing up ------------------------------------------------------------------------------------

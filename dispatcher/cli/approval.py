@@ -14,7 +14,6 @@ from rich.table import Table
 from dispatcher.cli.common import console, friendly_errors, parse_update_id, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, identify
-from dispatcher.comms.approval import approve, pending_approvals, reject
 from dispatcher.domain.ids import incident_ref, update_ref
 
 __all__ = ["deliver_now", "register"]
@@ -35,6 +34,8 @@ def approve_(
     ] = 10.0,
 ) -> None:
     """Approve an update waiting for a second person, and send it. You cannot approve your own."""
+    from dispatcher.comms.approval import approve
+
     rt = runtime()
     who = identify(rt, as_, token, needed_for="approving")
     approved = deliver_now(rt, lambda queue: approve(rt, update, who, queue), wait)
@@ -55,6 +56,8 @@ def reject_(
     as_: AsOption = None,
 ) -> None:
     """Reject an update waiting for approval (or still scheduled): it is never sent."""
+    from dispatcher.comms.approval import reject
+
     rt = runtime()
     rejected = reject(rt, update, identify(rt, as_, token), reason)
     console.print(f"update {update_ref(rejected.id)} rejected by {rejected.rejected_by}; nothing was sent")
@@ -63,6 +66,8 @@ def reject_(
 @friendly_errors
 def approvals() -> None:
     """List the updates waiting for a second person's approval."""
+    from dispatcher.comms.approval import pending_approvals
+
     waiting = pending_approvals(runtime())
     table = Table("update", "incident", "severity", "status", "author", "written (UTC)", "message")
     for upd in waiting:

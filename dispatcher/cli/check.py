@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,13 +11,15 @@ from rich.table import Table
 
 from channels.base import ChannelKind
 from dispatcher.cli.common import console, friendly_errors, load_settings, runtime
-from dispatcher.comms.canary import CanaryOutcome, canary_outcomes, send_canary
-from dispatcher.comms.readiness import ReadinessRound, readiness_round
-from dispatcher.engine.readiness.services import ServiceCheck, check_broker, check_database
-from dispatcher.engine.readiness.state import DOWN, READY, ChannelReadiness, snapshot
-from dispatcher.engine.runtime import Runtime
-from dispatcher.runners.factory import Work, work_for
-from dispatcher.store.engine import get_engine
+
+if TYPE_CHECKING:
+    from dispatcher.comms.canary import CanaryOutcome
+    from dispatcher.comms.readiness import ReadinessRound
+    from dispatcher.config.settings import Settings
+    from dispatcher.engine.readiness.services import ServiceCheck
+    from dispatcher.engine.readiness.state import ChannelReadiness
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.runners.factory import Work
 
 NOT_READY_EXIT = 1
 CANARY_POLL_SECONDS = 1.0
@@ -38,6 +40,9 @@ def _ms(seconds: float) -> str:
 
 
 def _services(settings_url: str, redis_url: str | None) -> list[ServiceCheck]:
+    from dispatcher.engine.readiness.services import check_broker, check_database
+    from dispatcher.store.engine import get_engine
+
     checks = [check_database(get_engine(settings_url))]
     if redis_url is not None:
         checks.append(check_broker(redis_url))
@@ -67,6 +72,8 @@ def _table(services: list[ServiceCheck], done: ReadinessRound | None) -> Table:
 
 def _verdict(rt: Runtime, states: dict[ChannelKind, ChannelReadiness]) -> list[str]:
     """One line per channel that is not ready; the channels the policy uses that are down."""
+    from dispatcher.engine.readiness.state import DOWN, READY
+
     used = used_channels(rt)
     lines = []
     for kind, state in states.items():
@@ -80,8 +87,30 @@ def _verdict(rt: Runtime, states: dict[ChannelKind, ChannelReadiness]) -> list[s
     return lines
 
 
+def link_warnings(settings: Settings) -> list[str]:
+    """What every reader's email would lack: the one-click unsubscribe link (RFC 8058, which Gmail and
+    Yahoo require of bulk senders) needs ``public_url`` and a signing key. Sending still goes on without it,
+    so ``tocsin check`` is where it is said."""
+    from dispatcher.config.keys import signing_key
+    from dispatcher.domain.errors import ConfigurationError
+
+    email = settings.channels.get(ChannelKind.EMAIL)
+    if email is None or not email.enabled or set(email.providers) <= {"outbox"}:
+        return []
+    lacking = "email goes out without its one-click unsubscribe link"
+    if not settings.public_url:
+        return [f"{lacking}: set public_url to the address where readers reach `tocsin api`"]
+    try:
+        signing_key(settings)
+    except ConfigurationError as exc:
+        return [f"{lacking}: {exc}"]
+    return []
+
+
 def standing_lines(rt: Runtime, channels: list[ChannelKind]) -> list[str]:
     """For ``tocsin preview``: whether each channel the update would use is standing, as last probed."""
+    from dispatcher.engine.readiness.state import snapshot
+
     states = snapshot(rt)
     lines = []
     for kind in channels:
@@ -95,6 +124,8 @@ def standing_lines(rt: Runtime, channels: list[ChannelKind]) -> list[str]:
 
 def _canary(rt: Runtime, work: Work) -> list[CanaryOutcome]:
     """Send the canary and follow it in the ledger until each one is settled or ``canary.wait`` ends."""
+    from dispatcher.comms.canary import canary_outcomes, send_canary
+
     update_id = send_canary(rt, work.queue)
     deadline = time.monotonic() + rt.settings.canary.wait
     while True:
@@ -137,6 +168,10 @@ def check(
     With --send, a marked test message then goes to your canary contacts ([canary] in tocsin.toml) on
     every private channel, and a second table says, from the ledger and the providers' delivery reports,
     whether each arrived; exit 1 when one did not."""
+    from dispatcher.comms.readiness import readiness_round
+    from dispatcher.engine.readiness.state import DOWN, snapshot
+    from dispatcher.runners.factory import work_for
+
     settings = load_settings()
     services = _services(settings.database_url, settings.redis_url)
     if not all(s.ok for s in services):
@@ -162,7 +197,7 @@ def check(
         )
     for error in done.errors:
         console.print(f"[bold red]error:[/] {escape(error)}", highlight=False)
-    problems = _verdict(rt, states)
+    problems = _verdict(rt, states) + link_warnings(settings)
     for line in problems:
         console.print(escape(line), highlight=False)
     if send:

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -26,21 +26,18 @@ from dispatcher.cli.common import (
 )
 from dispatcher.cli.views import status_table
 from dispatcher.domain.ids import update_ref
-from dispatcher.domain.models import DeliveryState
-from dispatcher.engine.runtime import Runtime
-from dispatcher.reporting.ledger_queries import (
-    DEFAULT_STATES,
-    DeliveryRow,
-    MissingReport,
-    NothingToRetry,
-    RetryResult,
-    Selection,
-    list_deliveries,
-    missing,
-    retry_failed,
-)
-from dispatcher.reporting.status import report
-from dispatcher.runners.embedded import RunStats
+from dispatcher.domain.vocabulary import DeliveryState
+
+if TYPE_CHECKING:
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.reporting.ledger_queries import (
+        DeliveryRow,
+        MissingReport,
+        NothingToRetry,
+        RetryResult,
+        Selection,
+    )
+    from dispatcher.runners.embedded import RunStats
 
 app = typer.Typer(
     help="Dead letters, deliveries still owed, who has not received an update, and re-driving failures.",
@@ -121,6 +118,8 @@ def list_(
     output: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """List deliveries, newest first: by default the dead letters (failed) and what is still owed."""
+    from dispatcher.reporting.ledger_queries import DEFAULT_STATES, DeliveryRow, Selection, list_deliveries
+
     selection = Selection(
         update_id=update,
         channels=tuple(channel or ()),
@@ -187,6 +186,8 @@ def missing_(
     output: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Who has not received an update, and why: failed, undelivered, suppressed, superseded, still owed."""
+    from dispatcher.reporting.ledger_queries import DeliveryRow, missing
+
     result = missing(runtime(), update, channel or ())
     if output is OutputFormat.JSON:
         _write_json(
@@ -255,6 +256,8 @@ def retry(
 
     Superseded and suppressed deliveries are never re-driven. Without REDIS_URL they are delivered now,
     in this process; with it, their batches go to the workers."""
+    from dispatcher.reporting.ledger_queries import NothingToRetry, Selection, retry_failed
+
     rt = runtime()
     selection = Selection(
         update_id=update, channels=tuple(channel or ()), provider=provider, ids=tuple(delivery_id or ())
@@ -291,6 +294,8 @@ def retry(
 
 def _show_retried(rt: Runtime, result: RetryResult, stats: RunStats) -> None:
     """Embedded: what the re-drive delivered, now, in this process."""
+    from dispatcher.reporting.status import report
+
     console.print(
         f"re-drove {_size(result)}: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} set aside",
         highlight=False,

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dispatcher.cli.common import console, work_here
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
 from dispatcher.domain.ids import update_ref
-from dispatcher.domain.models import Update
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.reporting.status import report
-from dispatcher.runners.factory import Work
+
+if TYPE_CHECKING:
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
+    from dispatcher.runners.factory import Work
 
 
 def deliver_now(
@@ -22,6 +24,8 @@ def deliver_now(
     """Run ``act`` with the right queue. On Redis the workers deliver (and this says so); embedded,
     deliver here and now (waiting up to ``wait`` seconds for retries due soon) and print what went
     out per channel. ``live``: show the progress per channel as it happens (``--watch``)."""
+    from dispatcher.reporting.status import report
+
     work = work_here(rt)
     try:
         upd = act(work.queue)

@@ -9,22 +9,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from channels.base import ChannelKind
-from dispatcher.audience.subscribers import add_subscribers
 from dispatcher.cli.common import console, friendly_errors, load_settings
-from dispatcher.cli.demo_data import sample_subscribers
-from dispatcher.comms.incidents import open_incident
-from dispatcher.comms.publish import publish
-from dispatcher.config.settings import ChannelSettings
 from dispatcher.domain.ids import incident_ref, update_ref
-from dispatcher.domain.models import DeliveryState, IncidentDraft, IncidentStatus, Severity, UpdateDraft
-from dispatcher.engine.runtime import build_runtime
-from dispatcher.reporting.status import report
-from dispatcher.runners.embedded import EmbeddedRunner
-from dispatcher.store.engine import migrate
-from dispatcher.store.schema import subscribers
+from dispatcher.domain.vocabulary import DeliveryState, IncidentStatus, Severity
 
 STATUS_DIR = "status"
 DEMO_COMPONENTS = ["api", "checkout", "dashboard"]
@@ -49,6 +38,20 @@ def demo(
     ] = 60,
 ) -> None:
     """Load sample subscribers, open an incident, publish an update and deliver it to ./outbox."""
+    from sqlalchemy import select
+
+    from dispatcher.audience.subscribers import add_subscribers
+    from dispatcher.cli.demo_data import sample_subscribers
+    from dispatcher.comms.incidents import open_incident
+    from dispatcher.comms.publish import publish
+    from dispatcher.config.settings import ChannelSettings
+    from dispatcher.domain.models import IncidentDraft, UpdateDraft
+    from dispatcher.engine.runtime import build_runtime
+    from dispatcher.reporting.status import report
+    from dispatcher.runners.embedded import EmbeddedRunner
+    from dispatcher.store.engine import migrate
+    from dispatcher.store.schema import subscribers
+
     started = time.monotonic()
     base = load_settings()
     settings = base.model_copy(

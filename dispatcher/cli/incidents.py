@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -10,24 +10,15 @@ from rich.table import Table
 from dispatcher.cli.common import IncidentArg, console, friendly_errors, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
-from dispatcher.comms.attention import flags
-from dispatcher.comms.changes import change_incident
-from dispatcher.comms.closure import resolve as resolve_incident
-from dispatcher.comms.first_word import send_first_notice
-from dispatcher.comms.incidents import get_incident, list_incidents, open_by_person
-from dispatcher.comms.lifecycle import (
-    TimelineEntry,
-    change_status,
-    human,
-    reopen,
-    set_owner,
-    timeline,
-)
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.ids import incident_ref, update_ref
-from dispatcher.domain.models import IncidentDraft, IncidentStatus, Severity, Update
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.domain.vocabulary import IncidentStatus, Severity
+
+if TYPE_CHECKING:
+    from dispatcher.comms.lifecycle import TimelineEntry
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
 
 app = typer.Typer(help="Open, move, resolve, reopen and inspect incidents.", no_args_is_help=True)
 
@@ -57,6 +48,9 @@ def open_(
 
     The title and components go out in every message: the guardrails check them. The same title
     resolved within the policy's flap window is reopened instead."""
+    from dispatcher.comms.incidents import open_by_person
+    from dispatcher.domain.models import IncidentDraft
+
     draft = IncidentDraft(title=title, severity=severity, components=component or [], owner=owner)
     opened = open_by_person(runtime(), draft, as_ or default_actor(), override_reason)
     incident = opened.incident
@@ -77,6 +71,9 @@ def open_(
 @friendly_errors
 def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """List incidents, newest first."""
+    from dispatcher.comms.attention import flags
+    from dispatcher.comms.incidents import list_incidents
+
     table = Table("id", "title", "status", "severity", "components", "owner", "opened", "attention")
     rt = runtime()
     for inc in list_incidents(rt, limit):
@@ -106,6 +103,8 @@ def _resolve(
     wait: float,
 ) -> None:
     """Resolve and tell everyone told; deliver here (embedded) or hand it to the workers."""
+    from dispatcher.comms.closure import resolve as resolve_incident
+
     own_words = bool((message or "").strip())
     proof = "writing a resolution that waits for approval" if own_words and _waits(rt, incident) else None
     who = identify(rt, as_, token, needed_for=proof)
@@ -142,6 +141,8 @@ def _resolve(
 
 def _waits(rt: Runtime, incident: int) -> bool:
     """Whether an update of this incident written by someone waits for a second person."""
+    from dispatcher.comms.incidents import get_incident
+
     severity = get_incident(rt, incident).severity
     return rt.policy.policy.for_severity(severity).needs_approval
 
@@ -168,6 +169,8 @@ def status(
 ) -> None:
     """Move an incident to another status without publishing an update; moving it to resolved is
     resolving it, which tells everyone who was told about it (see `tocsin incident resolve`)."""
+    from dispatcher.comms.lifecycle import change_status
+
     rt = runtime()
     if to is IncidentStatus.RESOLVED:
         _resolve(
@@ -244,6 +247,8 @@ def change(
     """Change an open incident's severity, title or components: recorded with who and why, and the
     severity policy applies at once (its channels and approval from the next update; a shorter cadence
     pulls the next update in)."""
+    from dispatcher.comms.changes import change_incident
+
     rt = runtime()
     changed = change_incident(
         rt,
@@ -275,6 +280,8 @@ def first_notice(
 ) -> None:
     """Send the severity's pre-approved first notice now ("We are aware of a problem with … Next update
     by …"): it needs no approval, so the first word is never held up."""
+    from dispatcher.comms.first_word import send_first_notice
+
     rt = runtime()
     who = identify(rt, as_, token)
     said: list[str] = []
@@ -302,6 +309,8 @@ def reopen_(
     as_: AsOption = None,
 ) -> None:
     """Reopen a resolved incident (back to investigating)."""
+    from dispatcher.comms.lifecycle import reopen
+
     moved = reopen(runtime(), incident, as_ or default_actor(), reason)
     console.print(f"incident {incident_ref(moved.id)} reopened: {moved.status.value}")
 
@@ -314,6 +323,8 @@ def owner(
     as_: AsOption = None,
 ) -> None:
     """Set who answers for an incident."""
+    from dispatcher.comms.lifecycle import set_owner
+
     moved = set_owner(runtime(), incident, name, as_ or default_actor())
     console.print(f"incident {incident_ref(moved.id)} owner: {moved.owner or 'nobody'}")
 
@@ -347,6 +358,10 @@ def _what(entry: TimelineEntry) -> tuple[str, str]:
 @friendly_errors
 def show(incident: IncidentArg) -> None:
     """The incident and its timeline: status changes, approvals and updates, oldest first."""
+    from dispatcher.comms.attention import flags
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.lifecycle import human, timeline
+
     rt = runtime()
     inc = get_incident(rt, incident)
     promise = f"{inc.next_update_at:%Y-%m-%d %H:%M} UTC" if inc.next_update_at else "-"

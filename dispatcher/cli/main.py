@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.panel import Panel
 
 from channels.base import ChannelKind
 from dispatcher.cli import approval as approval_cmds
 from dispatcher.cli import check as check_cmd
 from dispatcher.cli import deliveries as deliveries_cmds
 from dispatcher.cli import demo as demo_cmd
+from dispatcher.cli import drafts as drafts_cmds
 from dispatcher.cli import incidents as incident_cmds
 from dispatcher.cli import maintenance as maintenance_cmds
 from dispatcher.cli import policy as policy_cmds
 from dispatcher.cli import subscribers as subscriber_cmds
+from dispatcher.cli import templates as templates_cmds
 from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.check import standing_lines
@@ -32,25 +34,23 @@ from dispatcher.cli.common import (
     runtime,
 )
 from dispatcher.cli.incidents import AsOption
+from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
 from dispatcher.cli.targets import update_ids
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
-from dispatcher.cli.who import TokenOption, identify, parse_impact
-from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.preview import preview as render_preview
-from dispatcher.comms.publish import Published, needs_approval
-from dispatcher.comms.publish import publish as publish_update
-from dispatcher.config.settings import config_file_path
-from dispatcher.config.show import effective_config
-from dispatcher.config.template import CONFIG_TEMPLATE
+from dispatcher.cli.who import TokenOption, default_actor, identify, parse_impact
 from dispatcher.domain.ids import update_ref
-from dispatcher.domain.models import Audience, IncidentStatus, Update, UpdateDraft, UpdateState
-from dispatcher.engine.readiness.state import snapshot
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
-from dispatcher.reporting.status import report
-from dispatcher.runners.factory import run_worker
-from dispatcher.store.engine import migrate
+from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
+
+if TYPE_CHECKING:
+    from dispatcher.comms.preview import ChannelPreview
+    from dispatcher.comms.publish import Published
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
+
+# Each command imports what it uses when it runs (see dispatcher/cli/common.py): `tocsin --help` and
+# `tocsin publish` must answer at once during an outage.
 
 MAX_SCHEDULE_AHEAD = timedelta(days=3653)
 """``--at`` at most ten years ahead."""
@@ -70,6 +70,8 @@ app.add_typer(tokens_cmds.app, name="tokens")
 app.command("demo")(demo_cmd.demo)
 app.command("check")(check_cmd.check)
 app.add_typer(policy_cmds.app, name="policy")
+app.add_typer(templates_cmds.app, name="templates")
+app.add_typer(drafts_cmds.app, name="drafts")
 approval_cmds.register(app)
 
 
@@ -77,6 +79,10 @@ approval_cmds.register(app)
 @friendly_errors
 def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False) -> None:
     """Write a tocsin.toml (if there is none) and create or upgrade the database schema."""
+    from dispatcher.config.settings import config_file_path
+    from dispatcher.config.template import CONFIG_TEMPLATE
+    from dispatcher.store.engine import migrate
+
     path = config_file_path()
     if path.exists() and not force:
         console.print(f"keeping existing config {path}")
@@ -88,12 +94,18 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config 
     console.print(f"database ready: {settings.database_url.split('@')[-1]}")
 
 
-@app.command()
+@app.command(context_settings=TEXTS_CONTEXT)
 @friendly_errors
 def publish(
+    ctx: typer.Context,
     incident: IncidentArg,
-    status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")],
-    message: Annotated[str, typer.Option(help="What you know, what you are doing, what people should do.")],
+    status: Annotated[
+        IncidentStatus | None,
+        typer.Option(help="The incident's status as of this update (a template sets its own)."),
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option(help="What you know, what you are doing, what people should do.")
+    ] = None,
     next_update_in: Annotated[
         str | None,
         typer.Option(
@@ -135,26 +147,30 @@ def publish(
     watch_: Annotated[
         bool, typer.Option("--watch", help="Show live progress per channel while it is delivered.")
     ] = False,
+    template: TemplateOption = None,
+    var: VarOption = None,
+    texts: TextsOption = None,
 ) -> None:
     """Publish one update: it is rendered for every channel and delivered to everyone owed it.
 
     Severities whose policy wants approval wait for `tocsin approve` (write them with your personal
-    token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead."""
+    token: --token or $TOCSIN_TOKEN); --at/--in schedule it instead. --template writes it from a
+    message template (`tocsin templates list`), --var filling its values; --message-fr TEXT adds the
+    French text, --sms-text and --x-text short ones (see --texts)."""
+    from dispatcher.cli.compose import compose
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.publish import needs_approval
+    from dispatcher.comms.publish import publish as publish_update
+
     rt = runtime()
     publish_at = _publish_time(rt.clock.now(), at, in_)
-    next_at: datetime | None = None
-    if next_update_in:
-        start = publish_at or rt.clock.now()
-        if next_update_in.strip().lower() == "cadence":
-            severity = get_incident(rt, incident).severity
-            next_at = start + rt.policy.policy.for_severity(severity).cadence
-        else:
-            next_at = start + parse_duration(next_update_in, "--next-update-in")
-    draft = UpdateDraft(
-        incident_id=incident,
-        status=status,
-        message=message,
-        next_update_at=next_at,
+    said = Composed(message, status, next_update_in, template, var, texts, list(ctx.args))
+    draft = compose(
+        rt,
+        incident,
+        said,
+        author=as_ or default_actor(),
+        start=publish_at or rt.clock.now(),
         audience=audience,
         channels=channel,
         idempotency_key=idempotency_key,
@@ -199,6 +215,8 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
 
 def _warn_of_down_channels(rt: Runtime, upd: Update) -> None:
     """Loud, not silent: a channel of this update that the last probes found down (see `tocsin check`)."""
+    from dispatcher.engine.readiness.state import snapshot
+
     states = snapshot(rt)
     for kind in upd.channels:
         found = states.get(kind)
@@ -236,48 +254,59 @@ def _say_what_happened(published: Published) -> None:
         console.print(f"published update {update_ref(upd.id)}")
 
 
-@app.command()
+@app.command(context_settings=TEXTS_CONTEXT)
 @friendly_errors
 def preview(
+    ctx: typer.Context,
     incident: IncidentArg,
-    message: Annotated[str, typer.Option(help="The text you intend to publish.")],
-    status: Annotated[IncidentStatus, typer.Option(help="The incident's status as of this update.")] = (
-        IncidentStatus.INVESTIGATING
-    ),
+    message: Annotated[str | None, typer.Option(help="The text you intend to publish.")] = None,
+    status: Annotated[
+        IncidentStatus | None, typer.Option(help="The incident's status as of this update.")
+    ] = None,
     next_update_in: Annotated[
         str | None, typer.Option(help="Promised next update (30m, 1h), or `cadence` for the policy's.")
     ] = None,
     locale: Annotated[str, typer.Option(help="Render as subscribers with this locale see it.")] = "en",
+    timezone: Annotated[
+        str | None, typer.Option(help="... in this time zone (default: the organisation's `timezone`).")
+    ] = None,
     audience: Annotated[
         str, typer.Option(help="public, internal, or a segment named in the policy.")
     ] = Audience.PUBLIC.value,
+    template: TemplateOption = None,
+    var: VarOption = None,
+    texts: TextsOption = None,
 ) -> None:
     """Show the update as each channel will carry it, with its length (SMS segments, X weighted length),
-    how many contact points are owed it, and what the guardrails find. Nothing is sent.
+    how many contact points are owed it, and what the guardrails find; then as readers of every other
+    language get it. Nothing is sent. Takes --template, --var, --message-fr… as `tocsin publish` does.
 
     Exit code: 0 when no guardrail error was found (warnings only), 3 when there are errors (publishing
     would be refused without --override-reason)."""
     from rich.markup import escape
 
+    from dispatcher.cli.compose import compose
     from dispatcher.comms.guardrails import errors
-    from dispatcher.comms.preview import excerpt
+    from dispatcher.comms.preview import excerpt, preview_draft
+    from dispatcher.domain.quiet_hours import check_timezone
 
     rt = runtime()
-    next_at: datetime | None = None
-    if next_update_in:
-        if next_update_in.strip().lower() == "cadence":
-            severity = get_incident(rt, incident).severity
-            next_at = rt.clock.now() + rt.policy.policy.for_severity(severity).cadence
-        else:
-            next_at = rt.clock.now() + parse_duration(next_update_in, "--next-update-in")
-    result = render_preview(rt, incident, status, message, next_at, locale, audience)
+    if status is None and template is None:
+        status = IncidentStatus.INVESTIGATING
+    said = Composed(message, status, next_update_in, template, var, texts, list(ctx.args))
+    draft = compose(rt, incident, said, author=None, start=rt.clock.now(), audience=audience)
+    try:
+        zone = check_timezone(timezone) if timezone else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--timezone") from None
+    result = preview_draft(rt, draft, locale, zone)
     for item in result.channels:
-        shown = item.message.json_body or item.message.text
-        owed = "post(s)" if item.channel.is_broadcast else "contact point(s)"
-        title = f"{item.channel.value} · {item.measure} · {item.audience_size} {owed}"
-        if item.channel is ChannelKind.EMAIL:
-            shown = f"Subject: {item.message.subject}\n\n{shown}"
-        console.print(Panel(escape(shown), title=title, title_align="left", expand=False), highlight=False)
+        _show_channel(item, escape)
+    for other in result.locales:
+        marker = " (no text in this language: the default one, marked)" if other.fallback else ""
+        console.print(f"[bold]{other.locale}[/]{marker}", highlight=False)
+        for item in other.channels:
+            _show_channel(item, escape)
     console.print("channels standing:", highlight=False)
     for line in standing_lines(rt, [item.channel for item in result.channels]):
         console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
@@ -306,6 +335,19 @@ def preview(
         raise typer.Exit(3)
 
 
+def _show_channel(item: ChannelPreview, escape: Callable[[str], str]) -> None:
+    from rich.panel import Panel
+
+    shown = item.message.json_body or item.message.text
+    owed = "post(s)" if item.channel.is_broadcast else "contact point(s)"
+    title = f"{item.channel.value} · {item.measure} · {item.audience_size} {owed}"
+    if item.shortened:
+        title += " · shortened to fit"
+    if item.channel is ChannelKind.EMAIL:
+        shown = f"Subject: {item.message.subject}\n\n{shown}"
+    console.print(Panel(escape(shown), title=title, title_align="left", expand=False), highlight=False)
+
+
 @app.command()
 @friendly_errors
 def status(
@@ -323,6 +365,8 @@ def status(
 ) -> None:
     """What an update owes, has sent and has failed to send, per channel (for an incident: each of its
     updates; --watch follows its latest)."""
+    from dispatcher.reporting.status import report
+
     rt = runtime()
     named = update_ids(rt, target)
     if not named:
@@ -351,6 +395,8 @@ def worker(
     tick: Annotated[float, typer.Option(help="Embedded mode: seconds between database checks.")] = 5.0,
 ) -> None:
     """Deliver what is owed: a Celery worker on Redis when REDIS_URL is set, the embedded runner otherwise."""
+    from dispatcher.runners.factory import run_worker
+
     settings = load_settings()
     require_broker(settings)  # Celery would otherwise retry connecting forever, silently
     runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
@@ -447,6 +493,8 @@ app.add_typer(config_app, name="config")
 @friendly_errors
 def config_show() -> None:
     """Print the effective configuration (file, environment and defaults), secrets masked."""
+    from dispatcher.config.show import effective_config
+
     console.print_json(json.dumps(effective_config(load_settings())))
 
 

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, runtime, work_here
 from dispatcher.cli.who import AsOption, TokenOption, identify
-from dispatcher.comms.maintenance import (
-    MaintenanceDraft,
-    cancel_maintenance,
-    extend_maintenance,
-    finish_maintenance,
-    list_maintenance,
-    reschedule_maintenance,
-    schedule_maintenance,
-)
-from dispatcher.comms.tick import TickReport, run_tick
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.domain.models import Severity
-from dispatcher.engine.runtime import Runtime
-from dispatcher.engine.task_queue import TaskQueue
+from dispatcher.domain.vocabulary import Severity
+
+if TYPE_CHECKING:
+    from dispatcher.comms.tick import TickReport
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.engine.task_queue import TaskQueue
 
 app = typer.Typer(help="Announce planned maintenance windows ahead of time.", no_args_is_help=True)
 
@@ -87,6 +80,8 @@ def schedule(
     wait: WaitOption = 10.0,
 ) -> None:
     """Schedule a maintenance window and announce it now; Tocsin reminds, starts and ends it on time."""
+    from dispatcher.comms.maintenance import MaintenanceDraft, schedule_maintenance
+
     rt = runtime()
     draft = MaintenanceDraft(
         title=title,
@@ -115,6 +110,8 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Also completed and cancelled windows.")] = False,
 ) -> None:
     """List maintenance windows, the latest start first."""
+    from dispatcher.comms.maintenance import list_maintenance
+
     table = Table("id", "title", "stage", "starts", "ends", "components")
     for item in list_maintenance(runtime(), include_finished=all_):
         table.add_row(
@@ -137,6 +134,8 @@ def cancel(
     wait: WaitOption = 10.0,
 ) -> None:
     """Call off a maintenance that has not started; everyone it was announced to is told."""
+    from dispatcher.comms.maintenance import cancel_maintenance
+
     rt = runtime()
     who = identify(rt, as_, token)
     done = _run(rt, lambda queue: cancel_maintenance(rt, queue, maintenance_id, who), wait)
@@ -156,6 +155,8 @@ def reschedule(
     wait: WaitOption = 10.0,
 ) -> None:
     """Move a window that has not started to a new one; everyone it was announced to is told."""
+    from dispatcher.comms.maintenance import reschedule_maintenance
+
     rt = runtime()
     starts, ends = parse_moment("--start", start), parse_moment("--end", end)
     who = identify(rt, as_, token)
@@ -184,6 +185,8 @@ def extend(
 ) -> None:
     """Make a window end later (also while it overruns, before it is called complete); its audience is
     told, and while it runs the new end is the next promise."""
+    from dispatcher.comms.maintenance import extend_maintenance
+
     rt = runtime()
     ends = parse_moment("--end", end)
     who = identify(rt, as_, token)
@@ -206,6 +209,8 @@ def finish(
     wait: WaitOption = 10.0,
 ) -> None:
     """Call a running window complete now (early, or after an overrun); its audience is told."""
+    from dispatcher.comms.maintenance import finish_maintenance
+
     rt = runtime()
     who = identify(rt, as_, token)
     done = _run(
@@ -218,6 +223,8 @@ def finish(
 def tick(wait: WaitOption = 10.0) -> None:
     """Run the periodic duties once: scheduled updates, maintenance stages, next-update reminders and
     holding messages. `tocsin worker` does this on its own; use this from cron otherwise."""
+    from dispatcher.comms.tick import run_tick
+
     rt = runtime()
     report: TickReport = _run(rt, lambda queue: run_tick(rt, queue), wait)
     console.print(f"tick: {report.summary()}")

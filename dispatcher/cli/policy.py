@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from dispatcher.cli.common import console, friendly_errors, load_settings
-from dispatcher.comms.lifecycle import human
 from dispatcher.domain.errors import ConfigurationError
-from dispatcher.domain.policy import LoadedPolicy, load_policy
+
+if TYPE_CHECKING:
+    from dispatcher.domain.policy import LoadedPolicy
 
 app = typer.Typer(help="The severity policy (policy.toml).", no_args_is_help=True)
 
 
 def policy_table(loaded: LoadedPolicy) -> Table:
+    from dispatcher.comms.lifecycle import human
+
     source = str(loaded.path) if loaded.path is not None else "built-in defaults"
     table = Table(title=f"Severity policy {loaded.version} ({source})")
     for column in ("severity", "channels", "audiences", "cadence", "resolve hold", "approval", "first word"):
@@ -44,6 +47,9 @@ def check(
     ] = None,
 ) -> None:
     """Validate a policy file (one clear line naming the field if it is wrong) and print it."""
+    from dispatcher.comms.lifecycle import human
+    from dispatcher.domain.policy import load_policy
+
     path = file if file is not None else load_settings().policy_file
     if not path.exists():
         if file is not None:

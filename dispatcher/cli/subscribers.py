@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
-from dispatcher.audience.csv_rows import normalise_email, normalise_phone, parse_channels
-from dispatcher.audience.endpoints import EndpointCheck
-from dispatcher.audience.importing import import_subscribers_file
-from dispatcher.audience.subscribers import add_subscribers, count_subscribers, iter_subscribers
 from dispatcher.cli.common import console, err_console, fail, friendly_errors, runtime
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.domain.models import ChannelKind, ContactPoint, Severity, Subscriber
-from dispatcher.domain.quiet_hours import parse_quiet_hours
+from dispatcher.domain.vocabulary import Severity
+
+if TYPE_CHECKING:
+    from dispatcher.domain.models import ContactPoint
 
 app = typer.Typer(help="Add, import and list subscribers.", no_args_is_help=True)
 T = TypeVar("T")
@@ -60,6 +58,12 @@ def add(
     ] = None,
 ) -> None:
     """Add one subscriber."""
+    from dispatcher.audience.csv_rows import normalise_email, normalise_phone, parse_channels
+    from dispatcher.audience.endpoints import EndpointCheck
+    from dispatcher.audience.subscribers import add_subscribers
+    from dispatcher.domain.models import ChannelKind, ContactPoint, Subscriber
+    from dispatcher.domain.quiet_hours import parse_quiet_hours
+
     rt = runtime()
     points: list[ContactPoint] = []
     if email:
@@ -122,6 +126,8 @@ def import_(
     ] = None,
 ) -> None:
     """Import subscribers from CSV. Nothing is imported if any row is bad, unless --skip-invalid."""
+    from dispatcher.audience.importing import import_subscribers_file
+
     rt = runtime()
     outcome = import_subscribers_file(rt, file, region or rt.settings.default_region, skip_invalid)
     for problem in outcome.problems:
@@ -138,6 +144,8 @@ def import_(
 @friendly_errors
 def list_(limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50) -> None:
     """List subscribers and their contact points."""
+    from dispatcher.audience.subscribers import count_subscribers, iter_subscribers
+
     rt = runtime()
     table = Table(
         "id",

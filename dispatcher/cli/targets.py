@@ -3,12 +3,14 @@ incident (``inc-3``), so a person holding either id gets an answer instead of th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.lifecycle import timeline
 from dispatcher.domain.ids import IdKind, parse_any
-from dispatcher.engine.runtime import Runtime
+
+if TYPE_CHECKING:
+    from dispatcher.engine.runtime import Runtime
 
 
 def update_ids(rt: Runtime, target: str) -> list[int]:
@@ -19,6 +21,9 @@ def update_ids(rt: Runtime, target: str) -> list[int]:
         raise typer.BadParameter(str(exc)) from None
     if kind is not IdKind.INCIDENT:
         return [number]
+    from dispatcher.comms.incidents import get_incident
+    from dispatcher.comms.lifecycle import timeline
+
     get_incident(rt, number)  # NotFound names the incident
     seen = [e.update.id for e in timeline(rt, number) if e.update is not None]
     return sorted(set(seen))

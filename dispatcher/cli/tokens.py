@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.access.tokens import Scope, create_token, list_tokens, revoke_token
+from dispatcher.access.scopes import Scope
 from dispatcher.cli.common import console, err_console, friendly_errors, runtime
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ def create(
     ],
 ) -> None:
     """Create a token and print it once: it cannot be shown again (only its hash is kept)."""
+    from dispatcher.access.tokens import create_token
+
     token, secret = create_token(runtime(), name, scope)
     err_console.print(
         f"created token {token.id} ({token.name}; scopes {', '.join(s.value for s in token.scopes)}). "
@@ -39,6 +41,8 @@ def create(
 @friendly_errors
 def list_() -> None:
     """List tokens (id, name, scopes, prefix, when created, last used and revoked); never the tokens."""
+    from dispatcher.access.tokens import list_tokens
+
     table = Table("id", "name", "scopes", "prefix", "created (UTC)", "last used (UTC)", "revoked (UTC)")
 
     def when(moment: object) -> str:
@@ -61,5 +65,7 @@ def list_() -> None:
 @friendly_errors
 def revoke(token_id: Annotated[int, typer.Argument(help="Token id (see `tocsin tokens list`).")]) -> None:
     """Revoke a token: requests with it get 401 from then on."""
+    from dispatcher.access.tokens import revoke_token
+
     token = revoke_token(runtime(), token_id)
     console.print(f"revoked token {token.id} ({token.name})", highlight=False)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from dispatcher.domain.ids import incident_ref, update_ref
-from dispatcher.domain.models import DeliveryState, Update
-from dispatcher.engine.ledger import ChannelStatus
+from dispatcher.domain.vocabulary import DeliveryState
+
+if TYPE_CHECKING:
+    from dispatcher.domain.models import Update
+    from dispatcher.engine.ledger import ChannelStatus
 
 
 def status_table(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
@@ -14,9 +15,11 @@ from rich.table import Table
 
 from channels.base import ChannelKind
 from dispatcher.domain.ids import incident_ref, update_ref
-from dispatcher.domain.models import DeliveryState, UpdateState
-from dispatcher.engine.runtime import Runtime
-from dispatcher.reporting.status import UpdateReport, report
+from dispatcher.domain.vocabulary import DeliveryState, UpdateState
+
+if TYPE_CHECKING:
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.reporting.status import UpdateReport
 
 NOT_GOING_OUT = {
     UpdateState.SCHEDULED: "is scheduled: nothing goes out before its time",
@@ -85,6 +88,8 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
 ) -> UpdateReport:
     """Redraw ``update_id``'s progress every ``every`` seconds until nothing is owed, or ``stop()``."""
+    from dispatcher.reporting.status import report
+
     result = report(rt, update_id)
     if result.update.state in NOT_GOING_OUT:
         console.print(f"update {update_ref(update_id)} {NOT_GOING_OUT[result.update.state]}", highlight=False)

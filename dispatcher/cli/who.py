@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dispatcher.access.identity import prove
-from dispatcher.access.tokens import Scope
+from dispatcher.access.scopes import Scope
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.identity import Identity
-from dispatcher.domain.models import ComponentImpact
-from dispatcher.engine.runtime import Runtime
+from dispatcher.domain.vocabulary import ComponentImpact
+
+if TYPE_CHECKING:
+    from dispatcher.engine.runtime import Runtime
 
 TOKEN_VARIABLE = "TOCSIN_TOKEN"
 
@@ -57,6 +58,8 @@ def identify(rt: Runtime, as_: str | None, token: str | None, needed_for: str | 
     secret = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
     where = "--token" if token is not None else f"${TOKEN_VARIABLE}"
     if secret.strip():
+        from dispatcher.access.identity import prove
+
         who = prove(rt, secret, Scope.PUBLISH, where)
         if as_ and as_.strip().casefold() != who.name.casefold():
             raise InvalidInput(f"--as: your token says you are {who.name}, not {as_.strip()}; leave --as out")

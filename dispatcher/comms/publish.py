@@ -28,7 +28,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind
-from dispatcher.comms import guardrails
+from dispatcher.comms import guardrails, languages, message_templates
 from dispatcher.comms.everyone_told import submit_closure, write_closure_rows
 from dispatcher.comms.lifecycle import apply_transition, human, plan_transition, record_event
 from dispatcher.domain.audiences import check_audience
@@ -136,7 +136,9 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
 def _check_guardrails(
     rt: Runtime, incident: Incident, draft: UpdateDraft, channels: list[ChannelKind]
 ) -> tuple[Finding, ...]:
-    findings = tuple(guardrails.check_draft(rt, incident, draft, channels))
+    findings = tuple(guardrails.check_draft(rt, incident, draft, channels)) + tuple(
+        languages.draft_findings(rt, incident, draft)
+    )
     guardrails.refuse_unless_overridden(findings, draft.override_reason)
     return findings
 
@@ -193,7 +195,7 @@ def publish(
     findings = _check_guardrails(rt, incident, draft, channels)
     if draft.publish_at is not None:
         state = UpdateState.SCHEDULED
-    elif needs_approval(rules, draft.kind, draft.audience):
+    elif needs_approval(rules, draft.kind, draft.audience) and not message_templates.pre_approved(rt, draft):
         state = UpdateState.PENDING_APPROVAL
     else:
         state = UpdateState.PENDING
@@ -214,6 +216,8 @@ def publish(
         "internal_note": draft.internal_note,
         "override_reason": (draft.override_reason or "").strip() or None,
         "scheduled_for": draft.publish_at,
+        "texts": languages.stored_texts(languages.checked_texts(rt, draft)),
+        "template": draft.template,
         "author_token_id": draft.author_token_id,
         "impact": {k: v.value for k, v in draft.impact.items()} if draft.impact else None,
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MIB = 1024 * 1024
@@ -60,6 +59,11 @@ class CanarySettings(BaseModel):
     @field_validator("email")
     @classmethod
     def _emails(cls, values: list[str]) -> list[str]:
+        if not values:
+            return []
+        # imported when there is an address to check: every command reads these settings
+        from email_validator import EmailNotValidError, validate_email
+
         checked = []
         for value in values:
             try:

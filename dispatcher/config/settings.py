@@ -32,12 +32,35 @@ from channels.base import ChannelKind
 from dispatcher.config.guards import CanarySettings, LimitSettings, ReadinessSettings
 from dispatcher.config.names import check_provider_names
 from dispatcher.config.resources import templates_root
+from dispatcher.domain.locales import LOCALE_PATTERN
+from dispatcher.domain.quiet_hours import check_timezone
 
 CONFIG_FILE_ENV = "TOCSIN_CONFIG"
 DEFAULT_CONFIG_FILE = "tocsin.toml"
 
 
 SVIX_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""Customers' webhook endpoints: Svix's schedule, for an endpoint that may be down for hours."""
+PROVIDER_API_SCHEDULE = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    60.0,
+    60.0,
+    60.0,
+    60.0,
+    60.0,
+    120.0,
+    300.0,
+    300.0,
+)
+"""Provider APIs (SendGrid, SMTP, Twilio, X, chat, status page): a transient error during the outage
+being announced is retried within seconds, then every minute (about ten tries in the first five
+minutes), then a few longer waits (about twenty minutes in all) before failover or a dead letter."""
 
 
 class ChannelSettings(BaseModel):
@@ -53,9 +76,10 @@ class ChannelSettings(BaseModel):
     merged into the next message, never dropped. Off by default."""
     cap_window: float = Field(default=3600.0, gt=0)
     max_segments: int | None = Field(default=None, ge=1, le=10)
+    """SMS only: the segment budget (unset: 2). A longer text has its body shortened; the status word,
+    the promise and the link are kept."""
     retry_schedule: list[float] | None = Field(default=None, max_length=100)
     """This channel's own retry waits (seconds), instead of ``retry.schedule``."""
-    """SMS only: texts longer than this many segments are shortened, ending with the status page link."""
 
 
 class RateLimitSettings(BaseModel):
@@ -81,8 +105,17 @@ class RetrySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schedule: list[float] = Field(default_factory=lambda: list(SVIX_SCHEDULE), max_length=100)
-    """Seconds to wait before each retry; after the last one the delivery is failed. Svix's default."""
+    schedule: list[float] | None = Field(default=None, max_length=100)
+    """Seconds to wait before each retry, for every channel; after the last one the delivery is failed.
+    Unset: ``provider_schedule`` for provider APIs, ``endpoint_schedule`` for customers' webhooks."""
+    provider_schedule: list[float] = Field(
+        default_factory=lambda: list(PROVIDER_API_SCHEDULE), min_length=1, max_length=100
+    )
+    """Retry waits of the channels that go through a provider's API (all but webhooks)."""
+    endpoint_schedule: list[float] = Field(
+        default_factory=lambda: list(SVIX_SCHEDULE), min_length=1, max_length=100
+    )
+    """Retry waits of webhook deliveries to customers' endpoints (Svix's schedule)."""
     jitter: float = Field(default=0.1, ge=0, le=1)
     """Each wait is spread by up to this fraction, so many rows' retries do not land at once."""
     in_process_wait: float = Field(default=5.0, ge=0)
@@ -123,6 +156,15 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("TOCSIN_REDIS_URL", "REDIS_URL", "redis_url")
     )
     organisation: str = "Example Corp"
+    timezone: str = "UTC"
+    """The organisation's IANA time zone: times in broadcast posts (X, chat, status page, with UTC beside)
+    and for subscribers who have no zone of their own."""
+    default_locale: str = "en"
+    """The language an update is written in first; a reader whose language has no text gets this one,
+    marked as such."""
+    message_templates_dir: Path = Path("message-templates")
+    """The message templates library (one TOML file per template) beside ``policy.toml``; its files add
+    to, or replace by name, the packaged starter set."""
     status_page_url: str | None = None
     templates_dir: Path | None = None
     """A folder whose templates override the packaged ones (same relative paths)."""
@@ -169,6 +211,18 @@ class Settings(BaseSettings):
     """How often the tick probes the providers (``tocsin check``, ``/readyz``)."""
     canary: CanarySettings = Field(default_factory=CanarySettings)
     """Your own contacts for ``tocsin check --send``."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale_tag(cls, value: str) -> str:
+        if not LOCALE_PATTERN.match(value.strip()):
+            raise ValueError(f"{value!r} is not a locale tag such as en, fr or fr-CA")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

@@ -6,6 +6,9 @@ CONFIG_TEMPLATE = """\
 
 organisation = "Example Corp"
 # status_page_url = "https://status.example.com"
+timezone = "UTC"               # yours: times in X and chat posts, and for subscribers without their own
+default_locale = "en"          # the language updates are written in first
+# message_templates_dir = "message-templates"   # your message templates, beside policy.toml
 
 # SQLite file by default; PostgreSQL in production: "postgresql://user:pass@host/tocsin"
 database_url = "sqlite:///tocsin.db"
@@ -28,6 +31,7 @@ tick_every = 30.0              # seconds between runs of scheduled updates, main
 providers = ["outbox"]          # e.g. ["sendgrid", "smtp"]
 [channels.sms]
 providers = ["outbox"]
+# max_segments = 2              # the SMS budget: longer texts have their body cut, never the promise
 [channels.webhook]
 providers = ["outbox"]          # "webhook" to POST signed requests to subscribers' endpoints
 [channels.social]
@@ -40,9 +44,12 @@ providers = ["outbox"]
 # s3_bucket = "status-example-com"
 
 [retry]
-# Waits before each retry, seconds (Svix's schedule); then the delivery is failed. Never before the
-# provider's Retry-After. A channel may have its own: [channels.sms] retry_schedule = [0, 30, 300]
-schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+# Waits before each retry, seconds; after the last one the delivery is failed (or moved to the next
+# provider). Never before the provider's Retry-After. Provider APIs (email, SMS, X, chat) retry within
+# seconds, then every minute; customers' webhook endpoints follow Svix's schedule, hours long.
+# provider_schedule = [1, 2, 5, 10, 20, 30, 60, 60, 60, 60, 60, 60, 120, 300, 300]
+# endpoint_schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+# A channel may have its own: [channels.sms] retry_schedule = [0, 30, 300]
 lease_seconds = 300.0           # a claimed batch not finished by then is owed again
 
 # [providers.sendgrid]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from dispatcher.domain.guardrail_rules import Finding
+if TYPE_CHECKING:
+    from dispatcher.domain.guardrail_rules import Finding
 
 
 class TocsinError(Exception):

@@ -60,14 +60,15 @@ def check_texts(name: str, texts: dict[str, str], placeholders: tuple[str, ...])
 DEFAULT_FIRST_NOTICE = {
     "en": (
         "We are aware of a problem with {components} and are investigating. We are sorry for the "
-        "disruption. Next update by {next_update}."
+        "disruption."
     ),
     "fr": (
         "Nous avons connaissance d'un problème touchant {components} et nous l'analysons. Nous sommes "
-        "désolés pour la gêne occasionnée. Prochaine mise à jour avant {next_update}."
+        "désolés pour la gêne occasionnée."
     ),
 }
-"""The built-in pre-approved first notice: said at once, so four eyes never delay the first word."""
+"""The built-in pre-approved first notice: said at once, so four eyes never delay the first word. Words
+only: every channel's layout states the promise in the reader's own time."""
 
 DEFAULT_FIRST_WORD = {
     Severity.CRITICAL: timedelta(minutes=10),
@@ -95,8 +96,9 @@ class SeverityPolicy(BaseModel):
     are reminded (at twice this, the escalation contacts are paged). None: the built-in budget of the
     severity (``DEFAULT_FIRST_WORD``); zero: no watchdog."""
     first_notice: LocaleTexts = Field(default_factory=lambda: dict(DEFAULT_FIRST_NOTICE))
-    """The pre-approved first notice per locale (``{components}``, ``{next_update}``): released with one
-    command, without waiting for approval."""
+    """The pre-approved first notice per locale (``{components}``): released with one command, without
+    waiting for approval. A sentence with ``{next_update}`` (older policies) is left out: the layout
+    states the promise in each reader's time."""
     auto_first_notice: bool = False
     """Send the first notice by itself when the first-word budget passes with nothing said."""
 
@@ -126,25 +128,25 @@ class PromisePolicy(BaseModel):
         default_factory=lambda: {
             "en": (
                 "We are still working on this issue. There is no new information yet. "
-                "We are sorry for the disruption. Next update by {next_update}."
+                "We are sorry for the disruption."
             ),
             "fr": (
                 "Nous travaillons toujours sur ce problème. Pas d'information nouvelle pour le moment. "
-                "Nous sommes désolés pour la gêne occasionnée. Prochaine mise à jour avant {next_update}."
+                "Nous sommes désolés pour la gêne occasionnée."
             ),
         }
     )
-    """The approved "no news yet" text per locale; ``{next_update}`` becomes the new promise (HH:MM UTC)."""
+    """The approved "no news yet" words per locale. Every channel's layout states the new promise in the
+    reader's own time, so the text does not; a sentence with ``{next_update}`` (older policies) is left
+    out when the message is rendered (``dispatcher.domain.texts.words_only``)."""
 
     @model_validator(mode="after")
-    def _english_and_placeholder(self) -> PromisePolicy:
+    def _english_fallback(self) -> PromisePolicy:
         if "en" not in self.holding_message:
             raise ValueError("holding_message needs an 'en' text (the fallback locale)")
         for locale, text in self.holding_message.items():
-            if "{next_update}" not in text:
-                raise ValueError(
-                    f"holding_message.{locale} must say when the next update comes: {{next_update}}"
-                )
+            if not text.strip():
+                raise ValueError(f"holding_message.{locale} is empty")
         return self
 
 

@@ -3,6 +3,9 @@
 PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the sub-select. SQLite: the whole UPDATE runs under the
 database write lock (``BEGIN IMMEDIATE``), which serialises claims. A claim is a lease: rows still
 ``sending`` after ``lease_until`` belong to a worker presumed dead and can be claimed again.
+
+Claiming counts no attempt: a row is charged one only when a request for it reaches a provider
+(``dispatcher.engine.ledger``). ``ClaimedRow.attempts`` is how many it made before this claim.
 """
 
 from __future__ import annotations
@@ -61,7 +64,6 @@ def claim_batch(rt: Runtime, ref: BatchRef) -> list[ClaimedRow]:
             .values(
                 state=DeliveryState.SENDING.value,
                 lease_until=lease,
-                attempts=deliveries.c.attempts + 1,
                 updated_at=now,
             )
             .returning(

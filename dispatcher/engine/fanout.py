@@ -14,22 +14,35 @@ existing ones; a batch with nothing left to claim is a no-op for the deliverer.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Select, String, Text, bindparam, cast, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    select,
+    update,
+)
 
 from channels.base import ChannelKind
-from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match, staff_locale
+from dispatcher.domain.audiences import AudiencePass, audience_passes, segment_row_match
 from dispatcher.domain.models import Audience, DeliveryState, Incident, Severity, Update, UpdateState
 from dispatcher.domain.policy import Segment
 from dispatcher.domain.quiet_hours import quiet_until
+from dispatcher.domain.readers import ReaderVariant, needs_opt_out_hint
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef, TaskQueue
-from dispatcher.store.bulk import insert_deliveries, timestamp_value
+from dispatcher.store.bulk import DeliveriesExist, insert_deliveries, insert_fresh_deliveries, timestamp_value
 from dispatcher.store.queries import get_incident, get_update
 from dispatcher.store.schema import Timestamp, contact_points, deliveries, subscribers, updates
 
@@ -43,8 +56,7 @@ class FanoutSummary:
     """Rows written to wait for the end of their subscriber's quiet hours."""
 
 
-@dataclass(frozen=True)
-class _Owed:
+class _Owed(NamedTuple):  # a tuple: one is made per contact point, millions for a big audience
     """One contact point owed the update, and when (None: now)."""
 
     point_id: int
@@ -53,6 +65,7 @@ class _Owed:
     subscriber_id: int
     locale: str
     not_before: datetime | None
+    timezone: str | None = None
 
 
 PREFERENCE_COLUMNS = (
@@ -98,7 +111,7 @@ def _audience_page(
     audience: AudiencePass,
     after: int,
     size: int,
-) -> list[Any]:
+) -> Sequence[Any]:
     columns = (
         contact_points.c.id,
         contact_points.c.address,
@@ -116,21 +129,24 @@ def _audience_page(
         .order_by(contact_points.c.id)
         .limit(size)
     )
-    return list(conn.execute(query))
+    return conn.execute(query).all()  # fetchall: one driver call per page, not one per row
+
+
+@functools.lru_cache(maxsize=1024)
+def _names(encoded: str) -> frozenset[str]:
+    """A JSON list of names (a subscriber's channels or components), decoded once per distinct text:
+    a big audience repeats a handful of them."""
+    return frozenset(json.loads(encoded))
 
 
 def wants(row: Any, channel: ChannelKind, affected: set[str], segment: Segment | None) -> bool:
     """The subscriber's own preferences (channels, components) and the segment, for one row holding
     ``PREFERENCE_COLUMNS``; ``affected`` is the incident's components."""
     channels = row.channels
-    if channels not in (None, "null") and channel.value not in json.loads(channels):
+    if channels not in (None, "null") and channel.value not in _names(channels):
         return False
     components = row.components
-    if (
-        affected
-        and components not in (None, "[]", "null")
-        and not affected.intersection(json.loads(components))
-    ):
+    if affected and components not in (None, "[]", "null") and affected.isdisjoint(_names(components)):
         return False
     return segment is None or segment_row_match(segment, components, row.region, row.plan, row.tags)
 
@@ -160,15 +176,20 @@ def _audience(
                 if quiet_applies and row.quiet_start
                 else None
             )
-            yield _Owed(row.id, row.address, row.opted_out, row.subscriber_id, row.locale, not_before)
+            yield _Owed(
+                row.id, row.address, row.opted_out, row.subscriber_id, row.locale, not_before, row.timezone
+            )
         if len(page) < rt.settings.fanout_page_size:
             return  # a short page is the last one: no query to learn that the next one is empty
         after = page[-1][0]
 
 
+_QUEUED, _SUPPRESSED = DeliveryState.QUEUED.value, DeliveryState.SUPPRESSED.value
+
+
 def _row(
     update_id: int,
-    channel: ChannelKind,
+    channel: str,
     batch: int,
     now: Any,
     address: str,
@@ -177,17 +198,16 @@ def _row(
     locale: str,
     opted_out: bool,
 ) -> tuple[Any, ...]:
-    """One delivery row, in ``DELIVERY_COLUMNS`` order."""
-    state = (DeliveryState.SUPPRESSED if opted_out else DeliveryState.QUEUED).value
+    """One delivery row, in ``DELIVERY_COLUMNS`` order (``channel``: the kind's value)."""
     return (
         update_id,
-        channel.value,
+        channel,
         address,
         subscriber_id,
         contact_point_id,
         locale,
         batch,
-        state,
+        _SUPPRESSED if opted_out else _QUEUED,
         0,
         "opted out" if opted_out else None,
         now,
@@ -195,18 +215,49 @@ def _row(
     )
 
 
-def _flush(
-    rt: Runtime,
-    queue: TaskQueue,
-    ref: BatchRef,
-    rows: list[tuple[Any, ...]],
-    deferred: list[tuple[str, datetime]] | None = None,
-) -> None:
-    with rt.engine.begin() as conn:
-        insert_deliveries(conn, rows)
-        if deferred:
-            _defer(conn, ref, deferred)
-    queue.submit_batch(ref)
+@dataclass
+class _Writer:
+    """Writes one channel's batches, each in its own transaction, and hands each to the queue once it
+    is committed. ``fresh``: no row of this update and channel existed when the fan-out began, so the
+    quick insert applies (see ``dispatcher.store.bulk``) until a batch finds otherwise."""
+
+    rt: Runtime
+    queue: TaskQueue
+    fresh: bool
+
+    def flush(
+        self, ref: BatchRef, rows: list[tuple[Any, ...]], deferred: list[tuple[str, datetime]] | None = None
+    ) -> None:
+        if self.fresh:
+            try:
+                self._write(ref, rows, deferred, insert_fresh_deliveries)
+            except DeliveriesExist:
+                self.fresh = False  # another fan-out of this update got there first: skip what it wrote
+        if not self.fresh:
+            self._write(ref, rows, deferred, insert_deliveries)
+        self.queue.submit_batch(ref)
+
+    def _write(
+        self,
+        ref: BatchRef,
+        rows: list[tuple[Any, ...]],
+        deferred: list[tuple[str, datetime]] | None,
+        insert: Callable[[Connection, Sequence[tuple[Any, ...]]], None],
+    ) -> None:
+        with self.rt.engine.begin() as conn:
+            insert(conn, rows)
+            if deferred:
+                _defer(conn, ref, deferred)
+
+
+def _nothing_written(rt: Runtime, update_id: int, channel: ChannelKind) -> bool:
+    with rt.engine.connect() as conn:
+        found = conn.execute(
+            select(
+                exists().where(deliveries.c.update_id == update_id, deliveries.c.channel == channel.value)
+            )
+        ).scalar_one()
+    return not found
 
 
 def _defer(conn: Connection, ref: BatchRef, deferred: list[tuple[str, datetime]]) -> None:
@@ -242,14 +293,19 @@ def _fan_out_channel(
     clock_now = rt.clock.now()
     with rt.engine.connect() as conn:
         now = timestamp_value(conn, clock_now)
+    writer = _Writer(rt, queue, fresh=_nothing_written(rt, update.id, channel))
+    kind = channel.value
     if channel.is_broadcast:
         targets = rt.broadcast_targets(channel)
         if channel is ChannelKind.STATUSPAGE and update.audience is not Audience.PUBLIC:
             # Staff's internal site only: a public status site never changes for an internal update.
             targets = [t for t in targets if t.startswith("internal-")]
-        rows = [_row(update.id, channel, 0, now, target, None, None, "en", False) for target in targets]
+        rows = [
+            _row(update.id, kind, 0, now, target, None, None, rt.settings.default_locale, False)
+            for target in targets
+        ]
         if rows:
-            _flush(rt, queue, BatchRef(update.id, channel, 0), rows)
+            writer.flush(BatchRef(update.id, channel, 0), rows)
         summary.rows[channel], summary.batches[channel] = len(rows), 1 if rows else 0
         return
     size = rt.batch_size(channel)
@@ -260,7 +316,7 @@ def _fan_out_channel(
 
     def flush() -> None:
         nonlocal batch, count, pending, deferred
-        _flush(rt, queue, BatchRef(update.id, channel, batch), pending, deferred)
+        writer.flush(BatchRef(update.id, channel, batch), pending, deferred)
         count += len(pending)
         batch, pending, deferred = batch + 1, [], []
 
@@ -271,13 +327,13 @@ def _fan_out_channel(
             pending.append(
                 _row(
                     update.id,
-                    channel,
+                    kind,
                     batch,
                     now,
                     owed.address,
                     owed.subscriber_id,
                     owed.point_id,
-                    staff_locale(owed.locale) if staff_variant else owed.locale,
+                    _reader_key(channel, owed, staff_variant),
                     owed.opted_out,
                 )
             )
@@ -290,6 +346,17 @@ def _fan_out_channel(
             flush()
     summary.rows[channel], summary.batches[channel] = count, batch
     summary.deferred[channel] = waiting
+
+
+def _reader_key(channel: ChannelKind, owed: _Owed, staff: bool) -> str:
+    """The variant of the rendering this contact point reads (``dispatcher.domain.readers``): locale,
+    staff's copy, the subscriber's time zone, and whether their SMS ends with the opt-out hint."""
+    return ReaderVariant(
+        locale=owed.locale,
+        staff=staff,
+        zone=owed.timezone,
+        opt_out_hint=channel is ChannelKind.SMS and needs_opt_out_hint(owed.address),
+    ).key
 
 
 def fan_out(rt: Runtime, update_id: int, queue: TaskQueue) -> FanoutSummary:

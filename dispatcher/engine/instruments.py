@@ -37,6 +37,12 @@ def _outcome(error: BaseException | None) -> str:
     return "exception"
 
 
+def record_send(channel: ChannelKind, provider: str, error: BaseException | None, seconds: float) -> None:
+    """One provider call of ``seconds`` (its results streamed in: the time spent writing them to the
+    ledger meanwhile is not the provider's and is left out by the caller)."""
+    SEND_SECONDS.labels(channel.value, provider, _outcome(error)).observe(max(seconds, 0.0))
+
+
 @contextmanager
 def observe_send(channel: ChannelKind, provider: str) -> Iterator[None]:
     """Time one provider call into ``tocsin_provider_send_seconds`` (also when it raises)."""

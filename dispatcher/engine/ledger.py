@@ -2,6 +2,12 @@
 
 Writes are grouped: rows that share an outcome (and, for SendGrid, one provider message id per
 request) are finished by one UPDATE, so a 1,000-recipient batch costs a handful of statements.
+
+An attempt is counted (``attempts + 1``) when a row's result is written for a request that reached the
+provider (sent, failed, retried, opted out), never when a row is claimed: rows put back untried
+(``mark_waiting``), superseded or suppressed before sending keep their count. Each counted attempt
+that did not deliver is kept in ``delivery_tries`` with its error (``log_tries``), so a dead letter
+carries the evidence of every real attempt.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from sqlalchemy import Connection, String, bindparam, cast, func, insert, litera
 from channels.base import MESSAGE_ID_PREFIX, ChannelKind
 from dispatcher.domain.models import DeliveryState
 from dispatcher.engine.task_queue import BatchRef
-from dispatcher.store.schema import deliveries, delivery_attempts
+from dispatcher.store.schema import deliveries, delivery_attempts, delivery_tries
 from dispatcher.store.sql import one_of
 
 
@@ -49,6 +55,7 @@ def mark_sent(conn: Connection, provider: str, sent: Sequence[tuple[int, str | N
         "updated_at": now,
         "last_error": None,
         "next_attempt_at": None,
+        "attempts": deliveries.c.attempts + 1,
     }
     own = [row_id for row_id, message_id in sent if message_id == f"{MESSAGE_ID_PREFIX}{row_id}"]
     if own:
@@ -80,7 +87,11 @@ def mark_failed(
     failed: Sequence[tuple[int, str]],
     now: datetime,
     state: DeliveryState = DeliveryState.FAILED,
+    charged: bool = True,
 ) -> None:
+    """Finish rows as ``state`` with their error; ``charged``: a request for them reached the provider
+    (False for rows settled before sending: opted out, superseded)."""
+    counted = {"attempts": deliveries.c.attempts + 1} if charged else {}
     _finish_each(
         conn,
         [{"b_id": i, "b_error": e[:2000]} for i, e in failed],
@@ -89,13 +100,14 @@ def mark_failed(
         last_error=bindparam("b_error"),
         updated_at=now,
         next_attempt_at=None,
+        **counted,
     )
 
 
 def mark_retry(
     conn: Connection, provider: str | None, retry: Sequence[tuple[int, str, float]], now: datetime
 ) -> None:
-    """Put rows back in the queue, owed again after their delay (seconds)."""
+    """Put rows back in the queue after a counted attempt, owed again after their delay (seconds)."""
     _finish_each(
         conn,
         [{"b_id": i, "b_error": e[:2000], "b_at": now + timedelta(seconds=d)} for i, e, d in retry],
@@ -104,6 +116,7 @@ def mark_retry(
         last_error=bindparam("b_error"),
         next_attempt_at=bindparam("b_at"),
         updated_at=now,
+        attempts=deliveries.c.attempts + 1,
     )
 
 
@@ -116,8 +129,14 @@ def mark_waiting(conn: Connection, rows: Sequence[tuple[int, str, float]], now: 
         last_error=bindparam("b_error"),
         updated_at=now,
         next_attempt_at=bindparam("b_at"),
-        attempts=deliveries.c.attempts - 1,
     )
+
+
+def count_attempts(conn: Connection, ids: Sequence[int]) -> None:
+    """Count an attempt for rows that stay in flight (handed to the channel's next provider)."""
+    if ids:
+        counted = deliveries.c.attempts + 1
+        conn.execute(update(deliveries).where(_in_flight(conn, ids)).values(attempts=counted))
 
 
 def renew_lease(conn: Connection, ids: Sequence[int], until: datetime) -> None:
@@ -137,6 +156,27 @@ class AttemptRecord:
     retrying: int = 0
     failed: int = 0
     error: str | None = None
+
+
+def log_tries(conn: Connection, provider: str, tried: Sequence[tuple[int, str, str]], now: datetime) -> None:
+    """Keep the evidence of counted attempts that did not deliver: (row id, outcome, error) each."""
+    if tried:
+        conn.execute(
+            insert(delivery_tries),
+            [
+                {"delivery_id": i, "provider": provider, "outcome": o, "error": e[:2000], "tried_at": now}
+                for i, o, e in tried
+            ],
+        )
+
+
+def tries_of(conn: Connection, delivery_id: int) -> list[tuple[str, str, str | None, datetime]]:
+    """(provider, outcome, error, when) of each counted attempt of one row that did not deliver."""
+    t = delivery_tries.c
+    rows = conn.execute(
+        select(t.provider, t.outcome, t.error, t.tried_at).where(t.delivery_id == delivery_id).order_by(t.id)
+    )
+    return [(p, o, e, at) for p, o, e, at in rows]
 
 
 def log_attempt(conn: Connection, record: AttemptRecord, finished_at: datetime) -> None:

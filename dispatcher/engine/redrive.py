@@ -5,6 +5,11 @@ out, batches whose retry time has come, batches whose task was lost, and rows cl
 lease ran out. Re-driven rows get a fresh ``updated_at``, so a batch still waiting behind a long queue
 is not submitted again on every tick. Submitting a batch twice is harmless anyway: rows are claimed
 atomically, so the second task finds nothing to do.
+
+A row waiting for a time (a retry, quiet hours, the cap) is re-driven once that time is
+``RETRY_GRACE`` seconds past, whenever it was last touched: a queue keeps short waits itself (a Celery
+countdown of up to a minute), but a two-minute retry is the database's to fire, on time, not a lease
+after the failure.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef, TaskQueue
 from dispatcher.store.schema import deliveries, updates
 
+RETRY_GRACE = 10.0
+"""Seconds a due wait is left to the queue's own countdown before the re-drive fires it."""
+
 
 @dataclass(frozen=True)
 class Redriven:
@@ -34,11 +42,15 @@ def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redrive
     and the look-up stays an index range on recent updates instead of a scan of the whole ledger."""
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after)
+    overdue = now - timedelta(seconds=min(stale_after, RETRY_GRACE))
     owed = or_(
         and_(
             deliveries.c.state == DeliveryState.QUEUED.value,
-            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
-            deliveries.c.updated_at <= stale,
+            or_(
+                and_(deliveries.c.next_attempt_at.is_(None), deliveries.c.updated_at <= stale),
+                and_(deliveries.c.next_attempt_at <= now, deliveries.c.updated_at <= stale),
+                deliveries.c.next_attempt_at <= overdue,
+            ),
         ),
         # Claimed by a worker presumed dead: owed again.
         and_(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now),
@@ -59,7 +71,8 @@ def redrive(rt: Runtime, queue: TaskQueue, stale_after: float = 60.0) -> Redrive
         touched = conn.execute(
             update(deliveries)
             .where(deliveries.c.update_id.in_(recent), owed)
-            .values(state=DeliveryState.QUEUED.value, lease_until=None, updated_at=now)
+            # Owed now: the wait is over, and the next look re-drives it again only once it is stale.
+            .values(state=DeliveryState.QUEUED.value, lease_until=None, next_attempt_at=None, updated_at=now)
             .returning(deliveries.c.update_id, deliveries.c.channel, deliveries.c.batch)
         ).all()
     due = sorted({(u, c, b) for u, c, b in touched})

@@ -1,14 +1,21 @@
 """The one place that decides what happens after a provider call: done, fail over, or halt; and, per
-row, sent, failed, suppressed, retried later (with when) or given up.
+row, sent, failed, suppressed, retried later (with when), handed to the next provider, or given up.
 
-* transient (timeout, 5xx, 429): retried on the channel's schedule (Svix's by default: at once, 5 s,
-  5 min, 30 min, 2 h, 5 h, 10 h, 10 h), with a little jitter so retries of many rows do not land at
-  the same instant, and never sooner than the provider's ``Retry-After``; after the last step of the
-  schedule the delivery is failed (a dead letter, listed by ``tocsin deliveries``);
+* transient (timeout, 5xx, 429): retried on the channel's schedule, with a little jitter so retries of
+  many rows do not land at the same instant, and never sooner than the provider's ``Retry-After``.
+  Provider APIs (email, SMS, X, chat, status page) retry within seconds, then every minute
+  (``retry.provider_schedule``); customers' webhook endpoints follow Svix's hours-long schedule
+  (``retry.endpoint_schedule``). When a row's schedule runs out it goes to the channel's next provider
+  if there is one, else it is failed (a dead letter, listed by ``tocsin deliveries``);
 * permanent (bad request, invalid address): failed at once, never retried;
 * provider unavailable (bad credentials, down), or a circuit that opens on repeated transient errors
   while another provider is left: the rows move to the next provider in the channel's failover order;
-  when no provider is left, they are treated as transient (the providers may come back).
+  when no provider is left, they stay owed (the providers may come back).
+
+**An attempt is counted only for a row whose request reached a provider.** Each row waits on its own
+attempts, never on another row's; rows an adapter stopped before reaching (``Outcome.UNTRIED``) are
+owed again uncounted, at once, or when the provider account's pause ends: a provider API's 429 pauses
+the whole account (``dispatcher.engine.pacing.pause``), not one row.
 
 A retry is also capped by the update's relevance: once a newer update of the incident exists for an
 address, the older one is superseded instead of retried (``dispatcher.engine.sequencing.ordering``).
@@ -40,6 +47,12 @@ from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.pacing.circuit_breaker import CircuitBreaker
 
 
+def is_provider_api(channel: ChannelKind) -> bool:
+    """Whether ``channel`` goes through a provider's API (one account, whose 429 concerns every
+    request), rather than to customers' own endpoints (webhooks: each endpoint answers for itself)."""
+    return channel is not ChannelKind.WEBHOOK
+
+
 class Action(enum.StrEnum):
     RETRY = "retry"
     GIVE_UP = "give_up"
@@ -63,8 +76,12 @@ class RetryPolicy:
 
     @classmethod
     def for_channel(cls, settings: Settings, channel: ChannelKind) -> RetryPolicy:
-        own = settings.channels[channel].retry_schedule
-        return cls(own if own is not None else settings.retry.schedule, settings.retry.jitter)
+        """The channel's own schedule, else ``retry.schedule``, else the default for its destination."""
+        retry = settings.retry
+        schedule = settings.channels[channel].retry_schedule or retry.schedule
+        if schedule is None:
+            schedule = retry.provider_schedule if is_provider_api(channel) else retry.endpoint_schedule
+        return cls(schedule, retry.jitter)
 
     @property
     def max_attempts(self) -> int:
@@ -90,56 +107,122 @@ class Step(enum.Enum):
     FAILOVER = "failover"
     """The provider cannot serve: these rows (and the rest) go to the next provider."""
     HALT = "halt"
-    """The provider failed the whole call: stop calling it for this batch."""
+    """The provider failed the whole call, or asked to wait: stop calling it for this batch."""
 
 
 @dataclass
 class Verdict:
-    """What one provider call means for the batch (``step``) and for each of its rows."""
+    """What one provider call (or one window of its results) means for the batch (``step``) and for
+    each of its rows. Rows in ``sent``, ``failed``, ``opted_out`` and ``requeue`` made an attempt (it
+    is counted); rows in ``untried`` and ``hand_over`` did not, or are not charged for it."""
 
     step: Step
     outcome: str
-    """For the attempts log: sent, partial, transient, failed, unavailable, failover."""
+    """For the attempts log: sent, partial, transient, failed, unavailable, failover, stopped."""
     error: str | None = None
     sent: list[tuple[int, str | None]] = field(default_factory=list)
     """(row id, provider message id)."""
     failed: list[tuple[int, str]] = field(default_factory=list)
-    """(row id, why): permanent errors and rows whose retries ran out."""
+    """(row id, why): permanent errors, and rows whose retries ran out with no provider left."""
     opted_out: list[int] = field(default_factory=list)
     """Row ids whose recipient told the provider to stop."""
     requeue: list[tuple[int, str, float]] = field(default_factory=list)
     """(row id, why, seconds until it is owed again)."""
+    untried: list[tuple[int, str]] = field(default_factory=list)
+    """(row id, why): never reached the provider; owed again, uncounted (``untried_wait`` says when)."""
+    hand_over: list[int] = field(default_factory=list)
+    """Row ids whose schedule ran out on this provider: the channel's next provider tries them now."""
+    pause: float | None = None
+    """Seconds the provider asked to wait (a Retry-After); for a provider API that is the whole
+    account's pause (webhooks: only that endpoint's row waits)."""
+    tried: list[tuple[int, str, str]] = field(default_factory=list)
+    """(row id, outcome, error) of each counted attempt that did not deliver: the evidence kept per
+    row in ``delivery_tries``."""
 
     @property
     def retry_in(self) -> float | None:
         return min((delay for _, _, delay in self.requeue), default=None)
 
+    @property
+    def charged(self) -> int:
+        """Rows that made an attempt in this call."""
+        return len(self.sent) + len(self.tried)
+
+    def absorb(self, other: Verdict) -> None:
+        """Add ``other``'s rows (a later window of the same call) to this one."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.opted_out += other.opted_out
+        self.requeue += other.requeue
+        self.untried += other.untried
+        self.hand_over += other.hand_over
+        self.tried += other.tried
+        if other.pause is not None:
+            self.pause = max(self.pause or 0.0, other.pause)
+        if other.step is not Step.DONE and self.step is not Step.FAILOVER:
+            self.step = other.step
+        if other.outcome != "sent":
+            self.outcome = other.outcome if self.outcome == "sent" and not self.sent else "partial"
+        self.error = other.error or self.error
+
 
 def _schedule(
-    policy: RetryPolicy, retry: list[tuple[ClaimedRow, str, float | None]]
-) -> tuple[list[tuple[int, str, float]], list[tuple[int, str]]]:
-    """Rows to requeue (with one shared delay, so the batch stays whole) and rows to give up on."""
+    policy: RetryPolicy, retry: list[tuple[ClaimedRow, str, float | None]], has_fallback: bool
+) -> tuple[list[tuple[int, str, float]], list[tuple[int, str]], list[int]]:
+    """Rows to requeue (each after the wait its own attempt count calls for, one jitter draw per count so
+    rows tried as often stay together, never before its own Retry-After), rows to give up on, and rows
+    to hand to the next provider."""
     requeue: list[tuple[int, str, float]] = []
     give_up: list[tuple[int, str]] = []
-    if not retry:
-        return requeue, give_up
-    attempts = max(row.attempts for row, _, _ in retry)
-    hints = [after for _, _, after in retry if after is not None]
-    delay = policy.backoff(attempts, max(hints) if hints else None)
-    for row, error, _ in retry:
-        if policy.after_transient(row.attempts).action is Action.GIVE_UP:
-            give_up.append((row.id, f"gave up after {row.attempts} attempts: {error}"))
-        else:
-            requeue.append((row.id, error, delay))
-    return requeue, give_up
+    hand_over: list[int] = []
+    delays: dict[int, float] = {}
+    for row, error, after in retry:
+        made = row.attempts + 1  # the attempt that just failed counts
+        if policy.after_transient(made).action is Action.GIVE_UP:
+            if has_fallback:
+                hand_over.append(row.id)
+            else:
+                give_up.append((row.id, f"gave up after {made} attempts: {error}"))
+            continue
+        if made not in delays:
+            delays[made] = policy.backoff(made)
+        requeue.append((row.id, error, max(delays[made], after or 0.0)))
+    return requeue, give_up, hand_over
 
 
 def retry_later(
-    policy: RetryPolicy, rows: Sequence[ClaimedRow], error: str, retry_after: float | None
+    policy: RetryPolicy,
+    rows: Sequence[ClaimedRow],
+    error: str,
+    retry_after: float | None,
+    has_fallback: bool = False,
 ) -> Verdict:
-    """Every row failed transiently (or no provider could take them): requeue or give up."""
-    requeue, give_up = _schedule(policy, [(r, error, retry_after) for r in rows])
-    return Verdict(Step.HALT, "transient", error, failed=give_up, requeue=requeue)
+    """Every row was in a request that failed transiently: requeue, hand over or give up."""
+    requeue, give_up, hand_over = _schedule(policy, [(r, error, retry_after) for r in rows], has_fallback)
+    verdict = Verdict(Step.HALT, "transient", error, failed=give_up, requeue=requeue, hand_over=hand_over)
+    verdict.tried = [(r.id, "retry", error) for r in rows]
+    return verdict
+
+
+def not_reached(rows: Sequence[ClaimedRow], why: str) -> Verdict:
+    """The call was stopped before these rows (the provider asked every caller to wait, or failed a run
+    of requests): they stay owed, uncounted."""
+    return Verdict(Step.HALT, "stopped", why, untried=[(r.id, why) for r in rows])
+
+
+COOL_DOWN = 1.0
+"""Seconds the rows a stopped call never reached wait after a run of failed requests (or when no
+request reached the provider at all): the provider is probed about once a second, not hammered, and no
+row waits for another row's backoff."""
+
+
+def untried_wait(pause: float, progressed: bool, failing: bool = False) -> float:
+    """When rows a call never reached are owed again: when the provider account's pause ends; after
+    ``COOL_DOWN`` when the provider failed a run of requests (``failing``) or nothing reached it; else at
+    once."""
+    if pause > 0:
+        return pause
+    return COOL_DOWN if failing or not progressed else 0.0
 
 
 def skip_reason(breaker: CircuitBreaker, provider: str, has_fallback: bool) -> str | None:
@@ -156,19 +239,29 @@ def decide_error(
     breaker: CircuitBreaker,
     provider: str,
     has_fallback: bool,
+    account_wide: bool = True,
 ) -> Verdict:
-    """The provider refused the whole call with ``error``."""
+    """The provider refused the whole request carrying ``rows`` with ``error``. ``account_wide``: its
+    Retry-After concerns the provider account (a provider API), not only these rows."""
     if isinstance(error, ProviderUnavailable):
         breaker.trip(provider)
         return Verdict(Step.FAILOVER, "unavailable", error.message)
     if isinstance(error, PermanentError):
-        return Verdict(Step.DONE, "failed", error.message, failed=[(r.id, error.message) for r in rows])
-    if isinstance(error, TransientError):
-        if breaker.record_failure(provider) and has_fallback:
-            return Verdict(Step.FAILOVER, "failover", f"circuit opened: {error.message}")
-        return retry_later(policy, rows, error.message, error.retry_after)
-    # An adapter's own subclass we don't know: treat it as transient.
-    return retry_later(policy, rows, error.message, None)
+        verdict = Verdict(Step.DONE, "failed", error.message, failed=[(r.id, error.message) for r in rows])
+        verdict.tried = [(r.id, "failed", error.message) for r in rows]
+        return verdict
+    retry_after = error.retry_after if isinstance(error, TransientError) else None
+    opened = breaker.record_failure(provider)
+    if opened and has_fallback:
+        return Verdict(Step.FAILOVER, "failover", f"circuit opened: {error.message}")
+    # An adapter's own subclass we don't know is treated as transient too.
+    verdict = retry_later(policy, rows, error.message, retry_after, has_fallback)
+    if account_wide and retry_after:
+        verdict.pause = retry_after
+    # One failed request concerns its own rows; a run of them (the breaker's threshold), or a provider
+    # asking every caller to wait, stops the rest of the batch.
+    verdict.step = Step.HALT if opened or verdict.pause else Step.DONE
+    return verdict
 
 
 def decide_results(
@@ -177,8 +270,10 @@ def decide_results(
     policy: RetryPolicy,
     breaker: CircuitBreaker,
     provider: str,
+    has_fallback: bool = False,
 ) -> Verdict:
-    """The provider answered per recipient: sort each row by its result."""
+    """The provider answered per recipient: sort each row by its result. Results for rows not in
+    ``rows`` are ignored; rows without a result are not judged here (see ``unanswered``)."""
     if any(r.outcome is Outcome.SENT for r in results):
         breaker.record_success(provider)
     elif any(r.outcome is Outcome.RETRY for r in results):
@@ -194,15 +289,29 @@ def decide_results(
             verdict.sent.append((row.id, res.provider_message_id))
         elif res.outcome is Outcome.FAILED:
             verdict.failed.append((row.id, res.error or "failed"))
+            verdict.tried.append((row.id, "failed", res.error or "failed"))
         elif res.outcome is Outcome.OPTED_OUT:
             verdict.opted_out.append(row.id)
+            verdict.tried.append((row.id, "opted_out", res.error or "opted out"))
+        elif res.outcome is Outcome.UNTRIED:
+            verdict.untried.append((row.id, res.error or "not tried"))
+            if res.retry_after:
+                verdict.pause = max(verdict.pause or 0.0, res.retry_after)
         else:
             retry.append((row, res.error or "retry", res.retry_after))
-    # A row the adapter did not answer for is owed again, never silently dropped.
-    answered = {res.delivery_id for res in results}
-    retry += [(r, "no result from provider", None) for r in rows if r.id not in answered]
-    if verdict.failed or retry:
+            verdict.tried.append((row.id, "retry", res.error or "retry"))
+            if res.retry_after:  # a provider API's "come back later" is its account's (the caller decides)
+                verdict.pause = max(verdict.pause or 0.0, res.retry_after)
+    if verdict.failed or retry or verdict.untried:
         verdict.outcome = "partial"
-    verdict.requeue, give_up = _schedule(policy, retry)
+    if verdict.untried:
+        verdict.step = Step.HALT  # the adapter stopped: the provider is failing or asked to wait
+    verdict.requeue, give_up, verdict.hand_over = _schedule(policy, retry, has_fallback)
     verdict.failed += give_up
     return verdict
+
+
+def unanswered(rows: Sequence[ClaimedRow], answered: set[int]) -> list[Result]:
+    """A row the adapter returned no result for is owed again, never silently dropped. It may have
+    reached the provider, so it counts as an attempt."""
+    return [Result.retry(r.id, "no result from provider") for r in rows if r.id not in answered]

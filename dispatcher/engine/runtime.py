@@ -17,6 +17,7 @@ from dispatcher.domain.clock import Clock, SystemClock
 from dispatcher.domain.errors import ConfigurationError, NotInitialised
 from dispatcher.domain.policy import LoadedPolicy, load_policy
 from dispatcher.engine.pacing.circuit_breaker import CircuitBreaker
+from dispatcher.engine.pacing.pause import LocalPauses, Pauses, RedisPauses
 from dispatcher.engine.pacing.rate_limit import BucketSpec, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from dispatcher.rendering.renderer import Renderer
 from dispatcher.store.engine import get_engine, is_initialised
@@ -30,6 +31,8 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
+    pauses: Pauses = field(default_factory=LocalPauses)
+    """Provider accounts told to wait (a 429's Retry-After), shared like the rate limits."""
     render_cache: dict[tuple[int, ChannelKind, str, tuple[int, ...]], Message] = field(default_factory=dict)
     _adapters: dict[str, Adapter] = field(default_factory=dict)
     injected: dict[str, Adapter] = field(default_factory=dict)
@@ -125,21 +128,27 @@ def build_runtime(
     engine = get_engine(settings.database_url)
     if require_schema and not is_initialised(settings.database_url):
         raise NotInitialised("the database has no Tocsin schema yet: run `tocsin init` first")
-    return Runtime(
+    limiter, pauses = _pacing(settings)
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         renderer=Renderer(settings.templates_dir),
         clock=clock or SystemClock(),
         breaker=CircuitBreaker(settings.circuit_breaker.failures, settings.circuit_breaker.reset_after),
-        limiter=_limiter(settings),
+        limiter=limiter,
         injected=dict(adapters or {}),
     )
+    # In-process pauses follow the runtime's own clock (whatever clock it is given later).
+    runtime.pauses = pauses or LocalPauses(lambda: runtime.clock.now().timestamp())
+    return runtime
 
 
-def _limiter(settings: Settings) -> RateLimiter:
-    """Shared by every worker process through Redis when there is one; in-process otherwise."""
+def _pacing(settings: Settings) -> tuple[RateLimiter, Pauses | None]:
+    """Shared by every worker process through Redis when there is one; in-process otherwise (pauses:
+    None, made by the caller on the runtime's clock)."""
     if settings.redis_url is None:
-        return LocalRateLimiter()
+        return LocalRateLimiter(), None
     import redis
 
-    return RedisRateLimiter(redis.Redis.from_url(settings.redis_url))
+    client = redis.Redis.from_url(settings.redis_url)
+    return RedisRateLimiter(client), RedisPauses(client)

@@ -467,6 +467,8 @@ def build_snapshot(rt: Runtime, internal: bool = False) -> StatusSnapshot:
         history_days=history_days,
         uptime_days=uptime_days,
         page_id=page_id,
+        # Statuspage's own name for UTC in its files; the page shows times in this zone, with UTC.
+        time_zone="Etc/UTC" if rt.settings.timezone == "UTC" else rt.settings.timezone,
         audience="internal" if internal else "public",
         subscribe_url=(rt.settings.public_url.rstrip("/") + "/subscribe") if rt.settings.public_url else None,
         status=_overall(open_incidents, maintenance, [r["status"] for r in defined]),

@@ -22,8 +22,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dispatcher.comms.lifecycle import change_status, open_or_reopen
+from dispatcher.comms.message_templates import draft_from_template
 from dispatcher.comms.publish import publish
-from dispatcher.domain.errors import InvalidInput, TocsinError
+from dispatcher.domain.errors import ConfigurationError, InvalidInput, NotFound, TocsinError
 from dispatcher.domain.models import (
     Audience,
     Incident,
@@ -123,6 +124,26 @@ def _incident_step(rt: Runtime, group: AlertGroup) -> tuple[Incident | None, Act
     return found, "unchanged"
 
 
+FIRST_NOTICE = "first-notice"
+"""The message template monitoring's first public word is written from (``tocsin templates show``)."""
+
+
+def _public_draft(
+    rt: Runtime, incident: Incident, status: IncidentStatus, next_at: datetime, problems: list[str]
+) -> UpdateDraft:
+    """Monitoring's public words: the library's first notice (in every language it has) when the
+    incident starts, Tocsin's own recovery text when monitoring sees it recover."""
+    if status is IncidentStatus.INVESTIGATING:
+        try:
+            return draft_from_template(rt, incident.id, FIRST_NOTICE, {}, author=None, start=rt.clock.now())
+        except (ConfigurationError, NotFound, InvalidInput) as exc:
+            log.warning("the %s template cannot be used, Tocsin's own words instead: %s", FIRST_NOTICE, exc)
+            problems.append(f"the {FIRST_NOTICE} template could not be used ({exc}): sent Tocsin's own words")
+    return UpdateDraft(
+        incident_id=incident.id, status=status, message=notices.public_text(incident, status, next_at)
+    )
+
+
 def _notify(
     rt: Runtime, group: AlertGroup, incident: Incident, action: Action, digest: str, queue: TaskQueue
 ) -> tuple[list[int], list[str]]:
@@ -144,16 +165,15 @@ def _notify(
         public_note = notices.PUBLIC_NEEDS_A_PERSON
     else:
         next_at = now + policy.for_severity(incident.severity).cadence
-        public = UpdateDraft(
-            incident_id=incident.id,
-            status=public_status,
-            message=notices.public_text(incident, public_status, next_at),
-            next_update_at=next_at,
-            audience=Audience.PUBLIC,
-            idempotency_key=f"ingest:{group.source}:{digest[:48]}:public",
-            author=group.actor,
-        )
         try:
+            public = _public_draft(rt, incident, public_status, next_at, problems).model_copy(
+                update={
+                    "next_update_at": next_at,
+                    "audience": Audience.PUBLIC,
+                    "idempotency_key": f"ingest:{group.source}:{digest[:48]}:public",
+                    "author": group.actor,
+                }
+            )
             upd = _again_on_race(lambda: publish(rt, public, queue)).update
         except TocsinError as exc:
             log.warning("monitoring's public update for incident %s was not published: %s", incident.id, exc)

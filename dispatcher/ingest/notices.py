@@ -95,13 +95,10 @@ def _affected(incident: Incident) -> str:
 
 
 def public_text(incident: Incident, status: IncidentStatus, next_at: datetime) -> str:
+    """Words only: every channel's layout states the promise (``next_at``) in each reader's time."""
     if status is IncidentStatus.MONITORING:
         return (
             f"Our monitoring shows {_affected(incident)} working normally again. We are watching closely "
-            f"before we call this resolved. We are sorry for the disruption. "
-            f"Next update by {_clock(next_at)}."
+            f"before we call this resolved. We are sorry for the disruption."
         )
-    return (
-        f"We are investigating a problem affecting {_affected(incident)}. We are sorry for the disruption. "
-        f"Next update by {_clock(next_at)}."
-    )
+    return f"We are investigating a problem affecting {_affected(incident)}. We are sorry for the disruption."

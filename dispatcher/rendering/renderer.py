@@ -10,11 +10,27 @@ So a user can override any single file, and a subscriber never gets English when
 language exists. Templates render in a sandbox with ``StrictUndefined`` (a typo is an error, never a
 silent blank); only ``.html`` templates are autoescaped.
 
-Each template sees ``incident`` (id, title, status, severity, components, opened_at, and a maintenance
-window's starts_at and ends_at), ``update`` (id, status, message, next_update_at, published_at, and
-``internal``: staff only, marked INTERNAL), ``organisation``, ``status_page_url`` (or none) and
-``locale``, plus the filters ``utc_hhmm`` ("14:30"), ``utc_datetime`` ("2024-03-01 14:30 UTC"),
-``iso_utc`` ("2024-03-01T14:30:00Z", none stays none) and ``paragraphs`` (HTML paragraphs of a text).
+Each template sees ``incident`` (id, title, kind, status, severity, components, opened_at, and a
+maintenance window's starts_at and ends_at), ``update`` (id, status, message, next_update_at,
+published_at, and ``internal``: staff only, marked INTERNAL), ``organisation``, ``status_page_url`` (or
+none) and ``locale``, and what makes the copy the reader's own:
+
+* ``times``: every time a person reads, as the reader reads it (``dispatcher.domain.reader_time``):
+  ``next_update``, ``started``, ``posted``, ``window_start``, ``window_end`` (none when there is none),
+  and each as ``<name>_iso`` (UTC, for ``<time datetime>``);
+* ``language_fallback`` (the reader's language has no text: this is the organisation's default one) and
+  ``text_language`` (its name, in the reader's language: "anglais");
+* ``manage_url``: email only, where each recipient's own "manage or stop these updates" link goes (the
+  email adapter puts the link there per recipient), or none when links cannot be made;
+* ``sms_opt_out_hint``: the SMS must end with how to stop (a North American number);
+* ``body_start`` / ``body_end``: marks around the part of a short message (SMS, X) that may be cut to
+  fit its budget (``channels.text.fit``); the head and the tail never are. ``extra_start`` /
+  ``extra_end`` mark, inside it, what is left out first (the list of affected components).
+
+``update.message`` is already the reader's text: their language's, and the channel's own short (SMS,
+X) or long (email) text when the update has one (``dispatcher.domain.update_texts``); ``{started}`` in
+it reads as ``times.started``. Filters: ``utc_hhmm`` ("14:30"), ``utc_datetime`` ("2024-03-01 14:30
+UTC"), ``iso_utc`` ("2024-03-01T14:30:00Z", none stays none) and ``paragraphs`` (HTML paragraphs).
 """
 
 from __future__ import annotations
@@ -42,14 +58,20 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from channels.base import ChannelKind, Message
+from channels.base import MANAGE_URL_PLACEHOLDER, ChannelKind, Message
+from channels.text.fit import BODY_END, BODY_START, EXTRA_END, EXTRA_START, Budget, Fitted, fit, strip_marks
+from channels.text.sms_segments import gsm_friendly
 from dispatcher.config.resources import templates_root
 from dispatcher.domain.locales import DEFAULT_LOCALE, LOCALE_PATTERN, locale_candidates
 from dispatcher.domain.models import Incident, IncidentStatus, Severity, Update
+from dispatcher.domain.reader_time import ReaderClock, babel_locale
+from dispatcher.domain.update_texts import LocaleText, pick_text
 
 __all__ = [
+    "STARTED_TOKEN",
     "TEMPLATE_FILES",
     "RenderContext",
+    "Rendered",
     "Renderer",
     "TemplateProblem",
     "packaged_templates_dir",
@@ -129,6 +151,12 @@ class RenderContext(BaseModel):
     starts_at: datetime | None = None
     """A maintenance window's start and end (templates show the window, not when it was scheduled)."""
     ends_at: datetime | None = None
+    texts: dict[str, LocaleText] = {}
+    """The update's words in other languages and per channel (``dispatcher.domain.update_texts``)."""
+    default_locale: str = DEFAULT_LOCALE
+    """The language ``message`` is in: readers of a language without a text get it, marked."""
+    manage_url: str | None = None
+    """Email: ``channels.base.MANAGE_URL_PLACEHOLDER`` when each recipient gets their own link."""
 
     @field_validator("opened_at", "published_at", "next_update_at", "starts_at", "ends_at")
     @classmethod
@@ -157,10 +185,46 @@ class RenderContext(BaseModel):
             internal=update.audience.value == "internal",
             starts_at=incident.starts_at,
             ends_at=incident.ends_at,
+            texts=update.texts or {},
         )
 
-    def template_vars(self, locale: str) -> dict[str, Any]:
+    @property
+    def started_at(self) -> datetime:
+        """When it started, as readers are told: a maintenance window's start, else the opening."""
+        return self.starts_at if self.incident_kind == "maintenance" and self.starts_at else self.opened_at
+
+    def reader_times(self, clock: ReaderClock) -> dict[str, str | None]:
+        """Every time a person reads, as ``clock``'s reader reads it, and in UTC for machines."""
+        window_end = None
+        if self.starts_at is not None and self.ends_at is not None:
+            same_day = clock.local(self.starts_at).date() == clock.local(self.ends_at).date()
+            window_end = clock.time(self.ends_at, day=not same_day)
+        points = {
+            "next_update": self.next_update_at,
+            "started": self.started_at,
+            "posted": self.published_at,
+            "window_start": self.starts_at,
+            "window_end": self.ends_at,
+        }
+        times: dict[str, str | None] = {f"{name}_iso": _iso_utc(at) for name, at in points.items()}
+        times.update({name: None if at is None else clock.time(at) for name, at in points.items()})
+        times["window_end"] = window_end
+        return times
+
+    def template_vars(
+        self,
+        locale: str,
+        channel: ChannelKind = ChannelKind.EMAIL,
+        clock: ReaderClock | None = None,
+        sms_opt_out_hint: bool = False,
+    ) -> dict[str, Any]:
         """The names a template sees: plain dicts, strings and datetimes only (sandbox-friendly)."""
+        clock = clock or ReaderClock("UTC", self.published_at, locale)
+        picked = pick_text(self.message, self.texts, self.default_locale, locale, channel)
+        times = self.reader_times(clock)
+        reader_language = babel_locale(clock.locale)
+        # The marker is for a reader whose layout is in another language than the text they get.
+        fallback = picked.fallback and reader_language.language != babel_locale(picked.locale).language
         return {
             "incident": {
                 "id": self.incident_id,
@@ -176,7 +240,7 @@ class RenderContext(BaseModel):
             "update": {
                 "id": self.update_id,
                 "status": str(self.update_status.value),
-                "message": self.message,
+                "message": with_times(picked.text, times),
                 "next_update_at": self.next_update_at,
                 "published_at": self.published_at,
                 "internal": self.internal,
@@ -189,11 +253,31 @@ class RenderContext(BaseModel):
                     "status": str(e.status.value),
                     "message": e.message,
                     "published_at": _as_utc(e.published_at),
+                    "posted": clock.time(e.published_at),
                 }
                 for e in self.earlier
             ],
             "locale": locale,
+            "times": times,
+            "language_fallback": fallback,
+            "text_language": babel_locale(picked.locale).get_language_name(reader_language) or picked.locale,
+            "manage_url": self.manage_url if channel is ChannelKind.EMAIL else None,
+            "sms_opt_out_hint": sms_opt_out_hint and channel is ChannelKind.SMS,
+            "body_start": BODY_START,
+            "body_end": BODY_END,
+            "extra_start": EXTRA_START,
+            "extra_end": EXTRA_END,
         }
+
+
+STARTED_TOKEN = "{started}"
+"""Written in a text (a message template's ``Since {started}, …``), it reads as each reader's time."""
+
+
+def with_times(text: str, times: dict[str, str | None]) -> str:
+    """``text`` with ``{started}`` as the reader reads it."""
+    started = times.get("started")
+    return text.replace(STARTED_TOKEN, started) if started and STARTED_TOKEN in text else text
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -250,6 +334,19 @@ def _tidy_block(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Rendered:
+    """A message as one reader gets it, and what had to be done to it."""
+
+    message: Message
+    shortened: bool = False
+    """Its body was cut to fit the channel's budget (SMS segments, X weighted length)."""
+    over_budget: bool = False
+    """Even cut, it is longer than the budget (the status, promise and link alone do not fit)."""
+    language_fallback: bool = False
+    """The reader's language has no text: they read the organisation's default language."""
+
+
+@dataclass(frozen=True)
 class _Rendered:
     text: str
     template: Template
@@ -275,29 +372,65 @@ class Renderer:
         )
         self.env.filters.update(FILTERS)
 
-    def render(self, kind: ChannelKind, context: RenderContext, locale: str = DEFAULT_LOCALE) -> Message:
+    def render(
+        self,
+        kind: ChannelKind,
+        context: RenderContext,
+        locale: str = DEFAULT_LOCALE,
+        *,
+        zone: str | None = None,
+        now: datetime | None = None,
+        sms_opt_out_hint: bool = False,
+        budget: Budget | None = None,
+    ) -> Message:
         """Render ``context`` for channel ``kind`` in ``locale``; raises ``TemplateProblem``."""
-        names = TEMPLATE_FILES[ChannelKind(kind)]
-        variables = context.template_vars(locale)
+        return self.render_for_reader(
+            kind, context, locale, zone=zone, now=now, sms_opt_out_hint=sms_opt_out_hint, budget=budget
+        ).message
+
+    def render_for_reader(
+        self,
+        kind: ChannelKind,
+        context: RenderContext,
+        locale: str = DEFAULT_LOCALE,
+        *,
+        zone: str | None = None,
+        now: datetime | None = None,
+        sms_opt_out_hint: bool = False,
+        budget: Budget | None = None,
+    ) -> Rendered:
+        """The message a reader in ``locale`` and time zone ``zone`` (default UTC) reads at ``now``
+        (default: when it was published), shortened to ``budget`` if one is given.
+
+        Email names the day of every time (it is read later); broadcast channels add UTC."""
+        kind = ChannelKind(kind)
+        clock = self.reader_clock(kind, locale, zone, now or context.published_at)
+        names = TEMPLATE_FILES[kind]
+        variables = context.template_vars(locale, kind, clock, sms_opt_out_hint)
         parts = {part: self._render_one(name, locale, variables) for part, name in names.items()}
 
         subject = context.incident_title
         html: str | None = None
         json_body: str | None = None
+        fitted = Fitted("")
         if kind == ChannelKind.EMAIL:
-            subject = _one_line(parts["subject"].text)
-            text = _tidy_block(parts["text"].text) + "\n"
-            html = parts["html"].text.strip() + "\n"
+            subject = _one_line(strip_marks(parts["subject"].text))
+            text = _tidy_block(strip_marks(parts["text"].text)) + "\n"
+            html = strip_marks(parts["html"].text).strip() + "\n"
         elif kind == ChannelKind.WEBHOOK:
             json_body = self._checked_json(parts["json"])
-            text = _one_line(f"{context.incident_title}: {context.message}")
+            text = _one_line(f"{context.incident_title}: {variables['update']['message']}")
         elif kind == ChannelKind.CHAT:
-            text = _tidy_block(parts["text"].text)
+            text = _tidy_block(strip_marks(parts["text"].text))
         else:  # SMS, social: one paragraph, every run of whitespace a single space
             text = _one_line(parts["text"].text)
+            if kind == ChannelKind.SMS:
+                text = gsm_friendly(text)
+            fitted = fit(text, budget, context.status_page_url) if budget else Fitted(strip_marks(text))
+            text = _one_line(fitted.text)
 
         for part, rendered in parts.items():
-            if part != "json" and not rendered.text.strip():
+            if part != "json" and not strip_marks(rendered.text).strip():
                 raise TemplateProblem(_filename(rendered.template), None, "rendered an empty text")
         if not subject:
             raise TemplateProblem(
@@ -305,8 +438,8 @@ class Renderer:
                 None,
                 "rendered an empty subject",
             )
-        return Message(
-            kind=ChannelKind(kind),
+        message = Message(
+            kind=kind,
             update_id=context.update_id,
             incident_id=context.incident_id,
             subject=subject,
@@ -314,6 +447,35 @@ class Renderer:
             html=html,
             json_body=json_body,
         )
+        return Rendered(
+            message,
+            shortened=fitted.shortened,
+            over_budget=fitted.over_budget,
+            language_fallback=bool(variables["language_fallback"]),
+        )
+
+    def reader_clock(self, kind: ChannelKind, locale: str, zone: str | None, now: datetime) -> ReaderClock:
+        """How a reader in ``locale`` and ``zone`` (None: UTC) reads times on ``kind`` at ``now``: email
+        names the day of every time (it is read later), broadcast channels add UTC."""
+        return ReaderClock(
+            zone or "UTC",
+            now,
+            self.layout_locale(locale),
+            also_utc=ChannelKind(kind).is_broadcast,
+            always_day=kind is ChannelKind.EMAIL,
+        )
+
+    def layout_locale(self, locale: str) -> str:
+        """The locale the layout speaks for a reader in ``locale``: theirs when there are templates in
+        their language (the default ones are English), else English, so that dates, "tomorrow" and
+        language names never mix two languages in one message."""
+        candidates = locale_candidates(locale)
+        if not candidates:
+            return DEFAULT_LOCALE
+        language = candidates[-1]
+        if language == DEFAULT_LOCALE or any((root / language).is_dir() for root in self.search_path):
+            return candidates[0]
+        return DEFAULT_LOCALE
 
     def template_for(self, name: str, locale: str) -> Template:
         """The template that ``name`` (e.g. ``"sms/body.txt.j2"``) resolves to for ``locale``."""
@@ -377,8 +539,8 @@ def _filename(template: Template) -> str:
 
 
 def sample_contexts() -> list[RenderContext]:
-    """Contexts that walk every branch a stock template has: an open incident, a resolved one, a staff-only
-    reminder and a maintenance window."""
+    """Contexts that walk every branch a stock template has: an open incident (with a French text and
+    each recipient's own link), a resolved one, a staff-only reminder and a maintenance window."""
     opened = datetime(2024, 3, 1, 13, 2, tzinfo=UTC)
     open_incident = RenderContext(
         incident_id=42,
@@ -394,6 +556,25 @@ def sample_contexts() -> list[RenderContext]:
         published_at=datetime(2024, 3, 1, 13, 45, tzinfo=UTC),
         organisation="Example Corp",
         status_page_url="https://status.example.com",
+        texts={"fr": LocaleText(message="Nous avons trouvé la cause depuis {started}.", sms="Cause.")},
+        manage_url=MANAGE_URL_PLACEHOLDER,
+        earlier=(
+            EarlierUpdate(
+                id=6,
+                status=IncidentStatus.INVESTIGATING,
+                message="We are looking into errors.",
+                published_at=datetime(2024, 3, 1, 13, 10, tzinfo=UTC),
+            ),
+        ),
+    )
+    maintenance = open_incident.model_copy(
+        update={
+            "incident_kind": "maintenance",
+            "starts_at": datetime(2024, 3, 2, 2, 0, tzinfo=UTC),
+            "ends_at": datetime(2024, 3, 2, 4, 0, tzinfo=UTC),
+            "texts": {},
+            "earlier": (),
+        }
     )
     resolved = open_incident.model_copy(
         update={
@@ -403,15 +584,13 @@ def sample_contexts() -> list[RenderContext]:
             "next_update_at": None,
             "status_page_url": None,
             "message": "Résolu: all systems normal.",
+            "texts": {},
+            "manage_url": None,
+            "earlier": (),
         }
     )
-    internal = open_incident.model_copy(update={"internal": True, "message": "Reminder: update due."})
-    maintenance = open_incident.model_copy(
-        update={
-            "incident_kind": "maintenance",
-            "starts_at": datetime(2024, 3, 2, 2, 0, tzinfo=UTC),
-            "ends_at": datetime(2024, 3, 2, 4, 0, tzinfo=UTC),
-        }
+    internal = open_incident.model_copy(
+        update={"internal": True, "message": "Reminder: update due.", "texts": {}, "manage_url": None}
     )
     return [open_incident, resolved, internal, maintenance]
 
@@ -464,7 +643,8 @@ def validate_templates(user_dir: Path | None = None) -> list[TemplateProblem]:
         for kind in TEMPLATE_FILES:
             for context in sample_contexts():
                 try:
-                    renderer.render(kind, context, locale)
+                    for zone in ("UTC", "America/New_York"):
+                        renderer.render(kind, context, locale, zone=zone, sms_opt_out_hint=True)
                 except TemplateProblem as problem:
                     add(problem)
     return list(problems.values())

@@ -4,6 +4,11 @@ No Redis, no broker file: an in-memory timer queue holds what to run next, a few
 (so a slow channel never holds back the others, and deliveries start while the fan-out is still
 writing rows), and the database, which decides what is owed anyway, is polled by a periodic tick so
 nothing is lost if this process stops.
+
+Fan-outs run one at a time, in the order they were queued. In ``run_until_idle`` (``tocsin publish``)
+the batches a fan-out has already written are delivered beside it, as long as nothing else is waiting
+(another fan-out, another update's batches): then everything runs in the order it was queued, as if
+each fan-out had finished first. ``serve_forever`` runs each fan-out to its end before anything else.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import BatchRef
 
 DEFAULT_THREADS = 4
+FANOUT_POLL_SECONDS = 0.01
+"""While a fan-out runs on a thread, how often the loop looks for the batches it has written."""
 
 
 @dataclass(order=True)
@@ -56,8 +63,14 @@ class EmbeddedQueue:
             job = _Job(self._monotonic() + delay, next(self._seq), ref.update_id, ref)
             heapq.heappush(self._jobs, job)
 
-    def pop_due(self) -> _Job | None:
+    def pop_due(self, beside_fanout_of: int | None = None) -> _Job | None:
+        """The next job due, if any. ``beside_fanout_of``: that update is being fanned out; only its own
+        batches may start meanwhile, and only while no other job waits (so queued work keeps its order)."""
         with self._lock:
+            if beside_fanout_of is not None and any(
+                job.ref is None or job.update_id != beside_fanout_of for job in self._jobs
+            ):
+                return None
             if self._jobs and self._jobs[0].due <= self._monotonic():
                 job = heapq.heappop(self._jobs)
                 if job.ref is not None:
@@ -92,11 +105,13 @@ class EmbeddedRunner:
         threads: int = DEFAULT_THREADS,
     ) -> None:
         self.rt = rt
-        self.queue = queue or EmbeddedQueue()
+        self.queue = queue if queue is not None else EmbeddedQueue()  # an empty queue is falsy (__len__)
         self.sleep = sleep
         self.threads = max(1, threads)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
+        self._fanning: int | None = None
+        """The update whose fan-out runs on a thread right now, if any."""
 
     def run_job(self, update_id: int, ref: BatchRef | None) -> None:
         if ref is None:
@@ -113,18 +128,34 @@ class EmbeddedRunner:
         if outcome.retry_in is not None:
             self.queue.submit_batch(ref, outcome.retry_in)
 
-    def _drain(self, pool: ThreadPoolExecutor, running: set[Future[None]]) -> None:
-        """Start every due job: fan-outs here (they feed the queue), batches on the pool."""
+    def _fan_out(self, update_id: int) -> None:
+        try:
+            self.run_job(update_id, None)
+        finally:
+            self._fanning = None
+
+    def _drain(self, pool: ThreadPoolExecutor, running: set[Future[None]], overlap: bool = False) -> None:
+        """Start every job that may start now: batches on the pool; a fan-out here, or, with
+        ``overlap``, on the pool too, its batches starting while it writes the next ones."""
         while True:
             if len(running) >= self.threads * 2:
                 self._settle(running, FIRST_COMPLETED)
-            job = self.queue.pop_due()
+            job = self.queue.pop_due(beside_fanout_of=self._fanning)
             if job is None:
                 return
-            if job.ref is None:
-                self.run_job(job.update_id, None)
-            else:
+            if job.ref is not None:
                 running.add(pool.submit(self.run_job, job.update_id, job.ref))
+            elif overlap:
+                self._fanning = job.update_id
+                running.add(pool.submit(self._fan_out, job.update_id))
+            else:
+                self.run_job(job.update_id, None)
+
+    def _wait_at_most(self, pause: float | None) -> float | None:
+        """While a fan-out runs, look again soon: the batches it writes can start at once."""
+        if self._fanning is None:
+            return pause
+        return FANOUT_POLL_SECONDS if pause is None else min(pause, FANOUT_POLL_SECONDS)
 
     @staticmethod
     def _settle(running: set[Future[None]], how: str, timeout: float | None = None) -> None:
@@ -139,9 +170,9 @@ class EmbeddedRunner:
         running: set[Future[None]] = set()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="tocsin-deliver") as pool:
             while True:
-                self._drain(pool, running)
+                self._drain(pool, running, overlap=True)
                 if running:
-                    self._settle(running, FIRST_COMPLETED)
+                    self._settle(running, FIRST_COMPLETED, timeout=self._wait_at_most(None))
                     continue
                 pause = self.queue.next_due_in()
                 if pause is None or time.monotonic() + pause > deadline:

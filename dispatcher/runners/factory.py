@@ -15,13 +15,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dispatcher.config.settings import Settings
 from dispatcher.domain.errors import InvalidInput
-from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.runners.broker import broker_queue, broker_queue_lengths, broker_worker
-from dispatcher.runners.embedded import EmbeddedRunner, RunStats
+
+if TYPE_CHECKING:
+    # The embedded runner brings the whole delivery machine (adapters' SDKs, rendering): only the side
+    # that delivers in this process imports it, so `tocsin publish` on Redis stays quick to start.
+    from dispatcher.config.settings import Settings
+    from dispatcher.engine.runtime import Runtime
+    from dispatcher.runners.embedded import EmbeddedRunner, RunStats
 
 
 def uses_broker(settings: Settings) -> bool:
@@ -62,6 +67,8 @@ class Work:
 def work_for(rt: Runtime) -> Work:
     if uses_broker(rt.settings):
         return Work(broker_queue())
+    from dispatcher.runners.embedded import EmbeddedRunner
+
     runner = EmbeddedRunner(rt)
     return Work(runner.queue, runner)
 
@@ -83,6 +90,8 @@ def run_worker(
         return
     if queues:
         raise InvalidInput("-Q needs Redis (REDIS_URL): the embedded runner serves every channel")
+    from dispatcher.runners.embedded import EmbeddedRunner
+
     rt = runtime()
     announce("embedded worker: delivering owed updates from the database (Ctrl-C to stop)")
     EmbeddedRunner(rt).serve_forever(tick=tick)

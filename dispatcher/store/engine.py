@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 from dispatcher.config.resources import migrations_root
+
+if TYPE_CHECKING:  # Alembic is imported where the schema is migrated, not by every command
+    from alembic.config import Config
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -48,6 +49,8 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_root()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -56,6 +59,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema."""
+    from alembic import command
+
     engine = get_engine(url)
     with engine.begin() as connection:
         config = alembic_config(url)

@@ -135,6 +135,10 @@ updates = Table(
     Column("rejected_reason", Text, nullable=True),
     # The promise this update made: open until the next public update (kept) or its time passing (broken).
     Column("promise_state", String(20), nullable=True),
+    # Its words in other languages and per channel ({"fr": {"message": …, "sms": …}}), and the message
+    # template it was written from.
+    Column("texts", JSON, nullable=True),
+    Column("template", String(100), nullable=True),
     # The API tokens that proved who wrote and who approved it (four eyes compare these, not names).
     Column("author_token_id", Integer, nullable=True),
     Column("approver_token_id", Integer, nullable=True),
@@ -213,7 +217,9 @@ deliveries = Table(
     Column("address", String(500), nullable=False),
     Column("subscriber_id", Integer, nullable=True),
     Column("contact_point_id", Integer, nullable=True),
-    Column("locale", String(20), nullable=False),
+    # The reader's variant of the rendering: locale, staff mark, time zone, SMS opt-out hint
+    # (dispatcher.domain.readers), e.g. "fr+staff@Europe/Paris".
+    Column("locale", String(120), nullable=False),
     Column("batch", Integer, nullable=False),
     Column("state", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
@@ -250,6 +256,19 @@ delivery_attempts = Table(
     Column("error", Text, nullable=True),
     Column("started_at", Timestamp(), nullable=False),
     Column("finished_at", Timestamp(), nullable=False),
+)
+
+delivery_tries = Table(
+    "delivery_tries",
+    metadata,
+    # Each counted attempt of a delivery that did not deliver (retried, failed, opted out), with its
+    # error: the evidence behind a dead letter. Successful attempts are the delivery row itself.
+    Column("id", BigId, primary_key=True),
+    Column("delivery_id", BigInteger, nullable=False, index=True),
+    Column("provider", String(50), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("tried_at", Timestamp(), nullable=False),
 )
 
 api_tokens = Table(
@@ -291,6 +310,35 @@ ingest_events = Table(
     Column("incident_id", Integer, nullable=True),
     Column("received_at", Timestamp(), nullable=False),
     UniqueConstraint("source", "dedupe_key", name="uq_ingest_events_source_dedupe_key"),
+)
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    # open, published or discarded
+    Column("state", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("texts", JSON, nullable=True),
+    # The promise, counted from when it is sent (a draft may wait a while before someone sends it).
+    Column("next_update_in", Integer, nullable=True),
+    Column("audience", String(50), nullable=False),
+    Column("channels", JSON, nullable=True),
+    Column("internal_note", Text, nullable=True),
+    # Component name -> impact, as the update will say it.
+    Column("impact", JSON, nullable=True),
+    Column("template", String(100), nullable=True),
+    Column("template_vars", JSON, nullable=True),
+    Column("author", String(200), nullable=True),
+    Column("updated_by", String(200), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
+    # Bumped on every edit: an edit made against an older version is refused (two people, one draft).
+    Column("version", Integer, nullable=False),
+    Column("published_update_id", Integer, nullable=True),
+    Column("published_by", String(200), nullable=True),
 )
 
 # Email addresses are unique without case (``BOB@Example.com`` is ``bob@example.com``): imports and

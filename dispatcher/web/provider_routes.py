@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from channels.base import ChannelKind
 from channels.callbacks import sendgrid_events, twilio_callbacks
 from channels.twilio import CALLBACK_DELIVERY_PARAM
+from dispatcher.audience import self_service
 from dispatcher.audience.provider_events import record_provider_status, set_opt_out
 from dispatcher.engine.runtime import Runtime
 from dispatcher.web.api.problems import problem_doc
@@ -116,9 +117,6 @@ async def twilio_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
-HELP_TEXT = "{org}: outage notifications. Reply STOP to unsubscribe, START to resubscribe."
-
-
 @router.post(
     "/twilio/inbound",
     response_class=Response,
@@ -144,7 +142,8 @@ async def twilio_inbound(request: Request) -> Response:
     elif inbound.keyword == "start":
         await run_in_threadpool(set_opt_out, rt, ChannelKind.SMS, inbound.from_number, False, "replied START")
     elif inbound.keyword == "help":
-        reply = f"<Message>{escape(HELP_TEXT.format(org=rt.settings.organisation))}</Message>"
+        answer = await run_in_threadpool(self_service.sms_help, rt, inbound.from_number)
+        reply = f"<Message>{escape(answer)}</Message>"
     return Response(
         f'<?xml version="1.0" encoding="UTF-8"?><Response>{reply}</Response>', media_type="application/xml"
     )

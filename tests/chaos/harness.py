@@ -183,3 +183,120 @@ class RestartablePostgres:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._ctl("-m", "fast", "stop")
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ every channel, faulted
+
+FAULT_MIX = {
+    "failure_rate": 0.3,
+    "failure_kinds": ["5xx", "429", "hang", "drop"],
+    "hang_seconds": 3,
+}
+"""What every provider does to about 30% of requests: 500/502/503, 429 with Retry-After, a 3 s hang
+(beyond the client's 2 s timeout), or a "ghost" (accepted, then the connection dropped)."""
+TWILIO_SID = "AC" + "7" * 32
+TWILIO_TOKEN = "chaos-token"
+MAIN_WORKER = (
+    "worker",
+    "-Q",
+    "fanout,email,webhook,social,chat,statuspage,maintenance",
+    "-c",
+    "2",
+    "--loglevel",
+    "warning",
+)
+SMS_WORKER = ("worker", "-Q", "sms", "-c", "2", "--no-beat", "--loglevel", "warning")
+"""As the README's "Running it at scale" runs them: a main worker with the beat, and a separate SMS one."""
+
+
+def phone(i: int) -> str:
+    return f"+1202555{i:04d}"
+
+
+def every_channel_config(
+    folder: Path,
+    *,
+    sendgrid: str | None = None,
+    twilio: str | None = None,
+    x: str | None = None,
+    chat: str | None = None,
+    webhooks: bool = False,
+    sms_burst: int = 10,
+) -> None:
+    """Only the channels given, each through its real adapter and the emulator at that URL; default
+    provider retry schedule; a fast schedule for the webhook receiver (it fails at random, it is not an
+    endpoint that is down for hours); short leases and a fast re-drive tick."""
+    parts = [
+        f"[channels.{name}]\nenabled = false\n"
+        for name, url in (("email", sendgrid), ("sms", twilio), ("social", x))
+        if url is None
+    ]
+    if not webhooks:
+        parts.append("[channels.webhook]\nenabled = false\n")
+    if sendgrid:
+        parts.append(
+            '[channels.email]\nproviders = ["sendgrid"]\n[providers.sendgrid]\napi_key = "SG.chaos"\n'
+            f'base_url = "{sendgrid}"\nfrom_email = "status@example.com"\ntimeout = 2\n'
+        )
+    if twilio:
+        parts.append(
+            f'[channels.sms]\nproviders = ["twilio"]\n[providers.twilio]\naccount_sid = "{TWILIO_SID}"\n'
+            f'auth_token = "{TWILIO_TOKEN}"\nfrom_number = "+12025550199"\nbase_url = "{twilio}"\n'
+            f"timeout = 2\n[rate_limits.twilio]\nper_second = 50\nburst = {sms_burst}\n"
+        )
+    if x:
+        parts.append(
+            '[channels.social]\nproviders = ["x"]\n[providers.x]\nconsumer_key = "ck"\n'
+            'consumer_secret = "cs"\naccess_token = "at"\naccess_token_secret = "ats"\n'
+            f'base_url = "{x}"\ntimeout = 2\n'
+        )
+    if chat:
+        room = chat.replace("http://", "json://", 1)
+        parts.append(
+            '[channels.chat]\nenabled = true\nproviders = ["apprise"]\n[providers.apprise]\ntimeout = 2\n'
+            f'[providers.apprise.rooms]\nops = "{room}/ops"\nsupport = "{room}/support"\n'
+        )
+    if webhooks:
+        parts.append(
+            '[channels.webhook]\nproviders = ["webhook"]\nbatch_size = 100\n'
+            '[providers.webhook]\ntimeout = 2\nallow_destinations = ["127.0.0.0/8"]\n'
+        )
+    # The periodic readiness probes are off: against providers failing 30% of requests they would
+    # announce channels going down and up to staff, as incidents of their own (tests/test_readiness*
+    # cover that), and these tests count exactly the deliveries the updates they publish owe.
+    parts.append("[readiness]\nprobe_every = 0\n")
+    parts.append(
+        "[retry]\nlease_seconds = 10\nredrive_every = 1\n"
+        "endpoint_schedule = [0.2, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n"
+    )
+    (folder / "tocsin.toml").write_text("\n".join(parts))
+
+
+def percentiles(seconds: list[float]) -> str:
+    """p50 / p99 / max of ``seconds``, for printing (never asserted: no timed assertions)."""
+    if not seconds:
+        return "no arrivals"
+    ordered = sorted(seconds)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return f"p50 {at(0.5):.1f} s, p99 {at(0.99):.1f} s, max {ordered[-1]:.1f} s (n={len(ordered)})"
+
+
+def first_arrivals(
+    log: list[dict[str, object]], since: float | Callable[[str], float | None], split: bool = False
+) -> dict[str, float]:
+    """Per request key, seconds from ``since`` (or ``since(key)``) to the first request the provider
+    kept (accepted, or a ghost: accepted and then the connection dropped), from an emulator's request
+    log; keys for which ``since`` gives None are left out. ``split``: a key names several deliveries,
+    space separated (a SendGrid request)."""
+    first: dict[str, float] = {}
+    for entry in log:
+        key, outcome, at = entry.get("key"), entry.get("outcome"), entry.get("at")
+        if isinstance(key, str) and outcome in ("accepted", "drop") and isinstance(at, float):
+            for one in key.split() if split else [key]:
+                start = since(one) if callable(since) else since
+                if start is not None:
+                    first.setdefault(one, at - start)
+    return first

@@ -52,6 +52,12 @@ def deploy(
     return start_tocsin(*WORKER, cwd=folder, env=env)
 
 
+def owed_rows(database_url: str) -> int:
+    """Rows the ledger still owes (queued, or on the wire): a fault that strikes must find some."""
+    states = ledger_states(database_url)
+    return states.get("queued", 0) + states.get("sending", 0)
+
+
 def all_final(states: dict[str, int], owed: int) -> bool:
     """Every owed row exists and is final (sent or failed): nothing queued or in flight."""
     return sum(states.values()) == owed and states.keys() <= {"sent", "failed"}
@@ -122,6 +128,7 @@ def test_redis_flushed_then_restarted_mid_fan_out_loses_nothing(tmp_path: Path, 
             try:
                 publish(tmp_path, env)
                 assert wait_for(lambda: receiver.stats["unique_ids"] > owed * 0.2, timeout=120)
+                owed_at_flush = owed_rows(postgres_url)
                 redis.Redis.from_url(broker.url).flushall()  # every queued task is gone
                 flushed_at = receiver.stats["unique_ids"]
                 broker.stop()
@@ -134,7 +141,11 @@ def test_redis_flushed_then_restarted_mid_fan_out_loses_nothing(tmp_path: Path, 
             result = tally(receiver, owed)
     finally:
         broker.stop()
-    print(f"\nchaos: FLUSHALL at {flushed_at} received, then Redis restarted: {result}")
+    print(
+        f"\nchaos: FLUSHALL at {flushed_at} received ({owed_at_flush} rows owed), then Redis restarted: "
+        f"{result}"
+    )
+    assert owed_at_flush > 0 and flushed_at < owed, "the flush struck while deliveries were still owed"
     assert survived, "the worker shut down after losing Redis (see worker.log)"
     assert done and result.lost == 0
     assert ledger_states(postgres_url) == {"sent": owed}
@@ -153,6 +164,7 @@ def test_postgresql_restarted_mid_fan_out_loses_nothing_and_workers_recover(
             try:
                 publish(tmp_path, env)
                 assert wait_for(lambda: receiver.stats["unique_ids"] > owed * 0.2, timeout=120)
+                owed_at_restart = owed_rows(database.url)
                 restarted_at = receiver.stats["unique_ids"]
                 database.restart(down_for=3)
                 done = wait_for(lambda: receiver.stats["unique_ids"] >= owed, timeout=300)
@@ -164,7 +176,11 @@ def test_postgresql_restarted_mid_fan_out_loses_nothing_and_workers_recover(
     finally:
         get_engine.cache_clear()
         database.stop()
-    print(f"\nchaos: PostgreSQL restarted at {restarted_at} received: {result}; ledger {states}")
+    print(
+        f"\nchaos: PostgreSQL restarted at {restarted_at} received ({owed_at_restart} rows owed): {result}; "
+        f"ledger {states}"
+    )
+    assert owed_at_restart > 0 and restarted_at < owed, "the restart struck while deliveries were still owed"
     assert done and settled, "the workers recovered on their own"
     assert result.lost == 0
 

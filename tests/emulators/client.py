@@ -27,6 +27,10 @@ class EmulatorClient:
     def rejected(self) -> list[dict[str, Any]]:
         return self._get("/_emulator/rejected")  # type: ignore[no-any-return]
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log: every provider request, its key, account, answer and (monotonic) time."""
+        return self._get("/_emulator/requests")  # type: ignore[no-any-return]
+
     def stats(self) -> dict[str, Any]:
         return self._get("/_emulator/stats")  # type: ignore[no-any-return]
 

@@ -70,6 +70,21 @@ class SendGridEmulator(Emulator):
         app.router.add_post("/v3/mail/send", self.provider_route(self.mail_send))
         app.router.add_get("/v3/scopes", self.provider_route(self.scopes_of_key))
 
+    def account_of(self, request: web.Request) -> str | None:
+        return request.headers.get("Authorization")
+
+    async def request_key(self, request: web.Request) -> str | None:
+        """The ``tocsin_delivery_id`` of each personalization, space separated."""
+        try:
+            body = await request.json()
+            ids = [
+                str((p.get("custom_args") or {}).get("tocsin_delivery_id", ""))
+                for p in body["personalizations"]
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return " ".join(i for i in ids if i) or None
+
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
         if "api_key" in options:
@@ -152,6 +167,7 @@ class SendGridEmulator(Emulator):
         for index, personalization in enumerate(body["personalizations"]):
             args = {**top_args, **(personalization.get("custom_args") or {})}
             subject = personalization.get("subject") or body.get("subject")
+            own_text, own_html = _substituted(text, html, personalization.get("substitutions") or {})
             for kind in ("to", "cc", "bcc"):
                 for address in personalization.get(kind) or []:
                     recipients += 1
@@ -162,13 +178,14 @@ class SendGridEmulator(Emulator):
                             "kind": kind,
                             "subject": subject,
                             "custom_args": args,
-                            "text": text,
-                            "html": html,
+                            "text": own_text,
+                            "html": own_html,
                             "from": body["from"],
                             "reply_to": body.get("reply_to"),
                             "categories": body.get("categories") or [],
                             "message_id": message_id,
                             "personalization": index,
+                            "headers": personalization.get("headers") or {},
                         }
                     )
         if self.record:
@@ -180,6 +197,17 @@ class SendGridEmulator(Emulator):
                 }
             )
         return web.Response(status=202, headers={"X-Message-Id": message_id})
+
+
+def _substituted(
+    text: str | None, html: str | None, substitutions: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """Legacy substitution tags, applied per personalization to the text and HTML content, as SendGrid
+    does for mail sent without a dynamic template."""
+    for tag, value in substitutions.items():
+        text = None if text is None else text.replace(tag, value)
+        html = None if html is None else html.replace(tag, value)
+    return text, html
 
 
 def validate_mail(body: Any) -> list[tuple[str, str | None]]:
@@ -240,14 +268,15 @@ def validate_mail(body: Any) -> list[tuple[str, str | None]]:
                     )
         if not personalization.get("subject"):
             every_has_subject = False
-        for key, value in (personalization.get("custom_args") or {}).items():
-            if not isinstance(value, str):
-                errors.append(
-                    (
-                        "Invalid type. Expected: string, given: " + type(value).__name__ + ".",
-                        f"personalizations.{i}.custom_args.{key}",
+        for field in ("custom_args", "substitutions"):
+            for key, value in (personalization.get(field) or {}).items():
+                if not isinstance(value, str):
+                    errors.append(
+                        (
+                            "Invalid type. Expected: string, given: " + type(value).__name__ + ".",
+                            f"personalizations.{i}.{field}.{key}",
+                        )
                     )
-                )
     if total > MAX_RECIPIENTS:
         errors.append(
             (

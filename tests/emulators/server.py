@@ -9,6 +9,11 @@ An ``Emulator`` subclass adds its provider routes in ``add_routes`` (wrapping ea
 * recording: ``received`` (accepted messages, provider specific dicts), ``rejected`` (requests the
   provider logic refused, with the reason), ``stats``;
 * faults: ``FaultConfig`` (latency, down, a queue of next failures, a random failure rate);
+* the request log (``request_log``): every provider request, what it was about (``request_key``: the
+  phone number, the post, the webhook id) and how it was answered, so a test can compare what a
+  client's ledger says it attempted with what reached the provider;
+* Retry-After kept per account (``account_of``): a request of an account that was told to wait, made
+  before the wait is over, is counted in ``stats["early_account_requests"]``;
 * control endpoints under ``/_emulator/`` so another process can inspect and steer the emulator.
 """
 
@@ -28,7 +33,7 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-FaultAction = Literal["status", "hang", "drop"]
+FaultAction = Literal["status", "hang", "drop", "pass"]
 DownMode = Literal["unavailable", "auth"]
 FAILURE_KINDS = ("5xx", "429", "hang", "drop")
 
@@ -40,8 +45,9 @@ EARLY_TOLERANCE = 0.05
 @dataclass
 class FaultSpec:
     """One queued failure: answer ``status`` (with optional Retry-After seconds), ``hang`` (never answer
-    within any sane client timeout) or ``drop`` (accept and record the message, then close the connection
-    without answering: a "ghost" delivery the client cannot know about)."""
+    within any sane client timeout), ``drop`` (accept and record the message, then close the connection
+    without answering: a "ghost" delivery the client cannot know about) or ``pass`` (no failure: this
+    request is served normally, so a queue can fault the third request and not the first two)."""
 
     action: FaultAction = "status"
     status: int = 500
@@ -54,7 +60,7 @@ class FaultSpec:
         if isinstance(raw, FaultSpec):
             return raw
         if isinstance(raw, str):
-            if raw in ("hang", "drop"):
+            if raw in ("hang", "drop", "pass"):
                 return cls(action=raw)  # type: ignore[arg-type]
             if raw.isdigit():
                 return cls(status=int(raw))
@@ -63,7 +69,7 @@ class FaultSpec:
             return cls(status=raw)
         if isinstance(raw, Mapping):
             action = raw.get("action", "status")
-            if action not in ("status", "hang", "drop"):
+            if action not in ("status", "hang", "drop", "pass"):
                 raise ValueError(f"unknown fault action {action!r}")
             retry_after = raw.get("retry_after")
             return cls(
@@ -230,6 +236,12 @@ class Emulator:
         # webhook-id -> monotonic time before which the client was told not to come back (Retry-After)
         self._not_before: dict[str, float] = {}
         self._early = 0
+        # account -> monotonic time before which that account was told not to come back (Retry-After)
+        self._account_not_before: dict[str, float] = {}
+        self._early_account = 0
+        self.request_log: list[dict[str, Any]] = []
+        """Every provider request (when ``record``): ``key`` (``request_key``), ``account``, ``outcome``
+        (``accepted``, ``refused <status>``, ``fault <status>``, ``hang``, ``drop``) and ``at``."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -249,6 +261,14 @@ class Emulator:
     def unavailable_response(self, mode: DownMode) -> web.Response:
         """The provider's answer while ``down``: 503 (``unavailable``) or 401 (``auth``)."""
         return self.error_response(401 if mode == "auth" else 503, None)
+
+    async def request_key(self, request: web.Request) -> str | None:
+        """What a provider request is about, for the request log (the recipient, the post...)."""
+        return None
+
+    def account_of(self, request: web.Request) -> str | None:
+        """The provider account a request belongs to, when a Retry-After concerns the whole account."""
+        return None
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """Change provider specific settings (``POST /_emulator/config``); subclasses extend."""
@@ -286,6 +306,7 @@ class Emulator:
             "dropped": self._dropped,
             "early_retries": self._early,
             "max_in_flight": self._max_in_flight,
+            "early_account_requests": self._early_account,
         }
 
     def reset(self) -> None:
@@ -294,8 +315,10 @@ class Emulator:
             self.received.clear()
             self.rejected.clear()
             self._requests = self._accepted = self._accepted_requests = 0
-            self._hung = self._dropped = self._early = self._max_in_flight = 0
+            self._hung = self._dropped = self._early = self._max_in_flight = self._early_account = 0
             self._not_before.clear()
+            self._account_not_before.clear()
+            self.request_log.clear()
             self._by_status.clear()
             self.faults = self._initial_faults.copy()
             self._rng = random.Random(self.faults.seed)
@@ -321,9 +344,14 @@ class Emulator:
 
         async def handle(request: web.Request) -> web.StreamResponse:
             self._requests += 1
+            logged = await self._log(request)
             message_id = request.headers.get("webhook-id")
-            if message_id and time.monotonic() < self._not_before.get(message_id, 0.0) - EARLY_TOLERANCE:
+            now = time.monotonic()
+            if message_id and now < self._not_before.get(message_id, 0.0) - EARLY_TOLERANCE:
                 self._early += 1  # came back before the Retry-After it was given
+            account = self.account_of(request)
+            if account and now < self._account_not_before.get(account, 0.0) - EARLY_TOLERANCE:
+                self._early_account += 1  # the account was told to wait, and this request did not
             faults = self.faults
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000.0)
@@ -332,30 +360,47 @@ class Emulator:
                 response: web.StreamResponse = self.unavailable_response(faults.down)
             else:
                 spec = self._next_fault() if (faults.fail_next or faults.failure_rate) else None
-                if spec is None or spec.action == "drop":
+                if spec is None or spec.action in ("drop", "pass"):
                     accepted_before = self._accepted
                     response = await handler(request)
                     if 200 <= response.status < 300 and self._accepted > accepted_before:
                         self._accepted_requests += 1
                 elif spec.action == "hang":
                     self._hung += 1
+                    logged["outcome"] = "hang"
                     await self._hang(faults.hang_seconds)
                     response = web.Response(status=504)
                 else:
                     response = self.error_response(spec.status, spec.retry_after)
-                    told = response.headers.get("Retry-After")
-                    if message_id and told and told.isdigit():
-                        self._not_before[message_id] = time.monotonic() + int(told)
+            told = response.headers.get("Retry-After")
+            if told and told.isdigit():
+                if message_id:
+                    self._not_before[message_id] = time.monotonic() + int(told)
+                if account:
+                    until = time.monotonic() + int(told)
+                    self._account_not_before[account] = max(until, self._account_not_before.get(account, 0))
             if spec is not None and spec.action == "drop":
                 self._dropped += 1
+                logged["outcome"] = "drop"
                 if request.transport is not None:
                     request.transport.abort()
                 return response
             if response.status >= 300:
                 self._by_status[response.status] += 1
+            if "outcome" not in logged:
+                kind = "fault" if spec is not None and spec.action == "status" else "refused"
+                logged["outcome"] = "accepted" if response.status < 300 else f"{kind} {response.status}"
             return response
 
         return wrapped
+
+    async def _log(self, request: web.Request) -> dict[str, Any]:
+        """The request's entry in the request log (a scratch dict when not recording)."""
+        entry: dict[str, Any] = {"at": time.monotonic(), "account": self.account_of(request)}
+        if self.record:
+            entry["key"] = await self.request_key(request)
+            self.request_log.append(entry)
+        return entry
 
     def _next_fault(self) -> FaultSpec | None:
         with self._lock:
@@ -382,6 +427,7 @@ class Emulator:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/_emulator/received", self._ctl_received)
         app.router.add_get("/_emulator/rejected", self._ctl_rejected)
+        app.router.add_get("/_emulator/requests", self._ctl_requests)
         app.router.add_get("/_emulator/stats", self._ctl_stats)
         app.router.add_post("/_emulator/reset", self._ctl_reset)
         app.router.add_get("/_emulator/faults", self._ctl_get_faults)
@@ -396,6 +442,9 @@ class Emulator:
 
     async def _ctl_rejected(self, request: web.Request) -> web.Response:
         return web.json_response(list(self.rejected))
+
+    async def _ctl_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.request_log))
 
     async def _ctl_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats)

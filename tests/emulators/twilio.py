@@ -94,6 +94,15 @@ class TwilioEmulator(Emulator):
             "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json", self.provider_route(self.list_numbers)
         )
 
+    async def request_key(self, request: web.Request) -> str | None:
+        """The ``To`` number of a message request."""
+        form = await request.post()
+        to = form.get("To")
+        return None if to is None else str(to)
+
+    def account_of(self, request: web.Request) -> str | None:
+        return request.match_info.get("sid")
+
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
         for key in ("account_sid", "auth_token"):

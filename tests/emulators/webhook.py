@@ -62,6 +62,18 @@ class WebhookReceiver(Emulator):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/{tail:.*}", self.provider_route(self.deliver))
 
+    async def request_key(self, request: web.Request) -> str | None:
+        """The ``webhook-id`` of a delivery, else (a chat post through Apprise) the path and the title."""
+        webhook_id = request.headers.get("webhook-id")
+        if webhook_id:
+            return webhook_id
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        title = body.get("title") if isinstance(body, dict) else None
+        return f"{request.path} {title}" if title else request.path
+
     # ------------------------------------------------------------------ configuration
 
     def _set_responses(self, responses: Mapping[str, Any]) -> None:

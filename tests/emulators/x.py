@@ -1,7 +1,9 @@
-"""X (Twitter) API v2 emulator: ``POST /2/tweets``."""
+"""X (Twitter) API v2 emulator: ``POST /2/tweets``, and the look-ups of the posting account's own posts
+(``GET /2/users/me``, ``GET /2/users/:id/tweets``)."""
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import re
@@ -9,6 +11,7 @@ import time
 import unicodedata
 import urllib.parse
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +19,8 @@ from aiohttp import web
 from tests.emulators.server import DownMode, Emulator, seconds_header
 
 MAX_WEIGHTED_LENGTH = 280
+USER_ID = "2244994945"
+"""The id of the one posting account."""
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 # twitter-text v3: code points in these ranges weigh 1, everything else 2; a URL weighs 23.
 _LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
@@ -59,6 +64,11 @@ class XEmulator(Emulator):
     Any ``Authorization: OAuth ...`` header is accepted as user context (signatures are not checked).
     A ``Bearer`` token is accepted as an OAuth 2 user token unless it is ``app_bearer_token`` (or
     ``forbid_bearer`` is set), which answers 403 like X does for app-only auth.
+
+    ``GET /2/users/me`` names the one posting account (``USER_ID``); ``GET /2/users/:id/tweets`` lists
+    its posts, newest first, as X does: the text with links rewritten to ``https://t.co/…`` and ``&``,
+    ``<``, ``>`` escaped, ``created_at`` and ``referenced_tweets`` when asked for in ``tweet_fields``,
+    ``max_results`` (5 to 100) and ``start_time`` honoured. Faults apply to these routes too.
     """
 
     name = "x"
@@ -83,14 +93,31 @@ class XEmulator(Emulator):
         """OAuth 1.0a access tokens the account revoked: 401."""
         self.read_only_tokens: set[str] = set()
         """Access tokens made while the app could only read: ``x-access-level: read``."""
+        self.posts: list[dict[str, Any]] = []
+        """Every post made, oldest first: ``id``, ``text``, ``created_at``, ``in_reply_to_tweet_id``."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/2/tweets", self.provider_route(self.create_tweet))
         app.router.add_get("/2/users/me", self.provider_route(self.users_me))
+        app.router.add_get("/2/users/{id}/tweets", self.provider_route(self.users_tweets))
+
+    def account_of(self, request: web.Request) -> str | None:
+        return USER_ID
+
+    async def request_key(self, request: web.Request) -> str | None:
+        """``post <text>`` for a new post, ``GET <path>`` for a look-up."""
+        if request.method != "POST":
+            return f"GET {request.path}"
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return "post ?"
+        return f"post {body.get('text')}" if isinstance(body, dict) else "post ?"
 
     def reset(self) -> None:
         super().reset()
         self._texts.clear()
+        self.posts.clear()
 
     def configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
@@ -142,7 +169,7 @@ class XEmulator(Emulator):
             return self._reject(401, problem("Unauthorized", "Unauthorized", 401), "revoked token")
         level = "read" if token in self.read_only_tokens else "read-write"
         return web.json_response(
-            {"data": {"id": "1234567890", "name": "Example Corp Status", "username": self.username}},
+            {"data": {"id": USER_ID, "name": "Example Corp Status", "username": self.username}},
             headers={"x-access-level": level},
         )
 
@@ -188,10 +215,64 @@ class XEmulator(Emulator):
         in_reply_to = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
         tweet_id = str(next(self._ids))
         self._texts.add(text)
+        self.posts.append(
+            {
+                "id": tweet_id,
+                "text": text,
+                "created_at": datetime.now(UTC),
+                "in_reply_to_tweet_id": in_reply_to,
+            }
+        )
         self.accept({"id": tweet_id, "text": text, "in_reply_to_tweet_id": in_reply_to, "auth": kind})
         return web.json_response(
             {"data": {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}}, status=201
         )
+
+    def _user_context(self, request: web.Request) -> web.Response | None:
+        """None when the request may read the account's own data, else X's refusal."""
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("OAuth ") or (auth.startswith("Bearer ") and auth[7:] != self.app_bearer_token):
+            return None
+        return self._reject(401, problem("Unauthorized", "Unauthorized", 401), "no user context")
+
+    async def users_tweets(self, request: web.Request) -> web.Response:
+        refused = self._user_context(request)
+        if refused is not None:
+            return refused
+        if request.match_info["id"] != USER_ID:
+            return self._reject(404, problem("Not Found Error", "Could not find user", 404), "no such user")
+        try:
+            most = int(request.query.get("max_results", "10"))
+            since = request.query.get("start_time")
+            start = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+        except ValueError:
+            return self._invalid("max_results", "invalid query parameters", "bad query")
+        if not 5 <= most <= 100:
+            return self._invalid("max_results", "max_results must be between 5 and 100", "bad max_results")
+        fields = set(request.query.get("tweet.fields", "").split(","))
+        shown = [p for p in reversed(self.posts) if start is None or p["created_at"] >= start][:most]
+        data = [self._as_x_shows(post, fields) for post in shown]
+        meta: dict[str, Any] = {"result_count": len(data)}
+        if data:
+            meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
+        return web.json_response({"data": data, "meta": meta} if data else {"meta": meta})
+
+    @staticmethod
+    def _as_x_shows(post: Mapping[str, Any], fields: set[str]) -> dict[str, Any]:
+        """A post as X returns it: links rewritten to t.co, ``&<>`` escaped, the fields asked for."""
+        text = _URL.sub(
+            lambda m: "https://t.co/" + format(abs(hash(m.group(0))) % 10**10, "010d"), post["text"]
+        )
+        shown: dict[str, Any] = {
+            "id": post["id"],
+            "text": html.escape(text, quote=False),
+            "edit_history_tweet_ids": [post["id"]],
+        }
+        if "created_at" in fields:
+            shown["created_at"] = post["created_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        if "referenced_tweets" in fields and post["in_reply_to_tweet_id"]:
+            shown["referenced_tweets"] = [{"type": "replied_to", "id": post["in_reply_to_tweet_id"]}]
+        return shown
 
     def _invalid(self, parameter: str, message: str, reason: str) -> web.Response:
         body = {

@@ -41,6 +41,14 @@ class CircuitBreaker:
     def is_open(self, provider: str) -> bool:
         return not self.allows(provider)
 
+    def closed_in(self, provider: str) -> float:
+        """Seconds until ``provider`` may be called again (0.0 when it may be called now)."""
+        with self._lock:
+            circuit = self._circuits.get(provider)
+            if circuit is None or circuit.opened_at is None:
+                return 0.0
+            return max(0.0, self.reset_after - (self._clock() - circuit.opened_at))
+
     def record_success(self, provider: str) -> None:
         with self._lock:
             self._circuits[provider] = _Circuit()

@@ -10,19 +10,24 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, select
 
+from channels.base import ChannelKind
 from dispatcher.domain.models import DeliveryState
 from dispatcher.engine.claims import ClaimedRow
 from dispatcher.engine.task_queue import BatchRef
 from dispatcher.store.schema import deliveries, updates
 from dispatcher.store.sql import one_of
 
-MAX_CARRIED = 3
-"""At most this many earlier updates ride along: the newest matter most and long messages get cut."""
+MAX_CARRIED = 20
+"""At most this many earlier updates ride along (the newest): email, webhooks and chat carry them all."""
+MAX_CARRIED_SMS = 3
+"""An SMS carries fewer: each one adds segments, and long texts are cut at ``max_segments``."""
+CARRIES = frozenset({ChannelKind.EMAIL, ChannelKind.SMS, ChannelKind.WEBHOOK, ChannelKind.CHAT})
+"""Channels whose message can carry earlier updates (a post on X cannot; the status page shows all)."""
 
 
 def missed_updates(conn: Connection, ref: BatchRef, rows: Sequence[ClaimedRow]) -> dict[int, tuple[int, ...]]:
     """Row id -> ids of earlier updates of the same incident its address never received."""
-    if ref.channel.is_broadcast or not rows:
+    if ref.channel not in CARRIES or not rows:
         return {}
     incident_id = conn.execute(
         select(updates.c.incident_id).where(updates.c.id == ref.update_id)
@@ -45,8 +50,9 @@ def missed_updates(conn: Connection, ref: BatchRef, rows: Sequence[ClaimedRow]) 
         else:
             skipped[address].append(update_id)
     result: dict[int, tuple[int, ...]] = {}
+    most = MAX_CARRIED_SMS if ref.channel is ChannelKind.SMS else MAX_CARRIED
     for row in rows:
         carried = sorted(u for u in skipped.get(row.address, []) if u > last_received[row.address])
         if carried:
-            result[row.id] = tuple(carried[-MAX_CARRIED:])
+            result[row.id] = tuple(carried[-most:])
     return result

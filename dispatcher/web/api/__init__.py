@@ -14,11 +14,13 @@ from fastapi.openapi.utils import get_openapi
 from dispatcher.web.api import (
     components,
     deliveries,
+    drafts,
     health,
     incidents,
     maintenance,
     policy,
     subscribers,
+    templates,
     updates,
 )
 from dispatcher.web.api.auth import reject_unknown_query
@@ -32,6 +34,8 @@ ROUTERS = (
     subscribers.router,
     deliveries.router,
     policy.router,
+    templates.router,
+    drafts.router,
     components.router,
 )
 

@@ -15,7 +15,8 @@ from dispatcher.access.identity import API_PREFIX, of_token
 from dispatcher.access.tokens import ApiToken
 from dispatcher.comms.approval import approve, pending_approvals, reject
 from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.preview import preview_draft
+from dispatcher.comms.message_templates import draft_from_template
+from dispatcher.comms.preview import ChannelPreview, preview_draft
 from dispatcher.comms.publish import get_update, publish
 from dispatcher.domain.durations import PATTERN as DURATION_PATTERN
 from dispatcher.domain.durations import DurationTooLong, parse_duration
@@ -29,6 +30,8 @@ from dispatcher.domain.models import (
     UpdateDraft,
 )
 from dispatcher.domain.written_time import WrittenTime
+from dispatcher.domain.quiet_hours import check_timezone
+from dispatcher.domain.update_texts import LocaleText
 from dispatcher.engine.runtime import Runtime
 from dispatcher.reporting.ledger_queries import missing
 from dispatcher.reporting.status import report
@@ -57,8 +60,26 @@ def _duration(value: str | None) -> timedelta | None:
 class UpdateText(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    status: IncidentStatus = Field(description="The incident's status as of this update.")
-    message: str = Field(min_length=1, max_length=4000)
+    status: IncidentStatus | None = Field(
+        default=None, description="The incident's status as of this update (required without a template)."
+    )
+    message: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="The text in the default language (required without a template).",
+    )
+    texts: dict[str, LocaleText] | None = Field(
+        default=None,
+        description="Per locale (`fr`, `fr-CA`): `message` in that language, and `sms`, `social` (X) "
+        "and `email` texts of its own; for the default language only those channel texts.",
+    )
+    template: str | None = Field(
+        default=None, max_length=100, description="Write it from this message template (GET /templates)."
+    )
+    vars: dict[str, str] | None = Field(
+        default=None, description="The template's values: `name`, or `name.fr` for one language."
+    )
     next_update_at: WrittenTime | None = Field(default=None, description="Promise of the next update (UTC).")
     next_update_in: str | None = Field(
         default=None,
@@ -101,14 +122,21 @@ class DraftRequest(UpdateText):
     channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
 
     def draft(self, rt: Runtime, incident_id: int, token: ApiToken) -> UpdateDraft:
+        more = {"audience": self.audience, "channels": self.channels, **self._more(token)}
+        if self.template is not None:
+            if "audience" not in self.model_fields_set:
+                del more["audience"]  # the template's own
+            return from_template(rt, incident_id, self, more)
+        if self.message is None or self.status is None:
+            missing = "message" if self.message is None else "status"
+            raise InvalidInput(f"{missing}: required (or give a template)")
         return UpdateDraft(
             incident_id=incident_id,
             status=self.status,
             message=self.message,
+            texts=self.texts,
             next_update_at=self.next_at(rt),
-            audience=self.audience,
-            channels=self.channels,
-            **self._more(token),
+            **more,
         )
 
     def _more(self, token: ApiToken) -> dict[str, Any]:
@@ -124,6 +152,25 @@ null, the only value the server takes, so the description calls no refused reque
 def _not_accepted(name: str, value: object) -> None:
     if value is not None:
         raise ValueError(f"{name} is who the API token proves (api:<token name>); this field is not accepted")
+
+
+def from_template(rt: Runtime, incident_id: int, body: DraftRequest, more: dict[str, Any]) -> UpdateDraft:
+    """The draft a template gives, with what the body says laid over it."""
+    assert body.template is not None
+    base = draft_from_template(rt, incident_id, body.template, body.vars or {}, author=more.get("author"))
+    changes: dict[str, Any] = {k: v for k, v in more.items() if v is not None}
+    if body.message is not None:
+        changes["message"] = body.message
+    if body.status is not None:
+        changes["status"] = body.status
+    if body.next_update_at is not None or body.next_update_in is not None:
+        changes["next_update_at"] = body.next_at(rt)
+    if body.texts:
+        texts = {loc: t.model_dump(exclude_none=True) for loc, t in (base.texts or {}).items()}
+        for locale, text in body.texts.items():
+            texts.setdefault(locale, {}).update(text.model_dump(exclude_none=True))
+        changes["texts"] = texts
+    return UpdateDraft.model_validate({**base.model_dump(), **changes})
 
 
 class PublishRequest(DraftRequest):
@@ -157,6 +204,14 @@ class PublishRequest(DraftRequest):
 
 class PreviewRequest(DraftRequest):
     locale: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    timezone: str | None = Field(
+        default=None, max_length=60, description="Times as a reader in this IANA zone reads them."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
 
 class FindingOut(BaseModel):
@@ -182,10 +237,23 @@ class ChannelPreviewOut(BaseModel):
     json_body: str | None = None
     measure: str = Field(description="Length in the channel's terms: SMS segments, X weighted length…")
     audience_size: int = Field(description="Contact points owed it (broadcast channels: posts).")
+    shortened: bool = Field(default=False, description="The body was cut to fit the channel's budget.")
+    language_fallback: bool = Field(
+        default=False, description="Readers of this locale get the default language's text, marked."
+    )
+
+
+class LocalePreviewOut(BaseModel):
+    locale: str
+    fallback: bool = Field(description="No text in this language: its readers get the default one, marked.")
+    channels: list[ChannelPreviewOut]
 
 
 class PreviewOut(BaseModel):
     channels: list[ChannelPreviewOut]
+    locales: list[LocalePreviewOut] = Field(
+        default_factory=list, description="The update in every other language it has or subscribers read."
+    )
     findings: list[FindingOut] = Field(description="Guardrail findings; errors block publishing.")
     blocked: bool = Field(description="Publishing would be refused unless given an override_reason.")
 
@@ -274,21 +342,30 @@ def list_updates(incident_id: IncidentId, rt: RuntimeDep, _token: ReadToken) -> 
 def preview_(
     incident_id: IncidentId, body: PreviewRequest, rt: RuntimeDep, token: PublishToken
 ) -> PreviewOut:
-    result = preview_draft(rt, body.draft(rt, incident_id, token), body.locale)
+    result = preview_draft(rt, body.draft(rt, incident_id, token), body.locale, body.timezone)
     return PreviewOut(
-        channels=[
-            ChannelPreviewOut(
-                channel=p.channel,
-                subject=p.message.subject,
-                text=p.message.text,
-                json_body=p.message.json_body,
-                measure=p.measure,
-                audience_size=p.audience_size,
+        channels=[_channel_out(p) for p in result.channels],
+        locales=[
+            LocalePreviewOut(
+                locale=loc.locale, fallback=loc.fallback, channels=[_channel_out(p) for p in loc.channels]
             )
-            for p in result.channels
+            for loc in result.locales
         ],
         findings=[_finding(f) for f in result.findings],
         blocked=result.blocked,
+    )
+
+
+def _channel_out(p: ChannelPreview) -> ChannelPreviewOut:
+    return ChannelPreviewOut(
+        channel=p.channel,
+        subject=p.message.subject,
+        text=p.message.text,
+        json_body=p.message.json_body,
+        measure=p.measure,
+        audience_size=p.audience_size,
+        shortened=p.shortened,
+        language_fallback=p.language_fallback,
     )
 
 

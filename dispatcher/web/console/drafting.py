@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from channels.base import ChannelKind
 from channels.text.sms_segments import count_segments
-from dispatcher.comms.preview import ChannelPreview, preview_draft
+from dispatcher.comms.preview import ChannelPreview, LocalePreview, preview_draft
 from dispatcher.domain.guardrail_rules import Finding
 from dispatcher.domain.models import UpdateDraft
 from dispatcher.engine.runtime import Runtime
@@ -31,6 +31,7 @@ class ChannelView:
 @dataclass
 class DraftPreview:
     channels: list[ChannelView] = field(default_factory=list)
+    locales: list[LocalePreview] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     marked: list[TextPart] = field(default_factory=list)
     blocked: bool = False
@@ -69,4 +70,6 @@ def draft_preview(rt: Runtime, draft: UpdateDraft) -> DraftPreview:
         )
         for item in result.channels
     ]
-    return DraftPreview(views, result.findings, mark_findings(result.text, result.findings), result.blocked)
+    return DraftPreview(
+        views, result.locales, result.findings, mark_findings(result.text, result.findings), result.blocked
+    )

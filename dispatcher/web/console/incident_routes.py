@@ -3,11 +3,11 @@ sending."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends, Form, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -16,8 +16,10 @@ from dispatcher.comms import lifecycle
 from dispatcher.comms.attention import flags
 from dispatcher.comms.changes import change_incident
 from dispatcher.comms.closure import resolve
+from dispatcher.comms.drafts import discard_draft, get_draft, list_drafts, publish_draft
 from dispatcher.comms.first_word import send_first_notice
 from dispatcher.comms.incidents import get_incident, list_incidents, open_incident
+from dispatcher.comms.message_templates import library
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
 from dispatcher.domain.durations import parse_duration
@@ -44,6 +46,16 @@ from dispatcher.web.console.access import (
 from dispatcher.web.console.drafting import draft_preview
 from dispatcher.web.console.identity import Scope
 from dispatcher.web.console.pages import common_context, problem, see
+from dispatcher.web.console.picking import (
+    TEXT_FIELDS,
+    Picked,
+    compose_languages,
+    form_texts,
+    pick,
+    save_form_draft,
+    template_values,
+    texts_of_form,
+)
 from dispatcher.web.console.sending import delivering
 from dispatcher.web.console.views import page
 
@@ -107,10 +119,16 @@ def _policy_channels(rt: Runtime, incident: Incident) -> list[ChannelKind]:
     return preview_channels(rt, incident, probe)
 
 
-def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extra: Any) -> Response:
+def _incident_page(
+    who: Viewer,
+    incident_id: int,
+    status_code: int = 200,
+    picked: Picked | None = None,
+    **extra: Any,
+) -> Response:
     rt = who.rt
     incident = get_incident(rt, incident_id)
-    compose = {
+    compose: dict[str, Any] = {
         "internal_note": "",
         "impact": [],
         "message": "",
@@ -119,7 +137,13 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
         "audience": Audience.PUBLIC.value,
         "channels": [c.value for c in _policy_channels(rt, incident)],
         "override_reason": "",
+        "texts": {},
+        "template": "",
+        "template_vars": "",
+        "draft_id": None,
+        "draft_version": None,
     }
+    compose.update((picked.compose if picked else None) or {})
     compose.update(extra.pop("compose", {}))
     promise = rt.clock.now() + rt.policy.policy.for_severity(incident.severity).cadence
     return page(
@@ -138,14 +162,27 @@ def _incident_page(who: Viewer, incident_id: int, status_code: int = 200, **extr
             channels=rt.settings.enabled_channels(),
             audiences=["public", "internal", *sorted(rt.policy.policy.segments)],
             compose=compose,
+            languages=compose_languages(rt, compose["texts"]),
+            text_fields=TEXT_FIELDS,
+            templates=sorted(library(rt).templates.items()),
+            picked=picked,
+            drafts=list_drafts(rt, incident_id),
             **extra,
         ),
     )
 
 
 @router.get("/incidents/{incident_id}")
-def incident_page(who: Reader, incident_id: int) -> Response:
-    return _incident_page(who, incident_id)
+def incident_page(who: Reader, incident_id: int, request: Request) -> Response:
+    """The incident; ``?template=NAME`` (with ``var_<name>`` values) or ``?draft=ID`` fills the compose
+    form from a message template or a saved draft."""
+    try:
+        picked = pick(who.rt, incident_id, request.query_params)
+    except NotFound:
+        raise
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc))
+    return _incident_page(who, incident_id, picked=picked)
 
 
 @router.post("/incidents/{incident_id}/status")
@@ -266,6 +303,31 @@ class ComposeForm:
     """For staff only: shown in staff's copy, never to customers."""
     impact: tuple[str, ...] = ()
     """``component=level`` for each component whose impact the author set."""
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    """``text_<locale>_<field>`` fields: other languages, and SMS, X and email texts."""
+    template: str = ""
+    template_vars: str = ""
+    """The template's values, as JSON (to recognise a pre-approved template used as written)."""
+    draft_id: int | None = None
+    draft_version: int | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The form as it was sent, to show it again with an error."""
+        return {
+            "message": self.message,
+            "status": self.status,
+            "next_update_in": self.next_update_in,
+            "audience": self.audience,
+            "channels": self.channels,
+            "override_reason": self.override_reason,
+            "internal_note": self.internal_note,
+            "impact": list(self.impact),
+            "texts": self.texts,
+            "template": self.template,
+            "template_vars": self.template_vars,
+            "draft_id": self.draft_id,
+            "draft_version": self.draft_version,
+        }
 
     def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
@@ -289,6 +351,9 @@ class ComposeForm:
             override_reason=self.override_reason.strip() or None,
             internal_note=self.internal_note.strip() or None,
             impact=_impact(self.impact),
+            texts=form_texts(self.texts) or None,
+            template=self.template or None,
+            template_vars=template_values(self.template_vars),
         )
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
@@ -305,7 +370,8 @@ def _impact(given: tuple[str, ...]) -> dict[str, ComponentImpact] | None:
     return found or None
 
 
-def compose_form(
+async def compose_form(
+    request: Request,
     message: Annotated[str, Form()] = "",
     status: Annotated[str, Form()] = IncidentStatus.INVESTIGATING.value,
     next_update_in: Annotated[str, Form()] = "",
@@ -315,7 +381,12 @@ def compose_form(
     channel_boxes: Annotated[str, Form()] = "",
     internal_note: Annotated[str, Form()] = "",
     impact: Annotated[list[str] | None, Form()] = None,
+    template: Annotated[str, Form()] = "",
+    template_vars: Annotated[str, Form()] = "",
+    draft_id: Annotated[int | None, Form()] = None,
+    draft_version: Annotated[int | None, Form()] = None,
 ) -> ComposeForm:
+    form = await request.form()
     return ComposeForm(
         message,
         status,
@@ -326,6 +397,11 @@ def compose_form(
         bool(channel or channel_boxes),
         internal_note,
         tuple(impact or ()),
+        texts_of_form({k: v for k, v in form.items() if isinstance(v, str)}),
+        template,
+        template_vars,
+        draft_id,
+        draft_version,
     )
 
 
@@ -347,12 +423,58 @@ def preview_fragment(who: Writer, incident_id: int, form: Compose) -> Response:
 
 @router.post("/incidents/{incident_id}/updates")
 def send_action(who: Writer, incident_id: int, form: Compose) -> Response:
+    """Send what the form says; a draft opened in the form is saved as it stands, then published."""
     who.require(Scope.PUBLISH)
+    rt, me = who.rt, who.identity
     try:
-        draft = form.draft(who.rt, get_incident(who.rt, incident_id), who.identity)
-        published = delivering(who.rt, who.state.background, lambda queue: publish(who.rt, draft, queue))
+        draft = form.draft(rt, get_incident(rt, incident_id), me)
+        if form.draft_id is not None:
+            saved = save_form_draft(rt, incident_id, (form.draft_id, form.draft_version), draft, me.name)
+            published = delivering(
+                rt,
+                who.state.background,
+                lambda queue: publish_draft(
+                    rt,
+                    saved.id,
+                    queue,
+                    me.name,
+                    publisher_token_id=me.token_id,
+                    version=saved.version,
+                    override_reason=draft.override_reason,
+                ),
+            )
+        else:
+            published = delivering(rt, who.state.background, lambda queue: publish(rt, draft, queue))
     except NotFound:
         raise
     except (TocsinError, ValidationError, ValueError) as exc:
-        return _incident_page(who, incident_id, 400, error=problem(exc), compose=vars(form))
+        return _incident_page(who, incident_id, 400, error=problem(exc), compose=form.values())
     return see(f"/updates/{published.update.id}")
+
+
+@router.post("/incidents/{incident_id}/drafts")
+def save_draft_action(who: Writer, incident_id: int, form: Compose) -> Response:
+    """Save the form as a draft (a new one, or the draft it was opened from) without sending anything."""
+    who.require(Scope.PUBLISH)
+    rt, me = who.rt, who.identity
+    try:
+        draft = form.draft(rt, get_incident(rt, incident_id), me)
+        saved = save_form_draft(rt, incident_id, (form.draft_id, form.draft_version), draft, me.name)
+    except NotFound:
+        raise
+    except (TocsinError, ValidationError, ValueError) as exc:
+        return _incident_page(who, incident_id, 400, error=problem(exc), compose=form.values())
+    return see(f"/incidents/{incident_id}?draft={saved.id}")
+
+
+@router.post("/drafts/{draft_id}/discard")
+def discard_draft_action(
+    who: Writer, draft_id: int, version: Annotated[int | None, Form()] = None
+) -> Response:
+    who.require(Scope.PUBLISH)
+    draft = get_draft(who.rt, draft_id)
+    try:
+        discard_draft(who.rt, draft_id, who.identity.name, version)
+    except TocsinError as exc:
+        return _incident_page(who, draft.incident_id, 409, error=problem(exc))
+    return see(f"/incidents/{draft.incident_id}")
