@@ -29,8 +29,8 @@ demo: $(VENV)/.installed
 	cd "$(DEMO)" && "$(abspath $(BIN))/tocsin" demo
 	@echo
 	@echo "Tocsin is installed in $(VENV)/, not on your PATH. Next, from $(DEMO)/:"
-	@echo "  cd $(DEMO) && $(abspath $(BIN))/tocsin incident show 1     # the incident's timeline"
-	@echo "  $(abspath $(BIN))/tocsin status 1                          # who got update 1, per channel"
+	@echo "  cd $(DEMO) && $(abspath $(BIN))/tocsin incident show inc-1 # the incident's timeline"
+	@echo "  $(abspath $(BIN))/tocsin status upd-1                      # who got update upd-1, per channel"
 	@echo "or activate the virtualenv first: source $(VENV)/bin/activate, then tocsin ..."
 
 ## test: the whole suite, Redis and PostgreSQL integration tests included

@@ -1,5 +1,5 @@
 """``Idempotency-Key``: a retry gets the first answer and creates nothing twice; the same key with a
-different body is refused (422); two identical requests racing create one thing."""
+different body is refused (409: the key is taken); two identical requests racing create one thing."""
 
 from __future__ import annotations
 
@@ -43,13 +43,13 @@ def test_a_retry_with_the_same_key_gets_the_first_answer(api: Api) -> None:
     assert count(api, incidents) == 2
 
 
-def test_the_same_key_with_another_body_is_a_422_problem_and_changes_nothing(api: Api) -> None:
+def test_the_same_key_with_another_body_is_a_409_problem_and_changes_nothing(api: Api) -> None:
     headers = api.auth(Scope.SUBSCRIBERS) | {"Idempotency-Key": "k-1"}
     assert api.http.post("/subscribers", json={"email": "a@example.com"}, headers=headers).status_code == 201
 
     clash = api.http.post("/subscribers", json={"email": "b@example.com"}, headers=headers)
 
-    assert clash.status_code == 422
+    assert clash.status_code == 409
     assert clash.headers["content-type"] == "application/problem+json"
     problem = clash.json()
     assert problem["type"] == "urn:tocsin:problem:idempotency-key-reused"

@@ -97,7 +97,7 @@ def test_an_update_published_from_the_cli_is_delivered_by_a_celery_worker(
             env=env,
         )
         assert published.code == 0, published.err
-        assert "published update 1" in published.out
+        assert "published update upd-1" in published.out
 
         assert wait_until(
             lambda: len(sendgrid.received) >= SUBSCRIBERS and len(receiver.received) >= SUBSCRIBERS

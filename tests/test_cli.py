@@ -83,7 +83,7 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
     opened = tocsin(
         "incident", "open", "API errors", "--severity", "critical", "--component", "api", cwd=tmp_path
     )
-    assert opened.code == 0 and "opened incident 1" in opened.out
+    assert opened.code == 0 and "opened incident inc-1" in opened.out
     # Critical updates wait for a second person: each of us proves who we are with a personal token.
     writer, checker = (
         tocsin("tokens", "create", name, "--scope", "publish", cwd=tmp_path).out.splitlines()[0]
@@ -124,7 +124,7 @@ def test_a_users_first_incident_from_init_to_status(tmp_path: Path) -> None:
         cwd=tmp_path,
         env={"TOCSIN_TOKEN": writer},
     )
-    assert "already published as update 1" in again.out
+    assert "already published as update upd-1" in again.out
     assert len(list(tmp_path.glob("outbox/update-*/email/*.eml"))) == 3
 
     status = tocsin("status", "1", cwd=tmp_path)

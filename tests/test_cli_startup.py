@@ -130,7 +130,7 @@ def test_publish_on_redis_imports_neither_the_delivery_machine_nor_a_provider(
     client.flushdb()
     try:
         modules, shown = loaded_by(published_incident, *PUBLISH, env={"REDIS_URL": own})
-        assert "workers are delivering update 1" in shown
+        assert "workers are delivering update upd-1" in shown
         assert client.llen("fanout") == 1  # the fan-out is queued for the workers
     finally:
         client.flushdb()
@@ -142,7 +142,7 @@ def test_publish_embedded_delivers_without_migrations_web_or_unused_providers(
     published_incident: Path,
 ) -> None:
     modules, shown = loaded_by(published_incident, *PUBLISH)
-    assert "published update 1" in shown
+    assert "published update upd-1" in shown
     assert "outbox 1" in shown  # delivered here, to the outbox: the configured provider
     unused = set(NOT_FOR_PUBLISHING) - {"dispatcher.engine.delivery", "dispatcher.runners.embedded"}
     assert sorted(modules.intersection(unused)) == []

@@ -33,7 +33,7 @@ def test_components_are_added_ordered_and_set_by_hand_and_the_site_follows(api: 
         assert made.status_code == 201, made.text
         assert made.json()["published"] == {"directory": None}
     clash = api.http.post("/components", json={"name": "api"}, headers=publisher)
-    assert clash.status_code == 422 and "taken by the component 'API'" in clash.text
+    assert clash.status_code == 409 and "taken by the component 'API'" in clash.text
 
     ordered = api.http.put("/components/order", json={"order": ["refunds", "Checkout"]}, headers=publisher)
     assert [c["name"] for c in ordered.json()["components"]] == ["Refunds", "Checkout", "API"]
@@ -106,4 +106,4 @@ def test_maintenance_is_scheduled_listed_and_cancelled(api: Api, tmp_path: Path)
         },
         headers=publisher,
     )
-    assert backwards.status_code == 422
+    assert backwards.status_code == 409  # two times in the wrong order: refused, not malformed

@@ -162,7 +162,7 @@ def test_bad_filter_values_are_refused_by_name(folder: Path) -> None:
 def test_missing_says_who_has_not_received_the_update_and_why(folder: Path) -> None:
     ran = tocsin("deliveries", "missing", "1", cwd=folder)
     assert ran.code == 0, ran.err
-    assert "update 1: 2 address(es) have not received it (failed 2)" in ran.out
+    assert "update upd-1: 2 address(es) have not received it (failed 2)" in ran.out
     assert "gone/ada" in ran.out and "endpoint gone (410)" in ran.out
 
     report = json.loads(tocsin("deliveries", "missing", "1", "--format", "json", cwd=folder).out)
@@ -183,7 +183,7 @@ def test_retry_dry_run_counts_then_a_real_retry_delivers_once_fixed(
 ) -> None:
     dry = tocsin("deliveries", "retry", "--update", "1", "--dry-run", cwd=folder)
     assert dry.code == 0, dry.err
-    assert "would re-drive 2 failed deliveries in 1 batch(es) (update 1)" in dry.out
+    assert "would re-drive 2 failed deliveries in 1 batch(es) (update upd-1)" in dry.out
     assert (
         len(json.loads(tocsin("deliveries", "list", "--state", "failed", "--format", "json", cwd=folder).out))
         == 2
@@ -218,7 +218,7 @@ def test_with_redis_retry_hands_the_batches_to_the_workers(folder: Path, redis_u
     try:
         ran = tocsin("deliveries", "retry", "--update", "1", cwd=folder, env={"REDIS_URL": redis_url})
         assert ran.code == 0, ran.err
-        assert "re-queued 2 failed deliveries in 1 batch(es) (update 1) for the workers" in ran.out
+        assert "re-queued 2 failed deliveries in 1 batch(es) (update upd-1) for the workers" in ran.out
         assert broker.llen("webhook") == 1, "one deliver task for the one batch, on the webhook queue"
     finally:
         broker.flushdb()

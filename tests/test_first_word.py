@@ -261,13 +261,13 @@ def test_the_cli_sends_the_first_notice_with_one_command(tmp_path: Path) -> None
     sent = tocsin("incident", "first-notice", "1", cwd=tmp_path)
 
     assert sent.code == 0, sent.err
-    assert "first notice sent as update 1" in sent.out
+    assert "first notice sent as update upd-1" in sent.out
     [mail] = list(tmp_path.glob("outbox/update-1/email/*.eml"))
     assert "We are aware of a problem with payments" in mail.read_text()
     shown = tocsin("incident", "show", "1", cwd=tmp_path)
     assert re.search(r"customers first told: \d+s after opening", shown.out), shown.out
     again = tocsin("incident", "first-notice", "1", cwd=tmp_path)
-    assert again.code == 0 and "went out already as update 1" in again.out
+    assert again.code == 0 and "went out already as update upd-1" in again.out
 
 
 def test_a_leaking_title_stops_the_first_notice_until_a_reason_is_given(watch: Watch) -> None:
@@ -282,7 +282,7 @@ def test_a_leaking_title_stops_the_first_notice_until_a_reason_is_given(watch: W
     with TestClient(app) as http:
         headers = {"Authorization": f"Bearer {secret}"}
         refused = http.post(f"/incidents/{inc.id}/first-notice", headers=headers)
-        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "title"
+        assert refused.status_code == 409 and refused.json()["errors"][0]["field"] == "title"
         sent = http.post(
             f"/incidents/{inc.id}/first-notice",
             json={"override_reason": "the host is named on purpose"},

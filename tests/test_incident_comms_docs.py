@@ -37,9 +37,9 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
 
     out = " ".join(ran.stdout.split())
-    assert "first notice sent as update 1" in out
-    assert "update 2 approved by bob and published" in out
-    assert "incident 1 is resolved; resolution update 3 tells everyone told" in out
+    assert "first notice sent as update upd-1" in out
+    assert "update upd-2 approved by bob and published" in out
+    assert "incident inc-1 is resolved; resolution update upd-3 tells everyone told" in out
     assert (
         "extended maintenance 2" in out
         and "rescheduled maintenance 2" in out

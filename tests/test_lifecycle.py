@@ -262,7 +262,7 @@ def test_the_cli_moves_resolves_reopens_and_shows_the_timeline(tmp_path: Path) -
     as_alice = {"TOCSIN_USER": "alice"}
     assert tocsin("init", cwd=tmp_path).code == 0
     opened_ = tocsin("incident", "open", "Checkout failing", "--owner", "grace", cwd=tmp_path)
-    assert "opened incident 1" in opened_.out, opened_.err
+    assert "opened incident inc-1" in opened_.out, opened_.err
     moved = tocsin(
         "incident", "status", "1", "--to", "monitoring", "--reason", "rolled back", cwd=tmp_path, env=as_alice
     )

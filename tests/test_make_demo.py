@@ -44,7 +44,7 @@ def test_make_demo_twice_starts_afresh_and_says_so(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(incidents)).scalar_one() == 1
     engine.dispose()
-    hint = next(line for line in second.stdout.splitlines() if "incident show 1" in line)
+    hint = next(line for line in second.stdout.splitlines() if "incident show inc-1" in line)
     command = hint.split("#")[0].strip().split("&&")[1].split()
     shown = subprocess.run(command, cwd=demo, capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0 and "incident 1: Checkout failing" in shown.stdout, shown.stderr
+    assert shown.returncode == 0 and "incident inc-1: Checkout failing" in shown.stdout, shown.stderr

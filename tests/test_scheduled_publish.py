@@ -195,7 +195,7 @@ def test_publish_cli_schedules_with_at_or_in(tmp_path: Path) -> None:
 
     later = tocsin(*base, "--in", "2h", cwd=tmp_path)
     assert later.code == 0, later.err
-    assert "scheduled update 1 for" in later.out and "nothing sent" in later.out
+    assert "scheduled update upd-1 for" in later.out and "nothing sent" in later.out
     assert not list(tmp_path.glob("outbox/**/*.*"))
 
     # A time a year from now, whatever day the suite runs (never a date that will one day be past).
@@ -206,4 +206,4 @@ def test_publish_cli_schedules_with_at_or_in(tmp_path: Path) -> None:
     both = tocsin(*base, "--at", f"{stamp}Z", "--in", "1h", cwd=tmp_path)
     assert both.code != 0 and "not both" in both.err
     at = tocsin(*base, "--at", f"{stamp}Z", cwd=tmp_path)
-    assert at.code == 0 and f"scheduled update 2 for {when:%Y-%m-%d} 10:00 UTC" in at.out, at.err
+    assert at.code == 0 and f"scheduled update upd-2 for {when:%Y-%m-%d} 10:00 UTC" in at.out, at.err

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dispatcher.cli.common import console, runtime
+from dispatcher.cli.common import IncidentArg, console, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, identify
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.ids import update_ref
 
 if TYPE_CHECKING:
     from dispatcher.comms.amends import AmendsSent
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def amends(
-    incident: Annotated[int, typer.Argument(help="Incident id (resolved).")],
+    incident: IncidentArg,
     offer: Annotated[
         str,
         typer.Option(help="The offer, e.g. 'As an apology, your next month is free: code {code}'."),
@@ -79,7 +80,8 @@ def amends(
 
     deliver_now(rt, act, wait)
     done = said[0]
-    console.print(f"amends (update {done.update.id}) to {done.rows} address(es) told", highlight=False)
+    sent_as = update_ref(done.update.id)
+    console.print(f"amends (update {sent_as}) to {done.rows} address(es) told", highlight=False)
     if done.without_code:
         console.print(
             f"warning: {done.without_code} subscriber(s) told about the incident have no code: not sent "

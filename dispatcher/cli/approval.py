@@ -11,17 +11,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import console, friendly_errors, parse_update_id, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, identify
+from dispatcher.domain.ids import incident_ref, update_ref
 
 __all__ = ["deliver_now", "register"]
 
 
-
 @friendly_errors
 def approve_(
-    update: Annotated[int, typer.Argument(help="Update id (see `tocsin approvals`).")],
+    update: Annotated[
+        int,
+        typer.Argument(
+            parser=parse_update_id, metavar="UPDATE", help="Update id: upd-7 (or 7); see `tocsin approvals`."
+        ),
+    ],
     token: TokenOption = None,
     as_: AsOption = None,
     wait: Annotated[
@@ -35,12 +40,17 @@ def approve_(
     who = identify(rt, as_, token, needed_for="approving")
     approved = deliver_now(rt, lambda queue: approve(rt, update, who, queue), wait)
     assert approved is not None
-    console.print(f"update {approved.id} approved by {who.name} and published", highlight=False)
+    console.print(f"update {update_ref(approved.id)} approved by {who.name} and published", highlight=False)
 
 
 @friendly_errors
 def reject_(
-    update: Annotated[int, typer.Argument(help="Update id (see `tocsin approvals`).")],
+    update: Annotated[
+        int,
+        typer.Argument(
+            parser=parse_update_id, metavar="UPDATE", help="Update id: upd-7 (or 7); see `tocsin approvals`."
+        ),
+    ],
     reason: Annotated[str, typer.Option(help="Why it must not go out (recorded).")],
     token: TokenOption = None,
     as_: AsOption = None,
@@ -50,7 +60,7 @@ def reject_(
 
     rt = runtime()
     rejected = reject(rt, update, identify(rt, as_, token), reason)
-    console.print(f"update {rejected.id} rejected by {rejected.rejected_by}; nothing was sent")
+    console.print(f"update {update_ref(rejected.id)} rejected by {rejected.rejected_by}; nothing was sent")
 
 
 @friendly_errors
@@ -62,8 +72,8 @@ def approvals() -> None:
     table = Table("update", "incident", "severity", "status", "author", "written (UTC)", "message")
     for upd in waiting:
         table.add_row(
-            str(upd.id),
-            str(upd.incident_id),
+            update_ref(upd.id),
+            incident_ref(upd.incident_id),
             upd.severity or "-",
             upd.status.value,
             upd.author or "-",

@@ -1,4 +1,4 @@
-"""What every command shares: settings, the runtime, one-line errors, durations.
+"""What every command shares: settings, the runtime, one-line errors, durations, ids.
 
 The CLI starts in a fraction of a second because its modules import only typer, rich and the domain's
 enums at import time: a command imports the use cases, the store and the providers it needs when it
@@ -11,13 +11,13 @@ import functools
 import sys
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dispatcher.domain import durations
+from dispatcher.domain import durations, ids
 from dispatcher.domain.errors import ConfigurationError, TocsinError
 
 if TYPE_CHECKING:
@@ -130,9 +130,28 @@ def work_here(rt: Runtime) -> Work:
     return work_for(rt)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``45m``, ``2h``, ``1h30m``, ``1d``; a bare number is minutes."""
+def parse_duration(text: str, flag: str) -> timedelta:
+    """``90s``, ``45m``, ``2h``, ``1h30m``, ``1d``; a bare number is an error naming ``flag``."""
     try:
         return durations.parse_duration(text)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(f"{flag}: {exc}") from None
+
+
+def _id_parser(kind: ids.IdKind) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return ids.parse_id(text, kind)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parse
+
+
+parse_incident_id = _id_parser(ids.IdKind.INCIDENT)
+parse_update_id = _id_parser(ids.IdKind.UPDATE)
+
+INCIDENT_HELP = "Incident id: inc-3 (or 3); see `tocsin incident list`."
+UPDATE_HELP = "Update id: upd-7 (or 7); see `tocsin incident show inc-N`."
+IncidentArg = Annotated[int, typer.Argument(parser=parse_incident_id, metavar="INCIDENT", help=INCIDENT_HELP)]
+UpdateArg = Annotated[int, typer.Argument(parser=parse_update_id, metavar="UPDATE", help=UPDATE_HELP)]

@@ -35,7 +35,7 @@ def promise(rt: Runtime, incident_id: int, next_update_in: str | None, start: da
         return None
     if next_update_in.strip().lower() == "cadence":
         return rt.policy.policy.for_severity(get_incident(rt, incident_id).severity).cadence
-    return parse_duration(next_update_in)
+    return parse_duration(next_update_in, "--next-update-in")
 
 
 def _with_texts(

@@ -15,8 +15,17 @@ from rich.table import Table
 from rich.text import Text
 
 from channels.base import ChannelKind
-from dispatcher.cli.common import console, err_console, friendly_errors, runtime, work_here
+from dispatcher.cli.common import (
+    UpdateArg,
+    console,
+    err_console,
+    friendly_errors,
+    parse_update_id,
+    runtime,
+    work_here,
+)
 from dispatcher.cli.views import status_table
+from dispatcher.domain.ids import update_ref
 from dispatcher.domain.vocabulary import DeliveryState
 
 if TYPE_CHECKING:
@@ -43,7 +52,15 @@ class OutputFormat(enum.StrEnum):
     CSV = "csv"
 
 
-UpdateOpt = Annotated[int | None, typer.Option("--update", help="Only deliveries of this update id.")]
+UpdateOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--update",
+        parser=parse_update_id,
+        metavar="UPDATE",
+        help="Only deliveries of this update: upd-7 (or 7).",
+    ),
+]
 ChannelOpt = Annotated[
     list[ChannelKind] | None, typer.Option("--channel", help="Only this channel (repeatable).")
 ]
@@ -145,7 +162,7 @@ def _deliveries_table(rows: list[DeliveryRow], selection: Selection, limit: int)
                 _cell,
                 (
                     r.id,
-                    r.update_id,
+                    update_ref(r.update_id),
                     r.channel,
                     r.address,
                     r.state,
@@ -164,7 +181,7 @@ def _deliveries_table(rows: list[DeliveryRow], selection: Selection, limit: int)
 @app.command("missing")
 @friendly_errors
 def missing_(
-    update: Annotated[int, typer.Argument(help="Update id.")],
+    update: UpdateArg,
     channel: ChannelOpt = None,
     output: FormatOpt = OutputFormat.TABLE,
 ) -> None:
@@ -193,18 +210,22 @@ def missing_(
 def _print_missing(result: MissingReport) -> None:
     if not result.fanned_out:
         err_console.print(
-            f"update {result.update_id} is not fanned out yet: more addresses may be owed than listed",
+            f"update {update_ref(result.update_id)} is not fanned out yet: "
+            "more addresses may be owed than listed",
             highlight=False,
         )
     if not result.rows:
         if result.fanned_out:
-            console.print(f"update {result.update_id}: every owed address has received it", highlight=False)
+            console.print(
+                f"update {update_ref(result.update_id)}: every owed address has received it", highlight=False
+            )
         else:
-            console.print(f"update {result.update_id}: no address listed yet", highlight=False)
+            console.print(f"update {update_ref(result.update_id)}: no address listed yet", highlight=False)
         return
     counts = ", ".join(f"{reason.value} {n}" for reason, n in result.counts.items())
     console.print(
-        f"update {result.update_id}: {len(result.rows)} address(es) have not received it ({counts})",
+        f"update {update_ref(result.update_id)}: {len(result.rows)} address(es) have not received it "
+        f"({counts})",
         highlight=False,
     )
     for reason, items in result.by_reason().items():
@@ -297,7 +318,7 @@ def _nothing_failed(selection: Selection, why: NothingToRetry) -> None:
 
 
 def _size(result: RetryResult) -> str:
-    updates = ", ".join(str(u) for u in result.update_ids)
+    updates = ", ".join(update_ref(u) for u in result.update_ids)
     return (
         f"{result.rows} failed deliveries in {len(result.batches)} batch(es) "
         f"(update{'s' if len(result.update_ids) > 1 else ''} {updates})"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from dispatcher.cli.common import console, work_here
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
+from dispatcher.domain.ids import update_ref
 
 if TYPE_CHECKING:
     from dispatcher.domain.models import Update
@@ -40,7 +41,10 @@ def deliver_now(
         return upd
     if work.by_workers:
         if upd is not None:
-            console.print(f"workers are delivering update {upd.id} (follow with `tocsin status {upd.id}`)")
+            console.print(
+                f"workers are delivering update {update_ref(upd.id)} "
+                f"(follow with `tocsin status {update_ref(upd.id)}`)"
+            )
         return upd
     if upd is not None:
         result = report(rt, upd.id)

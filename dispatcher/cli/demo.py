@@ -12,6 +12,7 @@ from rich.table import Table
 
 from channels.base import ChannelKind
 from dispatcher.cli.common import console, friendly_errors, load_settings
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.vocabulary import DeliveryState, IncidentStatus, Severity
 
 STATUS_DIR = "status"
@@ -95,7 +96,10 @@ def demo(
         rt.close()
     result = report(rt, published.update.id)
     outbox = (settings.outbox_dir / f"update-{published.update.id}").resolve()
-    table = Table(title=f"Update {published.update.id} of incident {incident.id}: {incident.title}")
+    table = Table(
+        title=f"Update {update_ref(published.update.id)} of incident {incident_ref(incident.id)}: "
+        f"{incident.title}"
+    )
     for column in ("channel", "sent", "failed", "files"):
         table.add_column(column)
     for st in result.channels:

@@ -9,9 +9,10 @@ from rich.markup import escape
 
 from channels.base import ChannelKind
 from dispatcher.cli.approval import deliver_now
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import IncidentArg, console, friendly_errors, runtime
 from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ def _summary(draft: Draft) -> None:
 
     promise_in = human(draft.next_update_in) if draft.next_update_in else "none"
     console.print(
-        f"draft {draft.id} (incident {draft.incident_id}, version {draft.version}, {draft.state.value}): "
+        f"draft {draft.id} (incident {incident_ref(draft.incident_id)}, version {draft.version}, "
+        f"{draft.state.value}): "
         f"status {draft.status.value} · next update in {promise_in} · audience {draft.audience}"
         + (f" · template {draft.template}" if draft.template else ""),
         highlight=False,
@@ -45,7 +47,7 @@ def _summary(draft: Draft) -> None:
 @friendly_errors
 def save(
     ctx: typer.Context,
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     message: Annotated[str | None, typer.Option(help="The update's text.")] = None,
     status: Annotated[IncidentStatus | None, typer.Option(help="The incident's status then.")] = None,
     next_update_in: Annotated[
@@ -103,7 +105,8 @@ def list_(
         table.add_column(column)
     for d in found:
         by = d.author if d.updated_by in (None, d.author) else f"{d.author}, {d.updated_by}"
-        state = d.state.value + (f" (update {d.published_update_id})" if d.published_update_id else "")
+        published = f" (update {update_ref(d.published_update_id)})" if d.published_update_id else ""
+        state = d.state.value + published
         table.add_row(
             str(d.id),
             str(d.incident_id),
@@ -209,12 +212,12 @@ def publish_(
         upd = published.update
         if upd.state is UpdateState.PENDING_APPROVAL:
             console.print(
-                f"draft {draft_id} is update {upd.id}, waiting for approval by someone other than "
-                f"{upd.author}: `tocsin approve {upd.id}` (nothing sent yet)",
+                f"draft {draft_id} is update {update_ref(upd.id)}, waiting for approval by someone other "
+                f"than {upd.author}: `tocsin approve {update_ref(upd.id)}` (nothing sent yet)",
                 highlight=False,
             )
             return None
-        console.print(f"published draft {draft_id} as update {upd.id}", highlight=False)
+        console.print(f"published draft {draft_id} as update {update_ref(upd.id)}", highlight=False)
         return upd if upd.state in (UpdateState.PENDING, UpdateState.FANNED_OUT) else None
 
     deliver_now(rt, act, wait)

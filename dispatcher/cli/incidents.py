@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from dispatcher.cli.common import console, friendly_errors, runtime
+from dispatcher.cli.common import IncidentArg, console, friendly_errors, runtime
 from dispatcher.cli.crisis_options import ReportByOption, parse_report_by
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify, parse_impact
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.vocabulary import IncidentStatus, Severity
 
 if TYPE_CHECKING:
@@ -64,18 +65,20 @@ def open_(
     incident = opened.incident
     if opened.action == "reopened":
         console.print(
-            f"reopened incident {incident.id}: {incident.title} [{incident.severity.value}] "
+            f"reopened incident {incident_ref(incident.id)}: {incident.title} [{incident.severity.value}] "
             f"(resolved recently; reopened {incident.reopened_count} time(s))",
             markup=False,
         )
         return
     console.print(
-        f"opened {_kind_word(incident)} {incident.id}: {incident.title} [{incident.severity.value}]",
+        f"opened {_kind_word(incident)} {incident_ref(incident.id)}: {incident.title} "
+        f"[{incident.severity.value}]",
         markup=False,
     )
     if incident.kind == SECURITY:
         console.print(
-            f"its data facts are owed before any public update: `tocsin incident facts {incident.id} "
+            "its data facts are owed before any public update: "
+            f"`tocsin incident facts {incident_ref(incident.id)} "
             "--data-affected … --data-not-affected … --customers-should … --we-are-doing …`",
             markup=False,
         )
@@ -90,7 +93,7 @@ def _kind_word(incident: Incident) -> str:
 @app.command("facts")
 @friendly_errors
 def facts(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     data_affected: Annotated[str | None, typer.Option(help="What data may be affected.")] = None,
     data_not_affected: Annotated[str | None, typer.Option(help="What data is not affected.")] = None,
     customers_should: Annotated[
@@ -112,7 +115,7 @@ def facts(
     )
     inc = set_data_facts(runtime(), incident, given, as_ or default_actor())
     missing = (inc.data_facts or DataFacts()).missing()
-    console.print(f"security incident {inc.id}: data facts recorded", markup=False)
+    console.print(f"security incident {incident_ref(inc.id)}: data facts recorded", markup=False)
     if missing:
         owed = ", ".join(DATA_FACT_LABELS[m] for m in missing)
         console.print(f"still owed before it goes public: {owed}", markup=False, style="bold yellow")
@@ -129,7 +132,7 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
     rt = runtime()
     for inc in list_incidents(rt, limit):
         table.add_row(
-            str(inc.id),
+            incident_ref(inc.id),
             inc.title,
             inc.status.value,
             inc.severity.value,
@@ -176,12 +179,14 @@ def _resolve(
         )
         if done.waiting:
             said.append(
-                f"the resolution (update {done.update.id}) waits for approval by someone other than "
-                f"{who.name}: `tocsin approve {done.update.id}`; incident {incident} stays open until then"
+                f"the resolution (update {update_ref(done.update.id)}) waits for approval by someone "
+                f"other than {who.name}: `tocsin approve {update_ref(done.update.id)}`; "
+                f"incident {incident_ref(incident)} stays open until then"
             )
             return None
         said.append(
-            f"incident {incident} is resolved; resolution update {done.update.id} tells everyone told"
+            f"incident {incident_ref(incident)} is resolved; resolution update "
+            f"{update_ref(done.update.id)} tells everyone told"
         )
         return done.update
 
@@ -207,7 +212,7 @@ ResolveMessage = Annotated[
 @app.command("status")
 @friendly_errors
 def status(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     to: Annotated[IncidentStatus, typer.Option(help="The new status.")],
     reason: Annotated[str | None, typer.Option(help="Why (recorded in the timeline).")] = None,
     force: Annotated[
@@ -239,13 +244,13 @@ def status(
     if message is not None:
         raise InvalidInput("--message: only a resolution carries a text here; `tocsin publish` says more")
     moved = change_status(rt, incident, to, identify(rt, as_, token).name, reason=reason, force=force)
-    console.print(f"incident {moved.id} is now {moved.status.value}")
+    console.print(f"incident {incident_ref(moved.id)} is now {moved.status.value}")
 
 
 @app.command("resolve")
 @friendly_errors
 def resolve(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     force: Annotated[
         bool, typer.Option(help="Resolve before the monitoring hold has passed (needs --reason).")
     ] = False,
@@ -278,7 +283,7 @@ def resolve(
 @app.command("change")
 @friendly_errors
 def change(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     reason: Annotated[str, typer.Option(help="Why it changes (recorded on the timeline).")],
     severity: Annotated[
         Severity | None, typer.Option(help="A new severity (its policy applies at once).")
@@ -317,7 +322,7 @@ def change(
     )
     due = f"; next update due by {changed.next_update_at:%H:%M} UTC" if changed.next_update_at else ""
     console.print(
-        f"incident {changed.id}: {changed.title} [{changed.severity.value}] "
+        f"incident {incident_ref(changed.id)}: {changed.title} [{changed.severity.value}] "
         f"components: {', '.join(changed.components) or '-'}{due}",
         markup=False,
     )
@@ -326,7 +331,7 @@ def change(
 @app.command("first-notice")
 @friendly_errors
 def first_notice(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     override_reason: OverrideOption = None,
     token: TokenOption = None,
     as_: AsOption = None,
@@ -343,9 +348,11 @@ def first_notice(
     def act(queue: TaskQueue) -> Update | None:
         sent = send_first_notice(rt, incident, who, queue, override_reason)
         if not sent.created:
-            said.append(f"the first notice went out already as update {sent.update.id}; nothing sent")
+            said.append(
+                f"the first notice went out already as update {update_ref(sent.update.id)}; nothing sent"
+            )
             return None
-        said.append(f"first notice sent as update {sent.update.id}")
+        said.append(f"first notice sent as update {update_ref(sent.update.id)}")
         return sent.update
 
     deliver_now(rt, act, wait)
@@ -356,7 +363,7 @@ def first_notice(
 @app.command("reopen")
 @friendly_errors
 def reopen_(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     reason: Annotated[str, typer.Option(help="Why it is reopened (recorded).")],
     as_: AsOption = None,
 ) -> None:
@@ -364,13 +371,13 @@ def reopen_(
     from dispatcher.comms.lifecycle import reopen
 
     moved = reopen(runtime(), incident, as_ or default_actor(), reason)
-    console.print(f"incident {moved.id} reopened: {moved.status.value}")
+    console.print(f"incident {incident_ref(moved.id)} reopened: {moved.status.value}")
 
 
 @app.command("owner")
 @friendly_errors
 def owner(
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     name: Annotated[str, typer.Argument(help="The new owner ('' for nobody).")],
     as_: AsOption = None,
 ) -> None:
@@ -378,14 +385,14 @@ def owner(
     from dispatcher.comms.lifecycle import set_owner
 
     moved = set_owner(runtime(), incident, name, as_ or default_actor())
-    console.print(f"incident {moved.id} owner: {moved.owner or 'nobody'}")
+    console.print(f"incident {incident_ref(moved.id)} owner: {moved.owner or 'nobody'}")
 
 
 def _what(entry: TimelineEntry) -> tuple[str, str]:
     """(what happened, detail) for one timeline line."""
     if entry.update is not None:
         upd = entry.update
-        label = f"update {upd.id} · {upd.kind} · {upd.audience} · {upd.state.value}"
+        label = f"update {update_ref(upd.id)} · {upd.kind} · {upd.audience} · {upd.state.value}"
         detail = f"[{upd.status.value}] {upd.message}"
         if upd.next_update_at is not None:
             detail += f"\nnext update by {upd.next_update_at:%Y-%m-%d %H:%M} UTC ({upd.promise_state or '-'})"
@@ -402,13 +409,13 @@ def _what(entry: TimelineEntry) -> tuple[str, str]:
         moved += entry.to_status.value
     detail = " · ".join(part for part in (moved, entry.reason or "") if part)
     if entry.update_id is not None:
-        detail += f" (update {entry.update_id})"
+        detail += f" (update {update_ref(entry.update_id)})"
     return entry.kind, detail
 
 
 @app.command("show")
 @friendly_errors
-def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
+def show(incident: IncidentArg) -> None:
     """The incident and its timeline: status changes, approvals and updates, oldest first."""
     from dispatcher.comms.attention import flags
     from dispatcher.comms.incidents import get_incident
@@ -420,10 +427,11 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     promise = f"{inc.next_update_at:%Y-%m-%d %H:%M} UTC" if inc.next_update_at else "-"
     first = human(inc.first_word_at - inc.opened_at) + " after opening" if inc.first_word_at else "not yet"
     console.print(
-        f"incident {inc.id}: {inc.title} [{inc.severity.value}] {inc.status.value}\n"
+        f"incident {incident_ref(inc.id)}: {inc.title} [{inc.severity.value}] {inc.status.value}\n"
         f"owner: {inc.owner or '-'} · next update due: {promise} · reopened: {inc.reopened_count}\n"
         f"customers first told: {first}",
         highlight=False,
+        markup=False,  # "[major]" is the severity, not a rich style
     )
     if inc.kind == SECURITY:
         given = inc.data_facts or DataFacts()
@@ -431,7 +439,7 @@ def show(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
             console.print(f"{label}: {getattr(given, name) or 'NOT GIVEN'}", markup=False, highlight=False)
     for flag in flags(rt, inc):
         console.print(f"ATTENTION: {flag}", style="bold red", highlight=False)
-    table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {inc.id}")
+    table = Table("when (UTC)", "what", "who", "detail", title=f"Timeline of incident {incident_ref(inc.id)}")
     for entry in timeline(rt, incident):
         what, detail = _what(entry)
         table.add_row(entry.at.strftime("%Y-%m-%d %H:%M:%S"), what, entry.actor or "-", detail)

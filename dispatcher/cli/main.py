@@ -27,6 +27,7 @@ from dispatcher.cli import tokens as tokens_cmds
 from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.check import standing_lines
 from dispatcher.cli.common import (
+    IncidentArg,
     console,
     friendly_errors,
     load_settings,
@@ -46,9 +47,11 @@ from dispatcher.cli.crisis_options import (
 )
 from dispatcher.cli.incidents import AsOption
 from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
+from dispatcher.cli.targets import update_ids
 from dispatcher.cli.views import status_table
 from dispatcher.cli.watch import watch
 from dispatcher.cli.who import TokenOption, default_actor, identify, parse_impact
+from dispatcher.domain.ids import update_ref
 from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
 
 if TYPE_CHECKING:
@@ -109,7 +112,7 @@ def init(force: Annotated[bool, typer.Option(help="Overwrite an existing config 
 @friendly_errors
 def publish(
     ctx: typer.Context,
-    incident: Annotated[int, typer.Argument(help="Incident id (see `tocsin incident list`).")],
+    incident: IncidentArg,
     status: Annotated[
         IncidentStatus | None,
         typer.Option(help="The incident's status as of this update (a template sets its own)."),
@@ -220,7 +223,7 @@ def _publish_time(now: datetime, at: str | None, in_: str | None) -> datetime | 
     if at and in_:
         raise typer.BadParameter("give --at or --in, not both")
     if in_:
-        return now + parse_duration(in_)
+        return now + parse_duration(in_, "--in")
     if not at:
         return None
     try:
@@ -256,28 +259,30 @@ def _say_what_happened(published: Published) -> None:
         label = "overridden" if finding.level == "error" else "warning"
         console.print(f"{label}: {finding.rule}: {finding.message}", highlight=False)
     if not published.created:
-        console.print(f"already published as update {upd.id} (idempotency key); nothing sent")
+        console.print(f"already published as update {update_ref(upd.id)} (idempotency key); nothing sent")
     if upd.state is UpdateState.SCHEDULED and upd.scheduled_for is not None:
         console.print(
-            f"scheduled update {upd.id} for {upd.scheduled_for:%Y-%m-%d %H:%M} UTC; nothing sent yet "
+            f"scheduled update {update_ref(upd.id)} for {upd.scheduled_for:%Y-%m-%d %H:%M} UTC; "
+            "nothing sent yet "
             "(a running `tocsin worker` publishes it then)"
         )
     elif upd.state is UpdateState.PENDING_APPROVAL:
         console.print(
-            f"update {upd.id} waits for approval by someone other than {upd.author or 'its author'}: "
-            f"`tocsin approve {upd.id}` (nothing sent yet)"
+            f"update {update_ref(upd.id)} waits for approval by someone other than "
+            f"{upd.author or 'its author'}: "
+            f"`tocsin approve {update_ref(upd.id)}` (nothing sent yet)"
         )
     elif upd.state is UpdateState.REJECTED:
-        console.print(f"update {upd.id} was rejected by {upd.rejected_by}: {upd.rejected_reason}")
+        console.print(f"update {update_ref(upd.id)} was rejected by {upd.rejected_by}: {upd.rejected_reason}")
     elif published.created:
-        console.print(f"published update {upd.id}")
+        console.print(f"published update {update_ref(upd.id)}")
 
 
 @app.command(context_settings=TEXTS_CONTEXT)
 @friendly_errors
 def preview(
     ctx: typer.Context,
-    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    incident: IncidentArg,
     message: Annotated[str | None, typer.Option(help="The text you intend to publish.")] = None,
     status: Annotated[
         IncidentStatus | None, typer.Option(help="The incident's status as of this update.")
@@ -384,24 +389,36 @@ def _show_channel(item: ChannelPreview, escape: Callable[[str], str]) -> None:
 @app.command()
 @friendly_errors
 def status(
-    update: Annotated[int, typer.Argument(help="Update id.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="UPDATE_OR_INCIDENT",
+            help="An update: upd-7 (or 7); or an incident: inc-3, for each of its updates.",
+        ),
+    ],
     watch_: Annotated[
         bool, typer.Option("--watch", help="Live progress per channel until nothing is owed (Ctrl-C stops).")
     ] = False,
     every: Annotated[float, typer.Option(help="With --watch: seconds between redraws.", min=0.1)] = 1.0,
 ) -> None:
-    """What an update owes, has sent and has failed to send, per channel."""
+    """What an update owes, has sent and has failed to send, per channel (for an incident: each of its
+    updates; --watch follows its latest)."""
     from dispatcher.reporting.status import report
 
     rt = runtime()
+    named = update_ids(rt, target)
+    if not named:
+        console.print(f"incident {target.strip().lower()} has no updates yet", highlight=False)
+        return
     if watch_:
         try:
-            watch(rt, update, console, every=every)
+            watch(rt, named[-1], console, every=every)
         except KeyboardInterrupt:
             console.print("stopped watching; delivery goes on")
         return
-    result = report(rt, update)
-    console.print(status_table(result.update, result.channels, result.providers))
+    for update in named:
+        result = report(rt, update)
+        console.print(status_table(result.update, result.channels, result.providers))
 
 
 @app.command()

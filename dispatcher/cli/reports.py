@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dispatcher.cli.common import console, runtime
+from dispatcher.cli.common import IncidentArg, console, runtime
 from dispatcher.cli.delivering import deliver_now
 from dispatcher.cli.who import AsOption, TokenOption, identify
 from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.ids import incident_ref, update_ref
 
 if TYPE_CHECKING:
     from dispatcher.comms.reports import PublishedReport
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def report(
-    incident: Annotated[int, typer.Argument(help="Incident id (resolved).")],
+    incident: IncidentArg,
     file: Annotated[
         Path | None,
         typer.Option(
@@ -67,17 +68,22 @@ def report(
     deliver_now(rt, act, wait)
     done = said[0]
     when = {None: "", True: ", by its deadline", False: ", after its deadline"}[done.on_time]
-    console.print(f"published the report of incident {incident}{when}", highlight=False)
+    console.print(f"published the report of incident {incident_ref(incident)}{when}", highlight=False)
     if done.link:
         console.print(f"read it at {done.link}", highlight=False)
-    console.print(f"notice (update {done.notice_update_id}) to {done.told} address(es) told", highlight=False)
+    if done.notice_update_id is None:
+        console.print("no notice sent: nobody was told about this incident", highlight=False)
+    else:
+        notice = update_ref(done.notice_update_id)
+        console.print(f"notice (update {notice}) to {done.told} address(es) told", highlight=False)
 
 
 def _show(found: PublishedReport) -> None:
     from dispatcher.domain.crisis import REPORT_LABELS
 
     console.print(
-        f"report of incident {found.incident_id}, published {found.published_at:%Y-%m-%d %H:%M} UTC "
+        f"report of incident {incident_ref(found.incident_id)}, "
+        f"published {found.published_at:%Y-%m-%d %H:%M} UTC "
         f"by {found.author or '-'}",
         highlight=False,
     )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.vocabulary import DeliveryState
 
 if TYPE_CHECKING:
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
 def status_table(
     update: Update, statuses: list[ChannelStatus], providers: dict[tuple[str, str], int] | None = None
 ) -> Table:
-    table = Table(title=f"Update {update.id} (incident {update.incident_id}, {update.status.value})")
+    table = Table(
+        title=f"Update {update_ref(update.id)} "
+        f"(incident {incident_ref(update.incident_id)}, {update.status.value})"
+    )
     table.add_column("channel")
     table.add_column("owed", justify="right")
     table.add_column("sent", justify="right", style="green")

@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from channels.base import ChannelKind
+from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.vocabulary import DeliveryState, UpdateState
 
 if TYPE_CHECKING:
@@ -46,7 +47,10 @@ class _Pace:
 
 def progress_table(result: UpdateReport, pace: _Pace, now: float) -> Table:
     upd = result.update
-    table = Table(title=f"Update {upd.id} (incident {upd.incident_id}, {upd.status.value}): live")
+    table = Table(
+        title=f"Update {update_ref(upd.id)} "
+        f"(incident {incident_ref(upd.incident_id)}, {upd.status.value}): live"
+    )
     for column in ("channel", "owed", "sent", "failed", "retrying", "done in"):
         table.add_column(column, justify="left" if column == "channel" else "right")
     for st in result.channels:
@@ -88,7 +92,7 @@ def watch(
 
     result = report(rt, update_id)
     if result.update.state in NOT_GOING_OUT:
-        console.print(f"update {update_id} {NOT_GOING_OUT[result.update.state]}", highlight=False)
+        console.print(f"update {update_ref(update_id)} {NOT_GOING_OUT[result.update.state]}", highlight=False)
         return result
     pace = _Pace(clock(), {st.channel: st.count(DeliveryState.SENT) for st in result.channels})
     with Live(progress_table(result, pace, clock()), console=console, auto_refresh=False) as live:

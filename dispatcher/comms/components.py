@@ -12,8 +12,9 @@ and feed on the static site and stays the same when the component is renamed.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, func, insert, select, update
 
 from dispatcher.domain.components import STATUSES, clean_status, slugify
@@ -37,6 +38,13 @@ __all__ = [
 ]
 
 
+
+def _not_a_bool(value: object) -> object:
+    """JSON's ``true`` is no position (Python would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a number, not true or false")
+    return value
+
 class ComponentDraft(BaseModel):
     """A new component."""
 
@@ -45,7 +53,7 @@ class ComponentDraft(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     group: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=1000)
-    position: int | None = Field(default=None, ge=0, le=100_000)
+    position: Annotated[int, BeforeValidator(_not_a_bool)] | None = Field(default=None, ge=0, le=100_000)
     """Where it goes; None: after the others."""
 
     @field_validator("group", "description")

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from channels.base import ChannelKind
-from dispatcher.domain.durations import parse_duration
+from dispatcher.domain.durations import no_unit, parse_duration
 from dispatcher.domain.errors import ConfigurationError
 from dispatcher.domain.models import AUDIENCE_NAME_PATTERN, Severity
 
@@ -29,8 +29,9 @@ from dispatcher.domain.models import AUDIENCE_NAME_PATTERN, Severity
 def _duration(value: Any) -> Any:
     if isinstance(value, str):
         return parse_duration(value)
-    if isinstance(value, int | float):
-        return timedelta(minutes=value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
+        # TOML's bare 30 is a number with no unit: refused, as everywhere else Tocsin reads a duration.
+        raise ValueError(no_unit(value))
     return value
 
 

@@ -14,7 +14,17 @@ from dispatcher.runners.factory import queue_lengths
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (the text exposition format)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def prometheus_metrics(request: Request) -> Response:
     state = request.app.state
     if getattr(state, "ledger_metrics", None) is None:

@@ -19,10 +19,54 @@ from channels.twilio import CALLBACK_DELIVERY_PARAM
 from dispatcher.audience import self_service
 from dispatcher.audience.provider_events import record_provider_status, set_opt_out
 from dispatcher.engine.runtime import Runtime
+from dispatcher.web.api.problems import problem_doc
 
 router = APIRouter(prefix="/providers", tags=["provider callbacks"])
 
 STOP_ERROR = 21610
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("Signed, but not a callback this endpoint understands."),
+    403: problem_doc("The provider's signature is missing, wrong or stale."),
+    404: problem_doc("This provider is not configured here."),
+    422: problem_doc("A field, key or value holds a control character (refused before anything else)."),
+}
+TWILIO_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Twilio's callback parameters, signed in X-Twilio-Signature.",
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    }
+}
+SENDGRID_EVENTS: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "SendGrid's event batch, signed (ECDSA over timestamp and body).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "anyOf": [
+                                {"type": "string"},
+                                {"type": "number"},
+                                {"type": "boolean"},
+                                {"type": "null"},
+                                {"type": "array", "items": {"type": "string"}},
+                            ]
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -50,7 +94,7 @@ async def _twilio_params(request: Request, rt: Runtime) -> dict[str, Any]:
     return params
 
 
-@router.post("/twilio/status", status_code=204)
+@router.post("/twilio/status", status_code=204, responses=_REFUSALS, openapi_extra=TWILIO_FORM)
 async def twilio_status(request: Request) -> Response:
     rt = _runtime(request)
     params = await _twilio_params(request, rt)
@@ -73,7 +117,18 @@ async def twilio_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/twilio/inbound")
+@router.post(
+    "/twilio/inbound",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "TwiML: the reply to send back, if any.",
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+        },
+        **_REFUSALS,
+    },
+    openapi_extra=TWILIO_FORM,
+)
 async def twilio_inbound(request: Request) -> Response:
     rt = _runtime(request)
     params = await _twilio_params(request, rt)
@@ -94,7 +149,7 @@ async def twilio_inbound(request: Request) -> Response:
     )
 
 
-@router.post("/sendgrid/events", status_code=204)
+@router.post("/sendgrid/events", status_code=204, responses=_REFUSALS, openapi_extra=SENDGRID_EVENTS)
 async def sendgrid_event_webhook(request: Request) -> Response:
     rt = _runtime(request)
     key = rt.settings.sendgrid_event_public_key

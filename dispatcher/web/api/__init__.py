@@ -25,6 +25,7 @@ from dispatcher.web.api import (
     updates,
 )
 from dispatcher.web.api.auth import reject_unknown_query
+from dispatcher.web.api.openapi_text import declare_plain_text
 from dispatcher.web.api.problems import install_problem_handlers, use_problem_media_type
 
 ROUTERS = (
@@ -55,7 +56,7 @@ def install(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = use_problem_media_type(schema)
+            app.openapi_schema = declare_plain_text(use_problem_media_type(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

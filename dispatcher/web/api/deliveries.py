@@ -21,6 +21,10 @@ router = APIRouter(prefix="/deliveries", tags=["deliveries"], responses=AUTH_PRO
 MAX_IDS = 1000
 
 
+MAX_DELIVERY_ID = 2**53 - 1
+"""Beyond any id the ledger will reach, and exact in every JSON reader (larger integers become floats,
+so a bound of 2**62 was compared inexactly by clients validating against the description)."""
+
 class DeliveryOut(DeliveryRow):
     """One ledger row: (update, channel, address) and where its delivery stands."""
 
@@ -33,8 +37,10 @@ class RetryRequest(BaseModel):
     update_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     channels: list[ChannelKind] = Field(default_factory=list)
     provider: str | None = Field(default=None, max_length=50)
-    ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=MAX_IDS)
-    dry_run: bool = Field(default=False, description="Only count what would be re-driven.")
+    ids: list[Annotated[int, Field(ge=1, le=MAX_DELIVERY_ID)]] = Field(
+        default_factory=list, max_length=MAX_IDS
+    )
+    dry_run: bool = Field(default=False, strict=True, description="Only count what would be re-driven.")
 
 
 class BatchOut(BaseModel):

@@ -4,8 +4,8 @@ The first request with a key (per token) claims it by inserting a placeholder ro
 on (token, key) makes that claim atomic, so of two identical requests racing only one runs. When it
 succeeds its status and body are stored, and a retry with the same key and the same method, path and
 body gets that same answer back (marked ``Idempotent-Replayed: true``) without running again. The same
-key with a different body is a 422; a retry while the first is still running is a 409 (try again).
-A request that fails stores nothing: the key is released and may be used again.
+key with a different body is a 409 (the key is taken); a retry while the first is still running is a
+409 too (try again). A request that fails stores nothing: the key is released and may be used again.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class Idempotency:
                     f"({row['method']} {row['path']} with a different body)"
                 )
                 raise ProblemError(
-                    422,
+                    409,
                     "idempotency-key-reused",
                     message,
                     title="Idempotency-Key reused",

@@ -22,6 +22,7 @@ from dispatcher.comms.maintenance import (
     schedule_maintenance,
 )
 from dispatcher.domain.models import Incident
+from dispatcher.domain.written_time import WrittenTime
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
 from dispatcher.web.api.work import QueueDep
@@ -47,14 +48,14 @@ class Words(BaseModel):
 
 
 class Reschedule(Words):
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: WrittenTime
+    ends_at: WrittenTime
 
     _times = field_validator("starts_at", "ends_at")(_aware)
 
 
 class Extend(Words):
-    ends_at: datetime = Field(description="The new end, after the window's current end.")
+    ends_at: WrittenTime = Field(description="The new end, after the window's current end.")
 
     _times = field_validator("ends_at")(_aware)
 

@@ -1,4 +1,9 @@
-"""``/policy``: the severity policy in force, and checking a candidate policy file before deploying it."""
+"""``/policy``: the severity policy in force, and checking a candidate policy file before deploying it.
+
+Checking answers 200 for any text it was sent, ``valid: false`` with ``errors`` naming each key when the
+file is not TOML or not a policy: the check ran and found problems, which is its answer, not a request
+it refused. Only a body that is not a policy file at all (empty, not UTF-8, too large) is refused.
+"""
 
 from __future__ import annotations
 
@@ -28,17 +33,26 @@ class PolicyOut(BaseModel):
 
 class PolicyCheck(BaseModel):
     valid: bool
-    version: str = Field(description="The version updates would record under this policy.")
-    policy: Policy
+    version: str | None = Field(
+        description="The version updates would record under this policy; null when it is not valid."
+    )
+    policy: Policy | None = Field(description="The policy as Tocsin reads it; null when it is not valid.")
+    errors: list[FieldError] = Field(
+        default_factory=list,
+        description="Why it is not valid: each key that is wrong (`body` when it is not TOML at all).",
+    )
 
 
+BLANK = "\t\n\r "
+NOT_BLANK = r"[^\t\n\r ]"
+"""Some character other than TOML's whitespace and newlines (spelled out: regex engines differ on \\s)."""
 TOML_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "A policy.toml, as text.",
         "content": {
-            "application/toml": {"schema": {"type": "string"}},
-            "text/plain": {"schema": {"type": "string"}},
+            "application/toml": {"schema": {"type": "string", "pattern": NOT_BLANK}},
+            "text/plain": {"schema": {"type": "string", "pattern": NOT_BLANK}},
         },
     }
 }
@@ -61,29 +75,32 @@ def get_policy(rt: RuntimeDep, _token: ReadToken) -> PolicyOut:
 )
 async def check_policy(request: Request, _token: ReadToken) -> PolicyCheck:
     raw = await request.body()
-    if not raw.strip():
-        raise _invalid("body: send the policy.toml to check", [FieldError(field="body", message="empty")])
     if len(raw) > MAX_POLICY_BYTES:
         raise _invalid(
             "body: the policy is larger than 256 KiB", [FieldError(field="body", message="too large")]
         )
     try:
         text = raw.decode("utf-8")
-        data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise _invalid("body: not UTF-8 text", [FieldError(field="body", message="not UTF-8 text")]) from None
+    if not text.strip(BLANK):
+        raise _invalid("body: send the policy.toml to check", [FieldError(field="body", message="empty")])
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _invalid(
-            f"body: not valid TOML ({exc})", [FieldError(field="body", message=str(exc))]
-        ) from None
+        return _not_valid([FieldError(field="body", message=f"not valid TOML ({exc})")])
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            FieldError(field=e.field if e.field != "body" else "(top level)", message=e.message)
-            for e in field_errors(exc.errors())
-        ]
-        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-        raise _invalid(f"the policy is invalid: {summary}", errors) from None
+        return _not_valid(
+            [
+                FieldError(field=e.field if e.field != "body" else "(top level)", message=e.message)
+                for e in field_errors(exc.errors())
+            ]
+        )
     version = policy.version or "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
     return PolicyCheck(valid=True, version=version, policy=policy)
+
+
+def _not_valid(errors: list[FieldError]) -> PolicyCheck:
+    return PolicyCheck(valid=False, version=None, policy=None, errors=errors)

@@ -103,8 +103,11 @@ def field_errors(errors: Sequence[Any]) -> list[FieldError]:
     return found
 
 
-def invalid_input(detail: str, errors: Sequence[FieldError]) -> JSONResponse:
-    return problem_response(422, "invalid-input", detail, title="Invalid input", errors=errors)
+def invalid_input(detail: str, errors: Sequence[FieldError], status: int = 422) -> JSONResponse:
+    """422 when the request breaks what ``/openapi.json`` says of it; 409 (``status``) when it is as
+    described but what it asks is refused by the state of things: the incident's lifecycle, the policy in
+    force (guardrails), the clock (a time already past), another field of the same request."""
+    return problem_response(status, "invalid-input", detail, title="Invalid input", errors=errors)
 
 
 def _split_message(message: str) -> list[FieldError]:
@@ -116,8 +119,9 @@ def _split_message(message: str) -> list[FieldError]:
 
 
 def tocsin_error_response(exc: TocsinError) -> JSONResponse:
-    """NotFound → 404; InvalidInput naming a field (``"field: why"``) → 422 with that field, any other
-    InvalidInput (it clashes with what is stored: already resolved, address taken…) → 409;
+    """NotFound → 404; InvalidInput → 409, naming its field when it does (``"field: why"``): the request
+    matched its schema (else it would not have reached the core), and what refuses it is a rule no schema
+    states (guardrails, the lifecycle, a time already past, an address taken…);
     NotInitialised and ConfigurationError → 503; an error with ``http_status`` → that status."""
     message = str(exc)
     findings = getattr(exc, "findings", None)
@@ -127,7 +131,7 @@ def tocsin_error_response(exc: TocsinError) -> JSONResponse:
             for f in findings
             if f.level == "error"
         ]
-        return invalid_input(message, errors)
+        return invalid_input(message, errors, status=409)
     status = getattr(exc, "http_status", None)
     if isinstance(status, int):
         kind = "conflict" if status == 409 else HTTPStatus(status).phrase.lower().replace(" ", "-")
@@ -137,7 +141,7 @@ def tocsin_error_response(exc: TocsinError) -> JSONResponse:
     if isinstance(exc, InvalidInput):
         named = _split_message(message)
         if named:
-            return invalid_input(message, named)
+            return invalid_input(message, named, status=409)
         return problem_response(409, "conflict", message)
     if isinstance(exc, NotInitialised):
         return problem_response(503, "not-initialised", message, title="Service not ready")
@@ -222,8 +226,11 @@ AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: problem_doc("The body could not be parsed (e.g. not JSON)."),
     401: problem_doc("No token, or an unknown or revoked one."),
     403: problem_doc("The token lacks the scope this operation needs."),
-    409: problem_doc("The request conflicts with the current state (e.g. already resolved, address taken)."),
-    422: problem_doc("Invalid input: `errors` names each field."),
+    409: problem_doc(
+        "Refused by a rule no schema states: the current state (already resolved, address taken), the "
+        "policy (guardrails), the clock (a time already past); `errors` names the field when there is one."
+    ),
+    422: problem_doc("The request does not match this description: `errors` names each field."),
     503: problem_doc("The database is unreachable or the configuration is broken."),
 }
 """Problems every authenticated operation may answer with (declared in the OpenAPI document)."""
@@ -235,7 +242,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 def use_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI documents every response model as application/json: error responses are problem+json."""
+    """FastAPI documents every response model as application/json: error responses are problem+json.
+    Its own 422 (``HTTPValidationError``, added to every operation with parameters) is described as
+    what the server really answers with: a problem."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
     for operations in openapi.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -244,4 +254,13 @@ def use_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[:1] in ("4", "5") and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
+                body = content.get(PROBLEM_JSON, {})
+                if body.get("schema") == {"$ref": "#/components/schemas/HTTPValidationError"}:
+                    body["schema"] = problem_ref
+    schemas = openapi.get("components", {}).get("schemas", {})
+    if "Problem" not in schemas:
+        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schemas["Problem"].pop("$defs", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     return openapi

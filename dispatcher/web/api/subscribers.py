@@ -4,14 +4,25 @@ Webhook signing secrets are never shown (they are generated when not given, as o
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from channels.base import ChannelKind
@@ -43,6 +54,59 @@ router = APIRouter(prefix="/subscribers", tags=["subscribers"], responses=AUTH_P
 
 SubscriberId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Subscriber id.")]
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+CLOCK = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
+ZONES: list[JsonValue] = [*sorted(available_timezones()), None]
+"""Every IANA zone this server knows (and null): the description lists exactly what it takes."""
+PHONE = r"^\+[1-9][0-9]{6,14}$"
+"""E.164's shape; whether a country's plan has the number is checked when it is used (409)."""
+URL = r"^[hH][tT][tT][pP][sS]?://[^\s]+$"
+_B64 = "[A-Za-z0-9+/]"
+SECRET = (
+    rf"^whsec_((?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+    rf"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$"
+)
+"""whsec_ and the base64 (padded) of 24 to 64 bytes."""
+_GIVEN = {"type": "string"}
+QUIET_RULE: dict[str, Any] = {
+    "description": "Quiet hours are whole: quiet_start and quiet_end both, or neither.",
+    "anyOf": [
+        {
+            "required": ["quiet_start", "quiet_end"],
+            "properties": {"quiet_start": _GIVEN, "quiet_end": _GIVEN},
+        },
+        {
+            "not": {
+                "anyOf": [
+                    {"required": ["quiet_start"], "properties": {"quiet_start": _GIVEN}},
+                    {"required": ["quiet_end"], "properties": {"quiet_end": _GIVEN}},
+                ]
+            }
+        },
+    ],
+}
+
+
+def _add_all_of(schema: dict[str, Any], *rules: dict[str, Any]) -> None:
+    schema.setdefault("allOf", []).extend(rules)
+
+
+CONTACT_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "description": "At least one of email, phone, webhook_url.",
+            "anyOf": [
+                {"required": [f], "properties": {f: _GIVEN}} for f in ("email", "phone", "webhook_url")
+            ],
+        },
+        {
+            "description": "A webhook_secret only with a webhook_url.",
+            "anyOf": [
+                {"not": {"required": ["webhook_secret"], "properties": {"webhook_secret": _GIVEN}}},
+                {"required": ["webhook_url"], "properties": {"webhook_url": _GIVEN}},
+            ],
+        },
+    ]
+}
 
 
 class ContactPointOut(BaseModel):
@@ -55,7 +119,9 @@ class ContactPointOut(BaseModel):
 class Preferences(BaseModel):
     """What a subscriber is told about, where, and when."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=lambda schema: _add_all_of(schema, QUIET_RULE)
+    )
 
     channels: list[ChannelKind] | None = Field(
         default=None, description="Only these channels; null: every channel they have an address on."
@@ -66,15 +132,28 @@ class Preferences(BaseModel):
     min_severity: Severity = Severity.MINOR
     locale: str = Field(default="en", pattern=LOCALE)
     quiet_start: ClockTime | None = Field(
-        default=None, description="HH:MM; non-critical updates wait until quiet_end."
+        default=None,
+        json_schema_extra={"pattern": CLOCK},
+        description="HH:MM; non-critical updates wait until quiet_end.",
     )
-    quiet_end: ClockTime | None = None
-    timezone: TimeZoneName | None = Field(default=None, description="IANA zone of the quiet hours.")
+    quiet_end: ClockTime | None = Field(default=None, json_schema_extra={"pattern": CLOCK})
+    timezone: TimeZoneName | None = Field(
+        default=None, json_schema_extra={"enum": ZONES}, description="IANA zone of the quiet hours."
+    )
 
     @model_validator(mode="after")
     def _both_ends(self) -> Preferences:
-        check_quiet_window(self.quiet_start, self.quiet_end, by_field=True)
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            check_quiet_window(self.quiet_start, self.quiet_end, by_field=True)
         return self
+
+    def check_window(self) -> None:
+        """Two ends that are the same time (``7:00`` and ``07:00``) make no window: refused (409) where
+        the preferences are used, since the description cannot say which two strings name one time."""
+        try:
+            check_quiet_window(self.quiet_start, self.quiet_end, by_field=True)
+        except ValueError as exc:
+            raise _field_problem("quiet_end", str(exc), 409) from None
 
 
 class PreferencesOut(Preferences):
@@ -82,7 +161,7 @@ class PreferencesOut(Preferences):
 
 
 class PreferencesIn(Preferences):
-    opted_out: dict[ChannelKind, bool] = Field(
+    opted_out: dict[ChannelKind, Annotated[bool, Field(strict=True)]] = Field(
         default_factory=dict, description="Opt out of (true) or back into (false) a channel."
     )
 
@@ -110,7 +189,7 @@ class Profile(BaseModel):
 
     name: str | None = Field(default=None, max_length=200)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    internal: bool = Field(default=False, description="Staff: also gets internal updates.")
+    internal: bool = Field(default=False, strict=True, description="Staff: also gets internal updates.")
     region: str | None = Field(default=None, max_length=50)
     plan: str | None = Field(default=None, max_length=50)
     tags: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=50)
@@ -119,11 +198,28 @@ class Profile(BaseModel):
 class SubscriberIn(Preferences, Profile):
     """A new subscriber: at least one of email, phone, webhook_url."""
 
-    email: str | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=32, description="E.164, e.g. +447911123456.")
-    webhook_url: str | None = Field(default=None, max_length=2048)
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema: _add_all_of(schema, QUIET_RULE, *CONTACT_RULES["allOf"])
+    )
+
+    email: str | None = Field(default=None, max_length=320, json_schema_extra={"format": "email"})
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        json_schema_extra={"pattern": PHONE},
+        description="E.164, e.g. +447911123456; a number no country's plan has is refused (409).",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        json_schema_extra={"pattern": URL},
+        description="http(s); one that resolves to a private address is refused (409) unless allowed.",
+    )
     webhook_secret: str | None = Field(
-        default=None, max_length=200, description="whsec_ + base64 of 24-64 bytes; generated if absent."
+        default=None,
+        max_length=200,
+        json_schema_extra={"pattern": SECRET},
+        description="whsec_ + base64 of 24-64 bytes; generated if absent.",
     )
 
     @field_validator("email")
@@ -144,9 +240,11 @@ class SubscriberIn(Preferences, Profile):
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
+            if re.fullmatch(PHONE, value):  # E.164's shape, but no country code has it
+                return value  # refused in ``subscriber`` as a number no plan has (409)
             raise ValueError("not a phone number: write it as +<country code><number>") from None
         if not phonenumbers.is_valid_number(number):
-            raise ValueError("not a valid phone number")
+            return value  # refused in ``subscriber``: written right, but no such number (409)
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     @field_validator("webhook_url")
@@ -154,15 +252,22 @@ class SubscriberIn(Preferences, Profile):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not value.lower().startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        if not re.fullmatch(URL, value):
             raise ValueError("must be an http:// or https:// URL without spaces")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not (re.fullmatch(SECRET, value) and _valid_secret(value)):
+            raise ValueError("must be whsec_ followed by base64 of 24 to 64 bytes")
         return value
 
     @model_validator(mode="after")
     def _has_contact(self) -> SubscriberIn:
         if not (self.email or self.phone or self.webhook_url):
             raise ValueError("give at least one of email, phone, webhook_url")
-        if self.webhook_secret and not self.webhook_url:
+        if self.webhook_secret is not None and not self.webhook_url:
             raise ValueError("webhook_secret given without a webhook_url")
         return self
 
@@ -171,11 +276,13 @@ class SubscriberIn(Preferences, Profile):
         if self.email:
             points.append(ContactPoint(channel=ChannelKind.EMAIL, address=self.email))
         if self.phone:
+            if not _a_real_number(self.phone):
+                raise _field_problem("phone", "not a valid phone number: no country's plan has it", 409)
             points.append(ContactPoint(channel=ChannelKind.SMS, address=self.phone))
         if self.webhook_url:
             unreachable = EndpointCheck(rt.settings).problem(self.webhook_url)
             if unreachable is not None:
-                raise _field_problem("webhook_url", unreachable)
+                raise _field_problem("webhook_url", unreachable, 409)
             if self.webhook_secret and not _valid_secret(self.webhook_secret):
                 raise _field_problem("webhook_secret", "must be whsec_ followed by base64 of 24 to 64 bytes")
             points.append(
@@ -194,13 +301,17 @@ class SubscriberPatch(BaseModel):
 
     name: str | None = Field(default=None, max_length=200)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    internal: bool | None = None
+    internal: Annotated[bool, Field(strict=True)] | SkipJsonSchema[None] = None
     region: str | None = Field(default=None, max_length=50)
     plan: str | None = Field(default=None, max_length=50)
-    tags: list[Annotated[str, Field(max_length=50)]] | None = Field(default=None, max_length=50)
-    components: list[Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=100)
-    min_severity: Severity | None = None
-    locale: str | None = Field(default=None, pattern=LOCALE)
+    tags: (
+        Annotated[list[Annotated[str, Field(max_length=50)]], Field(max_length=50)] | SkipJsonSchema[None]
+    ) = None
+    components: (
+        Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] | SkipJsonSchema[None]
+    ) = None
+    min_severity: Severity | SkipJsonSchema[None] = None
+    locale: Annotated[str, StringConstraints(pattern=LOCALE)] | SkipJsonSchema[None] = None
 
 
 class ImportProblem(BaseModel):
@@ -228,9 +339,18 @@ def _valid_secret(secret: str) -> bool:
     return 24 <= len(key) <= 64
 
 
-def _field_problem(field: str, message: str) -> ProblemError:
+def _a_real_number(phone: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _field_problem(field: str, message: str, status: int = 422) -> ProblemError:
+    """422 when the value breaks what the description says; 409 when it is as described but refused by
+    what no schema states (the network, the numbering plans)."""
     return ProblemError(
-        422,
+        status,
         "invalid-input",
         f"{field}: {message}",
         title="Invalid input",
@@ -261,6 +381,7 @@ def list_(
     "", status_code=201, response_model=SubscriberOut, summary="Add one subscriber; Idempotency-Key supported"
 )
 def create(body: SubscriberIn, rt: RuntimeDep, token: SubscribersToken, idem: IdempotencyDep) -> Response:
+    body.check_window()
     return idem.run(token, 201, lambda: _out(create_subscriber(rt, body.subscriber(rt))))
 
 
@@ -268,7 +389,7 @@ CSV_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "The CSV file (UTF-8, header line first); columns: " + ", ".join(COLUMNS) + ".",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "content": {"text/csv": {"schema": {"type": "string", "pattern": r"[^\t\n\r ]"}}},
     }
 }
 
@@ -305,8 +426,10 @@ def _import(rt: Runtime, raw: bytes, region: str, skip_invalid: bool) -> ImportO
         outcome = import_subscribers_file(rt, path, region, skip_invalid)
     problems = [ImportProblem(line=p.line, column=p.column, reason=p.reason) for p in outcome.problems]
     if problems and not skip_invalid:
+        # 409, not 422: the body is the text/csv its description asks for; its rows break rules that
+        # no schema of a CSV string can state (columns, addresses, phone plans).
         raise ProblemError(
-            422,
+            409,
             "invalid-csv",
             f"{outcome.summary()}; nothing imported (fix them, or skip_invalid=true)",
             title="Invalid CSV",
@@ -350,5 +473,6 @@ def get_preferences(subscriber_id: SubscriberId, rt: RuntimeDep, _token: Subscri
 def put_preferences(
     subscriber_id: SubscriberId, body: PreferencesIn, rt: RuntimeDep, _token: SubscribersToken
 ) -> PreferencesOut:
+    body.check_window()
     changes = body.model_dump(exclude={"opted_out"})
     return _preferences(change_subscriber(rt, subscriber_id, changes, body.opted_out))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from sqlalchemy import select
 
 from channels.base import ChannelKind
@@ -18,12 +19,20 @@ from dispatcher.comms.message_templates import draft_from_template
 from dispatcher.comms.preview import ChannelPreview, preview_draft
 from dispatcher.comms.publish import get_update, publish
 from dispatcher.domain.crisis import ImpactStatement
-from dispatcher.domain.durations import parse_duration
+from dispatcher.domain.durations import PATTERN as DURATION_PATTERN
+from dispatcher.domain.durations import DurationTooLong, parse_duration
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.guardrail_rules import Finding
-from dispatcher.domain.models import ComponentImpact, IncidentStatus, Update, UpdateDraft
+from dispatcher.domain.models import (
+    AUDIENCE_NAME_PATTERN,
+    ComponentImpact,
+    IncidentStatus,
+    Update,
+    UpdateDraft,
+)
 from dispatcher.domain.quiet_hours import check_timezone
 from dispatcher.domain.update_texts import LocaleText
+from dispatcher.domain.written_time import WrittenTime
 from dispatcher.engine.runtime import Runtime
 from dispatcher.reporting.ledger_queries import missing
 from dispatcher.reporting.status import report
@@ -41,7 +50,12 @@ UpdateId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Update id.")]
 
 
 def _duration(value: str | None) -> timedelta | None:
-    return None if value is None else parse_duration(value)
+    """The duration; one too long is refused naming the field (409: the form is right, the span is not
+    one Tocsin holds a promise for)."""
+    try:
+        return None if value is None else parse_duration(value)
+    except DurationTooLong as exc:
+        raise InvalidInput(f"next_update_in: {exc}") from None
 
 
 class UpdateText(BaseModel):
@@ -67,15 +81,22 @@ class UpdateText(BaseModel):
     vars: dict[str, str] | None = Field(
         default=None, description="The template's values: `name`, or `name.fr` for one language."
     )
-    next_update_at: datetime | None = Field(default=None, description="Promise of the next update (UTC).")
+    next_update_at: WrittenTime | None = Field(default=None, description="Promise of the next update (UTC).")
     next_update_in: str | None = Field(
-        default=None, max_length=20, description="Or as a duration from now: 30m, 1h, 1h30m."
+        default=None,
+        max_length=20,
+        json_schema_extra={"pattern": DURATION_PATTERN},
+        description="Or as a duration from now, with its unit: 90s, 30m, 2h, 1h30m, 1d (a bare number is "
+        "refused).",
     )
 
     @field_validator("next_update_in")
     @classmethod
     def _valid_duration(cls, value: str | None) -> str | None:
-        _duration(value)
+        if value is not None:
+            # Well formed but too long is refused where it is used, as a 409 (see ``_duration``).
+            with contextlib.suppress(DurationTooLong):
+                parse_duration(value)
         return value
 
     @field_validator("next_update_at")
@@ -93,7 +114,12 @@ class UpdateText(BaseModel):
 class DraftRequest(UpdateText):
     """What publishing and previewing share: the text, and who it is for on which channels."""
 
-    audience: str = Field(default="public", max_length=50, description="public, internal or a segment name.")
+    audience: str = Field(
+        default="public",
+        max_length=50,
+        pattern=AUDIENCE_NAME_PATTERN.pattern,
+        description="public, internal or a segment name.",
+    )
     channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
     signer: str | None = Field(
         default=None, max_length=50, description="A signatory's short name in the policy (a senior voice)."
@@ -132,6 +158,11 @@ class DraftRequest(UpdateText):
         }
 
 
+NotAccepted = Annotated[str | None, WithJsonSchema({"type": "null"})]
+"""A field refused with a message saying why (who acts is who the token proves): described as
+null, the only value the server takes, so the description calls no refused request valid."""
+
+
 def _not_accepted(name: str, value: object) -> None:
     if value is not None:
         raise ValueError(f"{name} is who the API token proves (api:<token name>); this field is not accepted")
@@ -157,12 +188,12 @@ def from_template(rt: Runtime, incident_id: int, body: DraftRequest, more: dict[
 
 
 class PublishRequest(DraftRequest):
-    author: str | None = Field(
+    author: NotAccepted = Field(
         default=None, description="Not accepted: the author is the API token's identity (api:<name>)."
     )
     internal_note: str | None = Field(default=None, max_length=4000, description="For staff only.")
     override_reason: str | None = Field(default=None, max_length=1000)
-    publish_at: datetime | None = Field(default=None, description="Publish later, at this time (UTC).")
+    publish_at: WrittenTime | None = Field(default=None, description="Publish later, at this time (UTC).")
     impact: dict[str, ComponentImpact] | None = Field(
         default=None,
         max_length=50,
@@ -422,7 +453,7 @@ def missing_(
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    approver: str | None = Field(
+    approver: NotAccepted = Field(
         default=None, description="Not accepted: the approver is the API token's identity (api:<name>)."
     )
 
@@ -436,7 +467,7 @@ class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: str = Field(min_length=1, max_length=1000)
-    rejected_by: str | None = Field(
+    rejected_by: NotAccepted = Field(
         default=None, description="Not accepted: who rejects is the API token's identity (api:<name>)."
     )
 

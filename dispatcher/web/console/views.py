@@ -10,6 +10,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from dispatcher.domain.ids import incident_ref, update_ref
+
 STATIC = files("dispatcher.web.console") / "static"
 
 
@@ -46,6 +48,8 @@ def _environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["pretty_json"] = _pretty_json
+    env.filters["inc"] = incident_ref  # ids people read as inc-3 and upd-7, as the CLI prints them
+    env.filters["upd"] = update_ref
     env.globals["ago"] = _ago
     return env
 
