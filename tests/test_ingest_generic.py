@@ -123,6 +123,11 @@ def test_the_bearer_token_works_instead_of_a_signature(story: Monitoring) -> Non
         ({"severity": "apocalyptic"}, "severity"),
         ({"components": "api"}, "components"),
         ({"colour": "red"}, "colour"),
+        # Read strictly, as the OpenAPI description states the fields: no number as a time, no number
+        # as a text, no title that is blank once trimmed.
+        ({"occurred_at": 0}, "occurred_at"),
+        ({"key": 42}, "key"),
+        ({"title": "  a  "}, "title"),
     ],
 )
 def test_a_bad_body_names_its_field(story: Monitoring, change: dict[str, Any], field: str) -> None:

@@ -31,13 +31,24 @@ TIMESTAMP_HEADER = "X-Tocsin-Timestamp"
 MAX_SKEW_SECONDS = 300
 
 
-class GenericAlert(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+_EDGE = " \t\n\r"
+"""What is trimmed from either end of ``key`` and ``title``: the only blanks the request guard allows
+among control characters (``dispatcher.domain.text_safety``), so the description can state the rule."""
+_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_SOLID = r"[^ \t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+KEY_PATTERN = rf"^[ \t\n\r]*{_SOLID}{_TEXT}*$"
+"""At least one character that is not blank."""
+TITLE_PATTERN = rf"^[ \t\n\r]*{_SOLID}{_TEXT}+{_SOLID}[ \t\n\r]*$"
+"""At least three characters once the blanks at either end are trimmed."""
 
-    key: str = Field(min_length=1, max_length=300)
+
+class GenericAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(max_length=300, pattern=KEY_PATTERN)
     """Your id for the problem: the same key is the same incident."""
     status: AlertStatus
-    title: str = Field(min_length=3, max_length=200)
+    title: str = Field(max_length=200, pattern=TITLE_PATTERN)
     severity: Severity | None = None
     """minor, major or critical; unset: the policy's ``monitoring.default_severity``."""
     components: list[str] = Field(default_factory=list, max_length=50)
@@ -47,10 +58,15 @@ class GenericAlert(BaseModel):
     """When this happened at the source. Send a new one for each new occurrence: the same body twice is
     taken as one delivery sent twice."""
 
+    @field_validator("key", "title", "message")
+    @classmethod
+    def _trim(cls, value: str | None) -> str | None:
+        return None if value is None else value.strip(_EDGE)
+
     @field_validator("components")
     @classmethod
     def _clean(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(c.strip() for c in value if c.strip()))
+        return list(dict.fromkeys(c.strip(_EDGE) for c in value if c.strip(_EDGE)))
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -8,9 +8,9 @@ picks the group's title, link and detail.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from dispatcher.domain.policy import MonitoringPolicy
 from dispatcher.ingest.alerts import (
@@ -22,6 +22,14 @@ from dispatcher.ingest.alerts import (
     components_from_labels,
     severity_from_labels,
 )
+
+
+def _integral(value: object) -> object:
+    """JSON's 5.0 is the integer 5 (as JSON Schema reads it); payloads are parsed strictly otherwise."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 def _iso(moment: datetime | None) -> str:
@@ -69,7 +77,7 @@ class WebhookPayload(BaseModel, Generic[AlertT]):
 
     version: str
     group_key: str = Field(alias="groupKey", min_length=1)
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
+    truncated_alerts: JsonInt = Field(default=0, alias="truncatedAlerts", ge=0)
     status: AlertStatus
     receiver: str = ""
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")

@@ -11,6 +11,7 @@ from dispatcher.engine.runtime import Runtime, build_runtime
 from dispatcher.web import api, log_redaction
 from dispatcher.web.consent_routes import router as consent_router
 from dispatcher.web.console import router as console_router
+from dispatcher.web.ingest_routes import declare_ingest_bodies
 from dispatcher.web.ingest_routes import router as ingest_router
 from dispatcher.web.metrics_routes import router as metrics_router
 from dispatcher.web.provider_routes import router as provider_router
@@ -30,7 +31,7 @@ def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(metrics_router)
     app.include_router(console_router)
-    api.install(app)
+    api.install(app, more=[declare_ingest_bodies])
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

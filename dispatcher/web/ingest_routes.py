@@ -32,7 +32,8 @@ from dispatcher.ingest import alertmanager, generic, grafana
 from dispatcher.ingest.alerts import AlertGroup, Source
 from dispatcher.ingest.common import IngestResult, ingest
 from dispatcher.reporting import metrics
-from dispatcher.web.api.problems import FieldError, ProblemError, field_errors
+from dispatcher.web.api.openapi_text import PLAIN_TEXT
+from dispatcher.web.api.problems import FieldError, ProblemError, field_errors, problem_doc
 from dispatcher.web.api.work import task_queue
 
 router = APIRouter(prefix="/ingest", tags=["monitoring ingest"])
@@ -81,12 +82,91 @@ def _parse(body: bytes, model: type[Model]) -> Model:
             f"body: not valid JSON ({exc})",
             errors=[FieldError(field="body", message="not valid JSON")],
         ) from None
+    del data  # parsed once more below, strictly: JSON's types as the description states them
     try:
-        return model.model_validate(data)
+        # Strict: a string stays a string and a time is an ISO 8601 text, never a number (the OpenAPI
+        # description says so, and a payload the description calls invalid is refused, not coerced).
+        return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         errors = field_errors(exc.errors())
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         raise ProblemError(422, "invalid-input", f"the payload is invalid: {detail}", errors=errors) from None
+
+
+class IngestAnswer(BaseModel):
+    """What one delivery of an alert did."""
+
+    incident_id: int | None
+    action: str
+    """opened, updated, resolved, monitoring, repeat, ignored…"""
+    repeat: bool
+    updates: list[int]
+    problems: list[str]
+
+
+INGEST_MODELS: dict[str, type[BaseModel]] = {
+    "AlertmanagerPayload": alertmanager.AlertmanagerPayload,
+    "GrafanaPayload": grafana.GrafanaPayload,
+    "GenericAlert": generic.GenericAlert,
+}
+"""The bodies the routes read themselves (the raw bytes are signed), declared in ``/openapi.json``."""
+
+
+def _described(body: str) -> dict[str, Any]:
+    """The operation's request body: a component added by ``declare_ingest_bodies``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    }
+
+
+INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "What the alert did (a repeat delivery changes and sends nothing).",
+        "model": IngestAnswer,
+    },
+    400: problem_doc("The body is not JSON."),
+    401: problem_doc("No credential, or a wrong one (the ingest token, an API token, or the signature)."),
+    403: problem_doc("An API token without the publish scope."),
+    422: problem_doc("The payload does not match its description: `errors` names each field."),
+}
+
+
+ANY_TEXT_JSON = "AnyPlainJson"
+"""Any JSON value whose texts and keys carry no control character (what the request guard lets
+through): the fields a sender adds that Tocsin does not read."""
+
+
+def declare_ingest_bodies(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the ingest payloads (and the models they use) to the document's components. The senders'
+    own fields that Tocsin ignores are described as what they may be: any JSON without control
+    characters (``ANY_TEXT_JSON``)."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    anything = {"$ref": f"#/components/schemas/{ANY_TEXT_JSON}"}
+    schemas[ANY_TEXT_JSON] = {
+        "anyOf": [
+            {"type": "string", "pattern": PLAIN_TEXT},
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": anything},
+            {"type": "object", "propertyNames": {"pattern": PLAIN_TEXT}, "additionalProperties": anything},
+        ]
+    }
+    for name, model in INGEST_MODELS.items():
+        found = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        for inner, definition in found.pop("$defs", {}).items():
+            schemas.setdefault(inner, _open_to(definition, anything))
+        schemas[name] = _open_to(found, anything)
+    return openapi
+
+
+def _open_to(schema: dict[str, Any], anything: dict[str, Any]) -> dict[str, Any]:
+    """An object schema that ignores unknown fields says what they may hold."""
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        schema["additionalProperties"] = anything
+        schema["propertyNames"] = {"pattern": PLAIN_TEXT}
+    return schema
 
 
 def _answer(result: IngestResult) -> dict[str, Any]:
@@ -124,22 +204,24 @@ def _bearer_only(request: Request) -> Callable[[Runtime, bytes], None]:
     return lambda rt, _: _check_bearer(request, rt)
 
 
-@router.post("/alertmanager")
+@router.post("/alertmanager", openapi_extra=_described("AlertmanagerPayload"), responses=INGEST_RESPONSES)
 async def alertmanager_webhook(request: Request) -> JSONResponse:
     """Prometheus Alertmanager's webhook (``webhook_configs``, payload version 4)."""
     payload = alertmanager.AlertmanagerPayload
     return await _handle(request, "alertmanager", _bearer_only(request), payload, alertmanager.to_group)
 
 
-@router.post("/grafana")
+@router.post("/grafana", openapi_extra=_described("GrafanaPayload"), responses=INGEST_RESPONSES)
 async def grafana_webhook(request: Request) -> JSONResponse:
     """Grafana unified alerting's webhook contact point."""
     return await _handle(request, "grafana", _bearer_only(request), grafana.GrafanaPayload, grafana.to_group)
 
 
-@router.post("/generic")
+@router.post("/generic", openapi_extra=_described("GenericAlert"), responses=INGEST_RESPONSES)
 async def generic_webhook(request: Request) -> JSONResponse:
-    """A documented JSON body (see ``dispatcher.ingest.generic``), HMAC-signed or with a bearer token."""
+    """A documented JSON body (see ``dispatcher.ingest.generic``), with a bearer token or signed:
+    ``X-Tocsin-Timestamp`` (Unix seconds, within five minutes of now) and ``X-Tocsin-Signature:
+    sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with ingest_hmac_secret>``."""
 
     def check(rt: Runtime, body: bytes) -> None:
         signature = request.headers.get(generic.SIGNATURE_HEADER)

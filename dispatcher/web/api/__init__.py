@@ -6,6 +6,7 @@ the problems and the bearer scheme in ``/openapi.json``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -42,7 +43,9 @@ ROUTERS = (
 )
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, more: Sequence[Callable[[dict[str, Any]], dict[str, Any]]] = ()) -> None:
+    """The API's routes and problem handlers, and ``/openapi.json``; ``more`` adds what routes outside
+    this package describe themselves (the ingest payloads, read as raw signed bytes)."""
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(reject_unknown_query)])
@@ -56,6 +59,8 @@ def install(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
+            for add in more:
+                schema = add(schema)
             app.openapi_schema = declare_plain_text(use_problem_media_type(schema))
         return app.openapi_schema
 
