@@ -288,7 +288,7 @@ def publish_command(incident: int, *extra: str) -> list[str]:
 
 
 def published_id(output: str) -> int:
-    found = re.search(r"published update (\d+)", output)
+    found = re.search(r"published update (?:upd-)?(\d+)", output)
     if found is None:
         raise RuntimeError(f"tocsin publish did not publish: {output[-1500:]}")
     return int(found.group(1))

@@ -195,7 +195,7 @@ def test_tocsin_incident_amends_with_a_codes_file(tmp_path: Path) -> None:
     (tmp_path / "codes.csv").write_text("subscriber,code\nacct-1,SORRY-42\n")
     done = tocsin("incident", "amends", "1", "--offer", OFFER, "--codes", "codes.csv", cwd=tmp_path)
     assert done.code == 0, done.err
-    assert "amends (update 3) to 1 address(es) told" in done.out
+    assert "amends (update upd-3) to 1 address(es) told" in done.out
     mail = next((tmp_path / "outbox" / "update-3" / "email").glob("*.eml")).read_text()
     assert "code SORRY-42" in mail
     assert not list((tmp_path / "outbox" / "update-3").glob("social/*")), "not posted to the world"

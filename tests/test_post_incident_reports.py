@@ -209,7 +209,7 @@ def test_the_deadline_is_reminded_then_flagged_on_the_tick(
     assert get_incident(rt, inc.id).report_due_at == due
     resolution = [c.message.text for c in memory.calls if c.message.kind is ChannelKind.EMAIL][-1]
     assert "A full report on what happened and what we will do so it does not happen again will follow by " \
-        "2026-11-27 09:40 UTC." in resolution  # fmt: skip
+        "Fri, Nov 27, 9:40 AM UTC." in resolution  # fmt: skip  (the reader's own time: UTC here)
 
     runner = EmbeddedRunner(rt)
     clock.advance(hours=35)  # 13 hours before: nothing yet
@@ -248,7 +248,7 @@ def test_a_resolution_may_promise_its_own_date(make_runtime: Callable[..., Runti
 
     assert get_incident(rt, inc.id).report_due_at == promised
     text = [c.message.text for c in memory.calls][-1]
-    assert "will follow by 2026-11-26 17:00 UTC" in text
+    assert "will follow by tomorrow, 5:00 PM UTC" in text  # 2026-11-26 17:00 UTC, as the reader reads it
     assert "No further updates are planned" not in text
 
 
@@ -266,8 +266,8 @@ def test_tocsin_incident_report_from_a_file(tmp_path: Path) -> None:
     (tmp_path / "report.md").write_text(REPORT_MD.replace("## Root cause\n", "## Cause\n"))
     done = tocsin("incident", "report", "1", "--file", "report.md", cwd=tmp_path)
     assert done.code == 0, done.err
-    assert "published the report of incident 1, by its deadline" in done.out
-    assert "notice (update 3) to 2 address(es) told" in done.out  # Ada's email and the social account
+    assert "published the report of incident inc-1, by its deadline" in done.out
+    assert "notice (update upd-3) to 2 address(es) told" in done.out  # Ada's email and the social account
     notice = next((tmp_path / "outbox" / "update-3" / "email").glob("*.eml")).read_text()
     assert "Our post-incident report on \"Checkout failing\" is published" in notice
     shown = tocsin("incident", "report", "1", cwd=tmp_path)

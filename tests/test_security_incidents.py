@@ -154,7 +154,7 @@ def test_tocsin_incident_facts_then_publish(tmp_path: Path) -> None:
     assert tocsin("subscribers", "import", "people.csv", cwd=tmp_path).code == 0
     opened = tocsin("incident", "open", "Unauthorised access", "--kind", "security", cwd=tmp_path)
     assert opened.code == 0, opened.err
-    assert "opened security incident 1" in opened.out
+    assert "opened security incident inc-1" in opened.out
     message = ["--message", TEXT, "--next-update-in", "1h", "--affects", "all customers"]
 
     blocked = tocsin("publish", "1", "--status", "investigating", *message, cwd=tmp_path)
@@ -175,7 +175,7 @@ def test_tocsin_incident_facts_then_publish(tmp_path: Path) -> None:
 
     sent = tocsin("publish", "1", "--status", "investigating", *message, cwd=tmp_path)
     assert sent.code == 0, sent.err
-    assert "published update 1" in sent.out
+    assert "published update upd-1" in sent.out
     mail = next((tmp_path / "outbox").glob("**/*.eml")).read_text()
     assert "Data that may be affected: names and email addresses" in mail
 
