@@ -57,7 +57,10 @@ def _bounded(text: str, parts: tuple[str | int, ...]) -> timedelta:
     if any(len(str(p)) > _MAX_DIGITS for p in parts):
         raise too_long
     d, h, m, s = (int(p) for p in parts)
-    duration = timedelta(days=d, hours=h, minutes=m, seconds=s)
+    try:
+        duration = timedelta(days=d, hours=h, minutes=m, seconds=s)
+    except OverflowError:  # more days than a timedelta holds, within the digits allowed
+        raise too_long from None
     if duration > MAX_DURATION:
         raise too_long
     return duration

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,13 +25,31 @@ router = APIRouter(prefix="/incidents", tags=["incidents"], responses=AUTH_PROBL
 IncidentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Incident id.")]
 
 
+ONE_FORM: dict[str, Any] = {
+    "description": "The report either as report (its sections) or as markdown, not both.",
+    "oneOf": [
+        {"required": ["report"], "properties": {"report": {"type": "object"}}},
+        {"required": ["markdown"], "properties": {"markdown": {"type": "string"}}},
+    ],
+}
+"""Exactly one of the two forms given (not null): the rule ``_one_form`` enforces, stated in the
+description so a body with neither or both is described as invalid, as the server answers (422)."""
+
+
 class ReportRequest(BaseModel):
     """The report as its five sections, or as Markdown (``## Summary`` … ``## What we will do``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=lambda schema: schema.setdefault("allOf", []).append(ONE_FORM)
+    )
 
     report: PostIncidentReport | None = None
-    markdown: str | None = Field(default=None, max_length=40_000)
+    markdown: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40_000,
+        description="## Summary, ## Impact, ## Root cause, ## What we did, ## What we will do.",
+    )
     override_reason: str | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from channels.base import ChannelKind
 from dispatcher.comms.drafts import (
@@ -17,8 +19,10 @@ from dispatcher.comms.drafts import (
     save_draft,
 )
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
-from dispatcher.domain.durations import parse_duration
-from dispatcher.domain.models import ComponentImpact, IncidentStatus
+from dispatcher.domain.durations import PATTERN as DURATION_PATTERN
+from dispatcher.domain.durations import DurationTooLong, parse_duration
+from dispatcher.domain.errors import InvalidInput
+from dispatcher.domain.models import AUDIENCE_NAME_PATTERN, ComponentImpact, IncidentStatus
 from dispatcher.domain.update_texts import LocaleText
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.idempotency import IdempotencyDep
@@ -34,20 +38,35 @@ DraftId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Draft id.")]
 
 def _duration(value: str | None) -> str | None:
     if value is not None:
-        parse_duration(value)
+        # Well formed but too long is refused where it is used, as a 409 (the description's pattern
+        # cannot count days).
+        with contextlib.suppress(DurationTooLong):
+            parse_duration(value)
     return value
 
 
 class DraftFields(BaseModel):
+    """What a draft may say. Fields a draft always has (message, status, audience) take no null: an
+    edit leaves out what it does not change."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    message: str | None = Field(default=None, min_length=1, max_length=4000)
-    status: IncidentStatus | None = None
+    message: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=4000)
+    status: IncidentStatus | SkipJsonSchema[None] = None
     texts: dict[str, LocaleText] | None = Field(default=None, description="As for publishing an update.")
     next_update_in: str | None = Field(
-        default=None, max_length=20, description="The promise, counted from when it is sent: 30m, 1h."
+        default=None,
+        max_length=20,
+        json_schema_extra={"pattern": DURATION_PATTERN},
+        description="The promise, counted from when it is sent, with its unit: 30m, 1h (null: none).",
     )
-    audience: str | None = Field(default=None, max_length=50)
+    audience: str | SkipJsonSchema[None] = Field(
+        default=None,
+        max_length=50,
+        pattern=AUDIENCE_NAME_PATTERN.pattern,
+        json_schema_extra={"pattern": AUDIENCE_NAME_PATTERN.pattern},  # pydantic leaves it out here
+        description="public, internal or a segment name.",
+    )
     channels: list[ChannelKind] | None = None
     internal_note: str | None = Field(default=None, max_length=4000)
     impact: dict[str, ComponentImpact] | None = Field(
@@ -59,10 +78,20 @@ class DraftFields(BaseModel):
     def _valid_duration(cls, value: str | None) -> str | None:
         return _duration(value)
 
+    @field_validator("message", "status", "audience", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a draft always has one: leave the field out to keep it as it is")
+        return value
+
     def changes(self) -> dict[str, Any]:
         given = {name: getattr(self, name) for name in self.model_fields_set}
         if "next_update_in" in given and given["next_update_in"] is not None:
-            given["next_update_in"] = parse_duration(given["next_update_in"])
+            try:
+                given["next_update_in"] = parse_duration(given["next_update_in"])
+            except DurationTooLong as exc:
+                raise InvalidInput(f"next_update_in: {exc}") from None
         return given
 
 

@@ -23,6 +23,7 @@ from dispatcher.domain.durations import PATTERN as DURATION_PATTERN
 from dispatcher.domain.durations import DurationTooLong, parse_duration
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.guardrail_rules import Finding
+from dispatcher.domain.message_templates import NAME_PATTERN as TEMPLATE_NAME
 from dispatcher.domain.models import (
     AUDIENCE_NAME_PATTERN,
     ComponentImpact,
@@ -41,6 +42,7 @@ from dispatcher.store.schema import updates
 from dispatcher.web.api.auth import PublishToken, ReadToken, RuntimeDep
 from dispatcher.web.api.idempotency import IdempotencyDep
 from dispatcher.web.api.problems import AUTH_PROBLEMS, CONFLICT, NOT_FOUND
+from dispatcher.web.api.subscribers import ZONES
 from dispatcher.web.api.work import QueueDep
 
 router = APIRouter(tags=["updates"], responses=AUTH_PROBLEMS)
@@ -76,7 +78,10 @@ class UpdateText(BaseModel):
         "and `email` texts of its own; for the default language only those channel texts.",
     )
     template: str | None = Field(
-        default=None, max_length=100, description="Write it from this message template (GET /templates)."
+        default=None,
+        max_length=100,
+        pattern=TEMPLATE_NAME.pattern,
+        description="Write it from this message template (GET /templates).",
     )
     vars: dict[str, str] | None = Field(
         default=None, description="The template's values: `name`, or `name.fr` for one language."
@@ -122,13 +127,22 @@ class DraftRequest(UpdateText):
     )
     channels: list[ChannelKind] | None = Field(default=None, description="Only these channels.")
     signer: str | None = Field(
-        default=None, max_length=50, description="A signatory's short name in the policy (a senior voice)."
+        default=None,
+        max_length=50,
+        description="A signatory's short name in the policy (a senior voice); empty: no signer.",
     )
     impact_statement: ImpactStatement | None = Field(
         default=None,
         description="Who is affected, what does not work, since when, what to do meanwhile (every channel "
         "shows it; a major or critical first public update without one gets a warning).",
     )
+
+    @field_validator("signer")
+    @classmethod
+    def _blank_is_no_signer(cls, value: str | None) -> str | None:
+        """A form's empty signer field is no signer: the policy's names have no form a schema could
+        state, so an empty one is read as not given rather than refused."""
+        return value or None
 
     def draft(self, rt: Runtime, incident_id: int, token: ApiToken) -> UpdateDraft:
         more = {"audience": self.audience, "channels": self.channels, **self._more(token)}
@@ -219,7 +233,10 @@ class PublishRequest(DraftRequest):
 class PreviewRequest(DraftRequest):
     locale: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     timezone: str | None = Field(
-        default=None, max_length=60, description="Times as a reader in this IANA zone reads them."
+        default=None,
+        max_length=60,
+        json_schema_extra={"enum": ZONES},
+        description="Times as a reader in this IANA zone reads them.",
     )
 
     @field_validator("timezone")
