@@ -159,6 +159,10 @@ def _guardrail_notes(rt: Runtime, template: MessageTemplate, filled: Filled) -> 
             has_next_update=template.status is not IncidentStatus.RESOLVED,
             first_public=True,  # any template may be the first word customers get
             own_email_domains=guardrails.own_email_domains(rt.settings.status_page_url),
+            # Who is hit, and since when, belongs to the incident, not to words prepared in calm: it is
+            # given when publishing (--affects, --not-working, --since, --workaround), where the
+            # impact-missing warning still applies.
+            has_impact_statement=True,
         )
         notes += [Note(f.level, where, f"{f.rule}: {f.message}") for f in guardrails.check(subject, True)]
     return notes
