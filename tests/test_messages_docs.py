@@ -73,7 +73,7 @@ def test_every_command_of_the_messages_page_runs(tmp_path: Path) -> None:
     outputs = run_document((ROOT / "docs" / "pages" / "messages.md").read_text(encoding="utf-8"), tmp_path)
     joined = "\n".join(outputs)
     assert "payments-down" in joined and "message templates and the channel layouts are fine" in joined
-    assert "published update 1" in joined and "published draft 1 as update 3" in joined
+    assert "published update upd-1" in joined and "published draft 1 as update upd-3" in joined
 
     mails = email_texts(tmp_path)
     ada, grace = mails["update-1:ada@example.com"], mails["update-1:grace@example.com"]
@@ -93,7 +93,7 @@ def test_the_readmes_template_file_and_command_run(tmp_path: Path) -> None:
     assert tocsin("subscribers", "import", "people.csv", cwd=tmp_path).code == 0
     assert tocsin("incident", "open", "Checkout slow", "--component", "Checkout", cwd=tmp_path).code == 0
     outputs = run_document(section, tmp_path)
-    assert "published update 1" in outputs[-1]
+    assert "published update upd-1" in outputs[-1]
     (body,) = email_texts(tmp_path).values()
     assert "Checkout is slower than usual. If a payment fails, try again in a minute." in body
 
