@@ -79,3 +79,25 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 )
 def test_every_operation_conforms_to_the_spec(case: schemathesis.Case, seeded: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {seeded}"})
+
+
+def test_the_description_states_bounds_in_json_schema_words() -> None:
+    """Pydantic writes a bound it cannot place as ``ge``/``le`` (a component's ``position`` did), which no
+    JSON Schema reader knows: the document then calls -1 valid while the server refuses it."""
+    found: list[str] = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            found.extend(f"{where}.{key}" for key in ("ge", "gt", "le", "lt") if key in node)
+            for key, value in node.items():
+                if key != "properties":
+                    walk(value, f"{where}.{key}")
+                else:
+                    for name, prop in value.items():
+                        walk(prop, f"{where}.{name}")
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{where}[{index}]")
+
+    walk(app.openapi(), "openapi")
+    assert found == []

@@ -53,7 +53,9 @@ class ComponentDraft(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     group: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=1000)
-    position: Annotated[int, BeforeValidator(_not_a_bool)] | None = Field(default=None, ge=0, le=100_000)
+    # The bounds inside the Annotated: outside it, on the Optional, pydantic writes them into the JSON
+    # schema as "ge"/"le", which no JSON Schema reader knows (the description would allow -1).
+    position: Annotated[int, Field(ge=0, le=100_000), BeforeValidator(_not_a_bool)] | None = None
     """Where it goes; None: after the others."""
 
     @field_validator("group", "description")
