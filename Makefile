@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`.
 PYTHON ?= python3
+PYTEST_ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -35,7 +36,7 @@ demo: $(VENV)/.installed
 
 ## test: the whole suite, Redis and PostgreSQL integration tests included
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 ## lint: ruff, mypy --strict and the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
 lint: $(VENV)/.installed-dev
