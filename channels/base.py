@@ -17,6 +17,13 @@ windows instead of after the whole batch (a worker killed mid-batch then re-send
 flight). A recipient the adapter stopped before reaching (``Result.untried``: the provider asked to
 wait, failed several requests in a row, or could not be reached) is owed again without counting an
 attempt. ``results_of`` is how the dispatcher reads either kind of adapter.
+
+An adapter that keeps several such requests in flight at once (``Capabilities.paced``) takes a ``Pace``
+from the dispatcher with ``send_stream(message, recipients, pace=...)`` and asks it before each request:
+the dispatcher answers with the provider account's pause and rate limit, shared by every worker, and says
+when to send no more. The adapter then still hands over the results of the requests already on the wire,
+so nothing that reached the provider goes unrecorded, and leaves the rest without a result (owed again,
+uncounted).
 """
 
 from __future__ import annotations
@@ -67,6 +74,16 @@ class Capabilities:
     max_text_length: int | None = None
     length_rule: LengthRule = LengthRule.NONE
     rate_limit_per_second: float | None = None
+    paced: bool = False
+    """``send_stream`` takes a ``Pace`` and keeps several requests in flight (see the module docstring)."""
+
+
+class Pace(Protocol):
+    """Asked by a paced adapter before each request. Returns 0.0 to send it now, the seconds to wait
+    before asking again (the account is paused, or the rate limit's next token is not there yet), or None
+    to send no more in this call. Called from the thread that reads the stream."""
+
+    def __call__(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -215,12 +232,15 @@ class Adapter(Protocol):
 
 
 def results_of(
-    adapter: Adapter, message: Message, recipients: Sequence[Recipient]
+    adapter: Adapter, message: Message, recipients: Sequence[Recipient], pace: Pace | None = None
 ) -> Generator[list[Result], None, None]:
     """The adapter's results, one list per completed provider request: from ``send_stream`` when the
-    adapter has it, else ``send``'s whole answer at once. Typed errors raise while iterating; they concern
-    every recipient that has no result yet."""
+    adapter has it (given ``pace`` when the adapter is paced), else ``send``'s whole answer at once. Typed
+    errors raise while iterating; they concern every recipient that has no result yet."""
     stream = getattr(adapter, "send_stream", None)
+    if stream is not None and pace is not None and adapter.capabilities.paced:
+        yield from stream(message, recipients, pace=pace)
+        return
     if stream is not None:
         yield from stream(message, recipients)
         return

@@ -1,8 +1,10 @@
 """Twilio SMS adapter (Programmable Messaging through the official ``twilio`` SDK).
 
 Twilio has no batch send: every recipient is one ``POST /2010-04-01/Accounts/{sid}/Messages.json``,
-made in order, and ``send_stream`` hands over each recipient's result as soon as its request completes.
-How the answers map:
+and ``send_stream`` hands over each recipient's result as soon as its request completes. Given the
+dispatcher's ``Pace`` (``channels.base``), up to ``in_flight`` requests are on the wire at once, each one
+let go by the pace (the account's shared rate limit and Retry-After pause), so a request that hangs for
+seconds holds back only itself; without one, the requests go one after another. How the answers map:
 
 * 201 (``SM…`` sid) -> ``sent``, the sid as provider message id;
 * 400 code 21610 (the recipient replied STOP) -> ``opted_out``: the dispatcher suppresses the address;
@@ -11,9 +13,9 @@ How the answers map:
 * 5xx, timeouts, a connection dropped after the request was sent -> ``retry`` for **that recipient
   only**: the next recipient is sent as if nothing happened (the dispatcher stops the call when such
   failures come in a run);
-* 429 / code 20429 -> ``retry`` with ``retry_after`` for that recipient, and the call stops: the
-  throttle is the account's, so the rest are ``untried`` with the same ``retry_after`` (the dispatcher
-  pauses the whole account, for every worker);
+* 429 / code 20429 -> ``retry`` with ``retry_after`` for that recipient. The throttle is the account's:
+  the dispatcher pauses the whole account, for every worker. Paced, the call goes on once the pace lets
+  it; unpaced, it stops, and the rest are ``untried`` with the same ``retry_after``;
 * Twilio cannot be reached at all (connection refused, connect timeout) -> that recipient and the rest
   are ``untried``: no request reached Twilio, so no attempt is counted;
 * 401, 403 with an account code (20xxx), 404, a bad From / Messaging Service (21212, 21603, 21701, 21705)
@@ -33,10 +35,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, ClassVar
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -48,9 +54,11 @@ from channels._http.hints import retry_after
 from channels.base import (
     AdapterBase,
     Capabilities,
+    ChannelError,
     ChannelKind,
     LengthRule,
     Message,
+    Pace,
     PermanentError,
     ProviderUnavailable,
     Recipient,
@@ -96,6 +104,8 @@ class TwilioOptions(BaseModel):
     """Sent as ``StatusCallback``: Twilio POSTs each message's status changes there."""
     timeout: float = Field(default=10.0, gt=0)
     """Seconds to wait for Twilio (connect, and each socket read) on every call."""
+    in_flight: int = Field(default=8, ge=1, le=32)
+    """Requests on the wire at once, per worker process (the rate limit still decides how fast they go)."""
     max_segments: int | None = Field(default=None, ge=1, le=10)
     """Informational: the segment budget texts are shortened to before they reach the adapter."""
 
@@ -147,10 +157,15 @@ class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK 
     attempt, and retry policy lives in the dispatcher alone.
     """
 
-    def __init__(self, base_url: str = TWILIO_API, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str = TWILIO_API, timeout: float = 10.0, connections: int = 10) -> None:
         super().__init__(pool_connections=True, timeout=timeout, max_retries=None)
         self.base_url = base_url.rstrip("/")
         self._local = threading.local()
+        # One kept connection per request in flight, over https and (an emulator) http; no retries.
+        for scheme in ("https://", "http://"):
+            self.session.mount(
+                scheme, requests.adapters.HTTPAdapter(pool_maxsize=max(connections, 1), max_retries=0)
+            )
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
         if url.startswith(TWILIO_API):
@@ -180,12 +195,15 @@ class TwilioAdapter(AdapterBase):
         max_batch=MAX_BATCH,
         length_rule=LengthRule.SMS_SEGMENTS,
         rate_limit_per_second=1.0,  # a long code's default; short codes and 10DLC go faster
+        paced=True,
     )
     Options: ClassVar[type[BaseModel]] = TwilioOptions
 
     def __init__(self, options: TwilioOptions) -> None:
         self.options = options
-        self._http = RedirectingHttpClient(options.base_url, options.timeout)
+        self._http = RedirectingHttpClient(options.base_url, options.timeout, options.in_flight)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._client = Client(
             options.account_sid, options.auth_token.get_secret_value(), http_client=self._http
         )
@@ -198,17 +216,25 @@ class TwilioAdapter(AdapterBase):
         _ = self._client.messages
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self._http.close()
 
     def send(self, message: Message, recipients: Sequence[Recipient]) -> list[Result]:
         """One message per recipient, in order; see the module docstring for what each answer becomes."""
         return collected(self.send_stream(message, recipients), recipients)
 
-    def send_stream(self, message: Message, recipients: Sequence[Recipient]) -> Iterator[list[Result]]:
+    def send_stream(
+        self, message: Message, recipients: Sequence[Recipient], pace: Pace | None = None
+    ) -> Iterator[list[Result]]:
         """Each recipient's result as soon as its request completes. Closing the stream stops it: no
-        further request is made."""
+        further request is made. With ``pace``, several at once (see the module docstring)."""
         if message.kind is not ChannelKind.SMS:
             raise PermanentError(f"twilio carries sms, not {message.kind}")
+        if pace is not None:
+            yield from self._paced(message, recipients, pace)
+            return
         for index, recipient in enumerate(recipients):
             try:
                 yield [self._send_one(message, recipient)]
@@ -220,6 +246,59 @@ class TwilioAdapter(AdapterBase):
             except _Unreachable as exc:
                 yield [Result.untried(r.delivery_id, exc.text) for r in recipients[index:]]
                 return
+
+    def _paced(self, message: Message, recipients: Sequence[Recipient], pace: Pace) -> Iterator[list[Result]]:
+        """Up to ``in_flight`` requests at once, each let go by ``pace``. Whatever stops the call (the
+        pace, Twilio unreachable, an error about every recipient), the requests already sent are waited
+        for and their results handed over; an error about every recipient is raised after them."""
+        todo = deque(recipients)
+        running: dict[Future[Result], Recipient] = {}
+        stop: _Stop | None = None
+        error: ChannelError | None = None
+        while running or (todo and stop is None):
+            delay = 0.0
+            while todo and stop is None and len(running) < self.options.in_flight:
+                if any(future.done() for future in running):
+                    break  # hand over what was answered first: a 429 among it pauses the next request
+                go = pace()
+                if go is None:
+                    stop = _Stop()
+                elif go > 0:
+                    delay = go
+                    break
+                else:
+                    recipient = todo.popleft()
+                    running[self._executor().submit(self._send_one, message, recipient)] = recipient
+            if not running:
+                if delay > 0:
+                    time.sleep(delay)
+                    yield []  # nothing yet: the reader may keep its claim meanwhile
+                continue
+            done, _ = wait(running, timeout=delay or None, return_when=FIRST_COMPLETED)
+            group: list[Result] = []
+            for future in done:
+                recipient = running.pop(future)
+                try:
+                    group.append(future.result())
+                except _Throttled as exc:  # the pace holds every further request for the account
+                    group.append(Result.retry(recipient.delivery_id, exc.text, exc.retry_after))
+                except _Unreachable as exc:
+                    group.append(Result.untried(recipient.delivery_id, exc.text))
+                    stop = stop or _Stop(exc.text)
+                except ChannelError as exc:
+                    error = error or exc
+                    stop = stop or _Stop()
+            yield group
+        if error is not None:
+            raise error
+        if stop is not None and stop.why is not None:
+            yield [Result.untried(r.delivery_id, stop.why) for r in todo]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.options.in_flight, thread_name_prefix="twilio")
+            return self._pool
 
     def message_params(self, message: Message, recipient: Recipient) -> dict[str, Any]:
         """Keyword arguments of ``messages.create`` for one recipient."""
@@ -324,6 +403,14 @@ class _Throttled(Exception):
     def __init__(self, text: str, retry_after: float | None) -> None:
         super().__init__(text)
         self.text, self.retry_after = text, retry_after
+
+
+class _Stop:
+    """Why a paced call sends no more: ``why`` for the recipients it leaves untried, or None when the
+    pace (the dispatcher) stopped it or an error about every recipient will say it."""
+
+    def __init__(self, why: str | None = None) -> None:
+        self.why = why
 
 
 class _Unreachable(Exception):

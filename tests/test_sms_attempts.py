@@ -2,7 +2,8 @@
 its own recipient.
 
 Given SMS subscribers and the real twilio SDK talking to the Twilio emulator, with a rate limit of burst
-10 (so a batch goes out in chunks of ten requests), when a request in the middle of a chunk fails, then:
+10, requests one at a time (``in_flight = 1``, so the emulator's scripted faults strike a known request)
+or several at once, when a request in the middle of a batch fails, then:
 the rows after it are still sent (a 5xx or a hang is about one request); rows that no request reached
 are never charged an attempt and never wait for another row's backoff; a 429's Retry-After pauses the
 whole account, for this batch and any other, in this process or another one sharing Redis.
@@ -52,7 +53,8 @@ def sms_runtime(make_runtime: Callable[..., Runtime], twilio: TwilioEmulator, **
                 "auth_token": TOKEN,
                 "from_number": "+12025550100",
                 "base_url": twilio.base_url,
-                "timeout": 0.5,
+                "timeout": extra.pop("timeout", 0.5),
+                "in_flight": extra.pop("in_flight", 1),  # one at a time: which request a fault hits is fixed
             }
         },
         rate_limits={"twilio": RateLimitSettings(per_second=1000, burst=10)},
@@ -124,6 +126,67 @@ def test_rows_a_throttled_chunk_never_reached_are_not_charged_and_wait_only_for_
     assert all(
         start + timedelta(seconds=29) <= r.next_attempt_at <= start + timedelta(seconds=31) for r in owed
     ), "every row waits for the account's Retry-After, not for a backoff of its own"
+
+
+def test_with_requests_in_flight_at_once_a_hang_holds_back_only_its_own_recipient(
+    make_runtime: Callable[..., Runtime], twilio: TwilioEmulator
+) -> None:
+    rt = sms_runtime(make_runtime, twilio, in_flight=4, timeout=3.0)
+    hand_clock(rt)
+    update_id = fanned_out(rt, 20)
+    twilio.set_faults(fail_next=["hang"])  # the first request hangs (5 s); the client gives up after 3 s
+
+    outcome = deliver_batch(rt, BatchRef(update_id, ChannelKind.SMS, 0))
+
+    log = twilio.request_log
+    hung = [e for e in log if e["outcome"] == "hang"]
+    others = [e for e in log if e["outcome"] == "accepted"]
+    assert len(hung) == 1 and len(others) == 19 and outcome.sent == 19
+    assert max(e["at"] for e in others) < hung[0]["at"] + 3.0, (
+        "the other 19 requests went out while the hung one waited, not after it"
+    )
+    assert rows(rt, update_id)[hung[0]["key"]].state == "queued", "the hung request's row is retried"
+    assert_ledger_counts_what_twilio_saw(rt, update_id, twilio)
+
+
+def test_with_requests_in_flight_a_429_stops_new_requests_and_records_those_already_sent(
+    make_runtime: Callable[..., Runtime], twilio: TwilioEmulator
+) -> None:
+    rt = sms_runtime(make_runtime, twilio, in_flight=4)
+    clock = hand_clock(rt)
+    start = clock.at
+    update_id = fanned_out(rt, 20)
+    # Four requests go at once: three hang (the client gives up after 0.5 s), the fourth meets a 429.
+    twilio.set_faults(fail_next=["hang", "hang", "hang", {"status": 429, "retry_after": 30}])
+
+    outcome = deliver_batch(rt, BatchRef(update_id, ChannelKind.SMS, 0))
+
+    log = twilio.request_log
+    assert [e["outcome"] for e in log] == ["hang", "hang", "hang", "fault 429"], (
+        "no request went out after the 429, and the three on the wire were waited for"
+    )
+    assert_ledger_counts_what_twilio_saw(rt, update_id, twilio)
+    ledger = rows(rt, update_id)
+    assert outcome.sent == 0 and all(row.state == "queued" for row in ledger.values())
+    assert sorted(row.attempts for row in ledger.values()) == [0] * 16 + [1] * 4
+    assert all(start + timedelta(seconds=29) <= row.next_attempt_at for row in ledger.values()), (
+        "every row waits for the account's Retry-After (or its own backoff), none sooner"
+    )
+
+
+def test_a_short_retry_after_is_waited_in_place_and_the_batch_goes_on(
+    make_runtime: Callable[..., Runtime], twilio: TwilioEmulator
+) -> None:
+    rt = sms_runtime(make_runtime, twilio, in_flight=1)  # on the real clock: the pause runs out
+    update_id = fanned_out(rt, 6)
+    twilio.set_faults(fail_next=["pass", {"status": 429, "retry_after": 1}])
+
+    outcome = deliver_batch(rt, BatchRef(update_id, ChannelKind.SMS, 0))
+
+    assert outcome.sent == 5 and outcome.untried == 0, "the rest went once the account's pause ended"
+    assert twilio.stats["early_account_requests"] == 0, "none while Twilio's Retry-After ran"
+    assert len(twilio.request_log) == 6
+    assert_ledger_counts_what_twilio_saw(rt, update_id, twilio)
 
 
 def test_a_run_of_failed_requests_stops_the_call_and_the_untried_rows_wait_only_a_cool_down(

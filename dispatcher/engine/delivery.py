@@ -10,6 +10,10 @@ worker killed mid-batch leaves at most a window and the requests on the wire unr
 it re-sends. Rows an adapter never reached go back to the queue uncounted. A provider API that asks to wait
 (429) pauses its whole account for every worker; the engine looks at that pause before each call, and
 before each further request of a per-recipient call.
+
+A paced adapter (Twilio) gets the whole batch in one call and asks the engine's pace before each request
+(``_Call.pace``): the account's pause, then one token of its rate limit, waited in place when short; so
+it can keep several requests in flight, and one that hangs holds back nobody else.
 """
 
 from __future__ import annotations
@@ -156,15 +160,20 @@ class _Send:
                 continue
             spec = self.rt.rate_spec(provider)
             self.failing = 0  # a run belongs to one provider
-            size = min(adapter.capabilities.max_batch, spec.burst if spec else adapter.capabilities.max_batch)
+            paced = adapter.capabilities.paced and self.provider_api
+            size = adapter.capabilities.max_batch
+            if spec is not None and not paced:
+                size = min(size, spec.burst)  # the rate limit's tokens are taken a call at a time
             onward: list[ClaimedRow] = []
             remaining = rows
             while remaining:
                 chunk, remaining = remaining[:size], remaining[size:]
-                if not self._ready(provider, spec, chunk + remaining):
+                if not paced and not self._ready(provider, spec, chunk + remaining):
                     remaining = []
                     break
-                called = self._attempt(provider, message, chunk, has_fallback, remaining)
+                called = _Call(self, provider, message, chunk, has_fallback, remaining).run(
+                    spec if paced else None, paced
+                )
                 onward += called.onward
                 if called.step is Step.FAILOVER:
                     onward += remaining
@@ -230,18 +239,6 @@ class _Send:
 
     # --- one call ---------------------------------------------------------------------------------
 
-    def _attempt(
-        self,
-        provider: str,
-        message: Message,
-        rows: list[ClaimedRow],
-        has_fallback: bool,
-        waiting: list[ClaimedRow],
-    ) -> _Called:
-        """Send ``rows`` through ``provider``, writing results as they come; the retry module decides.
-        ``waiting``: the rest of the batch, whose claim a long call keeps alive too."""
-        return _Call(self, provider, message, rows, has_fallback, waiting).run()
-
     def write(
         self,
         provider: str,
@@ -277,7 +274,9 @@ class _Send:
 
 
 class _Call:
-    """One provider call: its results read as they come and written a window at a time."""
+    """One provider call: ``rows`` sent through ``provider``, its results read as they come and written a
+    window at a time; the retry module decides. ``waiting``: the rest of the batch, whose claim a long
+    call keeps alive too."""
 
     def __init__(
         self,
@@ -299,14 +298,21 @@ class _Call:
         self.writing = 0.0
         """Seconds spent writing windows meanwhile (not the provider's time)."""
         self.stopped: str | None = None
-        """Why the engine stopped reading before every row had a result (the rest were not tried)."""
+        """Why the engine stopped the call before every row had a result (the rest were not tried)."""
+        self.stop_wait = 0.0
+        """Seconds the rows it never reached wait, when a long wait stopped a paced call."""
+        self.spec: BucketSpec | None = None
+        self.paced = False
 
-    def run(self) -> _Called:
+    def run(self, spec: BucketSpec | None = None, paced: bool = False) -> _Called:
+        """Make the call. ``paced``: the adapter asks ``pace`` before each request, under ``spec``."""
         rt, send = self.send.rt, self.send
+        self.spec, self.paced = spec, paced
         started_at, started = rt.clock.now(), time.perf_counter()
         error: ChannelError | None = None
         recipients = _recipients(rt, send.ref.channel, self.rows)
-        stream = results_of(rt.adapter(self.provider), self.message, recipients)
+        adapter = rt.adapter(self.provider)
+        stream = results_of(adapter, self.message, recipients, self.pace if paced else None)
         try:
             self._read(stream)
         except ChannelError as exc:
@@ -320,11 +326,12 @@ class _Call:
         self.total.absorb(last)
         if self.total.pause and send.provider_api:
             rt.pauses.pause(self.provider, self.total.pause)
-        record = AttemptRecord(
-            send.ref, self.provider, len(self.rows), self.total.outcome, started_at, error=self.total.error
-        )
-        record.sent, record.failed = len(self.total.sent), len(self.total.failed)
-        record.retrying = len(self.total.requeue)
+        record = None
+        if self.answered or error is not None or self.stopped is None:  # else no request was made
+            outcome, why = self.total.outcome, self.total.error
+            record = AttemptRecord(send.ref, self.provider, len(self.rows), outcome, started_at, error=why)
+            record.sent, record.failed = len(self.total.sent), len(self.total.failed)
+            record.retrying = len(self.total.requeue)
         send.write(self.provider, last, self.by_id, self.message, record)
         # The provider is failing (not merely busy): a run of failed requests, or whole calls failing.
         failing = send.failing_run or (
@@ -360,8 +367,8 @@ class _Call:
             if self._window_full():
                 self._window()
             self._keep_claim()
-            if not send.provider_api or len(self.answered) >= len(self.rows):
-                continue
+            if self.paced or not send.provider_api or len(self.answered) >= len(self.rows):
+                continue  # a paced call is stopped by its pace
             if send.failing_run:
                 # A run of failed requests is about the provider, not the recipients: the rest waits.
                 send.rt.breaker.trip(self.provider)
@@ -370,6 +377,29 @@ class _Call:
             if self._paused_meanwhile():
                 self.stopped = f"not tried: {self.provider} asked every caller to wait (Retry-After)"
                 return
+
+    def pace(self) -> float | None:
+        """A paced adapter's question before each request (``channels.base.Pace``): None when the call
+        must stop (a run of failed requests, or a pause or rate-limit wait longer than is waited in
+        place), else the seconds to wait first (0.0: go; a token of the rate limit was taken)."""
+        send, rt = self.send, self.send.rt
+        if self.stopped is not None:
+            return None
+        if send.failing_run:
+            rt.breaker.trip(self.provider)
+            self.stopped = f"not tried: {self.provider} failed {send.failing} requests in a row"
+            return None
+        why = f"not tried: {self.provider} asked every caller to wait (Retry-After)"
+        wait = rt.pauses.remaining(self.provider)
+        if wait <= 0 and self.spec is not None:
+            why = f"not tried: rate limit of {self.provider}"
+            wait = rt.limiter.acquire(self.provider, 1, spec=self.spec)
+        if wait > rt.settings.retry.in_process_wait:
+            self.stopped, self.stop_wait = why, wait
+            return None
+        if wait > 0:
+            self._keep_claim()  # waiting in place: the rows keep their claim meanwhile
+        return max(wait, 0.0)
 
     def _window_full(self) -> bool:
         """Provider APIs: every request's results are written as it completes (a request carries a
@@ -420,7 +450,7 @@ class _Call:
             if send.provider_api
             else 0.0
         )
-        wait = untried_wait(pause, self.total.charged > 0, failing)
+        wait = max(untried_wait(pause, self.total.charged > 0, failing), self.stop_wait)
         if self.total.untried:
             why = self.total.untried[0][1]
             send._put_back([self.by_id[i] for i, _ in self.total.untried], why, wait)
