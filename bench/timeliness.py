@@ -38,6 +38,8 @@ TWILIO_SID = "AC" + "0" * 32  # the emulator's default account
 TWILIO_TOKEN = "test-auth-token"
 API_KEY = "SG.bench"
 GOAL_P99, GOAL_MAX = 60.0, 300.0
+FAULT_RETRY_AFTER = 1.0
+"""The Retry-After the emulators give with a random 429 (seconds)."""
 INCIDENT = re.compile(r"#(\d+)")
 CHANNELS = ("email", "sms", "webhook", "social", "chat")
 
@@ -244,7 +246,27 @@ def scenario_faults(b: Bench) -> None:
             f"wait {stats[channel]['early_account_requests']}, early retries of one delivery "
             f"{stats[channel]['early_retries']}"
         )
+    for channel in ("email", "sms", "social"):  # provider APIs: a 429 pauses the whole account
+        paused, told = paused_seconds(logs[channel])
+        last = max(times[channel].values(), default=0.0)
+        info(
+            f"{channel}: the account was told to wait {told} times (Retry-After {FAULT_RETRY_AFTER:g} s); "
+            f"it stood paused {paused:.0f} s of the {last:.0f} s until the last arrival, sending nothing "
+            "then, as a 429 asks"
+        )
     info(f"ledger settled after {waited:.0f} s (cutoff {args.cutoff:g} s): {ledger_summary(url)}")
+
+
+def paused_seconds(log: list[dict[str, Any]]) -> tuple[float, int]:
+    """Seconds during which some 429's Retry-After was running (overlaps counted once), and how many
+    429s the provider answered."""
+    starts = sorted(float(e["at"]) for e in log if str(e.get("outcome", "")).endswith(" 429"))
+    total, end = 0.0, float("-inf")
+    for start in starts:
+        stop = start + FAULT_RETRY_AFTER
+        total += stop - max(start, end) if stop > end else 0.0
+        end = max(end, stop)
+    return total, len(starts)
 
 
 def wait_owed(url: str, expected: int, cutoff: float) -> float:
