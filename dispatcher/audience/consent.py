@@ -72,9 +72,16 @@ class ConfirmationNotSent(TocsinError):
 
 
 class BadLink(InvalidInput):
-    """A confirmation or unsubscribe link that is malformed, forged, expired or no longer matches."""
+    """A confirmation or unsubscribe link that is malformed (422), forged or no longer matching any
+    address (404), or expired (410)."""
 
-    http_status = 400
+    def __init__(self, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+MAX_POINT_ID = 2**31 - 1
+"""A link naming a larger id names no contact point (PostgreSQL's integer ids stop there)."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +113,17 @@ def _check_token(rt: Runtime, token: str, purpose: Purpose) -> _Point:
     """The email contact point a valid, unexpired ``purpose`` link names; ``BadLink`` otherwise."""
     parts = token.strip().split(".")
     if len(parts) != 4 or parts[0] != CODES[purpose] or not parts[1].isdigit() or not parts[2].isdigit():
-        raise BadLink(f"{purpose} link: malformed token")
+        raise BadLink(f"{purpose} link: malformed token", 422)
     point_id, expires = int(parts[1]), int(parts[2])
     with rt.engine.connect() as conn:
-        point = _email_point(conn, contact_points.c.id == point_id)
+        point = _email_point(conn, contact_points.c.id == point_id) if point_id <= MAX_POINT_ID else None
     # Compare even when there is no such point, so timing does not tell which ids exist.
     address = point.address if point is not None else ""
     expected = signature(signing_key(rt.settings), parts[0], point_id, expires, address)
     if not hmac.compare_digest(expected.encode(), parts[3].encode()) or point is None:
-        raise BadLink(f"{purpose} link: not valid (altered, or the address is no longer subscribed)")
+        raise BadLink(f"{purpose} link: not valid (altered, or the address is no longer subscribed)", 404)
     if expires < rt.clock.now().timestamp():
-        raise BadLink(f"{purpose} link: expired; ask for a new one")
+        raise BadLink(f"{purpose} link: expired; ask for a new one", 410)
     return point
 
 

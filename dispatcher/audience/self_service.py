@@ -156,16 +156,18 @@ def _point(conn: Connection, point_id: int) -> Point | None:
 def _check(rt: Runtime, token: str, purpose: Purpose) -> Point:
     parts = token.strip().split(".")
     if len(parts) != 4 or parts[0] != CODES[purpose] or not parts[1].isdigit() or not parts[2].isdigit():
-        raise consent.BadLink(f"{purpose} link: malformed token")
+        raise consent.BadLink(f"{purpose} link: malformed token", 422)
     point_id, expires = int(parts[1]), int(parts[2])
     with rt.engine.connect() as conn:
-        point = _point(conn, point_id)
+        point = _point(conn, point_id) if point_id <= consent.MAX_POINT_ID else None
     address = point.address if point is not None else ""
     expected = signature(signing_key(rt.settings), parts[0], point_id, expires, address)
     if not hmac.compare_digest(expected.encode(), parts[3].encode()) or point is None:
-        raise consent.BadLink(f"{purpose} link: not valid (altered, or the address is no longer subscribed)")
+        raise consent.BadLink(
+            f"{purpose} link: not valid (altered, or the address is no longer subscribed)", 404
+        )
     if expires < rt.clock.now().timestamp():
-        raise consent.BadLink(f"{purpose} link: expired; ask for a new one")
+        raise consent.BadLink(f"{purpose} link: expired; ask for a new one", 410)
     return point
 
 
@@ -250,7 +252,10 @@ def _clean_phone(value: str, region: str) -> str:
 
 
 def _clean_url(value: str) -> str:
-    url = httpx.URL(value.strip())
+    try:
+        url = httpx.URL(value.strip())
+    except httpx.InvalidURL as exc:
+        raise InvalidInput(f"address: {value!r} is not a URL ({exc})") from None
     if url.scheme not in ("https", "http") or not url.host:
         raise InvalidInput(f"address: {value!r} is not an http(s) URL")
     if url.userinfo:

@@ -17,6 +17,7 @@ from dispatcher.web.metrics_routes import router as metrics_router
 from dispatcher.web.provider_routes import router as provider_router
 from dispatcher.web.request_guard import RequestGuard
 from dispatcher.web.self_service import router as self_service_router
+from dispatcher.web.self_service.bodies import declare_self_service_bodies
 
 
 def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
@@ -31,7 +32,7 @@ def create_app(runtime: Callable[[], Runtime] | None = None) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(metrics_router)
     app.include_router(console_router)
-    api.install(app, more=[declare_ingest_bodies])
+    api.install(app, more=[declare_ingest_bodies, declare_self_service_bodies])
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -5,22 +5,28 @@
 * ``GET /unsubscribe?token=…`` — a page with one button; ``POST /unsubscribe?token=…`` — RFC 8058
   one-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click``): opts the address out.
 
-JSON requests get JSON answers and ``application/problem+json`` errors; browsers get small HTML pages.
-No JavaScript anywhere.
+Every answer is a small HTML page (no JavaScript), its status saying what happened: 200, or for the
+link in ``token`` 422 (not a link's shape), 404 (no address matches it) or 410 (expired); they are
+declared in ``/openapi.json`` with the token's pattern (``dispatcher.web.self_service.answers``).
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.audience import consent
-from dispatcher.domain.errors import InvalidInput, TocsinError
+from dispatcher.audience.consent import BadLink
+from dispatcher.config.keys import Purpose
+from dispatcher.domain.errors import TocsinError
 from dispatcher.engine.runtime import Runtime
+from dispatcher.web.self_service.answers import HTML, answer, link_answers, token_parameter
+from dispatcher.web.self_service.bodies import FORM, token_pattern
 
 router = APIRouter(tags=["self-service"])
 
@@ -42,34 +48,54 @@ def _page(title: str, body: str, status: int = 200, lang: str = "en") -> HTMLRes
     return HTMLResponse(html, status_code=status)
 
 
-def _wants_json(request: Request) -> bool:
-    return "json" in request.headers.get("content-type", "").lower()
-
-
 def _status_of(exc: TocsinError) -> int:
+    """A link's own status (422 malformed, 404 no match, 410 expired); a misconfiguration is a 503."""
     status = getattr(exc, "http_status", None)
-    if isinstance(status, int):
-        return status
-    return 422 if isinstance(exc, InvalidInput) else 503
+    return status if isinstance(status, int) else 503
 
 
-def _problem(status: int, detail: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": "urn:tocsin:problem:" + ("invalid-input" if status == 422 else f"status-{status}"),
-        "title": "Invalid input" if status == 422 else "Cannot do that",
-        "status": status,
-        "detail": detail,
+def _checked(request: Request, purpose: Purpose) -> str:
+    """The link's token, if it has a link's shape (``BadLink``, 422, otherwise)."""
+    token = request.query_params.get("token", "")
+    if not re.fullmatch(token_pattern(purpose), token):
+        raise BadLink(f"{purpose} link: the token is missing or malformed", 422)
+    return token
+
+
+def _answers(ok: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: answer(ok, HTML),
+        **link_answers(HTML),
+        503: answer("The server is misconfigured (no signing key).", HTML),
     }
-    if field:
-        body["errors"] = [{"field": field, "message": detail.partition(": ")[2] or detail}]
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
-@router.get("/subscribe/confirm", response_class=HTMLResponse)
-async def confirm_signup(request: Request, token: str = "") -> HTMLResponse:
+UNSUBSCRIBE_TOKEN = token_parameter("unsubscribe", "The token of the unsubscribe link in every email.")
+ONE_CLICK_BODY: dict[str, Any] = {
+    "required": False,
+    "description": "Not read: mail clients send `List-Unsubscribe=One-Click` (RFC 8058), as the button does.",
+    "content": {
+        FORM: {
+            "schema": {
+                "type": "object",
+                "properties": {"List-Unsubscribe": {"type": "string"}},
+                "additionalProperties": {"type": "string"},
+            }
+        }
+    },
+}
+
+
+@router.get(
+    "/subscribe/confirm",
+    response_class=HTMLResponse,
+    openapi_extra={"parameters": [token_parameter("confirm", "The token of the confirmation email's link.")]},
+    responses=_answers("The address is confirmed."),
+)
+async def confirm_signup(request: Request) -> HTMLResponse:
     rt = _runtime(request)
     try:
-        done = await run_in_threadpool(consent.confirm, rt, token)
+        done = await run_in_threadpool(consent.confirm, rt, _checked(request, "confirm"))
     except TocsinError as exc:
         return _page("Link not valid", f"<p>{escape(str(exc))}</p>", _status_of(exc))
     return _page(
@@ -78,10 +104,16 @@ async def confirm_signup(request: Request, token: str = "") -> HTMLResponse:
     )
 
 
-@router.get("/unsubscribe", response_class=HTMLResponse)
-async def unsubscribe_page(request: Request, token: str = "") -> HTMLResponse:
+@router.get(
+    "/unsubscribe",
+    response_class=HTMLResponse,
+    openapi_extra={"parameters": [UNSUBSCRIBE_TOKEN]},
+    responses=_answers("A page with one button, to unsubscribe."),
+)
+async def unsubscribe_page(request: Request) -> HTMLResponse:
     rt = _runtime(request)
     try:
+        token = _checked(request, "unsubscribe")
         address = await run_in_threadpool(consent.check_unsubscribe_link, rt, token)
     except TocsinError as exc:
         return _page("Link not valid", f"<p>{escape(str(exc))}</p>", _status_of(exc))
@@ -96,13 +128,21 @@ async def unsubscribe_page(request: Request, token: str = "") -> HTMLResponse:
     )
 
 
-@router.post("/unsubscribe", response_class=HTMLResponse)
-async def unsubscribe(request: Request, token: str = "") -> HTMLResponse:
+@router.post(
+    "/unsubscribe",
+    response_class=HTMLResponse,
+    openapi_extra={"parameters": [UNSUBSCRIBE_TOKEN], "requestBody": ONE_CLICK_BODY},
+    responses={
+        **_answers("The address is unsubscribed (again, if it was already)."),
+        413: answer("The body is larger than limits.max_body_bytes.", HTML),
+    },
+)
+async def unsubscribe(request: Request) -> HTMLResponse:
     """RFC 8058 one-click: the token in the query is all that counts (the body is
     ``List-Unsubscribe=One-Click`` from mail clients, or the page's button)."""
     rt = _runtime(request)
     try:
-        address = await run_in_threadpool(consent.unsubscribe, rt, token)
+        address = await run_in_threadpool(consent.unsubscribe, rt, _checked(request, "unsubscribe"))
     except TocsinError as exc:
         return _page("Link not valid", f"<p>{escape(str(exc))}</p>", _status_of(exc))
     return _page("Unsubscribed", f"<p>{escape(address)} will get no more status updates.</p>")

@@ -8,7 +8,8 @@ before more than the limit is ever held in memory.
 * NUL and other control characters in a JSON value or key, a form field or a query parameter are answered
   ``422`` naming the field (PostgreSQL cannot store NUL; SQLite can, and every reader then chokes).
 
-Answers are ``application/problem+json``; on console pages and the HTML signup form, a small HTML page.
+Answers are ``application/problem+json``; on console pages and the public self-service pages (unless
+the request is JSON), a small HTML page.
 """
 
 from __future__ import annotations
@@ -215,11 +216,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+SELF_SERVICE_PAGES = frozenset(
+    {"/subscribe", "/subscribe/verify", "/subscribe/confirm", "/manage", "/unsubscribe"}
+)
+"""Public pages a browser opens or posts a form to: refused with a page, unless the request is JSON."""
+
+
 def _wants_html(scope: Scope) -> bool:
     path = scope["path"]
     if path.startswith("/console"):
         return True
-    return path == "/subscribe" and _content_type(scope) != "application/json"
+    return path in SELF_SERVICE_PAGES and "json" not in _content_type(scope)
 
 
 async def _answer(scope: Scope, send: Send, refused: Refused) -> None:

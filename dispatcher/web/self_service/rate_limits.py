@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, RedisStorage, Storage
@@ -41,16 +42,20 @@ class Limited(Exception):
 @dataclass
 class RateLimits:
     limiter: MovingWindowRateLimiter
+    table: Mapping[str, list[RateLimitItem]] = field(default_factory=lambda: LIMITS)
+    """The limits of each kind (``LIMITS``; a test may set its own in ``app.state.self_service_limits``)."""
 
     @classmethod
-    def build(cls, redis_url: str | None) -> RateLimits:
+    def build(
+        cls, redis_url: str | None, table: Mapping[str, list[RateLimitItem]] | None = None
+    ) -> RateLimits:
         storage: Storage = RedisStorage(redis_url) if redis_url else MemoryStorage()
-        return cls(MovingWindowRateLimiter(storage))
+        return cls(MovingWindowRateLimiter(storage), LIMITS if table is None else table)
 
     def hit(self, kind: str, who: str) -> None:
         """Count one ``kind`` request by ``who``; ``Limited`` when over any of its limits."""
         key = hashlib.sha256(who.casefold().encode()).hexdigest()[:32]  # no addresses in Redis keys
-        for item in LIMITS[kind]:
+        for item in self.table[kind]:
             if not self.limiter.hit(item, "tocsin-self-service", kind, key):
                 reset = self.limiter.get_window_stats(item, "tocsin-self-service", kind, key).reset_time
                 raise Limited(max(1, int(reset - time.time()) + 1))
