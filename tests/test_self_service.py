@@ -264,6 +264,17 @@ def test_the_manage_page_changes_preferences_and_stops_everything(
     bad = client.post(link, data={"action": "save", "timezone": "Mars/Olympus"})
     assert bad.status_code == 422 and "Mars/Olympus" in bad.text
 
+    as_json = client.post(link, json={"locale": "de"})
+    assert as_json.status_code == 200 and as_json.json()["preferences"]["locale"] == "de"
+    assert point(rt, "+12025550190").opted_out and not point(rt, "ops@example.com").opted_out, (
+        "a JSON body without receiving leaves every contact as it was"
+    )
+    nothing_ticked = client.post(link, data={"action": "save", "locale": "fr"})
+    assert nothing_ticked.status_code == 200
+    assert point(rt, "ops@example.com").opted_out, "a form with no box ticked stops every contact"
+    client.post(link, json={"receiving": [email.id]})
+    assert not point(rt, "ops@example.com").opted_out
+
     client.post(link, data={"action": "stop"})
     assert point(rt, "+12025550190").opted_out and point(rt, "ops@example.com").opted_out
     assert client.get(link.replace("token=m.", "token=m.9")).status_code == 404, "a forged link is refused"

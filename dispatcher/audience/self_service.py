@@ -558,9 +558,11 @@ def manage_view(rt: Runtime, token: str) -> ManageView:
     return ManageView(point.subscriber_id, prefs, contacts, choosable_components(rt))
 
 
-def update_preferences(rt: Runtime, token: str, prefs: Preferences, receiving: Sequence[int]) -> ManageView:
+def update_preferences(
+    rt: Runtime, token: str, prefs: Preferences, receiving: Sequence[int] | None
+) -> ManageView:
     """Save new preferences; ``receiving``: the ids of the subscriber's contact points to keep sending to
-    (the others are opted out, reason ``manage``)."""
+    (the others are opted out, reason ``manage``), or None to leave every contact point as it is."""
     point = _check(rt, token, "manage")
     chosen = consent._clean_components(prefs.components)
     known = choosable_components(rt)
@@ -577,6 +579,8 @@ def update_preferences(rt: Runtime, token: str, prefs: Preferences, receiving: S
             )
         ).all()
         for pid, opted_out in owned:
+            if receiving is None:
+                break  # every contact point stays as it is
             keep = pid in receiving
             if keep and opted_out:
                 conn.execute(

@@ -282,14 +282,25 @@ def _whole_number(value: Any) -> int:
     return int(value)
 
 
+ContactId = Annotated[
+    int, BeforeValidator(_whole_number), WithJsonSchema({"type": "integer", "minimum": 0})
+]
+
+
 class ManageBody(PreferencesBody):
     """``action=save`` (the default): keep these preferences and send only to the contacts in
-    ``receiving`` (ids from the page; the others are opted out). ``action=stop``: opt every contact out."""
+    ``receiving`` (ids from the page; the others are opted out). ``action=stop``: opt every contact out.
+    ``receiving`` left out of a JSON body leaves every contact as it is; a form posts no box that is not
+    ticked, so a form without it stops every contact (the page's meaning of "none ticked")."""
 
     action: Literal["save", "stop"] | SkipJsonSchema[None] = None
-    receiving: list[
-        Annotated[int, BeforeValidator(_whole_number), WithJsonSchema({"type": "integer", "minimum": 0})]
-    ] = Field(default_factory=list, description="Ids of the contacts that keep getting updates.")
+    receiving: list[ContactId] | SkipJsonSchema[None] = Field(
+        default=None,
+        description=(
+            "Ids of the contacts that keep getting updates; the others stop. Left out of a JSON body: "
+            "every contact stays as it is. Left out of a form: none is ticked, every contact stops."
+        ),
+    )
 
 
 MODELS: dict[str, type[BaseModel]] = {

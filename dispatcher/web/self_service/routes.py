@@ -452,7 +452,10 @@ async def manage(request: Request) -> Response:
         else:
             prefs = validate(Preferences, body.preferences())
             _whole_window(prefs)
-            view = await run_in_threadpool(self_service.update_preferences, rt, token, prefs, body.receiving)
+            receiving = body.receiving
+            if receiving is None and not _wants_json(request):
+                receiving = []  # a browser posts no box that is not ticked: none is
+            view = await run_in_threadpool(self_service.update_preferences, rt, token, prefs, receiving)
             saved = "Saved."
     except Limited as exc:
         if as_json:
