@@ -163,6 +163,12 @@ def test_csv_import_lists_every_bad_row_and_imports_nothing_unless_told(api: Api
     assert (partial.json()["imported"], partial.json()["skipped"]) == (1, 2)
     assert [p["line"] for p in partial.json()["problems"]] == [3, 4]
 
+    latin1 = "name,email\nZo\u00eb,zoe@example.org\n".encode("latin-1")
+    not_text = api.http.post("/subscribers/import?skip_invalid=true", content=latin1, headers=headers)
+    assert not_text.status_code == 422, "not the UTF-8 text the description asks for, even with skip_invalid"
+    assert "line 2 is not UTF-8 text" in not_text.json()["errors"][0]["message"]
+    assert len(api.http.get("/subscribers", headers=headers).json()["items"]) == 1, "nothing more imported"
+
 
 def test_deliveries_ledger_missing_and_retry(api: Api) -> None:
     # a dead letter: one email row failed (as after a permanent provider error)

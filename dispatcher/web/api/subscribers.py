@@ -415,6 +415,11 @@ async def import_(
     limit = rt.settings.limits.max_import_bytes  # also enforced while the body is read (request_guard)
     if len(raw) > limit:
         raise _field_problem("body", f"larger than {limit} bytes (limits.max_import_bytes): split the file")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # not text, as the description asks: refused even with skip_invalid
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _field_problem("body", f"line {line} is not UTF-8 text: save the file as CSV UTF-8") from None
     chosen = (region or rt.settings.default_region).upper()
     return await run_in_threadpool(idem.run, token, 201, lambda: _import(rt, raw, chosen, skip_invalid))
 
