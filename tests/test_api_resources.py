@@ -149,6 +149,16 @@ def test_subscribers_crud_and_preferences(api: Api) -> None:
     assert api.http.delete(f"/subscribers/{sid}", headers=headers).status_code == 404
 
 
+def test_an_email_without_at_is_422_and_one_email_validator_refuses_is_409(api: Api) -> None:
+    headers = api.auth(Scope.SUBSCRIBERS)
+    no_at = api.http.post("/subscribers", json={"email": "ann.example.org"}, headers=headers)
+    assert no_at.status_code == 422, "breaks format: email as the description states it"
+    reserved = api.http.post("/subscribers", json={"email": "ann@example.test"}, headers=headers)
+    assert reserved.status_code == 409, "as described, but refused by what no schema states"
+    assert reserved.json()["errors"][0]["field"] == "email"
+    assert api.http.get("/subscribers", headers=headers).json()["items"] == []
+
+
 def test_csv_import_lists_every_bad_row_and_imports_nothing_unless_told(api: Api) -> None:
     headers = api.auth(Scope.SUBSCRIBERS) | {"Content-Type": "text/csv"}
     csv = "name,email,phone\nAda,ada@example.com,\nBob,not-an-email,\nCy,,+1202555\n"

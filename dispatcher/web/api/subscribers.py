@@ -227,10 +227,12 @@ class SubscriberIn(Preferences, Profile):
     def _email(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if "@" not in value:  # ``format: email`` as JSON Schema validators check it (422)
+            raise ValueError("not an email address: it has no @")
         try:
             return validate_email(value, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise ValueError(f"not a valid email address: {exc}") from None
+        except EmailNotValidError:
+            return value  # as described, refused by email-validator in ``subscriber`` (409)
 
     @field_validator("phone")
     @classmethod
@@ -274,6 +276,10 @@ class SubscriberIn(Preferences, Profile):
     def subscriber(self, rt: Runtime) -> Subscriber:
         points = []
         if self.email:
+            try:
+                validate_email(self.email, check_deliverability=False)
+            except EmailNotValidError as exc:
+                raise _field_problem("email", f"not a valid email address: {exc}", 409) from None
             points.append(ContactPoint(channel=ChannelKind.EMAIL, address=self.email))
         if self.phone:
             if not _a_real_number(self.phone):
