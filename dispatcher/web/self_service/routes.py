@@ -328,20 +328,29 @@ def _signup_answer(rt: Runtime, result: self_service.SignupResult, as_json: bool
     return _message(rt, 201, "Webhook subscribed", line, manage_url=result.manage_url, secret=result.secret)
 
 
+def _linked_form_answers(ok: dict[str, Any], conflict: str) -> dict[int | str, dict[str, Any]]:
+    """What a form posted to a signed link may be answered: ``ok``, a body or link refused, ``conflict``
+    (409), over a rate limit, or a server without its signing key."""
+    return {
+        200: ok,
+        **BODY_ANSWERS,
+        **link_answers(*SIGNUP_MEDIA),
+        409: answer(conflict, *SIGNUP_MEDIA),
+        429: limited(*SIGNUP_MEDIA),
+        503: answer("The server is misconfigured (no signing key).", *SIGNUP_MEDIA),
+    }
+
+
 @router.post(
     "/subscribe/verify",
     openapi_extra={
         "parameters": [token_parameter("verify", "The `verify_token` of the signup's answer.")],
         "requestBody": described_body("SelfServiceVerify"),
     },
-    responses={
-        200: answer("The number is confirmed.", HTML, model=PhoneVerified),
-        **BODY_ANSWERS,
-        **link_answers(*SIGNUP_MEDIA),
-        409: answer("Not the code we sent, or no code is waiting (expired, tried too often).", *SIGNUP_MEDIA),
-        429: limited(*SIGNUP_MEDIA),
-        503: answer("The server is misconfigured (no signing key).", *SIGNUP_MEDIA),
-    },
+    responses=_linked_form_answers(
+        answer("The number is confirmed.", HTML, model=PhoneVerified),
+        "Not the code we sent, or no code is waiting (expired, tried too often).",
+    ),
 )
 async def verify(request: Request) -> Response:
     rt = _runtime(request)
@@ -429,14 +438,10 @@ async def manage_page(request: Request) -> Response:
 @router.post(
     "/manage",
     openapi_extra={"parameters": [MANAGE_TOKEN], "requestBody": described_body("SelfServiceManage")},
-    responses={
-        200: answer("Saved (or stopped): what is chosen now.", HTML, model=Managed),
-        **BODY_ANSWERS,
-        **link_answers(*SIGNUP_MEDIA),
-        409: answer("As described, but refused: a component this page does not have.", *SIGNUP_MEDIA),
-        429: limited(*SIGNUP_MEDIA),
-        503: answer("The server is misconfigured (no signing key).", *SIGNUP_MEDIA),
-    },
+    responses=_linked_form_answers(
+        answer("Saved (or stopped): what is chosen now.", HTML, model=Managed),
+        "As described, but refused: a component this page does not have.",
+    ),
 )
 async def manage(request: Request) -> Response:
     rt = _runtime(request)
