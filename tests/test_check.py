@@ -4,6 +4,7 @@ the canary judged from the ledger and the providers' delivery reports."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from dispatcher.engine.runtime import Runtime
 from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import deliveries, incidents, updates
 from dispatcher.web.app import create_app
-from tests.cli import Ran, tocsin
+from tests.cli import Ran, start_tocsin, stop, tocsin
 from tests.emulators import SendGridEmulator, TwilioEmulator, WebhookReceiver, XEmulator
 from tests.emulators.smtp import SmtpSink
 from tests.helpers import person
@@ -143,6 +144,25 @@ def test_email_without_an_unsubscribe_link_is_said_not_hidden(tmp_path: Path, pr
         ran.out.split()
     )
     assert "ready, with warnings above" in ran.out
+
+
+def test_a_worker_says_at_start_that_email_goes_without_its_unsubscribe_link(
+    tmp_path: Path, providers: Providers
+) -> None:
+    (tmp_path / "tocsin.toml").write_text(
+        providers.config().replace('public_url = "https://tocsin.example.com"\n', "")
+    )
+    assert tocsin("init", cwd=tmp_path).code == 0
+    worker = start_tocsin("worker", "--tick", "60", cwd=tmp_path)
+    log = tmp_path / "worker.log"
+    try:
+        deadline = time.monotonic() + 60
+        while "public_url" not in log.read_text() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop(worker)
+    said = " ".join(log.read_text().split())
+    assert "warning: email goes out without its one-click unsubscribe link: set public_url" in said
 
 
 def test_a_revoked_key_and_a_read_only_token_are_named_and_fail_the_check(

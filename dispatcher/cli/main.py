@@ -29,6 +29,7 @@ from dispatcher.cli.check import standing_lines
 from dispatcher.cli.common import (
     IncidentArg,
     console,
+    err_console,
     friendly_errors,
     load_settings,
     parse_duration,
@@ -57,6 +58,7 @@ from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
 if TYPE_CHECKING:
     from dispatcher.comms.preview import ChannelPreview
     from dispatcher.comms.publish import Published
+    from dispatcher.config.settings import Settings
     from dispatcher.domain.models import Update
     from dispatcher.engine.runtime import Runtime
     from dispatcher.engine.task_queue import TaskQueue
@@ -438,6 +440,7 @@ def worker(
     settings = load_settings()
     require_broker(settings)  # Celery would otherwise retry connecting forever, silently
     runtime(settings).close()  # refuse now, with one message, if the database or a provider is wrong
+    warn_at_start(settings)
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
         run_worker(
@@ -452,6 +455,13 @@ def worker(
         )
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+def warn_at_start(settings: Settings) -> None:
+    """What goes out degraded although it goes out (an email without its unsubscribe link) is said at
+    start-up, on standard error, as well as by ``tocsin check``: loud where the operator looks."""
+    for warning in check_cmd.link_warnings(settings):
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
 ProxyHeadersOption = Annotated[
@@ -486,6 +496,7 @@ def api(
 
     rt = runtime()
     require_broker(rt.settings)
+    warn_at_start(rt.settings)
     uvicorn.run(
         create_app(lambda: rt),
         host=host,
