@@ -11,7 +11,8 @@ By default every recipient is sent. Tell it otherwise:
   or ``times=None`` for every call from now on);
 * ``answer(handler)`` — ``handler(message, recipient)`` returns a ``Result`` for that recipient, or
   ``None`` to let it be sent;
-* ``answer_probes(readiness)`` — what its readiness probe says (ready by default).
+* ``answer_probes(readiness)`` — what its readiness probe says (ready by default);
+  ``answer_next_probe(readiness)`` what the next probe alone says.
 
 It is also the built-in provider ``memory`` (no options), for trying a configuration without sending.
 """
@@ -63,6 +64,7 @@ class MemoryAdapter:
         self._lock = threading.Lock()
         self.closed = False
         self._readiness = Readiness.ok("the in-memory provider is always there")
+        self._next_probe: Readiness | None = None
         self.probes = 0
         """How many times ``probe()`` was called."""
 
@@ -106,10 +108,16 @@ class MemoryAdapter:
         with self._lock:
             self._readiness = readiness
 
+    def answer_next_probe(self, readiness: Readiness) -> None:
+        """What the next ``probe()`` alone answers (a blip), before the standing answer again."""
+        with self._lock:
+            self._next_probe = readiness
+
     def probe(self) -> Readiness:
         with self._lock:
             self.probes += 1
-            return self._readiness
+            blip, self._next_probe = self._next_probe, None
+            return blip or self._readiness
 
     # --- what it saw ---------------------------------------------------------------------------
 

@@ -128,6 +128,18 @@ def test_a_channel_going_down_is_told_to_staff_on_the_channels_still_standing(st
     assert snapshot(stage.rt)[ChannelKind.EMAIL].incident_id is None
 
 
+def test_a_probe_that_fails_once_is_asked_again_and_a_blip_alerts_nobody(stage: Stage) -> None:
+    stage.tick()
+    stage.email.answer_next_probe(Readiness.not_ready("cannot reach SendGrid: ConnectionResetError"))
+    stage.clock.advance(minutes=5)
+
+    report = stage.tick()
+
+    assert stage.email.probes == 3, "the failed probe was asked again in the same round"
+    assert report.readiness == [] and stage.internal_updates() == [], "a blip is no change: no alert"
+    assert snapshot(stage.rt)[ChannelKind.EMAIL].state == "ready"
+
+
 def test_a_fallback_carrying_the_channel_is_degraded_not_down(stage: Stage) -> None:
     stage.sms.answer_probes(Readiness.not_ready("Twilio refused account_sid and auth_token (20003)"))
     stage.tick()

@@ -3,6 +3,10 @@
 A provider that cannot even be built (a misconfiguration) is not ready, and says why; one whose adapter
 has no probe is ready but "not probed"; a probe that crashes is not ready and logged with its traceback
 (a bug must not read as a healthy channel).
+
+A probe that fails is asked again ``CONFIRM_AFTER`` seconds later, within the same round, and the
+second answer stands: a blip (one dropped connection) does not turn a channel down and alert staff, and a
+provider that is really down is still found at once, not a round later.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from dispatcher.domain.errors import ConfigurationError
 from dispatcher.engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
+CANNOT_BE_BUILT = "cannot be built"
 MAX_PARALLEL_PROBES = 8
+CONFIRM_AFTER = 1.0
+"""Seconds before a failed probe is asked again (if the round's ``probe_timeout`` leaves time)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,8 @@ def probe_providers(rt: Runtime) -> list[ProviderReadiness]:
     workers = max(1, min(MAX_PARALLEL_PROBES, len(providers)))
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tocsin-probe")
     try:
-        futures = {name: pool.submit(_timed_probe, rt, name) for name in providers}
         deadline = time.monotonic() + timeout
+        futures = {name: pool.submit(_timed_probe, rt, name, deadline) for name in providers}
         for name, future in futures.items():
             try:
                 found[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -60,9 +67,13 @@ def probe_providers(rt: Runtime) -> list[ProviderReadiness]:
     ]
 
 
-def _timed_probe(rt: Runtime, name: str) -> tuple[Readiness, float]:
+def _timed_probe(rt: Runtime, name: str, deadline: float) -> tuple[Readiness, float]:
     started = time.monotonic()
     result = _probe(rt, name)
+    confirmable = not result.ready and not result.detail.startswith(CANNOT_BE_BUILT)
+    if confirmable and time.monotonic() + CONFIRM_AFTER < deadline:  # confirm before calling it down
+        time.sleep(CONFIRM_AFTER)
+        result = _probe(rt, name)
     return result, time.monotonic() - started
 
 
@@ -70,7 +81,7 @@ def _probe(rt: Runtime, name: str) -> Readiness:
     try:
         adapter = rt.adapter(name)
     except ConfigurationError as exc:
-        return Readiness.not_ready(f"cannot be built: {exc}")
+        return Readiness.not_ready(f"{CANNOT_BE_BUILT}: {exc}")
     if not isinstance(adapter, Probing):
         return Readiness.ok(NOT_PROBED)
     try:
