@@ -4,13 +4,14 @@ shows them; published, the update carries them. Real app, real database."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from dispatcher.access.tokens import Scope
 from dispatcher.comms.drafts import get_draft, list_drafts, publish_draft
@@ -21,6 +22,7 @@ from dispatcher.runners.embedded import EmbeddedRunner
 from dispatcher.store.schema import updates
 from dispatcher.web.app import create_app
 from tests.api_client import Api, api_fixture  # noqa: F401
+from tests.cli import tocsin
 from tests.helpers import incident, subscribe
 from tests.test_console import Browser
 from tests.test_console_messages import field
@@ -240,3 +242,36 @@ def test_a_critical_draft_signed_as_the_policy_wants_can_be_published(api: Api) 
 
     assert sent.status_code == 201, sent.text
     assert sent.json()["update"]["signer"] == JANE
+
+
+def test_tocsin_drafts_keep_the_impact_statement_and_the_signer(tmp_path: Path) -> None:
+    assert tocsin("init", cwd=tmp_path).code == 0
+    (tmp_path / "policy.toml").write_text(POLICY)
+    assert tocsin("incident", "open", "Card payments", "--severity", "minor", cwd=tmp_path).code == 0
+    said = ["--status", "investigating", "--message", MESSAGE, "--next-update-in", "1h"]
+    crisis = ["--affects", "EU customers", "--since", "2026-01-01T09:05Z", "--signer", "ceo"]
+
+    unknown = tocsin("drafts", "save", "1", *said, "--signer", "cfo", cwd=tmp_path)
+    assert unknown.code != 0 and "signer: no signatory named 'cfo'" in unknown.err
+    saved = tocsin("drafts", "save", "1", *said, *crisis, "--as", "alice", cwd=tmp_path)
+    assert saved.code == 0, saved.err
+    edited = tocsin(
+        "drafts", "edit", "1", "--workaround", "pay by bank transfer", "--as", "bob", cwd=tmp_path
+    )
+    assert edited.code == 0, edited.err
+    shown = tocsin("drafts", "show", "1", cwd=tmp_path)
+    assert "impact, affects: EU customers" in shown.out
+    assert "impact, since: 2026-01-01 09:05 UTC" in shown.out
+    assert "impact, meanwhile: pay by bank transfer" in shown.out
+    assert "signed by: ceo" in shown.out
+
+    sent = tocsin("drafts", "publish", "1", "--as", "carol", cwd=tmp_path)
+
+    assert sent.code == 0, sent.err
+    post = json.loads((tmp_path / "outbox" / "update-1" / "social" / "1.json").read_text())
+    assert (
+        "Affects EU customers. Since Thu, Jan 1, 9:05 AM UTC. Meanwhile: pay by bank transfer."
+        in post["text"]
+    )
+    with create_engine(f"sqlite:///{tmp_path / 'tocsin.db'}").connect() as conn:
+        assert conn.execute(select(updates.c.signer)).scalar_one() == JANE
