@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 
 from dispatcher.access.tokens import Scope
 from dispatcher.comms.drafts import get_draft, list_drafts, publish_draft
@@ -19,7 +19,7 @@ from dispatcher.domain.drafts import DraftState
 from dispatcher.domain.models import Severity
 from dispatcher.engine.runtime import Runtime
 from dispatcher.runners.embedded import EmbeddedRunner
-from dispatcher.store.schema import updates
+from dispatcher.store.schema import drafts, updates
 from dispatcher.web.app import create_app
 from tests.api_client import Api, api_fixture  # noqa: F401
 from tests.cli import tocsin
@@ -155,6 +155,32 @@ def test_a_draft_saved_in_the_console_and_sent_through_the_api_keeps_them(
     )
     assert published.update.impact_statement is not None
     assert published.update.impact_statement.who == "EU customers"
+
+
+def test_a_draft_whose_signer_left_the_policy_keeps_it_and_sending_says_why(browser: Browser) -> None:
+    """Reopened, the form still names the signer (not "nobody"), so sending is refused, not unsigned."""
+    rt = browser.rt
+    inc = incident(rt, Severity.MINOR)
+    browser.log_in(name="alice")
+    browser.get(f"/console/incidents/{inc.id}")
+    form = {"message": MESSAGE, "status": "investigating", "next_update_in": "1h", "signer": "cto"}
+    assert browser.post(f"/console/incidents/{inc.id}/drafts", form).status_code == 303
+    (kept,) = list_drafts(rt, inc.id)
+    with rt.engine.begin() as conn:  # the policy's cto was renamed since: the draft names someone gone
+        conn.execute(update(drafts).where(drafts.c.id == kept.id).values(signer="vp"))
+
+    opened = browser.get(f"/console/incidents/{inc.id}?draft={kept.id}")
+
+    assert selected_signer(opened.text) == "vp"
+    assert "vp (not in the policy's signatories)" in opened.text
+    sent = browser.post(
+        f"/console/incidents/{inc.id}/updates",
+        form
+        | {"signer": "vp", "draft_id": str(kept.id), "draft_version": field(opened.text, "draft_version")},
+    )
+    assert sent.status_code == 400
+    assert "signer: no signatory named &#39;vp&#39; in the policy (known: ceo, cto)" in sent.text
+    assert get_draft(rt, kept.id).state is DraftState.OPEN
 
 
 def test_a_draft_through_the_api_holds_its_impact_and_signer(api: Api) -> None:
