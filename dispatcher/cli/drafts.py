@@ -10,12 +10,21 @@ from rich.markup import escape
 from channels.base import ChannelKind
 from dispatcher.cli.approval import deliver_now
 from dispatcher.cli.common import IncidentArg, console, friendly_errors, runtime
+from dispatcher.cli.crisis_options import (
+    AffectsOption,
+    NotWorkingOption,
+    SignerOption,
+    SinceOption,
+    WorkaroundOption,
+)
 from dispatcher.cli.options import TEXTS_CONTEXT, Composed, TemplateOption, TextsOption, VarOption
 from dispatcher.cli.who import AsOption, TokenOption, default_actor, identify
 from dispatcher.domain.ids import incident_ref, update_ref
 from dispatcher.domain.vocabulary import Audience, IncidentStatus, UpdateState
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from dispatcher.domain.drafts import Draft
     from dispatcher.domain.models import Update
     from dispatcher.engine.task_queue import TaskQueue
@@ -59,11 +68,17 @@ def save(
     template: TemplateOption = None,
     var: VarOption = None,
     texts: TextsOption = None,
+    affects: AffectsOption = None,
+    not_working: NotWorkingOption = None,
+    since: SinceOption = None,
+    workaround: WorkaroundOption = None,
+    signer: SignerOption = None,
     as_: AsOption = None,
 ) -> None:
-    """Save a draft of an update (from --message or --template, with --message-fr… as for `publish`).
-    Nothing is sent: `tocsin drafts publish ID` sends it."""
+    """Save a draft of an update (from --message or --template, with --message-fr… as for `publish`,
+    and its impact statement and signer). Nothing is sent: `tocsin drafts publish ID` sends it."""
     from dispatcher.cli.compose import compose
+    from dispatcher.cli.crisis_options import impact_statement
     from dispatcher.comms.drafts import save_draft
     from dispatcher.domain.drafts import DraftContent
 
@@ -81,6 +96,8 @@ def save(
         internal_note=internal_note,
         template=upd.template,
         template_vars=upd.template_vars,
+        impact_statement=impact_statement(affects, not_working, since, workaround, now),
+        signer=signer,
     )
     draft = save_draft(rt, incident, content, as_ or default_actor())
     console.print(f"saved draft {draft.id}: send it with `tocsin drafts publish {draft.id}`", highlight=False)
@@ -137,6 +154,24 @@ def show(draft_id: Annotated[int, typer.Argument(help="Draft id.")]) -> None:
             console.print(f"{locale} {field}: {escape(words)}", highlight=False, soft_wrap=True)
     if draft.internal_note:
         console.print(f"internal note: {escape(draft.internal_note)}", highlight=False)
+    _show_crisis_fields(draft)
+
+
+def _show_crisis_fields(draft: Draft) -> None:
+    """The impact statement and the signer, as the update will carry them."""
+    statement = draft.impact_statement
+    if statement is not None:
+        given = {
+            "affects": statement.who,
+            "not working": statement.not_working,
+            "since": f"{statement.since:%Y-%m-%d %H:%M %Z}" if statement.since else None,
+            "meanwhile": statement.workaround,
+        }
+        for label, words in given.items():
+            if words:
+                console.print(f"impact, {label}: {escape(words)}", highlight=False, soft_wrap=True)
+    if draft.signer:
+        console.print(f"signed by: {escape(draft.signer)}", highlight=False)
 
 
 @app.command("edit", context_settings=TEXTS_CONTEXT)
@@ -149,10 +184,17 @@ def edit(
     next_update_in: Annotated[str | None, typer.Option(help="A new promise (30m, 1h, `cadence`).")] = None,
     internal_note: Annotated[str | None, typer.Option(help="A new internal note.")] = None,
     texts: TextsOption = None,
+    affects: AffectsOption = None,
+    not_working: NotWorkingOption = None,
+    since: SinceOption = None,
+    workaround: WorkaroundOption = None,
+    signer: SignerOption = None,
     version: VersionOption = None,
     as_: AsOption = None,
 ) -> None:
-    """Change what an open draft says (--message-fr and friends change one text, keeping the others)."""
+    """Change what an open draft says (--message-fr and friends change one text, keeping the others;
+    --affects and friends one part of the impact statement; an empty value removes it, `--signer ""`
+    the signer)."""
     from dispatcher.cli.compose import promise
     from dispatcher.cli.texts import merge_texts, parse_text_options, read_texts_file
     from dispatcher.comms.drafts import edit_draft, get_draft
@@ -175,9 +217,29 @@ def edit(
             changes[name] = value
     if next_update_in is not None:
         changes["next_update_in"] = promise(rt, current.incident_id, next_update_in, rt.clock.now())
+    parts = {"who": affects, "not_working": not_working, "since": since, "workaround": workaround}
+    if any(value is not None for value in parts.values()):
+        changes["impact_statement"] = _edited_statement(current, parts, rt.clock.now())
+    if signer is not None:
+        changes["signer"] = signer
     if not changes:
         raise typer.BadParameter("nothing to change: give --message, --status, --message-fr… or more")
     _summary(edit_draft(rt, draft_id, changes, as_ or default_actor(), version))
+
+
+def _edited_statement(current: Draft, parts: dict[str, str | None], now: datetime) -> dict[str, Any]:
+    """The draft's impact statement with the parts given replaced (an empty one removed)."""
+    from dispatcher.cli.crisis_options import parse_since
+
+    kept = current.impact_statement.model_dump() if current.impact_statement else {}
+    for name, value in parts.items():
+        if value is None:
+            continue
+        if name == "since":
+            kept[name] = parse_since(value, now) if value.strip() else None
+        else:
+            kept[name] = value or None
+    return kept
 
 
 @app.command("publish")

@@ -16,8 +16,9 @@ from sqlalchemy import Connection, select, update
 
 from dispatcher.comms import languages
 from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.publish import Published, publish
+from dispatcher.comms.publish import Published, publish, signer_of
 from dispatcher.domain.audiences import check_audience
+from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
 from dispatcher.domain.errors import InvalidInput, NotFound
 from dispatcher.domain.models import UpdateDraft
@@ -33,8 +34,9 @@ class DraftConflict(InvalidInput):
 
 
 def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, Any]:
-    """The columns of ``content``, checked as publishing would check them (audience, texts)."""
+    """The columns of ``content``, checked as publishing would check them (audience, texts, signer)."""
     check_audience(rt.policy, content.audience)
+    signer_of(rt.policy.policy, content.signer)
     probe = UpdateDraft(
         incident_id=incident_id, status=content.status, message=content.message, texts=content.texts
     )
@@ -51,7 +53,14 @@ def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, 
         "impact": {k: v.value for k, v in content.impact.items()} if content.impact else None,
         "template": content.template,
         "template_vars": content.template_vars,
+        "impact_statement": _stored_statement(content.impact_statement),
+        "signer": content.signer,
     }
+
+
+def _stored_statement(statement: ImpactStatement | None) -> dict[str, Any] | None:
+    """As the update will store it (JSON, times in ISO form, what is not said left out)."""
+    return None if statement is None else statement.model_dump(mode="json", exclude_none=True)
 
 
 def _from_row(row: Any) -> Draft:
@@ -162,6 +171,8 @@ def update_of(draft: Draft, publisher: str | None, now: datetime, **more: Any) -
         impact=draft.impact,
         template=draft.template,
         template_vars=draft.template_vars,
+        impact_statement=draft.impact_statement,
+        signer=draft.signer,
         author=publisher,
         idempotency_key=f"draft:{draft.id}",
         **more,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.base import ChannelKind
+from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.models import Audience, ComponentImpact, IncidentStatus
 from dispatcher.domain.update_texts import LocaleText
 
@@ -40,6 +41,22 @@ class DraftContent(BaseModel):
     """How each named component is hit as of the update (the status page shows it)."""
     template: str | None = Field(default=None, max_length=100)
     template_vars: dict[str, str] | None = None
+    impact_statement: ImpactStatement | None = None
+    """Who is affected, what does not work, since when, what to do meanwhile (as on an update)."""
+    signer: str | None = Field(default=None, max_length=50)
+    """Who signs it: a signatory's short name in the policy (``ceo``); checked when saved and again
+    when sent (the policy may have changed in between)."""
+
+    @field_validator("impact_statement")
+    @classmethod
+    def _no_empty_statement(cls, value: ImpactStatement | None) -> ImpactStatement | None:
+        """An empty statement is none, as on an update."""
+        return None if value is None or value.is_empty else value
+
+    @field_validator("signer")
+    @classmethod
+    def _blank_is_no_signer(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class Draft(DraftContent):

@@ -383,6 +383,10 @@ drafts = Table(
     Column("version", Integer, nullable=False),
     Column("published_update_id", Integer, nullable=True),
     Column("published_by", String(200), nullable=True),
+    # Who is affected, what does not work, since when, what to do meanwhile (as the update will say it).
+    Column("impact_statement", JSON, nullable=True),
+    # A signatory's short name in the policy: who it is (name, role) is looked up when it is sent.
+    Column("signer", String(50), nullable=True),
 )
 
 # Email addresses are unique without case (``BOB@Example.com`` is ``bob@example.com``): imports and

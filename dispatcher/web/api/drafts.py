@@ -18,6 +18,7 @@ from dispatcher.comms.drafts import (
     publish_draft,
     save_draft,
 )
+from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
 from dispatcher.domain.durations import PATTERN as DURATION_PATTERN
 from dispatcher.domain.durations import DurationTooLong, parse_duration
@@ -71,6 +72,16 @@ class DraftFields(BaseModel):
     internal_note: str | None = Field(default=None, max_length=4000)
     impact: dict[str, ComponentImpact] | None = Field(
         default=None, description="Component name -> impact, as the update will say it."
+    )
+    impact_statement: ImpactStatement | None = Field(
+        default=None,
+        description="Who is affected, what does not work, since when, what to do meanwhile, as the update "
+        "will say it (null: none).",
+    )
+    signer: str | None = Field(
+        default=None,
+        max_length=50,
+        description="A signatory's short name in the policy (a senior voice); empty or null: no signer.",
     )
 
     @field_validator("next_update_in")

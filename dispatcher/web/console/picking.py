@@ -8,13 +8,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from dispatcher.comms.drafts import edit_draft, get_draft, save_draft
 from dispatcher.comms.languages import reader_languages
 from dispatcher.comms.message_templates import draft_from_template, library
 from dispatcher.config.message_templates import LoadedTemplate
+from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
 from dispatcher.domain.errors import InvalidInput
 from dispatcher.domain.locales import locale_candidates
@@ -98,10 +99,29 @@ def _from_draft(draft: Draft) -> dict[str, Any]:
         "template_vars": json.dumps(draft.template_vars, ensure_ascii=False) if draft.template_vars else "",
         "draft_id": draft.id,
         "draft_version": draft.version,
+        **_statement_for_form(draft.impact_statement),
+        "signer": draft.signer or "",
     }
     if draft.channels is not None:
         compose["channels"] = [c.value for c in draft.channels]
     return compose
+
+
+def _statement_for_form(statement: ImpactStatement | None) -> dict[str, str]:
+    """The form's impact fields; "since" in the form the field reads back (``2026-11-25T09:05Z``)."""
+    if statement is None:
+        return {}
+    since = ""
+    if statement.since is not None:
+        when = statement.since.astimezone(UTC)
+        whole_minute = when.second == 0 and when.microsecond == 0
+        since = when.strftime("%Y-%m-%dT%H:%MZ") if whole_minute else when.isoformat().replace("+00:00", "Z")
+    return {
+        "affects": statement.who or "",
+        "not_working": statement.not_working or "",
+        "since": since,
+        "workaround": statement.workaround or "",
+    }
 
 
 def compose_languages(rt: Runtime, texts: Mapping[str, Any]) -> list[str]:
@@ -155,6 +175,8 @@ def save_form_draft(
         impact=draft.impact,
         template=draft.template,
         template_vars=draft.template_vars,
+        impact_statement=draft.impact_statement,
+        signer=draft.signer,
     )
     if draft_id is None:
         return save_draft(rt, incident_id, content, actor)
