@@ -21,7 +21,7 @@ from dispatcher.domain.audiences import check_audience
 from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
 from dispatcher.domain.errors import InvalidInput, NotFound
-from dispatcher.domain.models import UpdateDraft
+from dispatcher.domain.models import IncidentStatus, UpdateDraft
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store.schema import drafts
@@ -37,6 +37,7 @@ def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, 
     """The columns of ``content``, checked as publishing would check them (audience, texts, signer)."""
     check_audience(rt.policy, content.audience)
     signer_of(rt.policy.policy, content.signer)
+    _check_report_by(content, rt.clock.now())
     probe = UpdateDraft(
         incident_id=incident_id, status=content.status, message=content.message, texts=content.texts
     )
@@ -55,7 +56,21 @@ def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, 
         "template_vars": content.template_vars,
         "impact_statement": _stored_statement(content.impact_statement),
         "signer": content.signer,
+        "report_by": content.report_by,
     }
+
+
+def _check_report_by(content: DraftContent, now: datetime) -> None:
+    """The rules publishing applies to ``report_by`` (``publish._check_times``), as far as they can be
+    known when saving: publishing checks them again against the moment it goes out."""
+    if content.report_by is None:
+        return
+    if content.status is not IncidentStatus.RESOLVED:
+        raise InvalidInput("report_by: only a resolution promises the post-incident report")
+    if content.report_by.tzinfo is None:
+        raise InvalidInput("report_by: give a time zone (e.g. 2026-12-01T17:00:00Z)")
+    if content.report_by <= now:
+        raise InvalidInput("report_by: must be in the future")
 
 
 def _stored_statement(statement: ImpactStatement | None) -> dict[str, Any] | None:
@@ -173,6 +188,7 @@ def update_of(draft: Draft, publisher: str | None, now: datetime, **more: Any) -
         template_vars=draft.template_vars,
         impact_statement=draft.impact_statement,
         signer=draft.signer,
+        report_by=draft.report_by,
         author=publisher,
         idempotency_key=f"draft:{draft.id}",
         **more,

@@ -46,6 +46,9 @@ class DraftContent(BaseModel):
     signer: str | None = Field(default=None, max_length=50)
     """Who signs it: a signatory's short name in the policy (``ceo``); checked when saved and again
     when sent (the policy may have changed in between)."""
+    report_by: datetime | None = None
+    """A resolution's promise of "a full report by" this time (as on an update): a fixed date, not
+    counted from sending; checked when saved (resolving, with a zone, in the future) and again when sent."""
 
     @field_validator("impact_statement")
     @classmethod

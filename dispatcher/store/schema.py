@@ -387,6 +387,8 @@ drafts = Table(
     Column("impact_statement", JSON, nullable=True),
     # A signatory's short name in the policy: who it is (name, role) is looked up when it is sent.
     Column("signer", String(50), nullable=True),
+    # A resolution's promise of the post-incident report: a fixed time, not counted from sending.
+    Column("report_by", Timestamp(), nullable=True),
 )
 
 # Email addresses are unique without case (``BOB@Example.com`` is ``bob@example.com``): imports and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -82,6 +83,11 @@ class DraftFields(BaseModel):
         default=None,
         max_length=50,
         description="A signatory's short name in the policy (a senior voice); empty or null: no signer.",
+    )
+    report_by: datetime | None = Field(
+        default=None,
+        description="Only on a resolution: the post-incident report is promised by this time, with its "
+        "zone, in the future (null: none; the severity's report_within applies when it is sent).",
     )
 
     @field_validator("next_update_in")

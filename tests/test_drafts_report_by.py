@@ -1,0 +1,146 @@
+"""A resolution saved as a draft with "full report by <date>" keeps that promise when it is published,
+however it was saved and sent (API, console, CLI); the rules an update's ``report_by`` follows apply to
+the draft's when it is saved, and again when it is sent. Real app, real database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from dispatcher.access.tokens import Scope
+from dispatcher.comms.drafts import get_draft, list_drafts
+from dispatcher.domain.drafts import DraftState
+from dispatcher.domain.models import Severity
+from dispatcher.engine.runtime import Runtime
+from dispatcher.store.schema import incidents, updates
+from dispatcher.web.app import create_app
+from tests.api_client import Api, api_fixture  # noqa: F401
+from tests.helpers import hand_clock, incident, subscribe
+from tests.test_console import Browser
+
+POLICY = """
+[severity.critical]
+cadence = "30m"
+report_within = "5d"
+[severity.major]
+cadence = "1h"
+report_within = "5d"
+[severity.minor]
+cadence = "3h"
+"""
+FIXED = "Card payments work again for everyone since 10:40 UTC. We are sorry."
+
+
+@pytest.fixture
+def rt(make_runtime: Callable[..., Runtime], tmp_path: Path) -> Runtime:
+    """A runtime whose policy promises a major incident's report within five days by default."""
+    (tmp_path / "policy.toml").write_text(POLICY)
+    return make_runtime(policy_file=tmp_path / "policy.toml", organisation="Example Corp")
+
+
+@pytest.fixture
+def browser(rt: Runtime) -> Iterator[Browser]:
+    with TestClient(create_app(lambda: rt)) as http:
+        yield Browser(http, rt)
+
+
+def promised(rt: Runtime) -> tuple[object, object]:
+    """The published update's promise and the incident's report deadline, as stored."""
+    with rt.engine.connect() as conn:
+        report_by = conn.execute(select(updates.c.report_by)).scalar_one()
+        due = conn.execute(select(incidents.c.report_due_at)).scalar_one()
+    return report_by, due
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_a_resolution_drafted_through_the_api_keeps_its_report_date(api: Api) -> None:
+    subscribe(api.rt, 1)
+    inc = incident(api.rt, Severity.MAJOR)
+    alice = api.auth(Scope.READ, Scope.PUBLISH, name="alice")
+    bob = api.auth(Scope.PUBLISH, name="bob")
+    report_by = api.rt.clock.now() + timedelta(days=2)
+    body = {"message": FIXED, "status": "resolved", "report_by": iso(report_by)}
+
+    created = api.http.post(f"/incidents/{inc.id}/drafts", json=body, headers=alice)
+
+    assert created.status_code == 201, created.text
+    draft = created.json()
+    assert datetime.fromisoformat(draft["report_by"]) == report_by
+    shown = api.http.get(f"/drafts/{draft['id']}", headers=alice).json()
+    assert datetime.fromisoformat(shown["report_by"]) == report_by
+    left_out = api.http.patch(f"/drafts/{draft['id']}", json={"message": FIXED + " Thanks."}, headers=alice)
+    assert left_out.status_code == 200, left_out.text
+    assert datetime.fromisoformat(left_out.json()["report_by"]) == report_by, "left out: unchanged"
+    removed = api.http.patch(f"/drafts/{draft['id']}", json={"report_by": None}, headers=alice)
+    assert removed.status_code == 200 and removed.json()["report_by"] is None, "null: removed"
+    later = report_by + timedelta(days=1)
+    given = api.http.patch(f"/drafts/{draft['id']}", json={"report_by": iso(later)}, headers=alice)
+    assert given.status_code == 200, given.text
+
+    sent = api.http.post(
+        f"/drafts/{draft['id']}/publish", json={"version": given.json()["version"]}, headers=bob
+    )
+
+    assert sent.status_code == 201, sent.text
+    assert datetime.fromisoformat(sent.json()["update"]["report_by"]) == later
+    api.deliver()
+    assert promised(api.rt) == (later, later), "the draft's date, not the policy's five days"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"status": "monitoring", "report_by": "2099-01-01T17:00:00Z"}, "only a resolution promises"),
+        ({"status": "resolved", "report_by": "2099-01-01T17:00:00"}, "give a time zone"),
+        ({"status": "resolved", "report_by": "2000-01-01T17:00:00Z"}, "must be in the future"),
+    ],
+)
+def test_a_draft_report_date_an_update_would_refuse_is_refused_when_saved(
+    api: Api, body: dict[str, str], problem: str
+) -> None:
+    inc = incident(api.rt, Severity.MAJOR)
+    headers = api.auth(Scope.PUBLISH)
+
+    refused = api.http.post(f"/incidents/{inc.id}/drafts", json={"message": FIXED, **body}, headers=headers)
+
+    assert refused.status_code == 409, refused.text
+    assert f"report_by: {problem}" in refused.text
+    assert list_drafts(api.rt, inc.id) == [], "nothing half-written"
+
+
+def test_a_draft_cannot_stop_resolving_and_keep_the_report_date(api: Api) -> None:
+    inc = incident(api.rt, Severity.MAJOR)
+    headers = api.auth(Scope.READ, Scope.PUBLISH)
+    body = {"message": FIXED, "status": "resolved", "report_by": iso(api.rt.clock.now() + timedelta(days=2))}
+    draft = api.http.post(f"/incidents/{inc.id}/drafts", json=body, headers=headers).json()
+
+    refused = api.http.patch(f"/drafts/{draft['id']}", json={"status": "monitoring"}, headers=headers)
+
+    assert refused.status_code == 409, refused.text
+    assert "report_by: only a resolution promises the post-incident report" in refused.text
+    assert get_draft(api.rt, draft["id"]).status.value == "resolved"
+
+
+def test_a_draft_sent_after_its_report_date_passed_is_refused_naming_it(api: Api) -> None:
+    """Saved in time, sent too late: publishing checks the promise again (no promise already broken)."""
+    subscribe(api.rt, 1)
+    inc = incident(api.rt, Severity.MAJOR)
+    headers = api.auth(Scope.READ, Scope.PUBLISH)
+    clock = hand_clock(api.rt)
+    body = {"message": FIXED, "status": "resolved", "report_by": iso(clock.now() + timedelta(hours=2))}
+    draft = api.http.post(f"/incidents/{inc.id}/drafts", json=body, headers=headers).json()
+    clock.advance(hours=3)
+
+    sent = api.http.post(f"/drafts/{draft['id']}/publish", headers=headers)
+
+    assert sent.status_code == 409, sent.text
+    assert "report_by: must be in the future" in sent.text
+    assert get_draft(api.rt, draft["id"]).state is DraftState.OPEN
