@@ -4,13 +4,14 @@ the draft's when it is saved, and again when it is sent. Real app, real database
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from dispatcher.access.tokens import Scope
 from dispatcher.comms.drafts import get_draft, list_drafts
@@ -20,6 +21,7 @@ from dispatcher.engine.runtime import Runtime
 from dispatcher.store.schema import incidents, updates
 from dispatcher.web.app import create_app
 from tests.api_client import Api, api_fixture  # noqa: F401
+from tests.cli import tocsin
 from tests.helpers import hand_clock, incident, subscribe
 from tests.test_console import Browser
 
@@ -144,3 +146,42 @@ def test_a_draft_sent_after_its_report_date_passed_is_refused_naming_it(api: Api
     assert sent.status_code == 409, sent.text
     assert "report_by: must be in the future" in sent.text
     assert get_draft(api.rt, draft["id"]).state is DraftState.OPEN
+
+
+def test_tocsin_drafts_keep_the_report_date(tmp_path: Path) -> None:
+    assert tocsin("init", cwd=tmp_path).code == 0
+    (tmp_path / "policy.toml").write_text(POLICY)
+    assert tocsin("incident", "open", "Card payments", "--severity", "major", cwd=tmp_path).code == 0
+    said = ["--status", "resolved", "--message", FIXED]
+
+    early = tocsin(
+        "drafts",
+        "save",
+        "1",
+        "--status",
+        "monitoring",
+        "--message",
+        FIXED,
+        "--report-by",
+        "2099-12-01",
+        cwd=tmp_path,
+    )
+    assert early.code != 0 and "report_by: only a resolution promises the post-incident report" in early.err
+    saved = tocsin("drafts", "save", "1", *said, "--report-by", "2099-12-01", "--as", "alice", cwd=tmp_path)
+    assert saved.code == 0, saved.err
+    assert "full report by: 2099-12-01 17:00 UTC" in tocsin("drafts", "show", "1", cwd=tmp_path).out
+    removed = tocsin("drafts", "edit", "1", "--report-by", "", cwd=tmp_path)
+    assert removed.code == 0, removed.err
+    assert "full report by" not in tocsin("drafts", "show", "1", cwd=tmp_path).out
+    edited = tocsin("drafts", "edit", "1", "--report-by", "2099-12-02T12:00Z", "--as", "bob", cwd=tmp_path)
+    assert edited.code == 0, edited.err
+    assert "full report by: 2099-12-02 12:00 UTC" in tocsin("drafts", "show", "1", cwd=tmp_path).out
+
+    sent = tocsin("drafts", "publish", "1", "--as", "carol", cwd=tmp_path)
+
+    assert sent.code == 0, sent.err
+    post = json.loads((tmp_path / "outbox" / "update-1" / "social" / "1.json").read_text())
+    assert "will follow by" in post["text"] and "2099" in post["text"]
+    with create_engine(f"sqlite:///{tmp_path / 'tocsin.db'}").connect() as conn:
+        stored = conn.execute(select(updates.c.report_by)).scalar_one()
+    assert stored is not None and stored.replace(tzinfo=UTC) == datetime(2099, 12, 2, 12, 0, tzinfo=UTC)

@@ -13,6 +13,7 @@ from dispatcher.cli.common import IncidentArg, console, friendly_errors, runtime
 from dispatcher.cli.crisis_options import (
     AffectsOption,
     NotWorkingOption,
+    ReportByOption,
     SignerOption,
     SinceOption,
     WorkaroundOption,
@@ -73,12 +74,13 @@ def save(
     since: SinceOption = None,
     workaround: WorkaroundOption = None,
     signer: SignerOption = None,
+    report_by: ReportByOption = None,
     as_: AsOption = None,
 ) -> None:
     """Save a draft of an update (from --message or --template, with --message-fr… as for `publish`,
-    and its impact statement and signer). Nothing is sent: `tocsin drafts publish ID` sends it."""
+    its impact statement, signer and, on a resolution, --report-by). Nothing is sent: `tocsin drafts publish ID` sends it."""
     from dispatcher.cli.compose import compose
-    from dispatcher.cli.crisis_options import impact_statement
+    from dispatcher.cli.crisis_options import impact_statement, parse_report_by
     from dispatcher.comms.drafts import save_draft
     from dispatcher.domain.drafts import DraftContent
 
@@ -98,6 +100,7 @@ def save(
         template_vars=upd.template_vars,
         impact_statement=impact_statement(affects, not_working, since, workaround, now),
         signer=signer,
+        report_by=parse_report_by(report_by, now),
     )
     draft = save_draft(rt, incident, content, as_ or default_actor())
     console.print(f"saved draft {draft.id}: send it with `tocsin drafts publish {draft.id}`", highlight=False)
@@ -172,6 +175,8 @@ def _show_crisis_fields(draft: Draft) -> None:
                 console.print(f"impact, {label}: {escape(words)}", highlight=False, soft_wrap=True)
     if draft.signer:
         console.print(f"signed by: {escape(draft.signer)}", highlight=False)
+    if draft.report_by is not None:
+        console.print(f"full report by: {draft.report_by:%Y-%m-%d %H:%M %Z}", highlight=False)
 
 
 @app.command("edit", context_settings=TEXTS_CONTEXT)
@@ -189,13 +194,15 @@ def edit(
     since: SinceOption = None,
     workaround: WorkaroundOption = None,
     signer: SignerOption = None,
+    report_by: ReportByOption = None,
     version: VersionOption = None,
     as_: AsOption = None,
 ) -> None:
     """Change what an open draft says (--message-fr and friends change one text, keeping the others;
     --affects and friends one part of the impact statement; an empty value removes it, `--signer ""`
-    the signer)."""
+    the signer, `--report-by ""` the report's date)."""
     from dispatcher.cli.compose import promise
+    from dispatcher.cli.crisis_options import parse_report_by
     from dispatcher.cli.texts import merge_texts, parse_text_options, read_texts_file
     from dispatcher.comms.drafts import edit_draft, get_draft
 
@@ -222,6 +229,8 @@ def edit(
         changes["impact_statement"] = _edited_statement(current, parts, rt.clock.now())
     if signer is not None:
         changes["signer"] = signer
+    if report_by is not None:
+        changes["report_by"] = parse_report_by(report_by, rt.clock.now())
     if not changes:
         raise typer.BadParameter("nothing to change: give --message, --status, --message-fr… or more")
     _summary(edit_draft(rt, draft_id, changes, as_ or default_actor(), version))
