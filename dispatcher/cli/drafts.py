@@ -78,7 +78,8 @@ def save(
     as_: AsOption = None,
 ) -> None:
     """Save a draft of an update (from --message or --template, with --message-fr… as for `publish`,
-    its impact statement, signer and, on a resolution, --report-by). Nothing is sent: `tocsin drafts publish ID` sends it."""
+    its impact statement, signer and, on a resolution, --report-by). Nothing is sent:
+    `tocsin drafts publish ID` sends it."""
     from dispatcher.cli.compose import compose
     from dispatcher.cli.crisis_options import impact_statement, parse_report_by
     from dispatcher.comms.drafts import save_draft
