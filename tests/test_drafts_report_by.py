@@ -24,6 +24,7 @@ from tests.api_client import Api, api_fixture  # noqa: F401
 from tests.cli import tocsin
 from tests.helpers import hand_clock, incident, subscribe
 from tests.test_console import Browser
+from tests.test_console_messages import field
 
 POLICY = """
 [severity.critical]
@@ -185,3 +186,52 @@ def test_tocsin_drafts_keep_the_report_date(tmp_path: Path) -> None:
     with create_engine(f"sqlite:///{tmp_path / 'tocsin.db'}").connect() as conn:
         stored = conn.execute(select(updates.c.report_by)).scalar_one()
     assert stored is not None and stored.replace(tzinfo=UTC) == datetime(2099, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def test_a_resolution_drafted_in_the_console_keeps_its_report_date(browser: Browser) -> None:
+    rt = browser.rt
+    subscribe(rt, 1)
+    inc = incident(rt, Severity.MAJOR)
+    browser.log_in(name="alice")
+    browser.get(f"/console/incidents/{inc.id}")
+    form = {"message": FIXED, "status": "resolved", "next_update_in": "", "report_by": "2099-12-01"}
+
+    saved = browser.post(f"/console/incidents/{inc.id}/drafts", form)
+
+    assert saved.status_code == 303, saved.text
+    (kept,) = list_drafts(rt, inc.id)
+    assert kept.report_by == datetime(2099, 12, 1, 17, 0, tzinfo=UTC)
+    opened = browser.get(f"/console/incidents/{inc.id}?draft={kept.id}")
+    assert opened.status_code == 200, opened.text
+    assert field(opened.text, "report_by") == "2099-12-01T17:00Z"
+
+    # The reopened draft's preview promises the report by that date, as an update's preview does.
+    again = form | {"report_by": field(opened.text, "report_by"), "message": field(opened.text, "message")}
+    preview = browser.post(f"/console/incidents/{inc.id}/preview", again)
+    assert preview.status_code == 200
+    assert "will follow by" in preview.text and "2099" in preview.text
+
+    sent = browser.post(
+        f"/console/incidents/{inc.id}/updates",
+        again | {"draft_id": str(kept.id), "draft_version": field(opened.text, "draft_version")},
+    )
+
+    assert sent.status_code == 303, sent.text
+    browser.deliveries_finished()
+    when = datetime(2099, 12, 1, 17, 0, tzinfo=UTC)
+    assert promised(rt) == (when, when), "the draft's date, not the policy's five days"
+    assert get_draft(rt, kept.id).state is DraftState.PUBLISHED
+
+
+def test_the_console_refuses_a_report_date_it_cannot_read_naming_it(browser: Browser) -> None:
+    rt = browser.rt
+    inc = incident(rt, Severity.MAJOR)
+    browser.log_in(name="alice")
+    browser.get(f"/console/incidents/{inc.id}")
+    form = {"message": FIXED, "status": "resolved", "next_update_in": "", "report_by": "next week"}
+
+    refused = browser.post(f"/console/incidents/{inc.id}/drafts", form)
+
+    assert refused.status_code == 400, refused.text
+    assert "report_by: &#39;next week&#39; is not a date (2026-12-01) or a span (5d)" in refused.text
+    assert list_drafts(rt, inc.id) == []

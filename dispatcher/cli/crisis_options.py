@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import InvalidInput
 
 if TYPE_CHECKING:  # the models import pydantic, which `tocsin --help` does without
@@ -54,20 +53,12 @@ def parse_report_by(given: str | None, now: datetime) -> datetime | None:
     """``2026-12-01`` (17:00 UTC that day), an ISO time with a zone, or a duration from now (``5d``)."""
     if not given:
         return None
-    text = given.strip()
+    from dispatcher.domain.crisis import report_time
+
     try:
-        return now + parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"--report-by: {given!r} is not a date (2026-12-01) or a span (5d)") from None
-    if len(text) == 10:  # a date alone: by the end of that working day
-        when = when.replace(hour=17, tzinfo=UTC)
-    if when.tzinfo is None:
-        raise InvalidInput(f"--report-by: {given!r} needs a time zone, e.g. 2026-12-01T17:00Z")
-    return when
+        return report_time(given, now)
+    except ValueError as exc:
+        raise InvalidInput(f"--report-by: {exc}") from None
 
 
 def impact_statement(

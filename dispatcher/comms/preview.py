@@ -29,6 +29,7 @@ from dispatcher.comms.guardrails import check_draft, errors
 from dispatcher.comms.incidents import get_incident
 from dispatcher.comms.languages import checked_texts, draft_findings, reader_languages
 from dispatcher.comms.publish import channels_for, signer_of
+from dispatcher.comms.report_deadline import promised_report
 from dispatcher.domain.audiences import AudiencePass, audience_passes, check_audience
 from dispatcher.domain.crisis import SECURITY, ImpactStatement
 from dispatcher.domain.guardrail_rules import Finding
@@ -235,6 +236,13 @@ def draft_context(rt: Runtime, incident: Incident, draft: UpdateDraft) -> Render
         impact_statement=draft.impact_statement,
         signer=signer_of(rt.policy.policy, draft.signer),
         data_facts=incident.data_facts if incident.kind == SECURITY else None,
+        # The report's promise as publishing would make it: the author's date, else the policy's.
+        report_by=promised_report(
+            draft,
+            incident,
+            rt.policy.policy.for_severity(incident.severity),
+            draft.publish_at or rt.clock.now(),
+        ),
     )
 
 

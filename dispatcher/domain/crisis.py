@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.text_safety import refuse_control_characters
 
 __all__ = [
@@ -189,7 +190,7 @@ def parse_report_markdown(text: str) -> PostIncidentReport:
 
 
 REPORT_NOTICE = {
-    "en": "Our post-incident report on \"{title}\" is published: what happened, why, and what we will do "
+    "en": 'Our post-incident report on "{title}" is published: what happened, why, and what we will do '
     "so it does not happen again. {link}",
     "fr": "Notre rapport sur l'incident « {title} » est publié : ce qui s'est passé, pourquoi, et ce que "
     "nous ferons pour que cela ne se reproduise pas. {link}",
@@ -236,4 +237,24 @@ def since_time(given: str, now: datetime) -> datetime:
         raise ValueError(f"{given!r} needs a time zone, e.g. 2026-11-25T09:05Z")
     if when > now:
         raise ValueError(f"{given!r} is in the future")
+    return when
+
+
+def report_time(given: str, now: datetime) -> datetime:
+    """When the post-incident report is promised: ``2026-12-01`` (17:00 UTC that day, the end of a
+    working day), an ISO time with a zone, or a span from ``now`` (``5d``). ``ValueError`` naming the
+    text; whether it is in the future is checked where it is saved or published."""
+    text = given.strip()
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{given!r} is not a date (2026-12-01) or a span (5d)") from None
+    if len(text) == 10:  # a date alone: by the end of that working day
+        when = when.replace(hour=17, tzinfo=UTC)
+    if when.tzinfo is None:
+        raise ValueError(f"{given!r} needs a time zone, e.g. 2026-12-01T17:00Z")
     return when

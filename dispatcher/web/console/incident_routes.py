@@ -23,7 +23,7 @@ from dispatcher.comms.message_templates import library
 from dispatcher.comms.preview import preview_channels
 from dispatcher.comms.publish import publish
 from dispatcher.comms.reports import PublishedReport, get_report
-from dispatcher.domain.crisis import DATA_FACT_LABELS, ImpactStatement, since_time
+from dispatcher.domain.crisis import DATA_FACT_LABELS, ImpactStatement, report_time, since_time
 from dispatcher.domain.durations import parse_duration
 from dispatcher.domain.errors import NotFound, TocsinError
 from dispatcher.domain.identity import Identity
@@ -149,6 +149,7 @@ def _incident_page(
         "since": "",
         "workaround": "",
         "signer": "",
+        "report_by": "",
     }
     compose.update((picked.compose if picked else None) or {})
     compose.update(extra.pop("compose", {}))
@@ -335,6 +336,8 @@ class ComposeForm:
     workaround: str = ""
     signer: str = ""
     """A signatory's short name in the policy (empty: unsigned)."""
+    report_by: str = ""
+    """A resolution's "full report by": 2026-12-01, 2026-12-01T17:00Z or 5d (empty: the policy's)."""
 
     def values(self) -> dict[str, Any]:
         """The form as it was sent, to show it again with an error."""
@@ -357,6 +360,7 @@ class ComposeForm:
             "since": self.since,
             "workaround": self.workaround,
             "signer": self.signer,
+            "report_by": self.report_by,
         }
 
     def statement(self, now: datetime) -> ImpactStatement | None:
@@ -372,6 +376,15 @@ class ComposeForm:
             workaround=self.workaround or None,
         )
         return None if given.is_empty else given
+
+    def report_time(self, now: datetime) -> datetime | None:
+        """The report's promised time the form gives (None: the policy's default, or none)."""
+        if not self.report_by.strip():
+            return None
+        try:
+            return report_time(self.report_by, now)
+        except ValueError as exc:
+            raise ValueError(f"report_by: {exc}") from None
 
     def draft(self, rt: Runtime, incident: Incident, author: Identity) -> UpdateDraft:
         """The update this form describes; raises ``ValidationError``/``ValueError`` naming the field.
@@ -400,6 +413,7 @@ class ComposeForm:
             template_vars=template_values(self.template_vars),
             impact_statement=self.statement(rt.clock.now()),
             signer=self.signer.strip() or None,
+            report_by=self.report_time(rt.clock.now()),
         )
         if self.channels_ticked and set(chosen) != set(preview_channels(rt, incident, draft)):
             draft = draft.model_copy(update={"channels": chosen})
@@ -436,6 +450,7 @@ async def compose_form(
     since: Annotated[str, Form()] = "",
     workaround: Annotated[str, Form()] = "",
     signer: Annotated[str, Form()] = "",
+    report_by: Annotated[str, Form()] = "",
 ) -> ComposeForm:
     form = await request.form()
     return ComposeForm(
@@ -458,6 +473,7 @@ async def compose_form(
         since,
         workaround,
         signer,
+        report_by,
     )
 
 

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dispatcher.comms.drafts import edit_draft, get_draft, save_draft
@@ -101,10 +101,20 @@ def _from_draft(draft: Draft) -> dict[str, Any]:
         "draft_version": draft.version,
         **_statement_for_form(draft.impact_statement),
         "signer": draft.signer or "",
+        "report_by": _form_time(draft.report_by),
     }
     if draft.channels is not None:
         compose["channels"] = [c.value for c in draft.channels]
     return compose
+
+
+def _form_time(when: datetime | None) -> str:
+    """A time as the form's fields read it back (``2026-11-25T09:05Z``); none: empty."""
+    if when is None:
+        return ""
+    when = when.astimezone(UTC)
+    whole_minute = when.second == 0 and when.microsecond == 0
+    return when.strftime("%Y-%m-%dT%H:%MZ") if whole_minute else when.isoformat().replace("+00:00", "Z")
 
 
 def _statement_for_form(statement: ImpactStatement | None) -> dict[str, str]:
@@ -177,6 +187,7 @@ def save_form_draft(
         template_vars=draft.template_vars,
         impact_statement=draft.impact_statement,
         signer=draft.signer,
+        report_by=draft.report_by,
     )
     if draft_id is None:
         return save_draft(rt, incident_id, content, actor)
