@@ -121,15 +121,10 @@ def _statement_for_form(statement: ImpactStatement | None) -> dict[str, str]:
     """The form's impact fields; "since" in the form the field reads back (``2026-11-25T09:05Z``)."""
     if statement is None:
         return {}
-    since = ""
-    if statement.since is not None:
-        when = statement.since.astimezone(UTC)
-        whole_minute = when.second == 0 and when.microsecond == 0
-        since = when.strftime("%Y-%m-%dT%H:%MZ") if whole_minute else when.isoformat().replace("+00:00", "Z")
     return {
         "affects": statement.who or "",
         "not_working": statement.not_working or "",
-        "since": since,
+        "since": _form_time(statement.since),
         "workaround": statement.workaround or "",
     }
 
