@@ -16,12 +16,12 @@ from sqlalchemy import Connection, select, update
 
 from dispatcher.comms import languages
 from dispatcher.comms.incidents import get_incident
-from dispatcher.comms.publish import Published, publish, signer_of
+from dispatcher.comms.publish import Published, check_report_by, publish, signer_of
 from dispatcher.domain.audiences import check_audience
 from dispatcher.domain.crisis import ImpactStatement
 from dispatcher.domain.drafts import Draft, DraftContent, DraftState
 from dispatcher.domain.errors import InvalidInput, NotFound
-from dispatcher.domain.models import IncidentStatus, UpdateDraft
+from dispatcher.domain.models import UpdateDraft
 from dispatcher.engine.runtime import Runtime
 from dispatcher.engine.task_queue import TaskQueue
 from dispatcher.store.schema import drafts
@@ -37,7 +37,7 @@ def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, 
     """The columns of ``content``, checked as publishing would check them (audience, texts, signer)."""
     check_audience(rt.policy, content.audience)
     signer_of(rt.policy.policy, content.signer)
-    _check_report_by(content, rt.clock.now())
+    check_report_by(content.report_by, content.status, rt.clock.now())
     probe = UpdateDraft(
         incident_id=incident_id, status=content.status, message=content.message, texts=content.texts
     )
@@ -58,19 +58,6 @@ def _columns(content: DraftContent, rt: Runtime, incident_id: int) -> dict[str, 
         "signer": content.signer,
         "report_by": content.report_by,
     }
-
-
-def _check_report_by(content: DraftContent, now: datetime) -> None:
-    """The rules publishing applies to ``report_by`` (``publish._check_times``), as far as they can be
-    known when saving: publishing checks them again against the moment it goes out."""
-    if content.report_by is None:
-        return
-    if content.status is not IncidentStatus.RESOLVED:
-        raise InvalidInput("report_by: only a resolution promises the post-incident report")
-    if content.report_by.tzinfo is None:
-        raise InvalidInput("report_by: give a time zone (e.g. 2026-12-01T17:00:00Z)")
-    if content.report_by <= now:
-        raise InvalidInput("report_by: must be in the future")
 
 
 def _stored_statement(statement: ImpactStatement | None) -> dict[str, Any] | None:

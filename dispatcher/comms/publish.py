@@ -132,14 +132,21 @@ def _check_times(draft: UpdateDraft, now: datetime) -> datetime:
         if draft.next_update_at <= goes_out:
             when = "after publish_at" if draft.publish_at is not None else "in the future"
             raise InvalidInput(f"next_update_at: must be {when}")
-    if draft.report_by is not None:
-        if draft.status is not IncidentStatus.RESOLVED:
-            raise InvalidInput("report_by: only a resolution promises the post-incident report")
-        if draft.report_by.tzinfo is None:
-            raise InvalidInput("report_by: give a time zone (e.g. 2026-12-01T17:00:00Z)")
-        if draft.report_by <= goes_out:
-            raise InvalidInput("report_by: must be in the future")
+    check_report_by(draft.report_by, draft.status, goes_out)
     return goes_out
+
+
+def check_report_by(report_by: datetime | None, status: IncidentStatus, goes_out: datetime) -> None:
+    """A promised post-incident report: only on a resolution, with a time zone, after ``goes_out``.
+    Drafts check it when saved, and publishing again when it goes out."""
+    if report_by is None:
+        return
+    if status is not IncidentStatus.RESOLVED:
+        raise InvalidInput("report_by: only a resolution promises the post-incident report")
+    if report_by.tzinfo is None:
+        raise InvalidInput("report_by: give a time zone (e.g. 2026-12-01T17:00:00Z)")
+    if report_by <= goes_out:
+        raise InvalidInput("report_by: must be in the future")
 
 
 def _check_guardrails(
